@@ -1,0 +1,45 @@
+// Named fault-injection points. Off unless the cluster was started with fault hooks on; then a test
+// arms a point by writing to Redis, and the point fires once at the exact place in the code.
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import type { Redis } from 'ioredis';
+import { FerryError } from '../lib/errors.ts';
+import type { Logger } from '../lib/logger.ts';
+
+export const HOOK_POINTS = ['target.beforeRestore', 'source.afterCheckpoint', 'source.beforeTransfer'] as const;
+export type HookPoint = (typeof HOOK_POINTS)[number];
+
+export const HookActionSchema = z.discriminatedUnion('action', [
+  /** Overwrites the middle of a file in the migration's image folder with garbage. */
+  z.strictObject({ action: z.literal('corruptFile'), file: z.string(), migration: z.string().optional() }),
+  z.strictObject({ action: z.literal('fail'), message: z.string(), migration: z.string().optional() }),
+]);
+export type HookAction = z.infer<typeof HookActionSchema>;
+
+export const hooksKey = (cluster: string, node: string): string => `ferry-${cluster}:hooks:${node}`;
+
+export class FaultHooks {
+  constructor(
+    private readonly enabled: boolean,
+    private readonly redis: Redis,
+    private readonly key: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Fires `point` if a test armed it for this migration; `imagesDir` is the migration's folder. */
+  async fire(point: HookPoint, migrationName: string, imagesDir: string): Promise<void> {
+    if (!this.enabled) return;
+    const raw = await this.redis.hget(this.key, point);
+    if (!raw) return;
+    const hook = HookActionSchema.parse(JSON.parse(raw));
+    if (hook.migration && hook.migration !== migrationName) return;
+    await this.redis.hdel(this.key, point);
+    this.log.warn({ point, hook }, 'fault hook fired');
+    if (hook.action === 'fail') throw new FerryError('Internal', `fault hook ${point}: ${hook.message}`);
+    const file = path.join(imagesDir, hook.file);
+    const buf = await readFile(file);
+    buf.fill(0xa5, Math.floor(buf.length / 4), Math.floor(buf.length / 2) + 1);
+    await writeFile(file, buf);
+  }
+}

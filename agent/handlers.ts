@@ -1,0 +1,34 @@
+// Maps each job kind to the function that does it. The worker parses jobs before they get here.
+import type { Job, JobKind, JobOf } from '../api/v1alpha1/jobs.ts';
+import type { AgentContext } from './context.ts';
+import * as source from './migration-source.ts';
+import * as target from './migration-target.ts';
+import { listContainers, removeContainer, runWorkload, verifyWorkload } from './workload.ts';
+
+type Handlers = { [K in JobKind]: (ctx: AgentContext, job: JobOf<K>) => Promise<unknown> };
+
+export const handlers: Handlers = {
+  run: runWorkload,
+  verify: verifyWorkload,
+  list: listContainers,
+  remove: async (ctx, job) => {
+    await removeContainer(ctx, job.container);
+    return { removed: job.container };
+  },
+  preflightSource: source.preflightSource,
+  sync: source.sync,
+  checkpoint: source.checkpoint,
+  transfer: source.transfer,
+  cleanupSource: source.cleanupSource,
+  resumeSource: source.resumeSource,
+  preflightTarget: target.preflightTarget,
+  restore: target.restore,
+  cleanupTarget: target.cleanupTarget,
+  rollbackTarget: target.rollbackTarget,
+};
+
+export function dispatch(ctx: AgentContext, job: Job): Promise<unknown> {
+  // The union is narrowed by `kind`; TypeScript cannot correlate the two lookups, hence the cast.
+  const fn = handlers[job.kind] as (ctx: AgentContext, job: Job) => Promise<unknown>;
+  return fn(ctx, job);
+}

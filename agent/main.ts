@@ -1,0 +1,131 @@
+// The node agent: a BullMQ worker on its node's queue, an SSH server for peers, and a heartbeat
+// that registers the node. Started by `ferry cluster up` inside the node's network namespace.
+import { readFile } from 'node:fs/promises';
+import { UnrecoverableError, Worker } from 'bullmq';
+import { AgentConfigSchema, type AgentConfig } from '../api/v1alpha1/cluster.ts';
+import { JobSchema } from '../api/v1alpha1/jobs.ts';
+import { FerryError, errorMessage } from '../lib/errors.ts';
+import { exec } from '../lib/exec.ts';
+import { createLogger, type Logger } from '../lib/logger.ts';
+import { fsLayout } from '../lib/paths.ts';
+import { agentQueueName, connectRedis, queuePrefix } from '../lib/redis.ts';
+import { nodeKey } from '../controller/nodes.ts';
+import type { AgentContext } from './context.ts';
+import { FaultHooks, hooksKey } from './fault-hooks.ts';
+import { dispatch } from './handlers.ts';
+import { Runc } from './runtime/runc.ts';
+import { startSshServer } from './transfer/ssh-server.ts';
+
+async function criuProblem(criu: string): Promise<string | undefined> {
+  const r = await exec(criu, ['check']).catch((err: unknown) => ({ code: -1, stdout: '', stderr: errorMessage(err) }));
+  return r.code === 0 ? undefined : `criu check failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-2).join(' ')}`;
+}
+
+async function criuVersion(criu: string): Promise<string> {
+  const r = await exec(criu, ['--version']).catch(() => ({ stdout: '' }));
+  return /Version: (\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
+}
+
+export async function startAgent(config: AgentConfig, log: Logger) {
+  const redis = connectRedis(config.redis);
+  const ctx: AgentContext = {
+    config,
+    runc: new Runc(config.runcRoot, config.criuPath),
+    layout: fsLayout(config.fsRoot, config.imagesDir),
+    log,
+    redis,
+    privateKey: await readFile(config.keyFile, 'utf8'),
+    hooks: new FaultHooks(config.faultHooks, redis, hooksKey(config.cluster, config.node), log),
+    criuProblem: await criuProblem(config.criuPath),
+    progress: () => undefined,
+  };
+  if (ctx.criuProblem) log.error({ problem: ctx.criuProblem }, 'CRIU does not work on this node');
+  const version = await criuVersion(config.criuPath);
+
+  const ssh = await startSshServer({
+    address: config.address,
+    port: config.sshPort,
+    hostKey: ctx.privateKey,
+    peersFile: config.peersFile,
+    receiver: { imagesDir: ctx.layout.images, incomingDir: ctx.layout.incoming },
+    log,
+  });
+
+  const worker = new Worker(
+    agentQueueName(config.node),
+    async (bullJob) => {
+      const parsed = JobSchema.safeParse(bullJob.data);
+      if (!parsed.success) {
+        // A payload that fails its schema will fail the same way every time: never retry it.
+        throw new UnrecoverableError(`InvalidInput: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      }
+      const job = parsed.data;
+      const jlog = log.child({ job: bullJob.id, kind: job.kind, ...('migration' in job ? { migration: job.migration.name } : {}) });
+      let last = 0;
+      const jctx: AgentContext = {
+        ...ctx,
+        log: jlog,
+        progress: (p) => {
+          const now = Date.now();
+          if (now - last < 200) return; // progress is for people: a few updates a second is plenty
+          last = now;
+          void bullJob.updateProgress(p).catch(() => undefined);
+        },
+      };
+      jlog.info('job started');
+      try {
+        const result = await dispatch(jctx, job);
+        jlog.info('job done');
+        return result;
+      } catch (err) {
+        const reason = errorMessage(err);
+        jlog.error({ reason }, 'job failed');
+        if (err instanceof FerryError && err.final) throw new UnrecoverableError(reason);
+        throw new Error(reason, { cause: err });
+      }
+    },
+    { connection: connectRedis(config.redis, { forWorker: true }), prefix: queuePrefix(config.cluster), concurrency: 4 },
+  );
+  worker.on('error', (err) => log.error({ err: err.message }, 'worker error'));
+
+  const beat = async () => {
+    const info = { node: config.node, address: config.address, sshPort: config.sshPort, criuVersion: version, criuProblem: ctx.criuProblem ?? null, pid: process.pid, time: new Date().toISOString() };
+    await redis.set(nodeKey(config.cluster, config.node), JSON.stringify(info), 'PX', 6000).catch((err: Error) => log.warn({ err: err.message }, 'heartbeat failed'));
+  };
+  await beat();
+  const timer = setInterval(() => void beat(), 2000);
+  log.info({ node: config.node, criu: version }, 'agent ready');
+
+  return {
+    async stop() {
+      clearInterval(timer);
+      await worker.close();
+      ssh.close();
+      await redis.del(nodeKey(config.cluster, config.node)).catch(() => undefined);
+      redis.disconnect();
+    },
+  };
+}
+
+async function main() {
+  const i = process.argv.indexOf('--config');
+  const file = i > 0 ? process.argv[i + 1] : undefined;
+  if (!file) {
+    console.error('usage: agent --config AGENT.json');
+    process.exit(2);
+  }
+  const config = AgentConfigSchema.parse(JSON.parse(await readFile(file, 'utf8')));
+  const log = createLogger('agent').child({ node: config.node });
+  const agent = await startAgent(config, log);
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => {
+      log.info({ sig }, 'stopping');
+      void agent.stop().finally(() => process.exit(0));
+    });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) void main().catch((err) => {
+  console.error(errorMessage(err));
+  process.exit(1);
+});

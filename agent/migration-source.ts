@@ -1,0 +1,97 @@
+// The source end of a migration: check, sync the filesystem while running, freeze and dump, send
+// the rest, and afterwards either remove the stopped source or resume it.
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { JobOf } from '../api/v1alpha1/jobs.ts';
+import { FerryError } from '../lib/errors.ts';
+import type { AgentContext } from './context.ts';
+import { withSession } from './peers.ts';
+import { deleteSubvolume, snapshot } from './snapshot/btrfs.ts';
+import { dirBytes, removeContainer } from './workload.ts';
+
+async function requireState(ctx: AgentContext, container: string, allowed: string[]) {
+  const st = await ctx.runc.state(container);
+  if (!st || !allowed.includes(st.status)) {
+    throw new FerryError(
+      'ContainerNotFound',
+      `container ${container} on ${ctx.config.node} is ${st ? st.status : 'absent'}, expected ${allowed.join(' or ')}`,
+    );
+  }
+  return st;
+}
+
+export async function preflightSource(ctx: AgentContext, job: JobOf<'preflightSource'>) {
+  if (ctx.criuProblem) throw new FerryError('CriuCheckFailed', `${ctx.config.node}: ${ctx.criuProblem}`);
+  return requireState(ctx, job.container, ['running']);
+}
+
+/** Sends a read-only snapshot of the running workload's root filesystem, in full. */
+export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
+  await requireState(ctx, job.container, ['running']);
+  const { layout } = ctx;
+  const base = layout.snapshot(job.migration.uid, 'base');
+  await snapshot(layout.rootfs(job.container), base, { readonly: true });
+  const started = Date.now();
+  const bytes = await withSession(ctx, job.targetNode, job.migration.uid, (s) => s.sendBtrfs(base, path.basename(base)));
+  return { bytes, durationMs: Date.now() - started, files: 1 };
+}
+
+/** Freezes the workload, dumps it with CRIU (leaving it frozen) and snapshots its final filesystem. */
+export async function checkpoint(ctx: AgentContext, job: JobOf<'checkpoint'>) {
+  const { layout, runc } = ctx;
+  const st = await requireState(ctx, job.container, ['running', 'paused']);
+  if (st.status === 'running') await runc.pause(job.container);
+  const frozenAt = new Date().toISOString();
+  const images = layout.checkpoint(job.migration.uid);
+  await rm(layout.images(job.migration.uid), { recursive: true, force: true }); // a retry starts clean
+  await mkdir(images, { recursive: true, mode: 0o700 });
+  const started = Date.now();
+  await runc.checkpointLeavingStopped(job.container, images, layout.work(job.migration.uid));
+  const dumpMs = Date.now() - started;
+  // Taken while frozen, so it holds every byte the workload wrote before the freeze.
+  await snapshot(layout.rootfs(job.container), layout.snapshot(job.migration.uid, 'final'), { readonly: true });
+  await ctx.hooks.fire('source.afterCheckpoint', job.migration.name, layout.images(job.migration.uid));
+  return { frozenAt, dumpMs, imageBytes: await dirBytes(images) };
+}
+
+/** Sends the images, the bundle's config and the filesystem increment to the target. */
+export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
+  const { layout } = ctx;
+  await requireState(ctx, job.container, ['paused']);
+  const uid = job.migration.uid;
+  const images = layout.checkpoint(uid);
+  await ctx.hooks.fire('source.beforeTransfer', job.migration.name, layout.images(uid));
+  const started = Date.now();
+  const base = layout.snapshot(uid, 'base');
+  const final = layout.snapshot(uid, 'final');
+  return withSession(ctx, job.targetNode, uid, async (s) => {
+    for (const name of (await readdir(images)).sort()) await s.sendFile(path.join(images, name), `checkpoint/${name}`);
+    await s.sendFile(path.join(layout.bundle(job.container), 'config.json'), 'config.json');
+    await s.sendBtrfs(final, path.basename(final), { path: base, name: path.basename(base) });
+    return { bytes: s.bytes, durationMs: Date.now() - started, files: s.items };
+  });
+}
+
+async function dropMigrationFiles(ctx: AgentContext, uid: string): Promise<void> {
+  await deleteSubvolume(ctx.layout.snapshot(uid, 'final'));
+  await deleteSubvolume(ctx.layout.snapshot(uid, 'base'));
+  await rm(ctx.layout.images(uid), { recursive: true, force: true });
+}
+
+/** After the target confirmed the workload runs: remove the stopped source and its leftovers. */
+export async function cleanupSource(ctx: AgentContext, job: JobOf<'cleanupSource'>) {
+  await removeContainer(ctx, job.container);
+  await dropMigrationFiles(ctx, job.migration.uid);
+  return { removed: job.container };
+}
+
+/** Rollback: the source carries on where it stopped. */
+export async function resumeSource(ctx: AgentContext, job: JobOf<'resumeSource'>) {
+  const st = await ctx.runc.state(job.container);
+  if (!st || (st.status !== 'paused' && st.status !== 'running')) {
+    throw new FerryError('SourceResumeFailed', `source container ${job.container} is ${st?.status ?? 'absent'} and cannot be resumed`);
+  }
+  if (st.status === 'paused') await ctx.runc.resume(job.container);
+  await dropMigrationFiles(ctx, job.migration.uid);
+  return { resumed: job.container, wasFrozen: st.status === 'paused' };
+}

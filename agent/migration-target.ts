@@ -1,0 +1,80 @@
+// The target end of a migration: check it can take the workload, restore it from what the source
+// sent, and afterwards drop the leftovers, or on rollback remove every trace of it.
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { JobOf } from '../api/v1alpha1/jobs.ts';
+import { FerryError } from '../lib/errors.ts';
+import type { AgentContext } from './context.ts';
+import { retargetSpec } from './runtime/oci-spec.ts';
+import { deleteSubvolume, exists, freeBytes, snapshot } from './snapshot/btrfs.ts';
+import { cgroupsPathFor, removeContainer } from './workload.ts';
+
+/** Marks a bundle as made by one migration, so a rollback only ever removes its own container. */
+const MARKER = '.ferry-migration';
+
+async function ownedBy(ctx: AgentContext, container: string, uid: string): Promise<boolean> {
+  const m = await readFile(path.join(ctx.layout.bundle(container), MARKER), 'utf8').catch(() => '');
+  return m.trim() === uid;
+}
+
+export async function preflightTarget(ctx: AgentContext, job: JobOf<'preflightTarget'>) {
+  if (ctx.criuProblem) throw new FerryError('CriuCheckFailed', `${ctx.config.node}: ${ctx.criuProblem}`);
+  const taken = (await ctx.runc.state(job.container)) || (await exists(ctx.layout.bundle(job.container)));
+  if (taken && !(await ownedBy(ctx, job.container, job.migration.uid))) {
+    throw new FerryError('ContainerExists', `node ${ctx.config.node} already has a container ${job.container}`);
+  }
+  const free = await freeBytes(ctx.config.fsRoot);
+  if (free < 64 * 1024 * 1024) throw new FerryError('InsufficientSpace', `node ${ctx.config.node} has only ${free} bytes free`);
+  return { freeBytes: free };
+}
+
+export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
+  const { layout, runc } = ctx;
+  const uid = job.migration.uid;
+  const st = await runc.state(job.container);
+  if (st?.status === 'running' && (await ownedBy(ctx, job.container, uid))) {
+    // A retried job whose first attempt restored the workload already.
+    return { restoredAt: new Date().toISOString(), restoreMs: 0, pid: st.pid };
+  }
+  const received = path.join(layout.incoming(uid), path.basename(layout.snapshot(uid, 'final')));
+  if (!(await exists(received))) throw new FerryError('CriuRestoreFailed', `no received filesystem for migration ${job.migration.name}`);
+  const bundle = layout.bundle(job.container);
+  await mkdir(bundle, { recursive: true, mode: 0o700 });
+  await writeFile(path.join(bundle, MARKER), uid, { mode: 0o600 });
+  await snapshot(received, layout.rootfs(job.container), { readonly: false });
+  const spec = JSON.parse(await readFile(path.join(layout.images(uid), 'config.json'), 'utf8')) as Record<string, unknown>;
+  const moved = retargetSpec(spec, cgroupsPathFor(ctx, job.container));
+  await writeFile(path.join(bundle, 'config.json'), JSON.stringify(moved, null, 2), { mode: 0o600 });
+  await ctx.hooks.fire('target.beforeRestore', job.migration.name, layout.images(uid));
+  const started = Date.now();
+  await runc.restore(job.container, bundle, layout.checkpoint(uid), layout.work(uid));
+  const after = await runc.state(job.container);
+  if (after?.status !== 'running') {
+    throw new FerryError('CriuRestoreFailed', `restored container is ${after?.status ?? 'absent'}, not running`);
+  }
+  return { restoredAt: new Date().toISOString(), restoreMs: Date.now() - started, pid: after.pid };
+}
+
+async function dropIncoming(ctx: AgentContext, uid: string): Promise<void> {
+  const dir = ctx.layout.incoming(uid);
+  const entries = await readdir(dir).catch(() => [] as string[]);
+  // Children first: the final snapshot was received against the base.
+  for (const e of entries.sort().reverse()) await deleteSubvolume(path.join(dir, e));
+  await rm(dir, { recursive: true, force: true });
+  await rm(ctx.layout.images(uid), { recursive: true, force: true });
+}
+
+/** After success: the restored workload keeps its own writable root; drop what was received. */
+export async function cleanupTarget(ctx: AgentContext, job: JobOf<'cleanupTarget'>) {
+  await dropIncoming(ctx, job.migration.uid);
+  await rm(path.join(ctx.layout.bundle(job.container), MARKER), { force: true });
+  return { cleaned: job.migration.uid };
+}
+
+/** Rollback: no half-restored copy stays behind. Only this migration's own container is touched. */
+export async function rollbackTarget(ctx: AgentContext, job: JobOf<'rollbackTarget'>) {
+  const removed = await ownedBy(ctx, job.container, job.migration.uid);
+  if (removed) await removeContainer(ctx, job.container);
+  await dropIncoming(ctx, job.migration.uid);
+  return { removedContainer: removed };
+}

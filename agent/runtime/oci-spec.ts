@@ -1,0 +1,65 @@
+// The OCI runtime spec for a workload container, modelled on `runc spec`'s defaults. Pure.
+
+export interface SpecInput {
+  args: string[];
+  cgroupsPath: string;
+  hostname: string;
+}
+
+const CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
+
+export function buildOciSpec(input: SpecInput): Record<string, unknown> {
+  return {
+    ociVersion: '1.0.2-dev',
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: input.args,
+      env: ['PATH=/bin:/usr/bin:/sbin', 'HOME=/'],
+      cwd: '/',
+      capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS, ambient: CAPS },
+      // Within the host's hard limit: this kernel cannot raise rlimits (no CAP_SYS_RESOURCE).
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
+    },
+    root: { path: 'rootfs', readonly: false },
+    hostname: input.hostname,
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      {
+        destination: '/dev/pts',
+        type: 'devpts',
+        source: 'devpts',
+        options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'],
+      },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    ],
+    linux: {
+      cgroupsPath: input.cgroupsPath,
+      resources: { devices: [{ allow: false, access: 'rwm' }] },
+      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      maskedPaths: [
+        '/proc/acpi',
+        '/proc/asound',
+        '/proc/kcore',
+        '/proc/keys',
+        '/proc/latency_stats',
+        '/proc/timer_list',
+        '/proc/timer_stats',
+        '/proc/sched_debug',
+        '/sys/firmware',
+        '/proc/scsi',
+      ],
+      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+    },
+  };
+}
+
+/** The same spec moved to another node: only the cgroup placement is node-specific. */
+export function retargetSpec(spec: Record<string, unknown>, cgroupsPath: string): Record<string, unknown> {
+  const linux = (spec.linux ?? {}) as Record<string, unknown>;
+  return { ...spec, linux: { ...linux, cgroupsPath } };
+}

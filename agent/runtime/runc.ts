@@ -1,0 +1,89 @@
+// The runc adapter: one node's containers, driven through runc's command line with its own state
+// root and the CRIU wrapper installed by scripts/setup.sh.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { exec } from '../../lib/exec.ts';
+import { FerryError, type ErrorCode } from '../../lib/errors.ts';
+import { criuErrorLines } from '../criu/criu-log.ts';
+import type { ContainerInfo } from '../../api/v1alpha1/jobs.ts';
+
+export class Runc {
+  constructor(
+    readonly root: string,
+    readonly criuPath: string,
+  ) {}
+
+  private async runc(args: string[], errorCode: ErrorCode = 'RuntimeFailed'): Promise<string> {
+    return (await exec('runc', ['--root', this.root, '--criu', this.criuPath, ...args], { errorCode })).stdout;
+  }
+
+  /** Starts a container detached; its stdio goes nowhere (it logs inside its own filesystem). */
+  async run(id: string, bundle: string): Promise<void> {
+    await this.runc(['run', '--detach', '--bundle', bundle, id]);
+  }
+
+  async state(id: string): Promise<ContainerInfo | undefined> {
+    const r = await exec('runc', ['--root', this.root, 'state', id]);
+    if (r.code !== 0) return undefined;
+    const s = JSON.parse(r.stdout) as { id: string; status: string; pid?: number };
+    return { id: s.id, status: s.status, ...(s.pid ? { pid: s.pid } : {}) };
+  }
+
+  async list(): Promise<ContainerInfo[]> {
+    const out = await this.runc(['list', '--format', 'json']);
+    const rows = (JSON.parse(out || 'null') ?? []) as Array<{ id: string; status: string; pid?: number }>;
+    return rows.map((r) => ({ id: r.id, status: r.status, ...(r.pid ? { pid: r.pid } : {}) }));
+  }
+
+  pause(id: string): Promise<string> {
+    return this.runc(['pause', id]);
+  }
+
+  resume(id: string): Promise<string> {
+    return this.runc(['resume', id]);
+  }
+
+  kill(id: string, signal = 'KILL'): Promise<string> {
+    return this.runc(['kill', id, signal]);
+  }
+
+  /** Removes the container whatever its state; absent is fine. */
+  async remove(id: string): Promise<void> {
+    if (!(await this.state(id))) return;
+    await this.runc(['delete', '--force', id]);
+  }
+
+  /**
+   * Dumps a paused container and leaves it paused: CRIU restores the freezer state it found, so the
+   * source stays stopped (never killed) until the controller says whether to resume or remove it.
+   */
+  async checkpointLeavingStopped(id: string, imageDir: string, workDir: string): Promise<void> {
+    try {
+      await this.runc(
+        ['checkpoint', '--leave-running', '--image-path', imageDir, '--work-path', workDir, id],
+        'CriuDumpFailed',
+      );
+    } catch (err) {
+      throw await withCriuLog(err, path.join(workDir, 'dump.log'), 'CriuDumpFailed');
+    }
+  }
+
+  async restore(id: string, bundle: string, imageDir: string, workDir: string): Promise<void> {
+    try {
+      await this.runc(
+        ['restore', '--detach', '--image-path', imageDir, '--work-path', workDir, '--bundle', bundle, id],
+        'CriuRestoreFailed',
+      );
+    } catch (err) {
+      throw await withCriuLog(err, path.join(workDir, 'restore.log'), 'CriuRestoreFailed');
+    }
+  }
+}
+
+async function withCriuLog(err: unknown, logFile: string, code: ErrorCode): Promise<FerryError> {
+  const log = await readFile(logFile, 'utf8').catch(() => '');
+  const lines = criuErrorLines(log);
+  const base = err instanceof Error ? err.message.split('\n')[0] : String(err);
+  const msg = lines.length ? `CRIU says: ${lines.join(' | ')}` : (base ?? 'runc failed');
+  return new FerryError(code, msg, { cause: err });
+}

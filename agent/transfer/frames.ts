@@ -1,0 +1,97 @@
+// The framing of ferry's transfer stream, carried inside an SSH channel. Pure: no I/O here.
+//
+//   frame = type (1 byte) | length (4 bytes, big-endian) | payload
+//
+// A session is: HEADER{begin} then, per item, HEADER{item} DATA* END{sha256, bytes}, then DONE.
+// Limits are part of the protocol: an oversized header or data frame ends the session.
+import { z } from 'zod';
+
+export const FrameType = { Header: 1, Data: 2, End: 3, Done: 4 } as const;
+export type FrameTypeValue = (typeof FrameType)[keyof typeof FrameType];
+
+export const MAX_HEADER_BYTES = 64 * 1024;
+export const MAX_DATA_BYTES = 1024 * 1024;
+export const PROTOCOL = 'ferry-transfer-v1';
+
+export interface Frame {
+  type: FrameTypeValue;
+  payload: Buffer;
+}
+
+/** Safe relative path inside the migration folder: no absolute paths, no "..", no empty parts. */
+export const RelativePathSchema = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((p) => !p.startsWith('/') && p.split('/').every((s) => s !== '' && s !== '.' && s !== '..'), {
+    message: 'path must stay inside the migration folder',
+  });
+
+export const BeginSchema = z.strictObject({
+  type: z.literal('begin'),
+  protocol: z.literal(PROTOCOL),
+  migration: z.string().regex(/^[a-z0-9-]{8,64}$/),
+  sourceNode: z.string(),
+});
+export const ItemSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('file'),
+    path: RelativePathSchema,
+    size: z.number().int().min(0),
+    mode: z.number().int().min(0).max(0o777),
+  }),
+  z.strictObject({
+    type: z.literal('btrfs'),
+    /** Name of the subvolume the stream creates; it must match what btrfs receive makes. */
+    name: z.string().regex(/^[a-z0-9-]+$/),
+    parent: z.string().regex(/^[a-z0-9-]+$/).optional(),
+  }),
+]);
+export type Item = z.infer<typeof ItemSchema>;
+export const EndSchema = z.strictObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: z.number().int() });
+
+/** Replies from the receiver, one JSON line each. */
+export const ReplySchema = z.union([
+  z.strictObject({ ok: z.literal(true), item: z.number(), bytes: z.number() }),
+  z.strictObject({ ok: z.literal(true), done: z.literal(true), bytes: z.number(), items: z.number() }),
+  z.strictObject({ ok: z.literal(false), code: z.string(), error: z.string() }),
+]);
+export type Reply = z.infer<typeof ReplySchema>;
+
+export function encodeFrame(type: FrameTypeValue, payload: Buffer): Buffer {
+  const head = Buffer.allocUnsafe(5);
+  head.writeUInt8(type, 0);
+  head.writeUInt32BE(payload.length, 1);
+  return Buffer.concat([head, payload]);
+}
+
+export const jsonFrame = (type: FrameTypeValue, value: unknown): Buffer =>
+  encodeFrame(type, Buffer.from(JSON.stringify(value)));
+
+export class FrameError extends Error {}
+
+/** Accumulates bytes and hands out whole frames, enforcing the protocol's limits. */
+export class FrameDecoder {
+  private buf: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): Frame[] {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    const frames: Frame[] = [];
+    while (this.buf.length >= 5) {
+      const type = this.buf.readUInt8(0);
+      const len = this.buf.readUInt32BE(1);
+      if (type < 1 || type > 4) throw new FrameError(`unknown frame type ${type}`);
+      const limit = type === FrameType.Data ? MAX_DATA_BYTES : MAX_HEADER_BYTES;
+      if (len > limit) throw new FrameError(`frame of ${len} bytes exceeds the ${limit}-byte limit`);
+      if (this.buf.length < 5 + len) break;
+      frames.push({ type: type as FrameTypeValue, payload: this.buf.subarray(5, 5 + len) });
+      this.buf = this.buf.subarray(5 + len);
+    }
+    return frames;
+  }
+
+  /** Bytes received but not yet a whole frame: non-zero at end of stream means truncation. */
+  get pending(): number {
+    return this.buf.length;
+  }
+}

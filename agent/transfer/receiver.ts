@@ -1,0 +1,207 @@
+// The receiving end of a transfer session: turns frames into files in the migration's image folder
+// and btrfs streams into received subvolumes, checking every item's size and sha256, and keeps
+// nothing of an item that fails its check. Everything it writes stays under the migration's folders.
+import { createHash, type Hash } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { FerryError, errorMessage } from '../../lib/errors.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { readChunks } from './read-chunks.ts';
+import { deleteSubvolume, receiveStream } from '../snapshot/btrfs.ts';
+import {
+  BeginSchema,
+  EndSchema,
+  FrameDecoder,
+  FrameError,
+  FrameType,
+  ItemSchema,
+  type Frame,
+  type Item,
+  type Reply,
+} from './frames.ts';
+
+export interface ReceiverOptions {
+  peerNode: string;
+  /** Folder for a migration's image files (on the images tmpfs). */
+  imagesDir: (uid: string) => string;
+  /** Folder where a migration's btrfs streams are received. */
+  incomingDir: (uid: string) => string;
+  log: Logger;
+}
+
+interface Sink {
+  write(data: Buffer): Promise<void>;
+  /** Verifies the END frame against what was written; commits on success, discards on failure. */
+  finish(end: { sha256: string; bytes: number }): Promise<number>;
+  abort(): Promise<void>;
+}
+
+function parseJson<T>(frame: Frame, schema: { parse(v: unknown): T }, what: string): T {
+  try {
+    return schema.parse(JSON.parse(frame.payload.toString('utf8')));
+  } catch (err) {
+    throw new FerryError('StreamRejected', `malformed ${what}: ${errorMessage(err).slice(0, 300)}`);
+  }
+}
+
+function checkEnd(hash: Hash, written: number, end: { sha256: string; bytes: number }, what: string): void {
+  const digest = hash.digest('hex');
+  if (written !== end.bytes) throw new FerryError('IntegrityError', `${what}: received ${written} bytes, sender says ${end.bytes}`);
+  if (digest !== end.sha256) throw new FerryError('IntegrityError', `${what}: sha256 mismatch (got ${digest.slice(0, 12)}…, sender says ${end.sha256.slice(0, 12)}…)`);
+}
+
+async function fileSink(dir: string, item: Extract<Item, { type: 'file' }>): Promise<Sink> {
+  const dest = path.join(dir, item.path);
+  // RelativePathSchema already refused ".." and absolute paths; this double-checks the join.
+  if (!dest.startsWith(dir + path.sep)) throw new FerryError('StreamRejected', `path ${item.path} leaves the image folder`);
+  await mkdir(path.dirname(dest), { recursive: true, mode: 0o700 });
+  const tmp = `${dest}.part`;
+  // Images are never readable by other users, whatever mode the sender asked for.
+  const fh: FileHandle = await open(tmp, 'w', item.mode & 0o700);
+  const hash = createHash('sha256');
+  let written = 0;
+  return {
+    async write(data) {
+      if (written + data.length > item.size) throw new FerryError('IntegrityError', `${item.path}: more data than the announced ${item.size} bytes`);
+      hash.update(data);
+      await fh.write(data);
+      written += data.length;
+    },
+    async finish(end) {
+      await fh.close();
+      try {
+        if (written !== item.size) throw new FerryError('IntegrityError', `${item.path}: received ${written} of ${item.size} bytes`);
+        checkEnd(hash, written, end, item.path);
+      } catch (err) {
+        await rm(tmp, { force: true });
+        throw err;
+      }
+      await rename(tmp, dest);
+      return written;
+    },
+    async abort() {
+      await fh.close().catch(() => undefined);
+      await rm(tmp, { force: true });
+    },
+  };
+}
+
+async function btrfsSink(dir: string, item: Extract<Item, { type: 'btrfs' }>, log: Logger): Promise<Sink> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const target = path.join(dir, item.name);
+  await deleteSubvolume(target); // a retried session starts this item afresh
+  const child: ChildProcessWithoutNullStreams = receiveStream(dir);
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.stdin.on('error', () => undefined); // reported through the exit status instead
+  const exited = once(child, 'close') as Promise<[number | null]>;
+  const hash = createHash('sha256');
+  let written = 0;
+  const discard = async () => {
+    child.kill('SIGKILL');
+    await exited;
+    await deleteSubvolume(target).catch((err) => log.error({ err, target }, 'cannot delete partial subvolume'));
+  };
+  return {
+    async write(data) {
+      hash.update(data);
+      written += data.length;
+      if (!child.stdin.write(data)) await Promise.race([once(child.stdin, 'drain'), exited]);
+    },
+    async finish(end) {
+      try {
+        checkEnd(hash, written, end, `btrfs stream ${item.name}`);
+      } catch (err) {
+        await discard();
+        throw err;
+      }
+      child.stdin.end();
+      const [code] = await exited;
+      if (code !== 0) {
+        await deleteSubvolume(target).catch(() => undefined);
+        throw new FerryError('SnapshotFailed', `btrfs receive of ${item.name} failed: ${stderr.trim().split('\n').slice(-2).join(' ')}`);
+      }
+      return written;
+    },
+    abort: discard,
+  };
+}
+
+/** Serves one transfer channel until DONE, a protocol error, or the channel closing. */
+export async function receiveSession(channel: Duplex, opts: ReceiverOptions): Promise<void> {
+  const { log } = opts;
+  const reply = (r: Reply) => channel.write(JSON.stringify(r) + '\n');
+  const dec = new FrameDecoder();
+  let migration: string | undefined;
+  let sink: Sink | undefined;
+  let items = 0;
+  let total = 0;
+  let done = false;
+
+  const handle = async (frame: Frame): Promise<void> => {
+    if (done) throw new FerryError('StreamRejected', 'data after DONE');
+    if (!migration) {
+      if (frame.type !== FrameType.Header) throw new FerryError('StreamRejected', 'stream must begin with a begin header');
+      const begin = parseJson(frame, BeginSchema, 'begin header');
+      if (begin.sourceNode !== opts.peerNode) {
+        throw new FerryError('StreamRejected', `stream claims source ${begin.sourceNode} but the SSH key is ${opts.peerNode}'s`);
+      }
+      migration = begin.migration;
+      await mkdir(opts.imagesDir(migration), { recursive: true, mode: 0o700 });
+      log.info({ migration, peer: opts.peerNode }, 'transfer session started');
+      return;
+    }
+    switch (frame.type) {
+      case FrameType.Header: {
+        if (sink) throw new FerryError('StreamRejected', 'item header before the previous item ended');
+        const item = parseJson(frame, ItemSchema, 'item header');
+        sink = item.type === 'file' ? await fileSink(opts.imagesDir(migration), item) : await btrfsSink(opts.incomingDir(migration), item, log);
+        return;
+      }
+      case FrameType.Data:
+        if (!sink) throw new FerryError('StreamRejected', 'data outside an item');
+        await sink.write(frame.payload);
+        return;
+      case FrameType.End: {
+        if (!sink) throw new FerryError('StreamRejected', 'END outside an item');
+        const end = parseJson(frame, EndSchema, 'item trailer');
+        const current = sink;
+        sink = undefined;
+        const bytes = await current.finish(end);
+        total += bytes;
+        reply({ ok: true, item: items++, bytes });
+        return;
+      }
+      case FrameType.Done:
+        if (sink) throw new FerryError('StreamRejected', 'DONE inside an item');
+        done = true;
+        reply({ ok: true, done: true, bytes: total, items });
+        return;
+    }
+  };
+
+  try {
+    for await (const chunk of readChunks(channel)) {
+      let frames: Frame[];
+      try {
+        frames = dec.push(chunk);
+      } catch (err) {
+        throw new FerryError('StreamRejected', err instanceof FrameError ? err.message : errorMessage(err));
+      }
+      for (const f of frames) await handle(f);
+      if (done) break;
+    }
+    if (!done) throw new FerryError('StreamRejected', `stream truncated${dec.pending ? ` mid-frame (${dec.pending} bytes pending)` : ''} before DONE`);
+    log.info({ migration, items, bytes: total }, 'transfer session complete');
+  } catch (err) {
+    const e = err instanceof FerryError ? err : new FerryError('TransferFailed', errorMessage(err), { cause: err });
+    log.warn({ migration, peer: opts.peerNode, code: e.code, reason: e.message }, 'transfer session rejected');
+    await sink?.abort().catch(() => undefined);
+    reply({ ok: false, code: e.code, error: e.message });
+  } finally {
+    channel.end();
+  }
+}

@@ -1,0 +1,76 @@
+// The agent's SSH server: peers authenticate with their node key (public-key auth only); anything
+// else is refused and logged with the key's fingerprint. One subsystem: the transfer protocol.
+import { readFile } from 'node:fs/promises';
+import ssh2 from 'ssh2';
+import type { Logger } from '../../lib/logger.ts';
+import { PeersSchema, type Peer } from '../../api/v1alpha1/cluster.ts';
+import { PROTOCOL } from './frames.ts';
+import { findPeerByKey, fingerprint, verifySignature } from './keys.ts';
+import { receiveSession, type ReceiverOptions } from './receiver.ts';
+
+const { Server } = ssh2;
+
+export interface SshServerOptions {
+  address: string;
+  port: number;
+  hostKey: string;
+  peersFile: string;
+  receiver: Omit<ReceiverOptions, 'peerNode' | 'log'>;
+  log: Logger;
+}
+
+export async function loadPeers(file: string): Promise<Peer[]> {
+  return PeersSchema.parse(JSON.parse(await readFile(file, 'utf8')));
+}
+
+export async function startSshServer(opts: SshServerOptions): Promise<ssh2.Server> {
+  const { log } = opts;
+  const server = new Server({ hostKeys: [opts.hostKey] }, (client, info) => {
+    let peer: Peer | undefined;
+    client.on('authentication', (ctx) => {
+      if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
+      // Re-read on every attempt so nodes added to the cluster are trusted without a restart.
+      loadPeers(opts.peersFile)
+        .then((peers) => {
+          const match = findPeerByKey(peers, ctx.key.algo, ctx.key.data);
+          if (!match || match.node !== ctx.username) {
+            log.warn(
+              { remote: info.ip, user: ctx.username, key: fingerprint(ctx.key.data) },
+              'refused SSH key: not an authorised agent key for that node',
+            );
+            return ctx.reject();
+          }
+          if (!ctx.signature) return ctx.accept(); // the client only asks whether the key would do
+          if (!verifySignature(match, ctx.blob!, ctx.signature, ctx.hashAlgo)) {
+            log.warn({ remote: info.ip, user: ctx.username }, 'refused SSH key: bad signature');
+            return ctx.reject();
+          }
+          peer = match;
+          ctx.accept();
+        })
+        .catch((err) => {
+          log.error({ err }, 'cannot read the peers file');
+          ctx.reject();
+        });
+    });
+    client.on('ready', () => {
+      client.on('session', (accept) => {
+        const session = accept();
+        session.on('subsystem', (acceptSub, reject, sub) => {
+          if (sub.name !== PROTOCOL || !peer) return reject();
+          const channel = acceptSub();
+          void receiveSession(channel, { ...opts.receiver, peerNode: peer.node, log });
+        });
+        session.on('exec', (_a, reject) => reject());
+        session.on('shell', (_a, reject) => reject());
+      });
+    });
+    client.on('error', (err) => log.debug({ err: err.message, remote: info.ip }, 'ssh client error'));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.address, () => resolve());
+  });
+  log.info({ address: opts.address, port: opts.port }, 'ssh server listening');
+  return server;
+}

@@ -1,0 +1,82 @@
+// Workload containers on this node: the test workload's bundle on a btrfs subvolume, listing,
+// self-verification and removal.
+import { chmod, copyFile, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ContainerInfo, JobOf } from '../api/v1alpha1/jobs.ts';
+import { FerryError } from '../lib/errors.ts';
+import type { AgentContext } from './context.ts';
+import { buildOciSpec } from './runtime/oci-spec.ts';
+import { createSubvolume, deleteSubvolume, exists } from './snapshot/btrfs.ts';
+
+export const VERIFY_FILE = 'data/verify.txt';
+export const cgroupsPathFor = (ctx: AgentContext, container: string): string => `${ctx.config.cgroupParent}/${container}`;
+
+/** Creates the bundle of the test workload (busybox + the workload binary) and starts it. */
+export async function runWorkload(ctx: AgentContext, job: JobOf<'run'>): Promise<ContainerInfo> {
+  const { layout, runc } = ctx;
+  const bundle = layout.bundle(job.container);
+  if ((await runc.state(job.container)) || (await exists(bundle))) {
+    throw new FerryError('ContainerExists', `container ${job.container} already exists on ${ctx.config.node}`);
+  }
+  await mkdir(bundle, { recursive: true, mode: 0o700 });
+  const rootfs = layout.rootfs(job.container);
+  await createSubvolume(rootfs);
+  for (const d of ['bin', 'proc', 'dev', 'sys', 'tmp', 'data']) await mkdir(path.join(rootfs, d), { recursive: true });
+  await copyFile(ctx.config.busybox, path.join(rootfs, 'bin/busybox'));
+  await copyFile(ctx.config.workloadBinary, path.join(rootfs, 'bin/workload'));
+  await chmod(path.join(rootfs, 'bin/busybox'), 0o755);
+  await chmod(path.join(rootfs, 'bin/workload'), 0o755);
+  const spec = buildOciSpec({
+    args: ['/bin/workload', '--mem-mib', String(job.memoryMiB), '--interval-ms', String(job.intervalMs), '--dir', '/data'],
+    cgroupsPath: cgroupsPathFor(ctx, job.container),
+    hostname: job.container,
+  });
+  await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2), { mode: 0o600 });
+  await runc.run(job.container, bundle);
+  // The workload prints READY once its memory is filled; wait for it so callers see a settled state.
+  const ready = path.join(rootfs, 'data/ready');
+  for (let i = 0; i < 600 && !(await exists(ready)); i++) await sleep(100);
+  const st = await runc.state(job.container);
+  if (!st || st.status !== 'running') throw new FerryError('RuntimeFailed', `container ${job.container} did not stay running`);
+  return st;
+}
+
+/** Asks the workload to check its memory and file (SIGUSR1) and returns its verdict line. */
+export async function verifyWorkload(ctx: AgentContext, job: JobOf<'verify'>) {
+  const st = await ctx.runc.state(job.container);
+  if (!st || st.status !== 'running') {
+    throw new FerryError('ContainerNotFound', `container ${job.container} is not running on ${ctx.config.node} (${st?.status ?? 'absent'})`);
+  }
+  const file = path.join(ctx.layout.rootfs(job.container), VERIFY_FILE);
+  await rm(file, { force: true });
+  await ctx.runc.kill(job.container, 'USR1');
+  for (let i = 0; i < 1200; i++) {
+    if (await exists(file)) {
+      const line = (await readFile(file, 'utf8')).trim();
+      const counter = /n=(\d+)/.exec(line)?.[1];
+      return { pass: line.startsWith('PASS'), line, ...(counter ? { counter: Number(counter) } : {}) };
+    }
+    await sleep(50);
+  }
+  throw new FerryError('Internal', `workload ${job.container} did not answer its verification request`);
+}
+
+export async function listContainers(ctx: AgentContext): Promise<ContainerInfo[]> {
+  return ctx.runc.list();
+}
+
+/** Removes a container, its root filesystem subvolume and its bundle. */
+export async function removeContainer(ctx: AgentContext, container: string): Promise<void> {
+  await ctx.runc.remove(container);
+  await deleteSubvolume(ctx.layout.rootfs(container));
+  await rm(ctx.layout.bundle(container), { recursive: true, force: true });
+}
+
+export async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) total += (await stat(path.join(e.parentPath, e.name))).size;
+  }
+  return total;
+}

@@ -1,0 +1,55 @@
+// The local cluster's configuration and each agent's configuration, written by `ferry cluster up`.
+import { z } from 'zod';
+import { NameSchema } from './migration.ts';
+
+export const RedisConfigSchema = z.union([
+  z.strictObject({ path: z.string().startsWith('/') }),
+  z.strictObject({ url: z.url() }),
+]);
+export type RedisConfig = z.infer<typeof RedisConfigSchema>;
+
+export const PeerSchema = z.strictObject({
+  node: NameSchema,
+  address: z.ipv4(),
+  sshPort: z.number().int().min(1).max(65535),
+  /** OpenSSH public key line; pinned as the node's host key and authorised as its client key. */
+  publicKey: z.string().startsWith('ssh-'),
+});
+export type Peer = z.infer<typeof PeerSchema>;
+export const PeersSchema = z.array(PeerSchema);
+
+export const AgentConfigSchema = z.strictObject({
+  cluster: z.string(),
+  node: NameSchema,
+  address: z.ipv4(),
+  sshPort: z.number().int(),
+  redis: RedisConfigSchema,
+  /** btrfs filesystem root holding containers/, snapshots/ and incoming/. */
+  fsRoot: z.string().startsWith('/'),
+  /** Where CRIU images live (a tmpfs, mode 0700). */
+  imagesDir: z.string().startsWith('/'),
+  runcRoot: z.string().startsWith('/'),
+  /** cgroup parent for this node's containers, so simulated nodes never collide. */
+  cgroupParent: z.string().startsWith('/'),
+  criuPath: z.string().startsWith('/'),
+  keyFile: z.string().startsWith('/'),
+  peersFile: z.string().startsWith('/'),
+  /** Static binaries copied into every workload's root filesystem. */
+  busybox: z.string().startsWith('/'),
+  workloadBinary: z.string().startsWith('/'),
+  /** Named fault-injection hooks; off unless a test cluster turns them on. */
+  faultHooks: z.boolean().default(false),
+});
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+
+export const ClusterConfigSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9]{1,5}$/),
+  /** First three octets of the node subnet, e.g. "10.77.0"; the bridge is .1, node N is .(10+N). */
+  subnet: z.string().regex(/^\d{1,3}\.\d{1,3}\.\d{1,3}$/),
+  nodes: z.array(NameSchema),
+  redis: RedisConfigSchema,
+  /** true when ferry started the Redis server and must stop it on `cluster down`. */
+  ownRedis: z.boolean(),
+  faultHooks: z.boolean(),
+});
+export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;

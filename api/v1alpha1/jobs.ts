@@ -1,0 +1,76 @@
+// Jobs the controller (and the CLI) give agents over the work bus, and what agents answer.
+// Every job payload is parsed with these schemas on the agent before anything runs.
+import { z } from 'zod';
+import { NameSchema } from './migration.ts';
+
+const MigrationRef = z.strictObject({
+  /** Migration uid: names image folders, snapshots and job ids, so retries find their own work. */
+  uid: z.string().regex(/^[a-z0-9-]{8,64}$/),
+  name: z.string(),
+});
+
+export const JobSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('run'),
+    container: NameSchema,
+    memoryMiB: z.number().int().min(1).max(65536),
+    intervalMs: z.number().int().min(1).max(60000).default(20),
+  }),
+  z.strictObject({ kind: z.literal('verify'), container: NameSchema }),
+  z.strictObject({ kind: z.literal('list') }),
+  z.strictObject({ kind: z.literal('remove'), container: NameSchema }),
+  z.strictObject({ kind: z.literal('preflightSource'), migration: MigrationRef, container: NameSchema }),
+  z.strictObject({ kind: z.literal('preflightTarget'), migration: MigrationRef, container: NameSchema }),
+  z.strictObject({
+    kind: z.literal('sync'),
+    migration: MigrationRef,
+    container: NameSchema,
+    targetNode: NameSchema,
+  }),
+  z.strictObject({ kind: z.literal('checkpoint'), migration: MigrationRef, container: NameSchema }),
+  z.strictObject({
+    kind: z.literal('transfer'),
+    migration: MigrationRef,
+    container: NameSchema,
+    targetNode: NameSchema,
+  }),
+  z.strictObject({ kind: z.literal('restore'), migration: MigrationRef, container: NameSchema }),
+  z.strictObject({ kind: z.literal('cleanupSource'), migration: MigrationRef, container: NameSchema }),
+  z.strictObject({ kind: z.literal('cleanupTarget'), migration: MigrationRef, container: NameSchema }),
+  z.strictObject({ kind: z.literal('resumeSource'), migration: MigrationRef, container: NameSchema }),
+  z.strictObject({ kind: z.literal('rollbackTarget'), migration: MigrationRef, container: NameSchema }),
+]);
+export type Job = z.infer<typeof JobSchema>;
+export type JobKind = Job['kind'];
+export type JobOf<K extends JobKind> = Extract<Job, { kind: K }>;
+
+export const ContainerInfoSchema = z.strictObject({
+  id: z.string(),
+  status: z.string(),
+  pid: z.number().optional(),
+});
+export type ContainerInfo = z.infer<typeof ContainerInfoSchema>;
+
+export const VerifyResultSchema = z.strictObject({
+  pass: z.boolean(),
+  line: z.string(),
+  counter: z.number().optional(),
+});
+
+export const TransferResultSchema = z.strictObject({
+  bytes: z.number(),
+  durationMs: z.number(),
+  files: z.number(),
+});
+
+export const CheckpointResultSchema = z.strictObject({
+  frozenAt: z.string(),
+  dumpMs: z.number(),
+  imageBytes: z.number(),
+});
+
+export const RestoreResultSchema = z.strictObject({
+  restoredAt: z.string(),
+  restoreMs: z.number(),
+  pid: z.number().optional(),
+});

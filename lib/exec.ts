@@ -1,0 +1,49 @@
+// Runs external commands with argument arrays (never a shell string) and turns failures into
+// FerryErrors that quote the command's own error output.
+import { spawn, type SpawnOptions } from 'node:child_process';
+import { FerryError, type ErrorCode } from './errors.ts';
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+export interface ExecOptions {
+  /** Error code to raise on a non-zero exit; without it the result is returned whatever the exit. */
+  errorCode?: ErrorCode;
+  input?: string;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  stdio?: SpawnOptions['stdio'];
+}
+
+export function exec(cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', (err) =>
+      reject(new FerryError(opts.errorCode ?? 'Internal', `cannot run ${cmd}: ${err.message}`, { cause: err })),
+    );
+    child.on('close', (code) => {
+      const result = { stdout, stderr, code: code ?? -1 };
+      if (result.code !== 0 && opts.errorCode) {
+        const detail = (stderr.trim() || stdout.trim()).split('\n').slice(-5).join('\n');
+        reject(new FerryError(opts.errorCode, `${cmd} ${args.join(' ')} exited ${result.code}: ${detail}`));
+      } else resolve(result);
+    });
+    child.stdin?.end(opts.input ?? '');
+  });
+}
+
+/** Like exec with an error code: resolves to stdout, rejects with the command's stderr. */
+export async function run(cmd: string, args: readonly string[], errorCode: ErrorCode = 'Internal'): Promise<string> {
+  return (await exec(cmd, args, { errorCode })).stdout;
+}

@@ -1,0 +1,12 @@
+// Connections to the cluster's Redis (a unix socket for the local cluster, a URL elsewhere).
+import { Redis } from 'ioredis';
+import type { RedisConfig } from '../api/v1alpha1/cluster.ts';
+
+/** BullMQ workers need maxRetriesPerRequest: null so blocking commands are never cut short. */
+export function connectRedis(cfg: RedisConfig, opts: { forWorker?: boolean } = {}): Redis {
+  const common = { maxRetriesPerRequest: opts.forWorker ? null : 3, lazyConnect: false };
+  return 'path' in cfg ? new Redis({ path: cfg.path, ...common }) : new Redis(cfg.url, common);
+}
+
+export const queuePrefix = (cluster: string): string => `ferry-${cluster}`;
+export const agentQueueName = (node: string): string => `agent-${node}`;
