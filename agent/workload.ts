@@ -19,27 +19,37 @@ export async function runWorkload(ctx: AgentContext, job: JobOf<'run'>): Promise
   if ((await runc.state(job.container)) || (await exists(bundle))) {
     throw new FerryError('ContainerExists', `container ${job.container} already exists on ${ctx.config.node}`);
   }
+  try {
+    await createBundle(ctx, job);
+    await runc.run(job.container, bundle);
+    // The workload writes /data/ready once its memory is filled; wait so callers see a settled state.
+    const ready = path.join(layout.rootfs(job.container), 'data/ready');
+    for (let i = 0; i < 600 && !(await exists(ready)); i++) await sleep(100);
+  } catch (err) {
+    await removeContainer(ctx, job.container).catch(() => undefined); // leave nothing half-made
+    throw err;
+  }
+  const st = await runc.state(job.container);
+  if (!st || st.status !== 'running') throw new FerryError('RuntimeFailed', `container ${job.container} did not stay running`);
+  return st;
+}
+
+async function createBundle(ctx: AgentContext, job: JobOf<'run'>): Promise<void> {
+  const bundle = ctx.layout.bundle(job.container);
   await mkdir(bundle, { recursive: true, mode: 0o700 });
-  const rootfs = layout.rootfs(job.container);
+  const rootfs = ctx.layout.rootfs(job.container);
   await createSubvolume(rootfs);
   for (const d of ['bin', 'proc', 'dev', 'sys', 'tmp', 'data']) await mkdir(path.join(rootfs, d), { recursive: true });
-  await copyFile(ctx.config.busybox, path.join(rootfs, 'bin/busybox'));
-  await copyFile(ctx.config.workloadBinary, path.join(rootfs, 'bin/workload'));
-  await chmod(path.join(rootfs, 'bin/busybox'), 0o755);
-  await chmod(path.join(rootfs, 'bin/workload'), 0o755);
+  for (const [src, name] of [[ctx.config.busybox, 'busybox'], [ctx.config.workloadBinary, 'workload']] as const) {
+    await copyFile(src, path.join(rootfs, 'bin', name));
+    await chmod(path.join(rootfs, 'bin', name), 0o755);
+  }
   const spec = buildOciSpec({
     args: ['/bin/workload', '--mem-mib', String(job.memoryMiB), '--interval-ms', String(job.intervalMs), '--dir', '/data'],
     cgroupsPath: cgroupsPathFor(ctx, job.container),
     hostname: job.container,
   });
   await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2), { mode: 0o600 });
-  await runc.run(job.container, bundle);
-  // The workload prints READY once its memory is filled; wait for it so callers see a settled state.
-  const ready = path.join(rootfs, 'data/ready');
-  for (let i = 0; i < 600 && !(await exists(ready)); i++) await sleep(100);
-  const st = await runc.state(job.container);
-  if (!st || st.status !== 'running') throw new FerryError('RuntimeFailed', `container ${job.container} did not stay running`);
-  return st;
 }
 
 /** Asks the workload to check its memory and file (SIGUSR1) and returns its verdict line. */

@@ -1,6 +1,6 @@
 // Runs external commands with argument arrays (never a shell string) and turns failures into
 // FerryErrors that quote the command's own error output.
-import { spawn, type SpawnOptions } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { FerryError, type ErrorCode } from './errors.ts';
 
 export interface ExecResult {
@@ -15,7 +15,11 @@ export interface ExecOptions {
   input?: string;
   cwd?: string;
   env?: NodeJS.ProcessEnv;
-  stdio?: SpawnOptions['stdio'];
+  /**
+   * For commands that leave a daemon behind (`runc run --detach`): the daemon would inherit output
+   * pipes and hold them open forever, so output is discarded and the exit is awaited instead.
+   */
+  detached?: boolean;
 }
 
 export function exec(cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
@@ -23,7 +27,7 @@ export function exec(cmd: string, args: readonly string[], opts: ExecOptions = {
     const child = spawn(cmd, args, {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: opts.detached ? 'ignore' : [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
@@ -32,14 +36,17 @@ export function exec(cmd: string, args: readonly string[], opts: ExecOptions = {
     child.on('error', (err) =>
       reject(new FerryError(opts.errorCode ?? 'Internal', `cannot run ${cmd}: ${err.message}`, { cause: err })),
     );
-    child.on('close', (code) => {
+    child.on(opts.detached ? 'exit' : 'close', (code) => {
       const result = { stdout, stderr, code: code ?? -1 };
       if (result.code !== 0 && opts.errorCode) {
         const detail = (stderr.trim() || stdout.trim()).split('\n').slice(-5).join('\n');
         reject(new FerryError(opts.errorCode, `${cmd} ${args.join(' ')} exited ${result.code}: ${detail}`));
       } else resolve(result);
     });
-    child.stdin?.end(opts.input ?? '');
+    if (opts.input !== undefined) {
+      child.stdin?.on('error', () => undefined); // a command that exits early is reported by its status
+      child.stdin?.end(opts.input);
+    }
   });
 }
 

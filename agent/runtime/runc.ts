@@ -1,6 +1,6 @@
 // The runc adapter: one node's containers, driven through runc's command line with its own state
 // root and the CRIU wrapper installed by scripts/setup.sh.
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../../lib/exec.ts';
 import { FerryError, type ErrorCode } from '../../lib/errors.ts';
@@ -17,9 +17,30 @@ export class Runc {
     return (await exec('runc', ['--root', this.root, '--criu', this.criuPath, ...args], { errorCode })).stdout;
   }
 
+  /**
+   * For commands that leave the container running behind them: its processes must not inherit our
+   * pipes, so runc's errors are read back from its --log file instead.
+   */
+  private async runcDetached(args: string[], logFile: string, errorCode: ErrorCode): Promise<void> {
+    await rm(logFile, { force: true });
+    const r = await exec('runc', ['--root', this.root, '--criu', this.criuPath, '--log', logFile, '--log-format', 'json', ...args], { detached: true });
+    if (r.code === 0) return;
+    const lines = (await readFile(logFile, 'utf8').catch(() => ''))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        try {
+          return (JSON.parse(l) as { msg?: string }).msg ?? l;
+        } catch {
+          return l;
+        }
+      });
+    throw new FerryError(errorCode, `runc ${args[0]} ${args.at(-1)} exited ${r.code}: ${lines.slice(-3).join(' | ') || 'no log'}`);
+  }
+
   /** Starts a container detached; its stdio goes nowhere (it logs inside its own filesystem). */
   async run(id: string, bundle: string): Promise<void> {
-    await this.runc(['run', '--detach', '--bundle', bundle, id]);
+    await this.runcDetached(['run', '--detach', '--bundle', bundle, id], path.join(bundle, 'runc.log'), 'RuntimeFailed');
   }
 
   async state(id: string): Promise<ContainerInfo | undefined> {
@@ -69,9 +90,11 @@ export class Runc {
   }
 
   async restore(id: string, bundle: string, imageDir: string, workDir: string): Promise<void> {
+    await mkdir(workDir, { recursive: true, mode: 0o700 });
     try {
-      await this.runc(
+      await this.runcDetached(
         ['restore', '--detach', '--image-path', imageDir, '--work-path', workDir, '--bundle', bundle, id],
+        path.join(workDir, 'runc.log'),
         'CriuRestoreFailed',
       );
     } catch (err) {

@@ -1,0 +1,87 @@
+// Text for people: tables like kubectl's, sizes, durations and the phase timeline. Pure.
+import type { StoredMigration } from '../api/v1alpha1/migration.ts';
+
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+export function bytes(n: number | undefined): string {
+  if (n === undefined) return '-';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+}
+
+export function ms(n: number | undefined): string {
+  if (n === undefined) return '-';
+  return n < 1000 ? `${Math.round(n)}ms` : `${(n / 1000).toFixed(2)}s`;
+}
+
+export function rate(bytesPerSecond: number | undefined): string {
+  return bytesPerSecond === undefined ? '-' : `${bytes(bytesPerSecond)}/s`;
+}
+
+/** kubectl's AGE column: 45s, 12m, 3h, 2d. */
+export function age(since: string, now = Date.now()): string {
+  const s = Math.max(0, Math.floor((now - Date.parse(since)) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  if (s < 172800) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+export const MIGRATION_COLUMNS = ['NAME', 'PHASE', 'SOURCE', 'TARGET', 'DOWNTIME', 'AGE'];
+
+export function migrationRow(m: StoredMigration, now = Date.now()): string[] {
+  return [
+    m.metadata.name,
+    m.status.phase,
+    `${m.spec.source.node}/${m.spec.source.container}`,
+    m.spec.target.node,
+    ms(m.status.migrationState?.downtimeMs),
+    age(m.metadata.creationTimestamp, now),
+  ];
+}
+
+/** Each phase with when it began and how long it lasted. */
+export function timeline(m: StoredMigration): string {
+  const ts = m.status.phaseTransitionTimestamps;
+  const t0 = Date.parse(ts[0]?.time ?? m.metadata.creationTimestamp);
+  const rows = ts.map((t, i) => {
+    const start = Date.parse(t.time);
+    const next = ts[i + 1];
+    return [t.phase, `+${ms(start - t0)}`, next ? ms(Date.parse(next.time) - start) : ''];
+  });
+  return table(['PHASE', 'AT', 'TOOK'], rows);
+}
+
+export function describe(m: StoredMigration): string {
+  const s = m.status.migrationState;
+  const lines = [
+    `Name:         ${m.metadata.name}`,
+    `Namespace:    ${m.metadata.namespace}`,
+    `UID:          ${m.metadata.uid}`,
+    `Created:      ${m.metadata.creationTimestamp}`,
+    `Source:       ${m.spec.source.node} container ${m.spec.source.container}`,
+    `Target:       ${m.spec.target.node}`,
+    `Phase:        ${m.status.phase}`,
+  ];
+  if (m.status.failureReason) lines.push(`Reason:       ${m.status.failureReason}`);
+  for (const w of m.status.warnings ?? []) lines.push(`Warning:      ${w}`);
+  if (s) {
+    lines.push(
+      `Downtime:     ${ms(s.downtimeMs)} (frozen ${s.frozenAt ?? '-'}, running on target ${s.restoredAt ?? '-'})`,
+      `Dump:         ${ms(s.dumpMs)}   Restore: ${ms(s.restoreMs)}`,
+      `Sent:         ${bytes(s.bytesBeforeFreeze)} before the freeze, ${bytes(s.bytesDuringFreeze)} during it in ${ms(s.transferMs)} (${rate(s.throughputBytesPerSecond)})`,
+    );
+  }
+  lines.push('', 'Timeline:', ...timeline(m).split('\n').map((l) => `  ${l}`));
+  return lines.join('\n');
+}

@@ -1,0 +1,212 @@
+// The ferry command line. It speaks kubectl's language for Migrations and adds the local
+// cluster's own verbs. Run `ferry --help` or `ferry COMMAND --help`.
+import { readFile } from 'node:fs/promises';
+import { Command, Option } from 'commander';
+import { stringify } from 'yaml';
+import { clusterDown, clusterUp, readClusterConfig, type UpOptions } from '../cluster/cluster.ts';
+import { readyNodes } from '../controller/nodes.ts';
+import { AlreadyExistsError } from '../controller/store/migration-store.ts';
+import { errorMessage } from '../lib/errors.ts';
+import { connect, type Client } from './client.ts';
+import { demo, verify } from './demo.ts';
+import { MIGRATION_COLUMNS, describe, migrationRow, table } from './format.ts';
+import { ManifestError, parseManifest } from './manifest.ts';
+import { waitForMigration } from './watch.ts';
+import type { ContainerInfo } from '../api/v1alpha1/jobs.ts';
+
+const say = (line: string) => console.log(line);
+
+const program = new Command('ferry')
+  .description('Live-migrate containers between nodes with CRIU, runc, btrfs and SSH.\nWith no Kubernetes at hand, `ferry cluster up` makes a local cluster of simulated nodes.')
+  .addOption(new Option('--cluster <name>', 'local cluster to use').env('FERRY_CLUSTER').default('local'))
+  .showHelpAfterError();
+
+const cluster = () => program.opts<{ cluster: string }>().cluster;
+
+async function withClient<T>(fn: (c: Client) => Promise<T>): Promise<T> {
+  const c = await connect(cluster());
+  try {
+    return await fn(c);
+  } finally {
+    await c.close();
+  }
+}
+
+function upOptions(o: { nodes: string; subnet: string; faultHooks?: boolean; diskGib: string; imagesGib: string; redisUrl?: string }): UpOptions {
+  return {
+    name: cluster(),
+    nodes: Number(o.nodes),
+    subnet: o.subnet,
+    faultHooks: Boolean(o.faultHooks),
+    diskGiB: Number(o.diskGib),
+    imagesGiB: Number(o.imagesGib),
+    ...(o.redisUrl ? { redisUrl: o.redisUrl } : {}),
+    say,
+  };
+}
+
+const addUpOptions = (c: Command) =>
+  c
+    .option('--nodes <n>', 'number of simulated nodes', '2')
+    .option('--subnet <a.b.c>', 'first three octets of the nodes\' /24 (bridge is .1, nodeN is .(10+N))', '10.77.0')
+    .option('--disk-gib <n>', 'size of each node\'s sparse btrfs disk', '8')
+    .option('--images-gib <n>', 'size limit of each node\'s image tmpfs', '4')
+    .option('--redis-url <url>', 'use this Redis instead of starting one');
+
+const clusterCmd = program.command('cluster').description('the local cluster: simulated nodes on this machine');
+addUpOptions(clusterCmd.command('up').description('create or repair the local cluster (idempotent)'))
+  .option('--fault-hooks', 'enable named fault-injection hooks (tests only)')
+  .action(async (o) => void (await clusterUp(upOptions(o))));
+clusterCmd
+  .command('down')
+  .description('remove every namespace, mount, process and file the cluster made (idempotent)')
+  .action(async () => clusterDown(cluster(), say));
+clusterCmd
+  .command('status')
+  .description('nodes and whether their agents are alive')
+  .action(async () => {
+    const cfg = await readClusterConfig(cluster());
+    if (!cfg) return say(`cluster ${cluster()} is not up`);
+    await withClient(async (c) => {
+      const ready = await readyNodes(c.redis, cfg.name);
+      say(table(['NODE', 'ADDRESS', 'AGENT', 'CRIU'], cfg.nodes.map((n) => { const r = ready.get(n); return [n, r?.address ?? '-', r ? 'Ready' : 'NotReady', r ? (r.criuProblem ?? r.criuVersion) : '-']; })));
+    });
+  });
+
+program
+  .command('run <container>')
+  .description('start the test workload as a runc container on a node')
+  .requiredOption('--node <node>', 'node to run it on')
+  .option('--memory-mib <n>', 'state the workload holds in memory', '64')
+  .action(async (container: string, o: { node: string; memoryMib: string }) =>
+    withClient(async (c) => {
+      const info = (await c.bus.call(o.node, { kind: 'run', container, memoryMiB: Number(o.memoryMib), intervalMs: 20 }, 300_000)) as ContainerInfo;
+      say(`${container} running on ${o.node} (pid ${info.pid})`);
+    }),
+  );
+
+program
+  .command('ps')
+  .description('containers on every node')
+  .action(async () =>
+    withClient(async (c) => {
+      const rows: string[][] = [];
+      for (const node of c.config.nodes) for (const ct of (await c.bus.call(node, { kind: 'list' })) as ContainerInfo[]) rows.push([node, ct.id, ct.status, String(ct.pid ?? '-')]);
+      say(table(['NODE', 'CONTAINER', 'STATUS', 'PID'], rows));
+    }),
+  );
+
+program
+  .command('verify <container>')
+  .description('ask the test workload to check its memory and files')
+  .requiredOption('--node <node>', 'node it runs on')
+  .action(async (container: string, o: { node: string }) =>
+    withClient(async (c) => {
+      const r = await verify(c, o.node, container);
+      say(r.line);
+      if (!r.pass) process.exitCode = 1;
+    }),
+  );
+
+program
+  .command('apply')
+  .description('create Migrations from a manifest (validated locally first; nothing is created if any document is invalid)')
+  .requiredOption('-f, --filename <file>', 'YAML or JSON manifest, or - for standard input')
+  .option('--wait', 'follow the migration until it ends')
+  .action(async (o: { filename: string; wait?: boolean }) => {
+    const text = o.filename === '-' ? await readStdin() : await readFile(o.filename, 'utf8');
+    const docs = parseManifest(text, o.filename);
+    await withClient(async (c) => {
+      for (const m of docs) {
+        const existing = await c.store.get(m.metadata.namespace, m.metadata.name);
+        if (existing) {
+          if (JSON.stringify(existing.spec) !== JSON.stringify(m.spec)) throw new ManifestError(`migration ${m.metadata.name}: spec cannot change after the migration was created; delete it and apply again`);
+          say(`migration.ferry.dev/${m.metadata.name} unchanged`);
+          continue;
+        }
+        await c.store.create(m);
+        say(`migration.ferry.dev/${m.metadata.name} created`);
+      }
+      if (o.wait) {
+        for (const m of docs) {
+          const done = await waitForMigration(c, m.metadata.namespace, m.metadata.name, say);
+          say(describe(done));
+          if (done.status.phase !== 'Succeeded') process.exitCode = 1;
+        }
+      }
+    });
+  });
+
+const output = new Option('-o, --output <format>', 'output format').choices(['table', 'yaml', 'json']).default('table');
+program
+  .command('get')
+  .description('list Migrations (kubectl-style)')
+  .argument('<resource>', 'migrations | migration')
+  .argument('[name]')
+  .option('-n, --namespace <ns>', 'namespace', 'default')
+  .addOption(output)
+  .action(async (resource: string, name: string | undefined, o: { namespace: string; output: string }) => {
+    checkResource(resource);
+    await withClient(async (c) => {
+      const list = (await c.store.list(o.namespace)).filter((m) => !name || m.metadata.name === name);
+      if (name && !list.length) throw new Error(`migration "${name}" not found`);
+      if (o.output === 'json') say(JSON.stringify(name ? list[0] : { apiVersion: 'v1', kind: 'List', items: list }, null, 2));
+      else if (o.output === 'yaml') say(stringify(name ? list[0] : { apiVersion: 'v1', kind: 'List', items: list }));
+      else say(list.length ? table(MIGRATION_COLUMNS, list.map((m) => migrationRow(m))) : `No migrations found in ${o.namespace} namespace.`);
+    });
+  });
+
+program
+  .command('describe')
+  .description('a Migration in detail, with its phase timeline')
+  .argument('<resource>', 'migration')
+  .argument('<name>')
+  .option('-n, --namespace <ns>', 'namespace', 'default')
+  .action(async (resource: string, name: string, o: { namespace: string }) => {
+    checkResource(resource);
+    await withClient(async (c) => {
+      const m = await c.store.get(o.namespace, name);
+      if (!m) throw new Error(`migration "${name}" not found`);
+      say(describe(m));
+    });
+  });
+
+program
+  .command('delete')
+  .description('delete a Migration record (a running one is not rolled back yet: wait for it to end)')
+  .argument('<resource>', 'migration')
+  .argument('<name>')
+  .option('-n, --namespace <ns>', 'namespace', 'default')
+  .action(async (resource: string, name: string, o: { namespace: string }) => {
+    checkResource(resource);
+    await withClient(async (c) => {
+      if (!(await c.store.delete(o.namespace, name))) throw new Error(`migration "${name}" not found`);
+      say(`migration.ferry.dev "${name}" deleted`);
+    });
+  });
+
+addUpOptions(program.command('demo').description('bring up 2 nodes, move a stateful workload from node1 to node2, and show it continues'))
+  .option('--memory-mib <n>', 'state the workload holds in memory', '256')
+  .action(async (o) => {
+    const ok = await demo({ up: upOptions({ ...o, nodes: '2' }), memoryMiB: Number(o.memoryMib), say });
+    if (!ok) process.exitCode = 1;
+  });
+
+function checkResource(r: string): void {
+  if (!['migration', 'migrations', 'mig'].includes(r)) throw new Error(`unknown resource "${r}": ferry knows "migrations"`);
+}
+
+async function readStdin(): Promise<string> {
+  let s = '';
+  for await (const chunk of process.stdin) s += chunk;
+  return s;
+}
+
+program
+  .parseAsync()
+  .then(() => process.exit(process.exitCode ?? 0))
+  .catch((err: unknown) => {
+    if (err instanceof AlreadyExistsError || err instanceof ManifestError) console.error(`error: ${err.message}`);
+    else console.error(`error: ${errorMessage(err)}`);
+    process.exit(1);
+  });

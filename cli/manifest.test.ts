@@ -1,0 +1,45 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseManifest } from './manifest.ts';
+
+const good = `apiVersion: ferry.dev/v1alpha1
+kind: Migration
+metadata:
+  name: move-web
+spec:
+  source: { node: node1, container: web }
+  target: { node: node2 }
+`;
+
+test('a valid manifest parses with the default namespace', () => {
+  const [m] = parseManifest(good);
+  assert.equal(m?.metadata.namespace, 'default');
+  assert.equal(m?.spec.target.node, 'node2');
+});
+
+test('a missing field is named', () => {
+  const bad = good.replace('container: web', 'containr: web');
+  assert.throws(() => parseManifest(bad), /spec\.source\.container: required field is missing/);
+  assert.throws(() => parseManifest(bad), /spec\.source: unknown field\(s\) "containr"/);
+});
+
+test('the same node as source and target is refused on target.node', () => {
+  assert.throws(() => parseManifest(good.replace('node: node2', 'node: node1')), /spec\.target\.node: target\.node must differ/);
+});
+
+test('a wrong apiVersion or kind is named', () => {
+  assert.throws(() => parseManifest(good.replace('v1alpha1', 'v9')), /apiVersion/);
+  assert.throws(() => parseManifest(good.replace('kind: Migration', 'kind: Pod')), /kind/);
+});
+
+test('an invalid name is refused with the DNS-1123 rule', () => {
+  assert.throws(() => parseManifest(good.replace('move-web', 'Move_Web')), /metadata\.name: must be a DNS-1123 label/);
+});
+
+test('broken YAML says so', () => {
+  assert.throws(() => parseManifest('a: [1, 2'), /not valid YAML/);
+});
+
+test('a user-supplied status is refused', () => {
+  assert.throws(() => parseManifest(good + 'status:\n  phase: Succeeded\n  phaseTransitionTimestamps: []\n'), /only the controller writes status/);
+});

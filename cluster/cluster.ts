@@ -1,0 +1,188 @@
+// `ferry cluster up|down`: the local cluster. Simulated nodes are network namespaces on a bridge,
+// each with its own btrfs filesystem, image tmpfs, runc state root, SSH key and agent process.
+// Both commands are idempotent: `up` repairs whatever is missing, `down` removes whatever exists.
+import { mkdir, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { AgentConfigSchema, ClusterConfigSchema, type ClusterConfig, type Peer } from '../api/v1alpha1/cluster.ts';
+import { FerryError } from '../lib/errors.ts';
+import { exec } from '../lib/exec.ts';
+import { FERRY_OPT, FERRY_RUN, clusterConfigFile, clusterDir, nodePaths } from '../lib/paths.ts';
+import { readyNodes } from '../controller/nodes.ts';
+import { generateNodeKey } from '../agent/transfer/keys.ts';
+import { ensureBridge, ensureNodeNetwork, netnsName, nodeAddress, removeBridge, removeNodeNetwork } from './netns.ts';
+import { ensureBtrfs, ensureTmpfs, unmount } from './node-fs.ts';
+import { nodeEntry, runningPid, startDetached, stopProcess } from './processes.ts';
+import { ensureRedis, stopRedis } from './redis-server.ts';
+
+export const SSH_PORT = 2222;
+
+export interface UpOptions {
+  name: string;
+  nodes: number;
+  subnet: string;
+  faultHooks: boolean;
+  diskGiB: number;
+  imagesGiB: number;
+  redisUrl?: string;
+  say?: (line: string) => void;
+}
+
+export const nodeName = (i: number): string => `node${i}`;
+
+export async function readClusterConfig(name: string): Promise<ClusterConfig | undefined> {
+  const raw = await readFile(clusterConfigFile(name), 'utf8').catch(() => undefined);
+  return raw ? ClusterConfigSchema.parse(JSON.parse(raw)) : undefined;
+}
+
+async function preconditions(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new FerryError('InvalidInput', 'the local cluster needs root (network namespaces, mounts, runc)');
+  const need: Array<[string, string[]]> = [
+    ['runc', ['--version']],
+    ['btrfs', ['--version']],
+    ['ip', ['-V']],
+    ['iptables-restore', ['--version']],
+    [path.join(FERRY_OPT, 'bin/criu'), ['--version']],
+  ];
+  for (const [cmd, args] of need) {
+    const r = await exec(cmd, args).catch(() => ({ code: -1 }));
+    if (r.code !== 0) throw new FerryError('CriuCheckFailed', `${cmd} is missing: run scripts/setup.sh first`);
+  }
+}
+
+async function ensureNodeKey(keyFile: string, node: string): Promise<string> {
+  const existing = await readFile(keyFile, 'utf8').catch(() => undefined);
+  if (existing) {
+    const pub = await readFile(`${keyFile}.pub`, 'utf8');
+    return pub.trim();
+  }
+  const kp = generateNodeKey(node);
+  await writeFile(keyFile, kp.privateKey, { mode: 0o600 });
+  await writeFile(`${keyFile}.pub`, kp.publicKey + '\n', { mode: 0o600 });
+  return kp.publicKey;
+}
+
+export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
+  const say = opts.say ?? (() => undefined);
+  await preconditions();
+  const prior = await readClusterConfig(opts.name);
+  const dir = clusterDir(opts.name);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const { redis: redisCfg, own } = await ensureRedis(dir, opts.redisUrl ?? (prior && !prior.ownRedis && 'url' in prior.redis ? prior.redis.url : undefined));
+  say(`redis: ${'path' in redisCfg ? redisCfg.path : redisCfg.url}`);
+
+  await ensureBridge(opts.name, opts.subnet);
+  const nodes = Array.from({ length: opts.nodes }, (_, i) => nodeName(i + 1));
+  const peers: Peer[] = [];
+  for (const [i, node] of nodes.entries()) {
+    const p = nodePaths(opts.name, node);
+    await mkdir(p.dir, { recursive: true, mode: 0o700 });
+    await ensureNodeNetwork(opts.name, opts.subnet, node, i + 1);
+    await ensureBtrfs(p.disk, p.fsRoot, opts.diskGiB);
+    await ensureTmpfs(p.imagesDir, opts.imagesGiB);
+    await mkdir(p.runcRoot, { recursive: true, mode: 0o700 });
+    peers.push({ node, address: nodeAddress(opts.subnet, i + 1), sshPort: SSH_PORT, publicKey: await ensureNodeKey(p.keyFile, node) });
+  }
+  const peersFile = path.join(dir, 'peers.json');
+  await writeFile(peersFile, JSON.stringify(peers, null, 2), { mode: 0o600 });
+
+  const config: ClusterConfig = { name: opts.name, subnet: opts.subnet, nodes, redis: redisCfg, ownRedis: own, faultHooks: opts.faultHooks };
+  await writeFile(clusterConfigFile(opts.name), JSON.stringify(config, null, 2), { mode: 0o600 });
+
+  for (const [i, node] of nodes.entries()) {
+    const p = nodePaths(opts.name, node);
+    const agentConfig = AgentConfigSchema.parse({
+      cluster: opts.name,
+      node,
+      address: nodeAddress(opts.subnet, i + 1),
+      sshPort: SSH_PORT,
+      redis: redisCfg,
+      fsRoot: p.fsRoot,
+      imagesDir: p.imagesDir,
+      runcRoot: p.runcRoot,
+      cgroupParent: `/ferry/${opts.name}/${node}`,
+      criuPath: path.join(FERRY_OPT, 'bin/criu'),
+      keyFile: p.keyFile,
+      peersFile,
+      busybox: '/bin/busybox',
+      workloadBinary: path.join(FERRY_OPT, 'bin/workload'),
+      faultHooks: opts.faultHooks,
+    });
+    const changed = (await readFile(p.configFile, 'utf8').catch(() => '')) !== JSON.stringify(agentConfig, null, 2);
+    await writeFile(p.configFile, JSON.stringify(agentConfig, null, 2), { mode: 0o600 });
+    if (changed) await stopProcess(p.pidFile, p.configFile); // restart with the new configuration
+    if (!(await runningPid(p.pidFile, p.configFile))) {
+      // nsenter joins only the network namespace: `ip netns exec` would also remount /sys, hiding
+      // the cgroup mounts that runc needs.
+      const argv = ['nsenter', `--net=/run/netns/${netnsName(opts.name, node)}`, ...nodeEntry('agent/main.ts', ['--config', p.configFile])];
+      const pid = await startDetached(argv, p.logFile, p.pidFile);
+      say(`${node}: agent started (pid ${pid}) at ${agentConfig.address}`);
+    } else say(`${node}: agent running at ${agentConfig.address}`);
+  }
+
+  const controllerPid = path.join(dir, 'controller.pid');
+  const marker = `controller/main.ts --cluster ${opts.name}`;
+  if (!(await runningPid(controllerPid, marker))) {
+    const pid = await startDetached(nodeEntry('controller/main.ts', ['--cluster', opts.name]), path.join(dir, 'controller.log'), controllerPid);
+    say(`controller started (pid ${pid})`);
+  }
+  await waitForNodes(config, nodes);
+  say(`cluster ${opts.name} is up: ${nodes.join(', ')}`);
+  return config;
+}
+
+async function waitForNodes(config: ClusterConfig, nodes: string[]): Promise<void> {
+  const redis = 'path' in config.redis ? new Redis({ path: config.redis.path }) : new Redis(config.redis.url);
+  try {
+    for (let i = 0; i < 300; i++) {
+      const ready = await readyNodes(redis, config.name);
+      if (nodes.every((n) => ready.has(n))) return;
+      await sleep(100);
+    }
+    const ready = await readyNodes(redis, config.name);
+    const missing = nodes.filter((n) => !ready.has(n));
+    throw new FerryError('NodeNotFound', `agents of ${missing.join(', ')} did not register within 30 s; see ${clusterDir(config.name)}/nodes/*/agent.log`);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Removes cgroups the cluster's containers left behind, deepest first. */
+async function removeCgroups(name: string): Promise<void> {
+  const roots = await readdir('/sys/fs/cgroup').catch(() => [] as string[]);
+  for (const ctl of roots) {
+    const base = path.join('/sys/fs/cgroup', ctl, 'ferry', name);
+    const dirs = await readdir(base, { recursive: true, withFileTypes: true }).catch(() => []);
+    const subdirs = dirs.filter((d) => d.isDirectory()).map((d) => path.join(d.parentPath, d.name));
+    for (const d of subdirs.sort((a, b) => b.length - a.length)) await rmdir(d).catch(() => undefined);
+    await rmdir(base).catch(() => undefined);
+  }
+}
+
+export async function clusterDown(name: string, say: (l: string) => void = () => undefined): Promise<void> {
+  const config = await readClusterConfig(name);
+  const dir = clusterDir(name);
+  await stopProcess(path.join(dir, 'controller.pid'), `controller/main.ts --cluster ${name}`);
+  // Nodes on disk count too: a crashed `up` may not have written cluster.json.
+  const onDisk = await readdir(path.join(dir, 'nodes')).catch(() => [] as string[]);
+  const nodes = [...new Set([...(config?.nodes ?? []), ...onDisk])].sort();
+  for (const node of nodes) {
+    const p = nodePaths(name, node);
+    await stopProcess(p.pidFile, p.configFile);
+    const list = await exec('runc', ['--root', p.runcRoot, 'list', '-q']);
+    for (const id of list.stdout.split('\n').filter(Boolean)) await exec('runc', ['--root', p.runcRoot, 'delete', '--force', id]);
+    await unmount(p.imagesDir);
+    await unmount(p.fsRoot);
+    const index = Number(node.replace(/^node/, ''));
+    await removeNodeNetwork(name, node, Number.isFinite(index) ? index : 0);
+    say(`${node}: removed`);
+  }
+  await removeBridge(name);
+  await removeCgroups(name);
+  if (!config || config.ownRedis) await stopRedis(dir);
+  await rm(dir, { recursive: true, force: true });
+  await rm(path.join(FERRY_RUN, name), { recursive: true, force: true });
+  say(`cluster ${name} is down`);
+}
+

@@ -1,0 +1,50 @@
+// Long-running processes of the local cluster (agents, controller): started detached with their
+// output in a log file, found again through a pid file, stopped with TERM then KILL.
+import { spawn } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** The repository root, so processes run the same code as the CLI that starts them. */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** How to run one of ferry's TypeScript entry points with node. */
+export function nodeEntry(script: string, args: string[]): string[] {
+  return [process.execPath, '--import', `file://${path.join(REPO_ROOT, 'node_modules/tsx/dist/loader.mjs')}`, path.join(REPO_ROOT, script), ...args];
+}
+
+async function readPid(pidFile: string): Promise<number | undefined> {
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+  return pid > 0 ? pid : undefined;
+}
+
+/** The pid in `pidFile` if that process still runs and its command line contains `marker`. */
+export async function runningPid(pidFile: string, marker: string): Promise<number | undefined> {
+  const pid = await readPid(pidFile);
+  if (!pid) return undefined;
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return cmdline.replaceAll('\0', ' ').includes(marker) ? pid : undefined;
+}
+
+export async function startDetached(argv: string[], logFile: string, pidFile: string): Promise<number> {
+  const fd = openSync(logFile, 'a', 0o600);
+  const [cmd, ...args] = argv;
+  const child = spawn(cmd!, args, { cwd: REPO_ROOT, detached: true, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  child.unref();
+  if (!child.pid) throw new Error(`cannot start ${argv.join(' ')}`);
+  await writeFile(pidFile, String(child.pid), { mode: 0o600 });
+  return child.pid;
+}
+
+export async function stopProcess(pidFile: string, marker: string): Promise<void> {
+  const pid = await runningPid(pidFile, marker);
+  if (pid) {
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 50 && (await runningPid(pidFile, marker)); i++) await sleep(100);
+    if (await runningPid(pidFile, marker)) process.kill(pid, 'SIGKILL');
+  }
+  await rm(pidFile, { force: true });
+}

@@ -1,0 +1,36 @@
+// The controller process for the local cluster: reads the cluster config, wakes on store changes
+// and job events, and runs the reconcile loop until signalled.
+import { readFile } from 'node:fs/promises';
+import { ClusterConfigSchema } from '../api/v1alpha1/cluster.ts';
+import { errorMessage } from '../lib/errors.ts';
+import { createLogger } from '../lib/logger.ts';
+import { clusterConfigFile } from '../lib/paths.ts';
+import { connectRedis } from '../lib/redis.ts';
+import { Controller } from './controller.ts';
+import { RedisMigrationStore } from './store/redis-store.ts';
+
+async function main() {
+  const i = process.argv.indexOf('--cluster');
+  const name = (i > 0 ? process.argv[i + 1] : undefined) ?? 'local';
+  const cfg = ClusterConfigSchema.parse(JSON.parse(await readFile(clusterConfigFile(name), 'utf8')));
+  const log = createLogger('controller').child({ cluster: cfg.name });
+  const redis = connectRedis(cfg.redis);
+  const store = new RedisMigrationStore(redis, cfg.name);
+  const controller = new Controller({ cluster: cfg.name, redis, redisConfig: cfg.redis, store, log });
+  const sub = connectRedis(cfg.redis);
+  await sub.subscribe(store.channel);
+  sub.on('message', controller.poke);
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => {
+      log.info({ sig }, 'stopping');
+      void controller.stop().finally(() => process.exit(0));
+    });
+  }
+  log.info('controller running');
+  await controller.run();
+}
+
+void main().catch((err) => {
+  console.error(errorMessage(err));
+  process.exit(1);
+});

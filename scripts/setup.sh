@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything ferry needs on a Debian 12 or 13 machine, as root, idempotently:
+# apt packages, a CRIU >= 4.2 (scripts/install-criu.sh), npm modules and the test workload.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OPT=${FERRY_OPT:-/opt/ferry}
+
+if [ "$(id -u)" != 0 ]; then echo "setup: run as root (network namespaces, mounts, runc)" >&2; exit 1; fi
+
+APT_PKGS=(runc iptables btrfs-progs redis-server redis-tools iproute2 busybox-static gcc libc6-dev util-linux zstd)
+missing=()
+for p in "${APT_PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian starts its own redis-server on port 6379; ferry runs a private one per cluster instead.
+
+bash scripts/install-criu.sh
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm modules"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+mkdir -p "$OPT/bin"
+if [ ! -x "$OPT/bin/workload" ] || [ workload/workload.c -nt "$OPT/bin/workload" ]; then
+  echo "setup: building the test workload"
+  gcc -static -O2 -Wall -o "$OPT/bin/workload.new" workload/workload.c
+  mv "$OPT/bin/workload.new" "$OPT/bin/workload"
+fi
+echo "setup: done"
