@@ -65,7 +65,11 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
   const base = layout.snapshot(uid, 'base');
   const final = layout.snapshot(uid, 'final');
   return withSession(ctx, job.targetNode, uid, async (s) => {
-    for (const name of (await readdir(images)).sort()) await s.sendFile(path.join(images, name), `checkpoint/${name}`);
+    for (const name of (await readdir(images)).sort()) {
+      const t = Date.now();
+      const n = await s.sendFile(path.join(images, name), `checkpoint/${name}`);
+      ctx.log.debug({ file: name, bytes: n, ms: Date.now() - t }, 'sent');
+    }
     await s.sendFile(path.join(layout.bundle(job.container), 'config.json'), 'config.json');
     await s.sendBtrfs(final, path.basename(final), { path: base, name: path.basename(base) });
     return { bytes: s.bytes, durationMs: Date.now() - started, files: s.items };

@@ -70,28 +70,63 @@ export const jsonFrame = (type: FrameTypeValue, value: unknown): Buffer =>
 
 export class FrameError extends Error {}
 
-/** Accumulates bytes and hands out whole frames, enforcing the protocol's limits. */
+/**
+ * Accumulates bytes and hands out whole frames, enforcing the protocol's limits. SSH delivers data
+ * in small packets, so chunks are kept in a list and joined once per frame, not once per packet.
+ */
 export class FrameDecoder {
-  private buf: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private length = 0;
+
+  private take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      const out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      this.length -= n;
+      return out;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let off = 0;
+    while (off < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - off);
+      c.copy(out, off, 0, k);
+      off += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    this.length -= n;
+    return out;
+  }
+
+  private peekHeader(): { type: number; len: number } {
+    const head = this.chunks[0]!.length >= 5 ? this.chunks[0]! : Buffer.concat(this.chunks, 5);
+    return { type: head.readUInt8(0), len: head.readUInt32BE(1) };
+  }
 
   push(chunk: Buffer): Frame[] {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (chunk.length) {
+      this.chunks.push(chunk);
+      this.length += chunk.length;
+    }
     const frames: Frame[] = [];
-    while (this.buf.length >= 5) {
-      const type = this.buf.readUInt8(0);
-      const len = this.buf.readUInt32BE(1);
+    while (this.length >= 5) {
+      const { type, len } = this.peekHeader();
       if (type < 1 || type > 4) throw new FrameError(`unknown frame type ${type}`);
       const limit = type === FrameType.Data ? MAX_DATA_BYTES : MAX_HEADER_BYTES;
       if (len > limit) throw new FrameError(`frame of ${len} bytes exceeds the ${limit}-byte limit`);
-      if (this.buf.length < 5 + len) break;
-      frames.push({ type: type as FrameTypeValue, payload: this.buf.subarray(5, 5 + len) });
-      this.buf = this.buf.subarray(5 + len);
+      if (this.length < 5 + len) break;
+      this.take(5);
+      frames.push({ type: type as FrameTypeValue, payload: this.take(len) });
     }
     return frames;
   }
 
   /** Bytes received but not yet a whole frame: non-zero at end of stream means truncation. */
   get pending(): number {
-    return this.buf.length;
+    return this.length;
   }
 }

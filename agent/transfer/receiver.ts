@@ -3,7 +3,8 @@
 // nothing of an item that fails its check. Everything it writes stays under the migration's folders.
 import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -59,19 +60,23 @@ async function fileSink(dir: string, item: Extract<Item, { type: 'file' }>): Pro
   if (!dest.startsWith(dir + path.sep)) throw new FerryError('StreamRejected', `path ${item.path} leaves the image folder`);
   await mkdir(path.dirname(dest), { recursive: true, mode: 0o700 });
   const tmp = `${dest}.part`;
-  // Images are never readable by other users, whatever mode the sender asked for.
-  const fh: FileHandle = await open(tmp, 'w', item.mode & 0o700);
+  // Images are never readable by other users, whatever mode the sender asked for. A write stream
+  // keeps several writes in flight, so the next frame is read while the last one is written.
+  const out = createWriteStream(tmp, { mode: item.mode & 0o700, highWaterMark: 8 * 1024 * 1024 });
+  const failed = new Promise<never>((_, reject) => out.once('error', reject));
+  failed.catch(() => undefined);
   const hash = createHash('sha256');
   let written = 0;
+  const close = () => new Promise<void>((resolve) => (out.closed ? resolve() : out.end(() => resolve())));
   return {
     async write(data) {
       if (written + data.length > item.size) throw new FerryError('IntegrityError', `${item.path}: more data than the announced ${item.size} bytes`);
       hash.update(data);
-      await fh.write(data);
       written += data.length;
+      if (!out.write(data)) await Promise.race([once(out, 'drain'), failed]);
     },
     async finish(end) {
-      await fh.close();
+      await Promise.race([close(), failed]);
       try {
         if (written !== item.size) throw new FerryError('IntegrityError', `${item.path}: received ${written} of ${item.size} bytes`);
         checkEnd(hash, written, end, item.path);
@@ -83,7 +88,7 @@ async function fileSink(dir: string, item: Extract<Item, { type: 'file' }>): Pro
       return written;
     },
     async abort() {
-      await fh.close().catch(() => undefined);
+      out.destroy();
       await rm(tmp, { force: true });
     },
   };

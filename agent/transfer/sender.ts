@@ -1,6 +1,7 @@
 // The sending end: connects to a peer agent over SSH (its host key pinned), opens the transfer
 // subsystem and streams files and btrfs sends as framed, checksummed items.
 import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -16,6 +17,19 @@ const { Client } = ssh2;
 
 // AES-GCM is the fastest cipher ssh2 offers here (see shared/environment.md); chacha20 is far slower.
 const CIPHERS = ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com'] as ssh2.CipherAlgorithm[];
+
+/** Waits for 'drain' or 'close', removing both listeners afterwards (no listener leak per write). */
+function drainOrClose(ch: ssh2.ClientChannel): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      ch.off('drain', done);
+      ch.off('close', done);
+      resolve();
+    };
+    ch.on('drain', done);
+    ch.on('close', done);
+  });
+}
 
 export interface SendOptions {
   self: string;
@@ -76,9 +90,11 @@ export class TransferSession {
     await new Promise<void>((resolve, reject) => {
       conn.once('ready', () => resolve());
       conn.once('error', (err) => reject(hostKeyError ?? new FerryError('TransferFailed', `ssh to ${opts.peer.node}: ${err.message}`, { cause: err })));
+      // Nagle off: small END frames and replies must not wait for a delayed ACK.
+      const sock = connect({ host: opts.peer.address, port: opts.peer.sshPort, noDelay: true });
+      sock.once('error', () => undefined); // reported through the ssh client's own error event
       conn.connect({
-        host: opts.peer.address,
-        port: opts.peer.sshPort,
+        sock,
         username: opts.self,
         privateKey: opts.privateKey,
         readyTimeout: 10_000,
@@ -101,7 +117,7 @@ export class TransferSession {
 
   private async write(buf: Buffer): Promise<void> {
     if (this.closedError) throw this.closedError;
-    if (!this.channel.write(buf)) await Promise.race([once(this.channel, 'drain'), once(this.channel, 'close')]);
+    if (!this.channel.write(buf)) await drainOrClose(this.channel);
   }
 
   /** Sends a readable as DATA frames and returns its length and sha256. */

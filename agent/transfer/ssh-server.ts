@@ -1,6 +1,7 @@
 // The agent's SSH server: peers authenticate with their node key (public-key auth only); anything
 // else is refused and logged with the key's fingerprint. One subsystem: the transfer protocol.
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import ssh2 from 'ssh2';
 import type { Logger } from '../../lib/logger.ts';
 import { PeersSchema, type Peer } from '../../api/v1alpha1/cluster.ts';
@@ -23,7 +24,7 @@ export async function loadPeers(file: string): Promise<Peer[]> {
   return PeersSchema.parse(JSON.parse(await readFile(file, 'utf8')));
 }
 
-export async function startSshServer(opts: SshServerOptions): Promise<ssh2.Server> {
+export async function startSshServer(opts: SshServerOptions): Promise<{ close(): void }> {
   const { log } = opts;
   const server = new Server({ hostKeys: [opts.hostKey] }, (client, info) => {
     let peer: Peer | undefined;
@@ -67,10 +68,18 @@ export async function startSshServer(opts: SshServerOptions): Promise<ssh2.Serve
     });
     client.on('error', (err) => log.debug({ err: err.message, remote: info.ip }, 'ssh client error'));
   });
+  // Our own listener, so that Nagle's algorithm is off: each item's small END frame and its reply
+  // would otherwise wait out the peer's delayed ACK (about 40 ms an item).
+  const listener = createServer({ noDelay: true }, (sock) => server.injectSocket(sock));
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.address, () => resolve());
+    listener.once('error', reject);
+    listener.listen(opts.port, opts.address, () => resolve());
   });
   log.info({ address: opts.address, port: opts.port }, 'ssh server listening');
-  return server;
+  return {
+    close() {
+      listener.close();
+      server.close();
+    },
+  };
 }
