@@ -4,7 +4,7 @@ import { Job as BullJob, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { RedisConfig } from '../api/v1alpha1/cluster.ts';
 import type { Job } from '../api/v1alpha1/jobs.ts';
-import { connectRedis, agentQueueName, queuePrefix } from '../lib/redis.ts';
+import { agentQueueName, queuePrefix, redisOptions } from '../lib/redis.ts';
 import { FerryError, parseErrorReason } from '../lib/errors.ts';
 import type { JobFact } from './reconcile.ts';
 
@@ -36,7 +36,8 @@ export class Bus {
   queueEvents(node: string): QueueEvents {
     let e = this.events.get(node);
     if (!e) {
-      e = new QueueEvents(agentQueueName(node), { connection: connectRedis(this.redisConfig, { forWorker: true }), prefix: this.prefix });
+      // Connection options, not an instance: BullMQ then owns the blocking connection and closes it.
+      e = new QueueEvents(agentQueueName(node), { connection: redisOptions(this.redisConfig), prefix: this.prefix });
       this.events.set(node, e);
     }
     return e;

@@ -1,0 +1,54 @@
+// Shared set-up for tests on the real local cluster: a cluster named "test" (its own subnet,
+// Redis and nodes, fault hooks on), and helpers to run workloads and migrations on it.
+import { readdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { VerifyResultSchema, type ContainerInfo } from '../api/v1alpha1/jobs.ts';
+import { API_VERSION, type StoredMigration } from '../api/v1alpha1/migration.ts';
+import { clusterUp } from '../cluster/cluster.ts';
+import { connect, type Client } from '../cli/client.ts';
+import { waitForMigration } from '../cli/watch.ts';
+import { hooksKey, type HookInput, type HookPoint } from '../agent/fault-hooks.ts';
+import { nodePaths } from '../lib/paths.ts';
+
+export const CLUSTER = 'test';
+
+export async function testCluster(): Promise<Client> {
+  await clusterUp({ name: CLUSTER, nodes: 2, subnet: '10.78.0', faultHooks: true, diskGiB: 4, imagesGiB: 2 });
+  return connect(CLUSTER);
+}
+
+/** A name no other test uses, so tests never see each other's containers or Migrations. */
+export const unique = (prefix: string): string => `${prefix}-${randomBytes(3).toString('hex')}`;
+
+export async function runWorkload(c: Client, node: string, container: string, memoryMiB = 32): Promise<ContainerInfo> {
+  return (await c.bus.call(node, { kind: 'run', container, memoryMiB, intervalMs: 10 }, 120_000)) as ContainerInfo;
+}
+
+export async function verify(c: Client, node: string, container: string) {
+  return VerifyResultSchema.parse(await c.bus.call(node, { kind: 'verify', container }));
+}
+
+export async function list(c: Client, node: string): Promise<ContainerInfo[]> {
+  return (await c.bus.call(node, { kind: 'list' })) as ContainerInfo[];
+}
+
+export async function migrate(c: Client, name: string, source: { node: string; container: string }, target: string): Promise<StoredMigration> {
+  await c.store.create({ apiVersion: API_VERSION, kind: 'Migration', metadata: { name, namespace: 'default' }, spec: { source, target: { node: target } } });
+  return waitForMigration(c, 'default', name, () => undefined, 300_000);
+}
+
+export async function armHook(c: Client, node: string, point: HookPoint, action: HookInput): Promise<void> {
+  await c.redis.hset(hooksKey(CLUSTER, node), point, JSON.stringify(action));
+}
+
+/** What a node still holds for a migration: snapshots, received subvolumes and image folders. */
+export async function leftovers(node: string, uid: string): Promise<string[]> {
+  const p = nodePaths(CLUSTER, node);
+  const found: string[] = [];
+  for (const dir of [`${p.fsRoot}/snapshots`, `${p.fsRoot}/incoming`, p.imagesDir]) {
+    for (const e of await readdir(dir).catch(() => [] as string[])) if (e.includes(uid)) found.push(`${dir}/${e}`);
+  }
+  return found;
+}
+
+export const phases = (m: StoredMigration): string[] => m.status.phaseTransitionTimestamps.map((t) => t.phase);
