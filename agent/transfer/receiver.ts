@@ -88,7 +88,8 @@ async function fileSink(dir: string, item: Extract<Item, { type: 'file' }>): Pro
       return written;
     },
     async abort() {
-      out.destroy();
+      // The file may still be opening: wait for the stream to close, or rm could run first.
+      if (!out.closed) await new Promise<void>((resolve) => out.destroy().once('close', () => resolve()));
       await rm(tmp, { force: true });
     },
   };

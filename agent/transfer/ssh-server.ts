@@ -24,7 +24,7 @@ export async function loadPeers(file: string): Promise<Peer[]> {
   return PeersSchema.parse(JSON.parse(await readFile(file, 'utf8')));
 }
 
-export async function startSshServer(opts: SshServerOptions): Promise<{ close(): void }> {
+export async function startSshServer(opts: SshServerOptions): Promise<{ port: number; close(): void }> {
   const { log } = opts;
   const server = new Server({ hostKeys: [opts.hostKey] }, (client, info) => {
     let peer: Peer | undefined;
@@ -76,7 +76,9 @@ export async function startSshServer(opts: SshServerOptions): Promise<{ close():
     listener.listen(opts.port, opts.address, () => resolve());
   });
   log.info({ address: opts.address, port: opts.port }, 'ssh server listening');
+  const address = listener.address();
   return {
+    port: typeof address === 'object' && address ? address.port : opts.port,
     close() {
       listener.close();
       server.close();

@@ -1,0 +1,120 @@
+// The transfer protocol over a real ssh2 connection on loopback: what arrives is what was sent,
+// and hostile or broken streams are rejected with their reason and leave nothing behind.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import ssh2 from 'ssh2';
+import { createLogger } from '../../lib/logger.ts';
+import { FrameType, PROTOCOL, encodeFrame, jsonFrame } from './frames.ts';
+import { generateNodeKey } from './keys.ts';
+import { TransferSession } from './sender.ts';
+import { startSshServer } from './ssh-server.ts';
+
+const src = generateNodeKey('src');
+const dst = generateNodeKey('dst');
+let dir: string;
+let server: { port: number; close(): void };
+let peer: { node: string; address: string; sshPort: number; publicKey: string };
+const imagesDir = (uid: string) => path.join(dir, 'images', uid);
+
+before(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'ferry-transfer-'));
+  const peersFile = path.join(dir, 'peers.json');
+  await writeFile(peersFile, JSON.stringify([{ node: 'src', address: '127.0.0.1', sshPort: 1, publicKey: src.publicKey }]));
+  server = await startSshServer({
+    address: '127.0.0.1',
+    port: 0,
+    hostKey: dst.privateKey,
+    peersFile,
+    receiver: { imagesDir, incomingDir: (uid) => path.join(dir, 'incoming', uid) },
+    log: createLogger('test', '/dev/null'),
+  });
+  peer = { node: 'dst', address: '127.0.0.1', sshPort: server.port, publicKey: dst.publicKey };
+});
+after(() => server.close());
+
+/** An authenticated raw channel, for writing frames a well-behaved sender never would. */
+async function rawChannel(): Promise<{ channel: ssh2.ClientChannel; replies: () => Promise<string>; conn: ssh2.Client }> {
+  const conn = new ssh2.Client();
+  await new Promise<void>((resolve, reject) => {
+    conn.once('ready', () => resolve()).once('error', reject);
+    conn.connect({ host: '127.0.0.1', port: server.port, username: 'src', privateKey: src.privateKey });
+  });
+  const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) => conn.subsys(PROTOCOL, (err, ch) => (err ? reject(err) : resolve(ch))));
+  let text = '';
+  channel.on('data', (d: Buffer) => (text += d.toString()));
+  const replies = () => new Promise<string>((resolve) => channel.once('close', () => resolve(text)));
+  return { channel, replies, conn };
+}
+
+const begin = (migration: string, sourceNode = 'src') => jsonFrame(FrameType.Header, { type: 'begin', protocol: PROTOCOL, migration, sourceNode });
+
+test('a file arrives byte for byte, readable by its owner only', async () => {
+  const data = Buffer.alloc(3 * 1024 * 1024 + 17, 1).map((_, i) => i % 251);
+  const file = path.join(dir, 'pages.img');
+  await writeFile(file, data, { mode: 0o644 });
+  const s = await TransferSession.open({ self: 'src', privateKey: src.privateKey, peer, migration: 'mig-00000001' });
+  await s.sendFile(file, 'checkpoint/pages.img');
+  await s.finish();
+  s.close();
+  const got = path.join(imagesDir('mig-00000001'), 'checkpoint/pages.img');
+  assert.equal(createHash('sha256').update(await readFile(got)).digest('hex'), createHash('sha256').update(data).digest('hex'));
+  assert.equal((await stat(got)).mode & 0o077, 0, 'not readable by group or others');
+});
+
+test('a corrupted item is rejected with IntegrityError and nothing of it is kept', async () => {
+  const { channel, replies, conn } = await rawChannel();
+  channel.write(begin('mig-00000002'));
+  channel.write(jsonFrame(FrameType.Header, { type: 'file', path: 'checkpoint/core.img', size: 4, mode: 0o600 }));
+  channel.write(encodeFrame(FrameType.Data, Buffer.from('abcd')));
+  channel.write(jsonFrame(FrameType.End, { sha256: createHash('sha256').update('abce').digest('hex'), bytes: 4 }));
+  const text = await replies();
+  conn.end();
+  assert.match(text, /"code":"IntegrityError".*sha256 mismatch/);
+  assert.deepEqual(await readdir(path.join(imagesDir('mig-00000002'), 'checkpoint')), []);
+});
+
+test('a path that climbs out of the image folder is refused', async () => {
+  const { channel, replies, conn } = await rawChannel();
+  channel.write(begin('mig-00000003'));
+  channel.write(jsonFrame(FrameType.Header, { type: 'file', path: '../../escape', size: 1, mode: 0o600 }));
+  const text = await replies();
+  conn.end();
+  assert.match(text, /"code":"StreamRejected".*path must stay inside the migration folder/);
+  assert.ok(!(await readdir(dir)).includes('escape'));
+});
+
+test('a truncated stream is rejected and its partial file removed', async () => {
+  const { channel, replies, conn } = await rawChannel();
+  channel.write(begin('mig-00000004'));
+  channel.write(jsonFrame(FrameType.Header, { type: 'file', path: 'pages.img', size: 100, mode: 0o600 }));
+  channel.write(encodeFrame(FrameType.Data, Buffer.alloc(50)));
+  channel.end();
+  const text = await replies();
+  conn.end();
+  assert.match(text, /"code":"StreamRejected".*truncated/);
+  assert.deepEqual(await readdir(imagesDir('mig-00000004')), []);
+});
+
+test('a stream that claims another node than its key is refused', async () => {
+  const { channel, replies, conn } = await rawChannel();
+  channel.write(begin('mig-00000005', 'node7'));
+  const text = await replies();
+  conn.end();
+  assert.match(text, /claims source node7 but the SSH key is src's/);
+});
+
+test('an oversized header is refused before it is buffered', async () => {
+  const { channel, replies, conn } = await rawChannel();
+  channel.write(begin('mig-00000006'));
+  const head = Buffer.alloc(5);
+  head.writeUInt8(FrameType.Header, 0);
+  head.writeUInt32BE(10 * 1024 * 1024, 1);
+  channel.write(head);
+  const text = await replies();
+  conn.end();
+  assert.match(text, /"code":"StreamRejected".*exceeds the 65536-byte limit/);
+});

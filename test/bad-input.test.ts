@@ -1,0 +1,109 @@
+// Bad input gets a clear error and changes nothing: manifests, missing containers and nodes,
+// unknown SSH keys, and job payloads that fail their schema.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFile, writeFile, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Client } from '../cli/client.ts';
+import { generateNodeKey } from '../agent/transfer/keys.ts';
+import { TransferSession } from '../agent/transfer/sender.ts';
+import { loadPeers } from '../agent/transfer/ssh-server.ts';
+import { clusterDir, nodePaths } from '../lib/paths.ts';
+import { REPO_ROOT } from '../cluster/processes.ts';
+import { CLUSTER, list, migrate, phases, runWorkload, testCluster, unique } from './helpers.ts';
+
+let c: Client;
+before(async () => (c = await testCluster()));
+after(async () => c.close());
+
+const run = promisify(execFile);
+async function ferry(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(path.join(REPO_ROOT, 'bin/ferry'), ['--cluster', CLUSTER, ...args]);
+    return { code: 0, ...r };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+test('ferry apply names the field at fault and creates nothing', async () => {
+  const name = unique('bad');
+  const dir = await mkdtemp(path.join(tmpdir(), 'ferry-'));
+  const file = path.join(dir, 'm.yaml');
+  await writeFile(
+    file,
+    `apiVersion: ferry.dev/v1alpha1\nkind: Migration\nmetadata:\n  name: ${name}\nspec:\n  source:\n    node: node1\n  target:\n    node: node2\n`,
+  );
+  const r = await ferry(['apply', '-f', file]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /spec\.source\.container: required field is missing/);
+  assert.equal(await c.store.get('default', name), undefined);
+});
+
+test('ferry apply creates a valid Migration and reports an unchanged re-apply', async () => {
+  const name = unique('ok');
+  const dir = await mkdtemp(path.join(tmpdir(), 'ferry-'));
+  const file = path.join(dir, 'm.yaml');
+  // A container that does not exist: the Migration is created, then fails in preflight.
+  await writeFile(file, `apiVersion: ferry.dev/v1alpha1\nkind: Migration\nmetadata:\n  name: ${name}\nspec:\n  source: {node: node1, container: absent}\n  target: {node: node2}\n`);
+  assert.match((await ferry(['apply', '-f', file])).stdout, /created/);
+  assert.match((await ferry(['apply', '-f', file])).stdout, /unchanged/);
+  assert.match((await ferry(['get', 'migrations'])).stdout, new RegExp(`${name}\\s`));
+});
+
+test('a missing source container is refused in preflight, before anything is frozen', async () => {
+  const m = await migrate(c, unique('nocontainer'), { node: 'node1', container: 'does-not-exist' }, 'node2');
+  assert.equal(m.status.phase, 'Failed');
+  assert.deepEqual(phases(m), ['Pending', 'Preflight', 'Failed']);
+  assert.match(m.status.failureReason!, /preflightSource on node1 failed: ContainerNotFound: container does-not-exist on node1 is absent/);
+});
+
+test('a missing target node is refused before anything runs, and the source keeps running', async () => {
+  const container = unique('stay');
+  await runWorkload(c, 'node1', container, 8);
+  const m = await migrate(c, unique('nonode'), { node: 'node1', container }, 'node9');
+  assert.equal(m.status.phase, 'Failed');
+  assert.deepEqual(phases(m), ['Pending', 'Failed']);
+  assert.match(m.status.failureReason!, /NodeNotFound: target node node9 is not registered/);
+  assert.equal((await list(c, 'node1')).find((x) => x.id === container)?.status, 'running');
+  await c.bus.call('node1', { kind: 'remove', container });
+});
+
+test('an agent refuses an unknown SSH key and logs it', async () => {
+  const peers = await loadPeers(path.join(clusterDir(CLUSTER), 'peers.json'));
+  const node2 = peers.find((p) => p.node === 'node2')!;
+  const stranger = generateNodeKey('node1'); // claims to be node1, with a key nobody authorised
+  await assert.rejects(
+    TransferSession.open({ self: 'node1', privateKey: stranger.privateKey, peer: node2, migration: 'abcdef123456' }),
+    /All configured authentication methods failed/,
+  );
+  await sleep(200);
+  const log = await readFile(nodePaths(CLUSTER, 'node2').logFile, 'utf8');
+  assert.match(log, /refused SSH key: not an authorised agent key for that node/);
+});
+
+test('an agent whose host key does not match the pinned one is refused', async () => {
+  const peers = await loadPeers(path.join(clusterDir(CLUSTER), 'peers.json'));
+  const node2 = peers.find((p) => p.node === 'node2')!;
+  const key = await readFile(nodePaths(CLUSTER, 'node1').keyFile, 'utf8');
+  const impostor = { ...node2, publicKey: generateNodeKey('x').publicKey };
+  await assert.rejects(TransferSession.open({ self: 'node1', privateKey: key, peer: impostor, migration: 'abcdef123456' }), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'AuthRefused');
+    assert.match(err.message, /node2 presented host key SHA256:\S+, expected SHA256:\S+/);
+    return true;
+  });
+});
+
+test('a job payload that fails its schema is rejected without retry', async () => {
+  const job = await c.bus.queue('node1').add('run', { kind: 'run', container: 'Not_A_Name', memoryMiB: 8 }, { attempts: 3, backoff: { type: 'fixed', delay: 100 } });
+  const events = c.bus.queueEvents('node1');
+  await events.waitUntilReady();
+  await assert.rejects(job.waitUntilFinished(events, 30_000), /InvalidInput: container: must be a DNS-1123 label/);
+  const failed = await c.bus.queue('node1').getJob(job.id!);
+  assert.equal(failed?.attemptsMade, 1);
+});
