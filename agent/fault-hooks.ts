@@ -7,14 +7,28 @@ import type { Redis } from 'ioredis';
 import { FerryError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 
-export const HOOK_POINTS = ['target.beforeRestore', 'source.afterCheckpoint', 'source.beforeTransfer'] as const;
+export const HOOK_POINTS = [
+  'target.beforeRestore',
+  'source.afterCheckpoint',
+  'source.beforeTransfer',
+] as const;
 export type HookPoint = (typeof HOOK_POINTS)[number];
 
 export const HookActionSchema = z.discriminatedUnion('action', [
   /** Overwrites the middle of a file in the migration's image folder with garbage. */
-  z.strictObject({ action: z.literal('corruptFile'), file: z.string(), migration: z.string().optional(), times: z.number().int().min(1).default(1) }),
+  z.strictObject({
+    action: z.literal('corruptFile'),
+    file: z.string(),
+    migration: z.string().optional(),
+    times: z.number().int().min(1).default(1),
+  }),
   /** Throws a retryable error; `times` above the job's attempts makes the step fail for good. */
-  z.strictObject({ action: z.literal('fail'), message: z.string(), migration: z.string().optional(), times: z.number().int().min(1).default(1) }),
+  z.strictObject({
+    action: z.literal('fail'),
+    message: z.string(),
+    migration: z.string().optional(),
+    times: z.number().int().min(1).default(1),
+  }),
 ]);
 export type HookAction = z.infer<typeof HookActionSchema>;
 export type HookInput = z.input<typeof HookActionSchema>;
@@ -36,7 +50,8 @@ export class FaultHooks {
     if (!raw) return;
     const hook = HookActionSchema.parse(JSON.parse(raw));
     if (hook.migration && hook.migration !== migrationName) return;
-    if (hook.times > 1) await this.redis.hset(this.key, point, JSON.stringify({ ...hook, times: hook.times - 1 }));
+    if (hook.times > 1)
+      await this.redis.hset(this.key, point, JSON.stringify({ ...hook, times: hook.times - 1 }));
     else await this.redis.hdel(this.key, point);
     this.log.warn({ point, hook }, 'fault hook fired');
     if (hook.action === 'fail') throw new FerryError('Internal', `fault hook ${point}: ${hook.message}`);

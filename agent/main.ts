@@ -17,8 +17,14 @@ import { Runc } from './runtime/runc.ts';
 import { startSshServer } from './transfer/ssh-server.ts';
 
 async function criuProblem(criu: string): Promise<string | undefined> {
-  const r = await exec(criu, ['check']).catch((err: unknown) => ({ code: -1, stdout: '', stderr: errorMessage(err) }));
-  return r.code === 0 ? undefined : `criu check failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-2).join(' ')}`;
+  const r = await exec(criu, ['check']).catch((err: unknown) => ({
+    code: -1,
+    stdout: '',
+    stderr: errorMessage(err),
+  }));
+  return r.code === 0
+    ? undefined
+    : `criu check failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-2).join(' ')}`;
 }
 
 async function criuVersion(criu: string): Promise<string> {
@@ -57,10 +63,16 @@ export async function startAgent(config: AgentConfig, log: Logger) {
       const parsed = JobSchema.safeParse(bullJob.data);
       if (!parsed.success) {
         // A payload that fails its schema will fail the same way every time: never retry it.
-        throw new UnrecoverableError(`InvalidInput: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+        throw new UnrecoverableError(
+          `InvalidInput: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+        );
       }
       const job = parsed.data;
-      const jlog = log.child({ job: bullJob.id, kind: job.kind, ...('migration' in job ? { migration: job.migration.name } : {}) });
+      const jlog = log.child({
+        job: bullJob.id,
+        kind: job.kind,
+        ...('migration' in job ? { migration: job.migration.name } : {}),
+      });
       let last = 0;
       const jctx: AgentContext = {
         ...ctx,
@@ -84,13 +96,27 @@ export async function startAgent(config: AgentConfig, log: Logger) {
         throw new Error(reason, { cause: err });
       }
     },
-    { connection: connectRedis(config.redis, { forWorker: true }), prefix: queuePrefix(config.cluster), concurrency: 4 },
+    {
+      connection: connectRedis(config.redis, { forWorker: true }),
+      prefix: queuePrefix(config.cluster),
+      concurrency: 4,
+    },
   );
   worker.on('error', (err) => log.error({ err: err.message }, 'worker error'));
 
   const beat = async () => {
-    const info = { node: config.node, address: config.address, sshPort: config.sshPort, criuVersion: version, criuProblem: ctx.criuProblem ?? null, pid: process.pid, time: new Date().toISOString() };
-    await redis.set(nodeKey(config.cluster, config.node), JSON.stringify(info), 'PX', 6000).catch((err: Error) => log.warn({ err: err.message }, 'heartbeat failed'));
+    const info = {
+      node: config.node,
+      address: config.address,
+      sshPort: config.sshPort,
+      criuVersion: version,
+      criuProblem: ctx.criuProblem ?? null,
+      pid: process.pid,
+      time: new Date().toISOString(),
+    };
+    await redis
+      .set(nodeKey(config.cluster, config.node), JSON.stringify(info), 'PX', 6000)
+      .catch((err: Error) => log.warn({ err: err.message }, 'heartbeat failed'));
   };
   await beat();
   const timer = setInterval(() => void beat(), 2000);
@@ -125,7 +151,8 @@ async function main() {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) void main().catch((err) => {
-  console.error(errorMessage(err));
-  process.exit(1);
-});
+if (import.meta.url === `file://${process.argv[1]}`)
+  void main().catch((err) => {
+    console.error(errorMessage(err));
+    process.exit(1);
+  });

@@ -32,7 +32,9 @@ export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
   const base = layout.snapshot(job.migration.uid, 'base');
   await snapshot(layout.rootfs(job.container), base, { readonly: true });
   const started = Date.now();
-  const bytes = await withSession(ctx, job.targetNode, job.migration.uid, (s) => s.sendBtrfs(base, path.basename(base)));
+  const bytes = await withSession(ctx, job.targetNode, job.migration.uid, (s) =>
+    s.sendBtrfs(base, path.basename(base)),
+  );
   return { bytes, durationMs: Date.now() - started, files: 1 };
 }
 
@@ -49,7 +51,9 @@ export async function checkpoint(ctx: AgentContext, job: JobOf<'checkpoint'>) {
   await runc.checkpointLeavingStopped(job.container, images, layout.work(job.migration.uid));
   const dumpMs = Date.now() - started;
   // Taken while frozen, so it holds every byte the workload wrote before the freeze.
-  await snapshot(layout.rootfs(job.container), layout.snapshot(job.migration.uid, 'final'), { readonly: true });
+  await snapshot(layout.rootfs(job.container), layout.snapshot(job.migration.uid, 'final'), {
+    readonly: true,
+  });
   await ctx.hooks.fire('source.afterCheckpoint', job.migration.name, layout.images(job.migration.uid));
   return { frozenAt, dumpMs, imageBytes: await dirBytes(images) };
 }
@@ -93,7 +97,10 @@ export async function cleanupSource(ctx: AgentContext, job: JobOf<'cleanupSource
 export async function resumeSource(ctx: AgentContext, job: JobOf<'resumeSource'>) {
   const st = await ctx.runc.state(job.container);
   if (!st || (st.status !== 'paused' && st.status !== 'running')) {
-    throw new FerryError('SourceResumeFailed', `source container ${job.container} is ${st?.status ?? 'absent'} and cannot be resumed`);
+    throw new FerryError(
+      'SourceResumeFailed',
+      `source container ${job.container} is ${st?.status ?? 'absent'} and cannot be resumed`,
+    );
   }
   if (st.status === 'paused') await ctx.runc.resume(job.container);
   await dropMigrationFiles(ctx, job.migration.uid);

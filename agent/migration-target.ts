@@ -21,10 +21,14 @@ export async function preflightTarget(ctx: AgentContext, job: JobOf<'preflightTa
   if (ctx.criuProblem) throw new FerryError('CriuCheckFailed', `${ctx.config.node}: ${ctx.criuProblem}`);
   const taken = (await ctx.runc.state(job.container)) || (await exists(ctx.layout.bundle(job.container)));
   if (taken && !(await ownedBy(ctx, job.container, job.migration.uid))) {
-    throw new FerryError('ContainerExists', `node ${ctx.config.node} already has a container ${job.container}`);
+    throw new FerryError(
+      'ContainerExists',
+      `node ${ctx.config.node} already has a container ${job.container}`,
+    );
   }
   const free = await freeBytes(ctx.config.fsRoot);
-  if (free < 64 * 1024 * 1024) throw new FerryError('InsufficientSpace', `node ${ctx.config.node} has only ${free} bytes free`);
+  if (free < 64 * 1024 * 1024)
+    throw new FerryError('InsufficientSpace', `node ${ctx.config.node} has only ${free} bytes free`);
   return { freeBytes: free };
 }
 
@@ -37,12 +41,16 @@ export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
     return { restoredAt: new Date().toISOString(), restoreMs: 0, pid: st.pid };
   }
   const received = path.join(layout.incoming(uid), path.basename(layout.snapshot(uid, 'final')));
-  if (!(await exists(received))) throw new FerryError('CriuRestoreFailed', `no received filesystem for migration ${job.migration.name}`);
+  if (!(await exists(received)))
+    throw new FerryError('CriuRestoreFailed', `no received filesystem for migration ${job.migration.name}`);
   const bundle = layout.bundle(job.container);
   await mkdir(bundle, { recursive: true, mode: 0o700 });
   await writeFile(path.join(bundle, MARKER), uid, { mode: 0o600 });
   await snapshot(received, layout.rootfs(job.container), { readonly: false });
-  const spec = JSON.parse(await readFile(path.join(layout.images(uid), 'config.json'), 'utf8')) as Record<string, unknown>;
+  const spec = JSON.parse(await readFile(path.join(layout.images(uid), 'config.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
   const moved = retargetSpec(spec, cgroupsPathFor(ctx, job.container));
   await writeFile(path.join(bundle, 'config.json'), JSON.stringify(moved, null, 2), { mode: 0o600 });
   await ctx.hooks.fire('target.beforeRestore', job.migration.name, layout.images(uid));
@@ -50,7 +58,10 @@ export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
   await runc.restore(job.container, bundle, layout.checkpoint(uid), layout.work(uid));
   const after = await runc.state(job.container);
   if (after?.status !== 'running') {
-    throw new FerryError('CriuRestoreFailed', `restored container is ${after?.status ?? 'absent'}, not running`);
+    throw new FerryError(
+      'CriuRestoreFailed',
+      `restored container is ${after?.status ?? 'absent'}, not running`,
+    );
   }
   return { restoredAt: new Date().toISOString(), restoreMs: Date.now() - started, pid: after.pid };
 }

@@ -10,14 +10,18 @@ import { buildOciSpec } from './runtime/oci-spec.ts';
 import { createSubvolume, deleteSubvolume, exists } from './snapshot/btrfs.ts';
 
 export const VERIFY_FILE = 'data/verify.txt';
-export const cgroupsPathFor = (ctx: AgentContext, container: string): string => `${ctx.config.cgroupParent}/${container}`;
+export const cgroupsPathFor = (ctx: AgentContext, container: string): string =>
+  `${ctx.config.cgroupParent}/${container}`;
 
 /** Creates the bundle of the test workload (busybox + the workload binary) and starts it. */
 export async function runWorkload(ctx: AgentContext, job: JobOf<'run'>): Promise<ContainerInfo> {
   const { layout, runc } = ctx;
   const bundle = layout.bundle(job.container);
   if ((await runc.state(job.container)) || (await exists(bundle))) {
-    throw new FerryError('ContainerExists', `container ${job.container} already exists on ${ctx.config.node}`);
+    throw new FerryError(
+      'ContainerExists',
+      `container ${job.container} already exists on ${ctx.config.node}`,
+    );
   }
   try {
     await createBundle(ctx, job);
@@ -30,7 +34,8 @@ export async function runWorkload(ctx: AgentContext, job: JobOf<'run'>): Promise
     throw err;
   }
   const st = await runc.state(job.container);
-  if (!st || st.status !== 'running') throw new FerryError('RuntimeFailed', `container ${job.container} did not stay running`);
+  if (!st || st.status !== 'running')
+    throw new FerryError('RuntimeFailed', `container ${job.container} did not stay running`);
   return st;
 }
 
@@ -39,13 +44,25 @@ async function createBundle(ctx: AgentContext, job: JobOf<'run'>): Promise<void>
   await mkdir(bundle, { recursive: true, mode: 0o700 });
   const rootfs = ctx.layout.rootfs(job.container);
   await createSubvolume(rootfs);
-  for (const d of ['bin', 'proc', 'dev', 'sys', 'tmp', 'data']) await mkdir(path.join(rootfs, d), { recursive: true });
-  for (const [src, name] of [[ctx.config.busybox, 'busybox'], [ctx.config.workloadBinary, 'workload']] as const) {
+  for (const d of ['bin', 'proc', 'dev', 'sys', 'tmp', 'data'])
+    await mkdir(path.join(rootfs, d), { recursive: true });
+  for (const [src, name] of [
+    [ctx.config.busybox, 'busybox'],
+    [ctx.config.workloadBinary, 'workload'],
+  ] as const) {
     await copyFile(src, path.join(rootfs, 'bin', name));
     await chmod(path.join(rootfs, 'bin', name), 0o755);
   }
   const spec = buildOciSpec({
-    args: ['/bin/workload', '--mem-mib', String(job.memoryMiB), '--interval-ms', String(job.intervalMs), '--dir', '/data'],
+    args: [
+      '/bin/workload',
+      '--mem-mib',
+      String(job.memoryMiB),
+      '--interval-ms',
+      String(job.intervalMs),
+      '--dir',
+      '/data',
+    ],
     cgroupsPath: cgroupsPathFor(ctx, job.container),
     hostname: job.container,
   });
@@ -56,7 +73,10 @@ async function createBundle(ctx: AgentContext, job: JobOf<'run'>): Promise<void>
 export async function verifyWorkload(ctx: AgentContext, job: JobOf<'verify'>) {
   const st = await ctx.runc.state(job.container);
   if (!st || st.status !== 'running') {
-    throw new FerryError('ContainerNotFound', `container ${job.container} is not running on ${ctx.config.node} (${st?.status ?? 'absent'})`);
+    throw new FerryError(
+      'ContainerNotFound',
+      `container ${job.container} is not running on ${ctx.config.node} (${st?.status ?? 'absent'})`,
+    );
   }
   const file = path.join(ctx.layout.rootfs(job.container), VERIFY_FILE);
   await rm(file, { force: true });

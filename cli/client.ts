@@ -17,7 +17,8 @@ export interface Client {
 
 export async function connect(cluster: string): Promise<Client> {
   const config = await readClusterConfig(cluster);
-  if (!config) throw new FerryError('NodeNotFound', `cluster ${cluster} is not up: run \`ferry cluster up\` first`);
+  if (!config)
+    throw new FerryError('NodeNotFound', `cluster ${cluster} is not up: run \`ferry cluster up\` first`);
   const redis = connectRedis(config.redis);
   const bus = new Bus(redis, config.redis, config.name);
   return {

@@ -33,8 +33,14 @@ export async function demo(opts: DemoOptions): Promise<boolean> {
     for (const node of client.config.nodes) await client.bus.call(node, { kind: 'remove', container });
     await client.store.delete('default', name);
 
-    say(`\n== 2. Workload on node1: ${opts.memoryMiB} MiB of state in memory, a counter appended to /data/counter.log`);
-    const info = (await client.bus.call('node1', { kind: 'run', container, memoryMiB: opts.memoryMiB, intervalMs: 20 }, 300_000)) as ContainerInfo;
+    say(
+      `\n== 2. Workload on node1: ${opts.memoryMiB} MiB of state in memory, a counter appended to /data/counter.log`,
+    );
+    const info = (await client.bus.call(
+      'node1',
+      { kind: 'run', container, memoryMiB: opts.memoryMiB, intervalMs: 20 },
+      300_000,
+    )) as ContainerInfo;
     say(`  ${container} running on node1 (pid ${info.pid})`);
     await sleep(2000);
     const before = await verify(client, 'node1', container);
@@ -64,7 +70,11 @@ export async function demo(opts: DemoOptions): Promise<boolean> {
     const later = await verify(client, 'node2', container);
     say(`  one second later:    ${later.line}`);
     const left = (await client.bus.call('node1', { kind: 'list' })) as ContainerInfo[];
-    const continued = after.pass && later.pass && (after.counter ?? 0) > (before.counter ?? 0) && (later.counter ?? 0) > (after.counter ?? 0);
+    const continued =
+      after.pass &&
+      later.pass &&
+      (after.counter ?? 0) > (before.counter ?? 0) &&
+      (later.counter ?? 0) > (after.counter ?? 0);
     const once = !left.some((c) => c.id === container);
     say(`  node1 still holds the workload: ${once ? 'no' : 'YES'}`);
     const s = done.status.migrationState;
@@ -74,7 +84,9 @@ export async function demo(opts: DemoOptions): Promise<boolean> {
         `${bytes((s?.bytesBeforeFreeze ?? 0) + (s?.bytesDuringFreeze ?? 0))} sent, ${rate(s?.throughputBytesPerSecond)} during the freeze; ` +
         `counter ${before.counter} -> ${after.counter} -> ${later.counter}`,
     );
-    say('\nLook around: ferry get migrations · ferry describe migration demo · ferry ps · ferry cluster down');
+    say(
+      '\nLook around: ferry get migrations · ferry describe migration demo · ferry ps · ferry cluster down',
+    );
     return continued && once;
   } finally {
     await client.close();

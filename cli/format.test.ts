@@ -26,5 +26,13 @@ test('the timeline shows when each phase began and how long it took', () => {
       ],
     },
   } as unknown as StoredMigration;
-  assert.equal(timeline(m), ['PHASE       AT       TOOK', 'Pending     +0ms     100ms', 'Preflight   +100ms   1.50s', 'Succeeded   +1.60s'].join('\n'));
+  assert.equal(
+    timeline(m),
+    [
+      'PHASE       AT       TOOK',
+      'Pending     +0ms     100ms',
+      'Preflight   +100ms   1.50s',
+      'Succeeded   +1.60s',
+    ].join('\n'),
+  );
 });

@@ -3,7 +3,11 @@ import type { StoredMigration } from '../api/v1alpha1/migration.ts';
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]! + 3)))
+      .join('')
+      .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
 }
 
@@ -82,6 +86,12 @@ export function describe(m: StoredMigration): string {
       `Sent:         ${bytes(s.bytesBeforeFreeze)} before the freeze, ${bytes(s.bytesDuringFreeze)} during it in ${ms(s.transferMs)} (${rate(s.throughputBytesPerSecond)})`,
     );
   }
-  lines.push('', 'Timeline:', ...timeline(m).split('\n').map((l) => `  ${l}`));
+  lines.push(
+    '',
+    'Timeline:',
+    ...timeline(m)
+      .split('\n')
+      .map((l) => `  ${l}`),
+  );
   return lines.join('\n');
 }

@@ -17,7 +17,9 @@ import type { ContainerInfo } from '../api/v1alpha1/jobs.ts';
 const say = (line: string) => console.log(line);
 
 const program = new Command('ferry')
-  .description('Live-migrate containers between nodes with CRIU, runc, btrfs and SSH.\nWith no Kubernetes at hand, `ferry cluster up` makes a local cluster of simulated nodes.')
+  .description(
+    'Live-migrate containers between nodes with CRIU, runc, btrfs and SSH.\nWith no Kubernetes at hand, `ferry cluster up` makes a local cluster of simulated nodes.',
+  )
   .addOption(new Option('--cluster <name>', 'local cluster to use').env('FERRY_CLUSTER').default('local'))
   .showHelpAfterError();
 
@@ -32,7 +34,14 @@ async function withClient<T>(fn: (c: Client) => Promise<T>): Promise<T> {
   }
 }
 
-function upOptions(o: { nodes: string; subnet: string; faultHooks?: boolean; diskGib: string; imagesGib: string; redisUrl?: string }): UpOptions {
+function upOptions(o: {
+  nodes: string;
+  subnet: string;
+  faultHooks?: boolean;
+  diskGib: string;
+  imagesGib: string;
+  redisUrl?: string;
+}): UpOptions {
   return {
     name: cluster(),
     nodes: Number(o.nodes),
@@ -48,12 +57,18 @@ function upOptions(o: { nodes: string; subnet: string; faultHooks?: boolean; dis
 const addUpOptions = (c: Command) =>
   c
     .option('--nodes <n>', 'number of simulated nodes', '2')
-    .option('--subnet <a.b.c>', 'first three octets of the nodes\' /24 (bridge is .1, nodeN is .(10+N))', '10.77.0')
-    .option('--disk-gib <n>', 'size of each node\'s sparse btrfs disk', '8')
-    .option('--images-gib <n>', 'size limit of each node\'s image tmpfs', '4')
+    .option(
+      '--subnet <a.b.c>',
+      "first three octets of the nodes' /24 (bridge is .1, nodeN is .(10+N))",
+      '10.77.0',
+    )
+    .option('--disk-gib <n>', "size of each node's sparse btrfs disk", '8')
+    .option('--images-gib <n>', "size limit of each node's image tmpfs", '4')
     .option('--redis-url <url>', 'use this Redis instead of starting one');
 
-const clusterCmd = program.command('cluster').description('the local cluster: simulated nodes on this machine');
+const clusterCmd = program
+  .command('cluster')
+  .description('the local cluster: simulated nodes on this machine');
 addUpOptions(clusterCmd.command('up').description('create or repair the local cluster (idempotent)'))
   .option('--fault-hooks', 'enable named fault-injection hooks (tests only)')
   .action(async (o) => void (await clusterUp(upOptions(o))));
@@ -69,7 +84,20 @@ clusterCmd
     if (!cfg) return say(`cluster ${cluster()} is not up`);
     await withClient(async (c) => {
       const ready = await readyNodes(c.redis, cfg.name);
-      say(table(['NODE', 'ADDRESS', 'AGENT', 'CRIU'], cfg.nodes.map((n) => { const r = ready.get(n); return [n, r?.address ?? '-', r ? 'Ready' : 'NotReady', r ? (r.criuProblem ?? r.criuVersion) : '-']; })));
+      say(
+        table(
+          ['NODE', 'ADDRESS', 'AGENT', 'CRIU'],
+          cfg.nodes.map((n) => {
+            const r = ready.get(n);
+            return [
+              n,
+              r?.address ?? '-',
+              r ? 'Ready' : 'NotReady',
+              r ? (r.criuProblem ?? r.criuVersion) : '-',
+            ];
+          }),
+        ),
+      );
     });
   });
 
@@ -80,7 +108,11 @@ program
   .option('--memory-mib <n>', 'state the workload holds in memory', '64')
   .action(async (container: string, o: { node: string; memoryMib: string }) =>
     withClient(async (c) => {
-      const info = (await c.bus.call(o.node, { kind: 'run', container, memoryMiB: Number(o.memoryMib), intervalMs: 20 }, 300_000)) as ContainerInfo;
+      const info = (await c.bus.call(
+        o.node,
+        { kind: 'run', container, memoryMiB: Number(o.memoryMib), intervalMs: 20 },
+        300_000,
+      )) as ContainerInfo;
       say(`${container} running on ${o.node} (pid ${info.pid})`);
     }),
   );
@@ -91,7 +123,9 @@ program
   .action(async () =>
     withClient(async (c) => {
       const rows: string[][] = [];
-      for (const node of c.config.nodes) for (const ct of (await c.bus.call(node, { kind: 'list' })) as ContainerInfo[]) rows.push([node, ct.id, ct.status, String(ct.pid ?? '-')]);
+      for (const node of c.config.nodes)
+        for (const ct of (await c.bus.call(node, { kind: 'list' })) as ContainerInfo[])
+          rows.push([node, ct.id, ct.status, String(ct.pid ?? '-')]);
       say(table(['NODE', 'CONTAINER', 'STATUS', 'PID'], rows));
     }),
   );
@@ -110,7 +144,9 @@ program
 
 program
   .command('apply')
-  .description('create Migrations from a manifest (validated locally first; nothing is created if any document is invalid)')
+  .description(
+    'create Migrations from a manifest (validated locally first; nothing is created if any document is invalid)',
+  )
   .requiredOption('-f, --filename <file>', 'YAML or JSON manifest, or - for standard input')
   .option('--wait', 'follow the migration until it ends')
   .action(async (o: { filename: string; wait?: boolean }) => {
@@ -120,7 +156,10 @@ program
       for (const m of docs) {
         const existing = await c.store.get(m.metadata.namespace, m.metadata.name);
         if (existing) {
-          if (JSON.stringify(existing.spec) !== JSON.stringify(m.spec)) throw new ManifestError(`migration ${m.metadata.name}: spec cannot change after the migration was created; delete it and apply again`);
+          if (JSON.stringify(existing.spec) !== JSON.stringify(m.spec))
+            throw new ManifestError(
+              `migration ${m.metadata.name}: spec cannot change after the migration was created; delete it and apply again`,
+            );
           say(`migration.ferry.dev/${m.metadata.name} unchanged`);
           continue;
         }
@@ -137,7 +176,9 @@ program
     });
   });
 
-const output = new Option('-o, --output <format>', 'output format').choices(['table', 'yaml', 'json']).default('table');
+const output = new Option('-o, --output <format>', 'output format')
+  .choices(['table', 'yaml', 'json'])
+  .default('table');
 program
   .command('get')
   .description('list Migrations (kubectl-style)')
@@ -150,9 +191,19 @@ program
     await withClient(async (c) => {
       const list = (await c.store.list(o.namespace)).filter((m) => !name || m.metadata.name === name);
       if (name && !list.length) throw new Error(`migration "${name}" not found`);
-      if (o.output === 'json') say(JSON.stringify(name ? list[0] : { apiVersion: 'v1', kind: 'List', items: list }, null, 2));
-      else if (o.output === 'yaml') say(stringify(name ? list[0] : { apiVersion: 'v1', kind: 'List', items: list }));
-      else say(list.length ? table(MIGRATION_COLUMNS, list.map((m) => migrationRow(m))) : `No migrations found in ${o.namespace} namespace.`);
+      if (o.output === 'json')
+        say(JSON.stringify(name ? list[0] : { apiVersion: 'v1', kind: 'List', items: list }, null, 2));
+      else if (o.output === 'yaml')
+        say(stringify(name ? list[0] : { apiVersion: 'v1', kind: 'List', items: list }));
+      else
+        say(
+          list.length
+            ? table(
+                MIGRATION_COLUMNS,
+                list.map((m) => migrationRow(m)),
+              )
+            : `No migrations found in ${o.namespace} namespace.`,
+        );
     });
   });
 
@@ -185,7 +236,11 @@ program
     });
   });
 
-addUpOptions(program.command('demo').description('bring up 2 nodes, move a stateful workload from node1 to node2, and show it continues'))
+addUpOptions(
+  program
+    .command('demo')
+    .description('bring up 2 nodes, move a stateful workload from node1 to node2, and show it continues'),
+)
   .option('--memory-mib <n>', 'state the workload holds in memory', '256')
   .action(async (o) => {
     const ok = await demo({ up: upOptions({ ...o, nodes: '2' }), memoryMiB: Number(o.memoryMib), say });
@@ -193,7 +248,8 @@ addUpOptions(program.command('demo').description('bring up 2 nodes, move a state
   });
 
 function checkResource(r: string): void {
-  if (!['migration', 'migrations', 'mig'].includes(r)) throw new Error(`unknown resource "${r}": ferry knows "migrations"`);
+  if (!['migration', 'migrations', 'mig'].includes(r))
+    throw new Error(`unknown resource "${r}": ferry knows "migrations"`);
 }
 
 async function readStdin(): Promise<string> {
@@ -206,7 +262,8 @@ program
   .parseAsync()
   .then(() => process.exit(process.exitCode ?? 0))
   .catch((err: unknown) => {
-    if (err instanceof AlreadyExistsError || err instanceof ManifestError) console.error(`error: ${err.message}`);
+    if (err instanceof AlreadyExistsError || err instanceof ManifestError)
+      console.error(`error: ${err.message}`);
     else console.error(`error: ${errorMessage(err)}`);
     process.exit(1);
   });

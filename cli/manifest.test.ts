@@ -24,7 +24,10 @@ test('a missing field is named', () => {
 });
 
 test('the same node as source and target is refused on target.node', () => {
-  assert.throws(() => parseManifest(good.replace('node: node2', 'node: node1')), /spec\.target\.node: target\.node must differ/);
+  assert.throws(
+    () => parseManifest(good.replace('node: node2', 'node: node1')),
+    /spec\.target\.node: target\.node must differ/,
+  );
 });
 
 test('a wrong apiVersion or kind is named', () => {
@@ -33,7 +36,10 @@ test('a wrong apiVersion or kind is named', () => {
 });
 
 test('an invalid name is refused with the DNS-1123 rule', () => {
-  assert.throws(() => parseManifest(good.replace('move-web', 'Move_Web')), /metadata\.name: must be a DNS-1123 label/);
+  assert.throws(
+    () => parseManifest(good.replace('move-web', 'Move_Web')),
+    /metadata\.name: must be a DNS-1123 label/,
+  );
 });
 
 test('broken YAML says so', () => {
@@ -41,5 +47,8 @@ test('broken YAML says so', () => {
 });
 
 test('a user-supplied status is refused', () => {
-  assert.throws(() => parseManifest(good + 'status:\n  phase: Succeeded\n  phaseTransitionTimestamps: []\n'), /only the controller writes status/);
+  assert.throws(
+    () => parseManifest(good + 'status:\n  phase: Succeeded\n  phaseTransitionTimestamps: []\n'),
+    /only the controller writes status/,
+  );
 });

@@ -21,7 +21,8 @@ export async function waitForMigration(
     if (!m) throw new Error(`migration ${namespace}/${name} was deleted`);
     const ts = m.status.phaseTransitionTimestamps;
     const t0 = Date.parse(ts[0]!.time);
-    for (; seen < ts.length; seen++) out(`  +${ms(Date.parse(ts[seen]!.time) - t0).padEnd(8)} ${ts[seen]!.phase}`);
+    for (; seen < ts.length; seen++)
+      out(`  +${ms(Date.parse(ts[seen]!.time) - t0).padEnd(8)} ${ts[seen]!.phase}`);
     if (TERMINAL_PHASES.includes(m.status.phase)) return m;
     if (m.status.phase === 'Syncing' || m.status.phase === 'Transferring') {
       const step = m.status.phase === 'Syncing' ? 'sync' : 'transfer';

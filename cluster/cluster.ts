@@ -5,13 +5,25 @@ import { mkdir, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { AgentConfigSchema, ClusterConfigSchema, type ClusterConfig, type Peer } from '../api/v1alpha1/cluster.ts';
+import {
+  AgentConfigSchema,
+  ClusterConfigSchema,
+  type ClusterConfig,
+  type Peer,
+} from '../api/v1alpha1/cluster.ts';
 import { FerryError } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
 import { FERRY_OPT, FERRY_RUN, clusterConfigFile, clusterDir, nodePaths } from '../lib/paths.ts';
 import { readyNodes } from '../controller/nodes.ts';
 import { generateNodeKey } from '../agent/transfer/keys.ts';
-import { ensureBridge, ensureNodeNetwork, netnsName, nodeAddress, removeBridge, removeNodeNetwork } from './netns.ts';
+import {
+  ensureBridge,
+  ensureNodeNetwork,
+  netnsName,
+  nodeAddress,
+  removeBridge,
+  removeNodeNetwork,
+} from './netns.ts';
 import { ensureBtrfs, ensureTmpfs, unmount } from './node-fs.ts';
 import { nodeEntry, runningPid, startDetached, stopProcess } from './processes.ts';
 import { ensureRedis, stopRedis } from './redis-server.ts';
@@ -37,7 +49,8 @@ export async function readClusterConfig(name: string): Promise<ClusterConfig | u
 }
 
 async function preconditions(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new FerryError('InvalidInput', 'the local cluster needs root (network namespaces, mounts, runc)');
+  if (process.getuid?.() !== 0)
+    throw new FerryError('InvalidInput', 'the local cluster needs root (network namespaces, mounts, runc)');
   const need: Array<[string, string[]]> = [
     ['runc', ['--version']],
     ['btrfs', ['--version']],
@@ -47,7 +60,8 @@ async function preconditions(): Promise<void> {
   ];
   for (const [cmd, args] of need) {
     const r = await exec(cmd, args).catch(() => ({ code: -1 }));
-    if (r.code !== 0) throw new FerryError('CriuCheckFailed', `${cmd} is missing: run scripts/setup.sh first`);
+    if (r.code !== 0)
+      throw new FerryError('CriuCheckFailed', `${cmd} is missing: run scripts/setup.sh first`);
   }
 }
 
@@ -69,7 +83,10 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
   const prior = await readClusterConfig(opts.name);
   const dir = clusterDir(opts.name);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const { redis: redisCfg, own } = await ensureRedis(dir, opts.redisUrl ?? (prior && !prior.ownRedis && 'url' in prior.redis ? prior.redis.url : undefined));
+  const { redis: redisCfg, own } = await ensureRedis(
+    dir,
+    opts.redisUrl ?? (prior && !prior.ownRedis && 'url' in prior.redis ? prior.redis.url : undefined),
+  );
   say(`redis: ${'path' in redisCfg ? redisCfg.path : redisCfg.url}`);
 
   await ensureBridge(opts.name, opts.subnet);
@@ -82,12 +99,24 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
     await ensureBtrfs(p.disk, p.fsRoot, opts.diskGiB);
     await ensureTmpfs(p.imagesDir, opts.imagesGiB);
     await mkdir(p.runcRoot, { recursive: true, mode: 0o700 });
-    peers.push({ node, address: nodeAddress(opts.subnet, i + 1), sshPort: SSH_PORT, publicKey: await ensureNodeKey(p.keyFile, node) });
+    peers.push({
+      node,
+      address: nodeAddress(opts.subnet, i + 1),
+      sshPort: SSH_PORT,
+      publicKey: await ensureNodeKey(p.keyFile, node),
+    });
   }
   const peersFile = path.join(dir, 'peers.json');
   await writeFile(peersFile, JSON.stringify(peers, null, 2), { mode: 0o600 });
 
-  const config: ClusterConfig = { name: opts.name, subnet: opts.subnet, nodes, redis: redisCfg, ownRedis: own, faultHooks: opts.faultHooks };
+  const config: ClusterConfig = {
+    name: opts.name,
+    subnet: opts.subnet,
+    nodes,
+    redis: redisCfg,
+    ownRedis: own,
+    faultHooks: opts.faultHooks,
+  };
   await writeFile(clusterConfigFile(opts.name), JSON.stringify(config, null, 2), { mode: 0o600 });
 
   for (const [i, node] of nodes.entries()) {
@@ -109,13 +138,18 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
       workloadBinary: path.join(FERRY_OPT, 'bin/workload'),
       faultHooks: opts.faultHooks,
     });
-    const changed = (await readFile(p.configFile, 'utf8').catch(() => '')) !== JSON.stringify(agentConfig, null, 2);
+    const changed =
+      (await readFile(p.configFile, 'utf8').catch(() => '')) !== JSON.stringify(agentConfig, null, 2);
     await writeFile(p.configFile, JSON.stringify(agentConfig, null, 2), { mode: 0o600 });
     if (changed) await stopProcess(p.pidFile, p.configFile); // restart with the new configuration
     if (!(await runningPid(p.pidFile, p.configFile))) {
       // nsenter joins only the network namespace: `ip netns exec` would also remount /sys, hiding
       // the cgroup mounts that runc needs.
-      const argv = ['nsenter', `--net=/run/netns/${netnsName(opts.name, node)}`, ...nodeEntry('agent/main.ts', ['--config', p.configFile])];
+      const argv = [
+        'nsenter',
+        `--net=/run/netns/${netnsName(opts.name, node)}`,
+        ...nodeEntry('agent/main.ts', ['--config', p.configFile]),
+      ];
       const pid = await startDetached(argv, p.logFile, p.pidFile);
       say(`${node}: agent started (pid ${pid}) at ${agentConfig.address}`);
     } else say(`${node}: agent running at ${agentConfig.address}`);
@@ -124,7 +158,11 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
   const controllerPid = path.join(dir, 'controller.pid');
   const marker = `controller/main.ts --cluster ${opts.name}`;
   if (!(await runningPid(controllerPid, marker))) {
-    const pid = await startDetached(nodeEntry('controller/main.ts', ['--cluster', opts.name]), path.join(dir, 'controller.log'), controllerPid);
+    const pid = await startDetached(
+      nodeEntry('controller/main.ts', ['--cluster', opts.name]),
+      path.join(dir, 'controller.log'),
+      controllerPid,
+    );
     say(`controller started (pid ${pid})`);
   }
   await waitForNodes(config, nodes);
@@ -142,7 +180,10 @@ async function waitForNodes(config: ClusterConfig, nodes: string[]): Promise<voi
     }
     const ready = await readyNodes(redis, config.name);
     const missing = nodes.filter((n) => !ready.has(n));
-    throw new FerryError('NodeNotFound', `agents of ${missing.join(', ')} did not register within 30 s; see ${clusterDir(config.name)}/nodes/*/agent.log`);
+    throw new FerryError(
+      'NodeNotFound',
+      `agents of ${missing.join(', ')} did not register within 30 s; see ${clusterDir(config.name)}/nodes/*/agent.log`,
+    );
   } finally {
     redis.disconnect();
   }
@@ -171,7 +212,8 @@ export async function clusterDown(name: string, say: (l: string) => void = () =>
     const p = nodePaths(name, node);
     await stopProcess(p.pidFile, p.configFile);
     const list = await exec('runc', ['--root', p.runcRoot, 'list', '-q']);
-    for (const id of list.stdout.split('\n').filter(Boolean)) await exec('runc', ['--root', p.runcRoot, 'delete', '--force', id]);
+    for (const id of list.stdout.split('\n').filter(Boolean))
+      await exec('runc', ['--root', p.runcRoot, 'delete', '--force', id]);
     await unmount(p.imagesDir);
     await unmount(p.fsRoot);
     const index = Number(node.replace(/^node/, ''));
@@ -185,4 +227,3 @@ export async function clusterDown(name: string, say: (l: string) => void = () =>
   await rm(path.join(FERRY_RUN, name), { recursive: true, force: true });
   say(`cluster ${name} is down`);
 }
-

@@ -26,7 +26,12 @@ export async function ensureBridge(cluster: string, subnet: string): Promise<voi
   await run('ip', ['link', 'set', br, 'up']);
 }
 
-export async function ensureNodeNetwork(cluster: string, subnet: string, node: string, index: number): Promise<void> {
+export async function ensureNodeNetwork(
+  cluster: string,
+  subnet: string,
+  node: string,
+  index: number,
+): Promise<void> {
   const ns = netnsName(cluster, node);
   const veth = vethName(cluster, index);
   if (!(await netnsExists(ns))) await run('ip', ['netns', 'add', ns]);

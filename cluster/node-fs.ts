@@ -12,19 +12,22 @@ export async function isMounted(dir: string): Promise<boolean> {
 export async function ensureBtrfs(disk: string, mountPoint: string, sizeGiB: number): Promise<void> {
   await mkdir(mountPoint, { recursive: true, mode: 0o700 });
   if (!(await isMounted(mountPoint))) {
-    if ((await exec('truncate', ['-s', `${sizeGiB}G`, disk])).code !== 0) throw new Error(`cannot create ${disk}`);
+    if ((await exec('truncate', ['-s', `${sizeGiB}G`, disk])).code !== 0)
+      throw new Error(`cannot create ${disk}`);
     const probe = await exec('blkid', ['-o', 'value', '-s', 'TYPE', disk]);
     if (probe.stdout.trim() !== 'btrfs') await run('mkfs.btrfs', ['-q', '-f', disk]);
     await run('mount', ['-o', 'loop', disk, mountPoint]);
   }
   await run('chmod', ['0700', mountPoint]);
   const layout = fsLayout(mountPoint, '/unused');
-  for (const d of [layout.containers, layout.snapshots, `${mountPoint}/incoming`]) await mkdir(d, { recursive: true, mode: 0o700 });
+  for (const d of [layout.containers, layout.snapshots, `${mountPoint}/incoming`])
+    await mkdir(d, { recursive: true, mode: 0o700 });
 }
 
 export async function ensureTmpfs(dir: string, sizeGiB: number): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  if (!(await isMounted(dir))) await run('mount', ['-t', 'tmpfs', '-o', `size=${sizeGiB}g,mode=0700`, 'ferry-images', dir]);
+  if (!(await isMounted(dir)))
+    await run('mount', ['-t', 'tmpfs', '-o', `size=${sizeGiB}g,mode=0700`, 'ferry-images', dir]);
 }
 
 export async function unmount(dir: string): Promise<void> {

@@ -12,7 +12,13 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 
 /** How to run one of ferry's TypeScript entry points with node. */
 export function nodeEntry(script: string, args: string[]): string[] {
-  return [process.execPath, '--import', `file://${path.join(REPO_ROOT, 'node_modules/tsx/dist/loader.mjs')}`, path.join(REPO_ROOT, script), ...args];
+  return [
+    process.execPath,
+    '--import',
+    `file://${path.join(REPO_ROOT, 'node_modules/tsx/dist/loader.mjs')}`,
+    path.join(REPO_ROOT, script),
+    ...args,
+  ];
 }
 
 async function readPid(pidFile: string): Promise<number | undefined> {

@@ -9,7 +9,10 @@ import { run } from '../lib/exec.ts';
 import { runningPid, stopProcess } from './processes.ts';
 
 async function pings(cfg: RedisConfig): Promise<boolean> {
-  const r = 'path' in cfg ? new Redis({ path: cfg.path, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null }) : new Redis(cfg.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const r =
+    'path' in cfg
+      ? new Redis({ path: cfg.path, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+      : new Redis(cfg.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   r.on('error', () => undefined);
   try {
     await r.connect();
@@ -30,15 +33,24 @@ export async function ensureRedis(dir: string, url?: string): Promise<{ redis: R
   const pidFile = path.join(dir, 'redis.pid');
   if ((await runningPid(pidFile, 'redis-server')) && (await pings(cfg))) return { redis: cfg, own: true };
   await run('redis-server', [
-    '--port', '0',
-    '--unixsocket', cfg.path,
-    '--unixsocketperm', '700',
-    '--daemonize', 'yes',
-    '--pidfile', pidFile,
-    '--dir', dir,
-    '--logfile', path.join(dir, 'redis.log'),
-    '--appendonly', 'yes',
-    '--save', '',
+    '--port',
+    '0',
+    '--unixsocket',
+    cfg.path,
+    '--unixsocketperm',
+    '700',
+    '--daemonize',
+    'yes',
+    '--pidfile',
+    pidFile,
+    '--dir',
+    dir,
+    '--logfile',
+    path.join(dir, 'redis.log'),
+    '--appendonly',
+    'yes',
+    '--save',
+    '',
   ]);
   for (let i = 0; i < 100; i++) {
     if (await pings(cfg)) return { redis: cfg, own: true };

@@ -37,7 +37,10 @@ export class Bus {
     let e = this.events.get(node);
     if (!e) {
       // Connection options, not an instance: BullMQ then owns the blocking connection and closes it.
-      e = new QueueEvents(agentQueueName(node), { connection: redisOptions(this.redisConfig), prefix: this.prefix });
+      e = new QueueEvents(agentQueueName(node), {
+        connection: redisOptions(this.redisConfig),
+        prefix: this.prefix,
+      });
       this.events.set(node, e);
     }
     return e;
@@ -75,7 +78,10 @@ export class Bus {
   async call<T = unknown>(node: string, job: Job, timeoutMs = 120_000): Promise<T> {
     const events = this.queueEvents(node);
     await events.waitUntilReady();
-    const added = await this.queue(node).add(job.kind, job, { removeOnComplete: { age: DAY }, removeOnFail: { age: DAY } });
+    const added = await this.queue(node).add(job.kind, job, {
+      removeOnComplete: { age: DAY },
+      removeOnFail: { age: DAY },
+    });
     try {
       return (await added.waitUntilFinished(events, timeoutMs)) as T;
     } catch (err) {

@@ -82,7 +82,10 @@ export class Controller {
       try {
         changed = await this.reconcileAll();
       } catch (err) {
-        this.opts.log.error({ err: err instanceof Error ? err.message : String(err) }, 'reconcile pass failed');
+        this.opts.log.error(
+          { err: err instanceof Error ? err.message : String(err) },
+          'reconcile pass failed',
+        );
       }
       // A phase change usually means new jobs to enqueue: go again at once.
       if (changed || this.stopped) continue;

@@ -38,7 +38,13 @@ interface Row {
 }
 
 const table: Row[] = [
-  { name: 'Pending with both nodes alive moves to Preflight', phase: 'Pending', facts: facts({}), next: 'Preflight', enqueue: [] },
+  {
+    name: 'Pending with both nodes alive moves to Preflight',
+    phase: 'Pending',
+    facts: facts({}),
+    next: 'Preflight',
+    enqueue: [],
+  },
   {
     name: 'Pending with the target node missing fails before anything runs',
     phase: 'Pending',
@@ -67,16 +73,50 @@ const table: Row[] = [
   {
     name: 'a missing container fails in Preflight, with nothing frozen',
     phase: 'Preflight',
-    facts: facts({ preflightSource: failed('ContainerNotFound: container web on node1 is absent'), preflightTarget: done() }),
+    facts: facts({
+      preflightSource: failed('ContainerNotFound: container web on node1 is absent'),
+      preflightTarget: done(),
+    }),
     next: 'Failed',
     enqueue: [],
     reason: /preflightSource on node1 failed: ContainerNotFound/,
   },
-  { name: 'Preflight passes into Syncing', phase: 'Preflight', facts: facts({ preflightSource: done(), preflightTarget: done() }), next: 'Syncing', enqueue: [] },
-  { name: 'Syncing enqueues the live filesystem send', phase: 'Syncing', facts: facts({}), next: 'Syncing', enqueue: [['sync', 'node1']] },
-  { name: 'Syncing done moves to Checkpointing', phase: 'Syncing', facts: facts({ sync: done({ bytes: 100 }) }), next: 'Checkpointing', enqueue: [] },
-  { name: 'a failed sync rolls back', phase: 'Syncing', facts: facts({ sync: failed('TransferFailed: reset') }), next: 'RollingBack', enqueue: [], reason: /sync on node1 failed/ },
-  { name: 'Checkpointing enqueues the dump on the source', phase: 'Checkpointing', facts: facts({}), next: 'Checkpointing', enqueue: [['checkpoint', 'node1']] },
+  {
+    name: 'Preflight passes into Syncing',
+    phase: 'Preflight',
+    facts: facts({ preflightSource: done(), preflightTarget: done() }),
+    next: 'Syncing',
+    enqueue: [],
+  },
+  {
+    name: 'Syncing enqueues the live filesystem send',
+    phase: 'Syncing',
+    facts: facts({}),
+    next: 'Syncing',
+    enqueue: [['sync', 'node1']],
+  },
+  {
+    name: 'Syncing done moves to Checkpointing',
+    phase: 'Syncing',
+    facts: facts({ sync: done({ bytes: 100 }) }),
+    next: 'Checkpointing',
+    enqueue: [],
+  },
+  {
+    name: 'a failed sync rolls back',
+    phase: 'Syncing',
+    facts: facts({ sync: failed('TransferFailed: reset') }),
+    next: 'RollingBack',
+    enqueue: [],
+    reason: /sync on node1 failed/,
+  },
+  {
+    name: 'Checkpointing enqueues the dump on the source',
+    phase: 'Checkpointing',
+    facts: facts({}),
+    next: 'Checkpointing',
+    enqueue: [['checkpoint', 'node1']],
+  },
   {
     name: 'a failed dump rolls back so the frozen source resumes',
     phase: 'Checkpointing',
@@ -85,8 +125,20 @@ const table: Row[] = [
     enqueue: [],
     reason: /CriuDumpFailed/,
   },
-  { name: 'Checkpointing done moves to Transferring', phase: 'Checkpointing', facts: facts({ checkpoint: done({ frozenAt: NOW, dumpMs: 200 }) }), next: 'Transferring', enqueue: [] },
-  { name: 'Transferring waits on an active transfer', phase: 'Transferring', facts: facts({ transfer: active }), next: 'Transferring', enqueue: [] },
+  {
+    name: 'Checkpointing done moves to Transferring',
+    phase: 'Checkpointing',
+    facts: facts({ checkpoint: done({ frozenAt: NOW, dumpMs: 200 }) }),
+    next: 'Transferring',
+    enqueue: [],
+  },
+  {
+    name: 'Transferring waits on an active transfer',
+    phase: 'Transferring',
+    facts: facts({ transfer: active }),
+    next: 'Transferring',
+    enqueue: [],
+  },
   {
     name: 'a failed transfer rolls back',
     phase: 'Transferring',
@@ -95,7 +147,13 @@ const table: Row[] = [
     enqueue: [],
     reason: /transfer on node1 failed: IntegrityError/,
   },
-  { name: 'Restoring enqueues the restore on the target', phase: 'Restoring', facts: facts({}), next: 'Restoring', enqueue: [['restore', 'node2']] },
+  {
+    name: 'Restoring enqueues the restore on the target',
+    phase: 'Restoring',
+    facts: facts({}),
+    next: 'Restoring',
+    enqueue: [['restore', 'node2']],
+  },
   {
     name: 'a failed restore rolls back with CRIU’s reason',
     phase: 'Restoring',
@@ -104,7 +162,13 @@ const table: Row[] = [
     enqueue: [],
     reason: /restore on node2 failed: CriuRestoreFailed: CRIU says/,
   },
-  { name: 'a confirmed restore moves to CleaningUp', phase: 'Restoring', facts: facts({ restore: done({ restoredAt: NOW, restoreMs: 100 }) }), next: 'CleaningUp', enqueue: [] },
+  {
+    name: 'a confirmed restore moves to CleaningUp',
+    phase: 'Restoring',
+    facts: facts({ restore: done({ restoredAt: NOW, restoreMs: 100 }) }),
+    next: 'CleaningUp',
+    enqueue: [],
+  },
   {
     name: 'CleaningUp removes the source only now that the target runs',
     phase: 'CleaningUp',
@@ -115,7 +179,13 @@ const table: Row[] = [
       ['cleanupTarget', 'node2'],
     ],
   },
-  { name: 'clean-up done means Succeeded', phase: 'CleaningUp', facts: facts({ cleanupSource: done(), cleanupTarget: done() }), next: 'Succeeded', enqueue: [] },
+  {
+    name: 'clean-up done means Succeeded',
+    phase: 'CleaningUp',
+    facts: facts({ cleanupSource: done(), cleanupTarget: done() }),
+    next: 'Succeeded',
+    enqueue: [],
+  },
   {
     name: 'a failed clean-up still succeeds, with a warning',
     phase: 'CleaningUp',
@@ -146,12 +216,21 @@ const table: Row[] = [
     name: 'a source that cannot resume is named in the failure',
     phase: 'RollingBack',
     extra: { failureReason: 'restore on node2 failed: x' },
-    facts: facts({ rollbackTarget: done(), resumeSource: failed('SourceResumeFailed: source container web is stopped') }),
+    facts: facts({
+      rollbackTarget: done(),
+      resumeSource: failed('SourceResumeFailed: source container web is stopped'),
+    }),
     next: 'Failed',
     enqueue: [],
     reason: /rollback incomplete: resumeSource on node1 failed: SourceResumeFailed/,
   },
-  { name: 'Succeeded is never left', phase: 'Succeeded', facts: facts({ restore: failed('x') }), next: 'Succeeded', enqueue: [] },
+  {
+    name: 'Succeeded is never left',
+    phase: 'Succeeded',
+    facts: facts({ restore: failed('x') }),
+    next: 'Succeeded',
+    enqueue: [],
+  },
   { name: 'Failed is never left', phase: 'Failed', facts: facts({}), next: 'Failed', enqueue: [] },
 ];
 
@@ -165,20 +244,26 @@ for (const row of table) {
     );
     for (const a of d.actions) assert.equal(a.jobId, jobIdFor('abcdef12-0000', a.step));
     if (row.reason) assert.match(d.status.failureReason ?? '', row.reason);
-    if (row.next !== row.phase) assert.deepEqual(d.status.phaseTransitionTimestamps.at(-1), { phase: row.next, time: NOW });
+    if (row.next !== row.phase)
+      assert.deepEqual(d.status.phaseTransitionTimestamps.at(-1), { phase: row.next, time: NOW });
     else assert.equal(d.status.phaseTransitionTimestamps.length, 1);
   });
 }
 
 test('downtime is measured from the freeze to the target running', () => {
-  const m = migration('Restoring', { migrationState: { sourceNode: 'node1', targetNode: 'node2', frozenAt: '2026-01-01T00:00:01.000Z' } });
+  const m = migration('Restoring', {
+    migrationState: { sourceNode: 'node1', targetNode: 'node2', frozenAt: '2026-01-01T00:00:01.000Z' },
+  });
   const d = decide(m, facts({ restore: done({ restoredAt: '2026-01-01T00:00:01.750Z', restoreMs: 300 }) }));
   assert.equal(d.status.migrationState?.downtimeMs, 750);
   assert.equal(d.status.migrationState?.restoreMs, 300);
 });
 
 test('throughput is computed from the transfer’s bytes and time', () => {
-  const d = decide(migration('Transferring'), facts({ transfer: done({ bytes: 2_000_000, durationMs: 500, files: 9 }) }));
+  const d = decide(
+    migration('Transferring'),
+    facts({ transfer: done({ bytes: 2_000_000, durationMs: 500, files: 9 }) }),
+  );
   assert.equal(d.status.migrationState?.throughputBytesPerSecond, 4_000_000);
   assert.equal(d.status.migrationState?.bytesDuringFreeze, 2_000_000);
 });

@@ -88,7 +88,12 @@ export function stepsFor(phase: Phase): StepName[] {
   return (PHASE_STEPS[phase] ?? []).map(([s]) => s);
 }
 
-function transition(status: MigrationStatus, phase: Phase, now: string, patch: Partial<MigrationStatus> = {}): MigrationStatus {
+function transition(
+  status: MigrationStatus,
+  phase: Phase,
+  now: string,
+  patch: Partial<MigrationStatus> = {},
+): MigrationStatus {
   return {
     ...status,
     ...patch,
@@ -100,7 +105,8 @@ function transition(status: MigrationStatus, phase: Phase, now: string, patch: P
 function buildJob(m: StoredMigration, step: StepName): Job {
   const migration = { uid: m.metadata.uid, name: m.metadata.name };
   const container = m.spec.source.container;
-  if (step === 'sync' || step === 'transfer') return { kind: step, migration, container, targetNode: m.spec.target.node };
+  if (step === 'sync' || step === 'transfer')
+    return { kind: step, migration, container, targetNode: m.spec.target.node };
   return { kind: step, migration, container };
 }
 
@@ -109,21 +115,29 @@ function recordResults(phase: Phase, state: MigrationState, jobs: Facts['jobs'])
   const r = (s: StepName) => (jobs[s]?.result ?? {}) as Record<string, unknown>;
   const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
   const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
-  const drop = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  const drop = (o: Record<string, unknown>) =>
+    Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
   switch (phase) {
     case 'Syncing':
       return { ...state, ...drop({ bytesBeforeFreeze: num(r('sync').bytes) }) };
     case 'Checkpointing':
-      return { ...state, ...drop({ frozenAt: str(r('checkpoint').frozenAt), dumpMs: num(r('checkpoint').dumpMs) }) };
+      return {
+        ...state,
+        ...drop({ frozenAt: str(r('checkpoint').frozenAt), dumpMs: num(r('checkpoint').dumpMs) }),
+      };
     case 'Transferring': {
       const bytes = num(r('transfer').bytes);
       const ms = num(r('transfer').durationMs);
       const throughput = bytes !== undefined && ms ? Math.round((bytes * 1000) / ms) : undefined;
-      return { ...state, ...drop({ bytesDuringFreeze: bytes, transferMs: ms, throughputBytesPerSecond: throughput }) };
+      return {
+        ...state,
+        ...drop({ bytesDuringFreeze: bytes, transferMs: ms, throughputBytesPerSecond: throughput }),
+      };
     }
     case 'Restoring': {
       const restoredAt = str(r('restore').restoredAt);
-      const downtimeMs = restoredAt && state.frozenAt ? Date.parse(restoredAt) - Date.parse(state.frozenAt) : undefined;
+      const downtimeMs =
+        restoredAt && state.frozenAt ? Date.parse(restoredAt) - Date.parse(state.frozenAt) : undefined;
       return { ...state, ...drop({ restoredAt, restoreMs: num(r('restore').restoreMs), downtimeMs }) };
     }
     default:
@@ -148,9 +162,18 @@ export function decide(m: StoredMigration, facts: Facts): Decision {
 
   if (status.phase === 'Pending') {
     // Guards before anything runs: both nodes must be alive, else refuse with nothing touched.
-    for (const [role, node] of [['source', src], ['target', dst]] as const) {
+    for (const [role, node] of [
+      ['source', src],
+      ['target', dst],
+    ] as const) {
       if (!facts.nodes.has(node)) {
-        return { status: transition(status, 'Failed', facts.now, { migrationState: state, failureReason: `NodeNotFound: ${role} node ${node} is not registered (no agent heartbeat)` }), actions: [] };
+        return {
+          status: transition(status, 'Failed', facts.now, {
+            migrationState: state,
+            failureReason: `NodeNotFound: ${role} node ${node} is not registered (no agent heartbeat)`,
+          }),
+          actions: [],
+        };
       }
     }
     return { status: transition(status, 'Preflight', facts.now, { migrationState: state }), actions: [] };
@@ -164,7 +187,13 @@ export function decide(m: StoredMigration, facts: Facts): Decision {
     const fact = facts.jobs[step];
     const node = nodeOf(side);
     if (!fact) {
-      actions.push({ type: 'enqueue', step, node, jobId: jobIdFor(m.metadata.uid, step), job: buildJob(m, step) });
+      actions.push({
+        type: 'enqueue',
+        step,
+        node,
+        jobId: jobIdFor(m.metadata.uid, step),
+        job: buildJob(m, step),
+      });
       allDone = false;
     } else if (fact.state === 'failed') {
       failures.push(failureText(step, node, fact));
@@ -187,16 +216,26 @@ export function decide(m: StoredMigration, facts: Facts): Decision {
         return { status: transition(status, 'Failed', facts.now, { failureReason: reason }), actions: [] };
       case 'RollingBack': {
         const prior = status.failureReason ?? 'rolled back';
-        return { status: transition(status, 'Failed', facts.now, { failureReason: `${prior}; rollback incomplete: ${reason}` }), actions: [] };
+        return {
+          status: transition(status, 'Failed', facts.now, {
+            failureReason: `${prior}; rollback incomplete: ${reason}`,
+          }),
+          actions: [],
+        };
       }
       case 'CleaningUp':
         // The workload runs on the target: the migration succeeded; leftovers are a warning.
         return {
-          status: transition(status, 'Succeeded', facts.now, { warnings: [...(status.warnings ?? []), `clean-up incomplete: ${reason}`] }),
+          status: transition(status, 'Succeeded', facts.now, {
+            warnings: [...(status.warnings ?? []), `clean-up incomplete: ${reason}`],
+          }),
           actions: [],
         };
       default:
-        return { status: transition(status, 'RollingBack', facts.now, { failureReason: reason }), actions: [] };
+        return {
+          status: transition(status, 'RollingBack', facts.now, { failureReason: reason }),
+          actions: [],
+        };
     }
   }
 
@@ -208,7 +247,9 @@ export function decide(m: StoredMigration, facts: Facts): Decision {
   const next = NEXT[status.phase];
   if (!next) return none;
   return {
-    status: transition(status, next, facts.now, { migrationState: recordResults(status.phase, state, facts.jobs) }),
+    status: transition(status, next, facts.now, {
+      migrationState: recordResults(status.phase, state, facts.jobs),
+    }),
     actions: [],
   };
 }

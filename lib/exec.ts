@@ -34,7 +34,9 @@ export function exec(cmd: string, args: readonly string[], opts: ExecOptions = {
     child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', (err) =>
-      reject(new FerryError(opts.errorCode ?? 'Internal', `cannot run ${cmd}: ${err.message}`, { cause: err })),
+      reject(
+        new FerryError(opts.errorCode ?? 'Internal', `cannot run ${cmd}: ${err.message}`, { cause: err }),
+      ),
     );
     child.on(opts.detached ? 'exit' : 'close', (code) => {
       const result = { stdout, stderr, code: code ?? -1 };
@@ -51,6 +53,10 @@ export function exec(cmd: string, args: readonly string[], opts: ExecOptions = {
 }
 
 /** Like exec with an error code: resolves to stdout, rejects with the command's stderr. */
-export async function run(cmd: string, args: readonly string[], errorCode: ErrorCode = 'Internal'): Promise<string> {
+export async function run(
+  cmd: string,
+  args: readonly string[],
+  errorCode: ErrorCode = 'Internal',
+): Promise<string> {
   return (await exec(cmd, args, { errorCode })).stdout;
 }

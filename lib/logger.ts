@@ -10,5 +10,7 @@ export function createLogger(name: string, destination?: string): Logger {
     level: process.env.FERRY_LOG_LEVEL ?? 'info',
     redact: ['privateKey', '*.privateKey', 'key', '*.key', 'password', '*.password'],
   };
-  return destination ? pino(opts, pino.destination({ dest: destination, mkdir: true, sync: false })) : pino(opts);
+  return destination
+    ? pino(opts, pino.destination({ dest: destination, mkdir: true, sync: false }))
+    : pino(opts);
 }

@@ -8,7 +8,8 @@ export const FERRY_OPT = process.env.FERRY_OPT ?? '/opt/ferry';
 
 export const clusterDir = (cluster: string): string => path.join(FERRY_HOME, cluster);
 export const clusterConfigFile = (cluster: string): string => path.join(clusterDir(cluster), 'cluster.json');
-export const nodeDir = (cluster: string, node: string): string => path.join(clusterDir(cluster), 'nodes', node);
+export const nodeDir = (cluster: string, node: string): string =>
+  path.join(clusterDir(cluster), 'nodes', node);
 export const nodeRunDir = (cluster: string, node: string): string => path.join(FERRY_RUN, cluster, node);
 
 /** Files of one simulated node. */

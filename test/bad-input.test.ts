@@ -50,7 +50,10 @@ test('ferry apply creates a valid Migration and reports an unchanged re-apply', 
   const dir = await mkdtemp(path.join(tmpdir(), 'ferry-'));
   const file = path.join(dir, 'm.yaml');
   // A container that does not exist: the Migration is created, then fails in preflight.
-  await writeFile(file, `apiVersion: ferry.dev/v1alpha1\nkind: Migration\nmetadata:\n  name: ${name}\nspec:\n  source: {node: node1, container: absent}\n  target: {node: node2}\n`);
+  await writeFile(
+    file,
+    `apiVersion: ferry.dev/v1alpha1\nkind: Migration\nmetadata:\n  name: ${name}\nspec:\n  source: {node: node1, container: absent}\n  target: {node: node2}\n`,
+  );
   assert.match((await ferry(['apply', '-f', file])).stdout, /created/);
   assert.match((await ferry(['apply', '-f', file])).stdout, /unchanged/);
   assert.match((await ferry(['get', 'migrations'])).stdout, new RegExp(`${name}\\s`));
@@ -60,7 +63,10 @@ test('a missing source container is refused in preflight, before anything is fro
   const m = await migrate(c, unique('nocontainer'), { node: 'node1', container: 'does-not-exist' }, 'node2');
   assert.equal(m.status.phase, 'Failed');
   assert.deepEqual(phases(m), ['Pending', 'Preflight', 'Failed']);
-  assert.match(m.status.failureReason!, /preflightSource on node1 failed: ContainerNotFound: container does-not-exist on node1 is absent/);
+  assert.match(
+    m.status.failureReason!,
+    /preflightSource on node1 failed: ContainerNotFound: container does-not-exist on node1 is absent/,
+  );
 });
 
 test('a missing target node is refused before anything runs, and the source keeps running', async () => {
@@ -79,7 +85,12 @@ test('an agent refuses an unknown SSH key and logs it', async () => {
   const node2 = peers.find((p) => p.node === 'node2')!;
   const stranger = generateNodeKey('node1'); // claims to be node1, with a key nobody authorised
   await assert.rejects(
-    TransferSession.open({ self: 'node1', privateKey: stranger.privateKey, peer: node2, migration: 'abcdef123456' }),
+    TransferSession.open({
+      self: 'node1',
+      privateKey: stranger.privateKey,
+      peer: node2,
+      migration: 'abcdef123456',
+    }),
     /All configured authentication methods failed/,
   );
   await sleep(200);
@@ -92,18 +103,30 @@ test('an agent whose host key does not match the pinned one is refused', async (
   const node2 = peers.find((p) => p.node === 'node2')!;
   const key = await readFile(nodePaths(CLUSTER, 'node1').keyFile, 'utf8');
   const impostor = { ...node2, publicKey: generateNodeKey('x').publicKey };
-  await assert.rejects(TransferSession.open({ self: 'node1', privateKey: key, peer: impostor, migration: 'abcdef123456' }), (err: Error & { code?: string }) => {
-    assert.equal(err.code, 'AuthRefused');
-    assert.match(err.message, /node2 presented host key SHA256:\S+, expected SHA256:\S+/);
-    return true;
-  });
+  await assert.rejects(
+    TransferSession.open({ self: 'node1', privateKey: key, peer: impostor, migration: 'abcdef123456' }),
+    (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'AuthRefused');
+      assert.match(err.message, /node2 presented host key SHA256:\S+, expected SHA256:\S+/);
+      return true;
+    },
+  );
 });
 
 test('a job payload that fails its schema is rejected without retry', async () => {
-  const job = await c.bus.queue('node1').add('run', { kind: 'run', container: 'Not_A_Name', memoryMiB: 8 }, { attempts: 3, backoff: { type: 'fixed', delay: 100 } });
+  const job = await c.bus
+    .queue('node1')
+    .add(
+      'run',
+      { kind: 'run', container: 'Not_A_Name', memoryMiB: 8 },
+      { attempts: 3, backoff: { type: 'fixed', delay: 100 } },
+    );
   const events = c.bus.queueEvents('node1');
   await events.waitUntilReady();
-  await assert.rejects(job.waitUntilFinished(events, 30_000), /InvalidInput: container: must be a DNS-1123 label/);
+  await assert.rejects(
+    job.waitUntilFinished(events, 30_000),
+    /InvalidInput: container: must be a DNS-1123 label/,
+  );
   const failed = await c.bus.queue('node1').getJob(job.id!);
   assert.equal(failed?.attemptsMade, 1);
 });

@@ -20,8 +20,17 @@ export async function testCluster(): Promise<Client> {
 /** A name no other test uses, so tests never see each other's containers or Migrations. */
 export const unique = (prefix: string): string => `${prefix}-${randomBytes(3).toString('hex')}`;
 
-export async function runWorkload(c: Client, node: string, container: string, memoryMiB = 32): Promise<ContainerInfo> {
-  return (await c.bus.call(node, { kind: 'run', container, memoryMiB, intervalMs: 10 }, 120_000)) as ContainerInfo;
+export async function runWorkload(
+  c: Client,
+  node: string,
+  container: string,
+  memoryMiB = 32,
+): Promise<ContainerInfo> {
+  return (await c.bus.call(
+    node,
+    { kind: 'run', container, memoryMiB, intervalMs: 10 },
+    120_000,
+  )) as ContainerInfo;
 }
 
 export async function verify(c: Client, node: string, container: string) {
@@ -32,8 +41,18 @@ export async function list(c: Client, node: string): Promise<ContainerInfo[]> {
   return (await c.bus.call(node, { kind: 'list' })) as ContainerInfo[];
 }
 
-export async function migrate(c: Client, name: string, source: { node: string; container: string }, target: string): Promise<StoredMigration> {
-  await c.store.create({ apiVersion: API_VERSION, kind: 'Migration', metadata: { name, namespace: 'default' }, spec: { source, target: { node: target } } });
+export async function migrate(
+  c: Client,
+  name: string,
+  source: { node: string; container: string },
+  target: string,
+): Promise<StoredMigration> {
+  await c.store.create({
+    apiVersion: API_VERSION,
+    kind: 'Migration',
+    metadata: { name, namespace: 'default' },
+    spec: { source, target: { node: target } },
+  });
   return waitForMigration(c, 'default', name, () => undefined, 300_000);
 }
 
@@ -46,9 +65,11 @@ export async function leftovers(node: string, uid: string): Promise<string[]> {
   const p = nodePaths(CLUSTER, node);
   const found: string[] = [];
   for (const dir of [`${p.fsRoot}/snapshots`, `${p.fsRoot}/incoming`, p.imagesDir]) {
-    for (const e of await readdir(dir).catch(() => [] as string[])) if (e.includes(uid)) found.push(`${dir}/${e}`);
+    for (const e of await readdir(dir).catch(() => [] as string[]))
+      if (e.includes(uid)) found.push(`${dir}/${e}`);
   }
   return found;
 }
 
-export const phases = (m: StoredMigration): string[] => m.status.phaseTransitionTimestamps.map((t) => t.phase);
+export const phases = (m: StoredMigration): string[] =>
+  m.status.phaseTransitionTimestamps.map((t) => t.phase);

@@ -4,7 +4,17 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import type { Client } from '../cli/client.ts';
 import { nodePaths } from '../lib/paths.ts';
-import { CLUSTER, leftovers, list, migrate, phases, runWorkload, testCluster, unique, verify } from './helpers.ts';
+import {
+  CLUSTER,
+  leftovers,
+  list,
+  migrate,
+  phases,
+  runWorkload,
+  testCluster,
+  unique,
+  verify,
+} from './helpers.ts';
 
 let c: Client;
 before(async () => (c = await testCluster()));
@@ -18,7 +28,16 @@ test('moves a workload with state in memory and on disk, and it continues on the
 
   const m = await migrate(c, unique('mig'), { node: 'node1', container }, 'node2');
   assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
-  assert.deepEqual(phases(m), ['Pending', 'Preflight', 'Syncing', 'Checkpointing', 'Transferring', 'Restoring', 'CleaningUp', 'Succeeded']);
+  assert.deepEqual(phases(m), [
+    'Pending',
+    'Preflight',
+    'Syncing',
+    'Checkpointing',
+    'Transferring',
+    'Restoring',
+    'CleaningUp',
+    'Succeeded',
+  ]);
   const s = m.status.migrationState!;
   assert.ok(s.downtimeMs! > 0, 'downtime is recorded');
   assert.ok(s.bytesDuringFreeze! > 64 * 1024 * 1024, 'the memory crossed the wire');
@@ -28,11 +47,17 @@ test('moves a workload with state in memory and on disk, and it continues on the
   // The workload checks its own memory and file on the target: counter went on, nothing lost.
   const afterMove = await verify(c, 'node2', container);
   assert.ok(afterMove.pass, afterMove.line);
-  assert.ok(afterMove.counter! > before.counter!, `counter continued: ${before.counter} -> ${afterMove.counter}`);
+  assert.ok(
+    afterMove.counter! > before.counter!,
+    `counter continued: ${before.counter} -> ${afterMove.counter}`,
+  );
 
   // Exactly once: gone from the source, with nothing left behind on either node.
   assert.ok(!(await list(c, 'node1')).some((x) => x.id === container), 'source removed');
-  assert.ok(!existsSync(nodePaths(CLUSTER, 'node1').fsRoot + `/containers/${container}`), 'source bundle removed');
+  assert.ok(
+    !existsSync(nodePaths(CLUSTER, 'node1').fsRoot + `/containers/${container}`),
+    'source bundle removed',
+  );
   assert.deepEqual(await leftovers('node1', m.metadata.uid), []);
   assert.deepEqual(await leftovers('node2', m.metadata.uid), []);
   await c.bus.call('node2', { kind: 'remove', container });

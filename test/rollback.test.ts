@@ -5,7 +5,18 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import type { Client } from '../cli/client.ts';
 import { nodePaths } from '../lib/paths.ts';
-import { CLUSTER, armHook, leftovers, list, migrate, phases, runWorkload, testCluster, unique, verify } from './helpers.ts';
+import {
+  CLUSTER,
+  armHook,
+  leftovers,
+  list,
+  migrate,
+  phases,
+  runWorkload,
+  testCluster,
+  unique,
+  verify,
+} from './helpers.ts';
 
 let c: Client;
 before(async () => (c = await testCluster()));
@@ -26,7 +37,10 @@ async function expectRolledBack(container: string, name: string, reason: RegExp,
 
   // The target holds no copy, no bundle and nothing received.
   assert.ok(!(await list(c, 'node2')).some((x) => x.id === container), 'no container on the target');
-  assert.ok(!existsSync(`${nodePaths(CLUSTER, 'node2').fsRoot}/containers/${container}`), 'no bundle on the target');
+  assert.ok(
+    !existsSync(`${nodePaths(CLUSTER, 'node2').fsRoot}/containers/${container}`),
+    'no bundle on the target',
+  );
   assert.deepEqual(await leftovers('node2', m.metadata.uid), []);
   assert.deepEqual(await leftovers('node1', m.metadata.uid), []);
 }
@@ -36,7 +50,11 @@ test('resumes the source when the target restore fails on a corrupted image', as
   const name = unique('corrupt');
   await runWorkload(c, 'node1', container, 16);
   const v0 = await verify(c, 'node1', container);
-  await armHook(c, 'node2', 'target.beforeRestore', { action: 'corruptFile', file: 'checkpoint/pstree.img', migration: name });
+  await armHook(c, 'node2', 'target.beforeRestore', {
+    action: 'corruptFile',
+    file: 'checkpoint/pstree.img',
+    migration: name,
+  });
   await migrate(c, name, { node: 'node1', container }, 'node2');
   await expectRolledBack(container, name, /restore on node2 failed: CriuRestoreFailed/, v0.counter!);
   await c.bus.call('node1', { kind: 'remove', container });
@@ -47,7 +65,12 @@ test('resumes the source when the transfer fails after the freeze', async () => 
   const name = unique('xfer');
   await runWorkload(c, 'node1', container, 16);
   const v0 = await verify(c, 'node1', container);
-  await armHook(c, 'node1', 'source.beforeTransfer', { action: 'fail', message: 'link cut', migration: name, times: 3 });
+  await armHook(c, 'node1', 'source.beforeTransfer', {
+    action: 'fail',
+    message: 'link cut',
+    migration: name,
+    times: 3,
+  });
   await migrate(c, name, { node: 'node1', container }, 'node2');
   await expectRolledBack(container, name, /transfer on node1 failed: .*link cut/, v0.counter!);
   await c.bus.call('node1', { kind: 'remove', container });

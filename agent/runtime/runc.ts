@@ -14,7 +14,8 @@ export class Runc {
   ) {}
 
   private async runc(args: string[], errorCode: ErrorCode = 'RuntimeFailed'): Promise<string> {
-    return (await exec('runc', ['--root', this.root, '--criu', this.criuPath, ...args], { errorCode })).stdout;
+    return (await exec('runc', ['--root', this.root, '--criu', this.criuPath, ...args], { errorCode }))
+      .stdout;
   }
 
   /**
@@ -23,7 +24,11 @@ export class Runc {
    */
   private async runcDetached(args: string[], logFile: string, errorCode: ErrorCode): Promise<void> {
     await rm(logFile, { force: true });
-    const r = await exec('runc', ['--root', this.root, '--criu', this.criuPath, '--log', logFile, '--log-format', 'json', ...args], { detached: true });
+    const r = await exec(
+      'runc',
+      ['--root', this.root, '--criu', this.criuPath, '--log', logFile, '--log-format', 'json', ...args],
+      { detached: true },
+    );
     if (r.code === 0) return;
     const lines = (await readFile(logFile, 'utf8').catch(() => ''))
       .split('\n')
@@ -35,12 +40,19 @@ export class Runc {
           return l;
         }
       });
-    throw new FerryError(errorCode, `runc ${args[0]} ${args.at(-1)} exited ${r.code}: ${lines.slice(-3).join(' | ') || 'no log'}`);
+    throw new FerryError(
+      errorCode,
+      `runc ${args[0]} ${args.at(-1)} exited ${r.code}: ${lines.slice(-3).join(' | ') || 'no log'}`,
+    );
   }
 
   /** Starts a container detached; its stdio goes nowhere (it logs inside its own filesystem). */
   async run(id: string, bundle: string): Promise<void> {
-    await this.runcDetached(['run', '--detach', '--bundle', bundle, id], path.join(bundle, 'runc.log'), 'RuntimeFailed');
+    await this.runcDetached(
+      ['run', '--detach', '--bundle', bundle, id],
+      path.join(bundle, 'runc.log'),
+      'RuntimeFailed',
+    );
   }
 
   async state(id: string): Promise<ContainerInfo | undefined> {

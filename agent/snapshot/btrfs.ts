@@ -17,7 +17,11 @@ export async function createSubvolume(p: string): Promise<void> {
 /** A snapshot of `src` at `dest`; read-only ones can be sent. Idempotent when dest already exists. */
 export async function snapshot(src: string, dest: string, opts: { readonly: boolean }): Promise<void> {
   if (await exists(dest)) return;
-  await run('btrfs', ['subvolume', 'snapshot', ...(opts.readonly ? ['-r'] : []), src, dest], 'SnapshotFailed');
+  await run(
+    'btrfs',
+    ['subvolume', 'snapshot', ...(opts.readonly ? ['-r'] : []), src, dest],
+    'SnapshotFailed',
+  );
 }
 
 /** Deletes a subvolume if it exists. */

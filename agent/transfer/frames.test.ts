@@ -1,13 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  FrameDecoder,
-  FrameType,
-  ItemSchema,
-  MAX_HEADER_BYTES,
-  encodeFrame,
-  jsonFrame,
-} from './frames.ts';
+import { FrameDecoder, FrameType, ItemSchema, MAX_HEADER_BYTES, encodeFrame, jsonFrame } from './frames.ts';
 
 test('decodes frames split across arbitrary chunk boundaries', () => {
   const bytes = Buffer.concat([
@@ -46,5 +39,8 @@ test('refuses item paths that climb out of the migration folder', () => {
   for (const p of ['../x', 'a/../../b', '/etc/passwd', 'a//b', './a']) {
     assert.equal(ItemSchema.safeParse({ type: 'file', path: p, size: 1, mode: 0o600 }).success, false, p);
   }
-  assert.equal(ItemSchema.safeParse({ type: 'file', path: 'checkpoint/pages-1.img', size: 1, mode: 0o600 }).success, true);
+  assert.equal(
+    ItemSchema.safeParse({ type: 'file', path: 'checkpoint/pages-1.img', size: 1, mode: 0o600 }).success,
+    true,
+  );
 });

@@ -44,11 +44,17 @@ export const ItemSchema = z.discriminatedUnion('type', [
     type: z.literal('btrfs'),
     /** Name of the subvolume the stream creates; it must match what btrfs receive makes. */
     name: z.string().regex(/^[a-z0-9-]+$/),
-    parent: z.string().regex(/^[a-z0-9-]+$/).optional(),
+    parent: z
+      .string()
+      .regex(/^[a-z0-9-]+$/)
+      .optional(),
   }),
 ]);
 export type Item = z.infer<typeof ItemSchema>;
-export const EndSchema = z.strictObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: z.number().int() });
+export const EndSchema = z.strictObject({
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  bytes: z.number().int(),
+});
 
 /** Replies from the receiver, one JSON line each. */
 export const ReplySchema = z.union([

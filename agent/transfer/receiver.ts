@@ -50,14 +50,20 @@ function parseJson<T>(frame: Frame, schema: { parse(v: unknown): T }, what: stri
 
 function checkEnd(hash: Hash, written: number, end: { sha256: string; bytes: number }, what: string): void {
   const digest = hash.digest('hex');
-  if (written !== end.bytes) throw new FerryError('IntegrityError', `${what}: received ${written} bytes, sender says ${end.bytes}`);
-  if (digest !== end.sha256) throw new FerryError('IntegrityError', `${what}: sha256 mismatch (got ${digest.slice(0, 12)}…, sender says ${end.sha256.slice(0, 12)}…)`);
+  if (written !== end.bytes)
+    throw new FerryError('IntegrityError', `${what}: received ${written} bytes, sender says ${end.bytes}`);
+  if (digest !== end.sha256)
+    throw new FerryError(
+      'IntegrityError',
+      `${what}: sha256 mismatch (got ${digest.slice(0, 12)}…, sender says ${end.sha256.slice(0, 12)}…)`,
+    );
 }
 
 async function fileSink(dir: string, item: Extract<Item, { type: 'file' }>): Promise<Sink> {
   const dest = path.join(dir, item.path);
   // RelativePathSchema already refused ".." and absolute paths; this double-checks the join.
-  if (!dest.startsWith(dir + path.sep)) throw new FerryError('StreamRejected', `path ${item.path} leaves the image folder`);
+  if (!dest.startsWith(dir + path.sep))
+    throw new FerryError('StreamRejected', `path ${item.path} leaves the image folder`);
   await mkdir(path.dirname(dest), { recursive: true, mode: 0o700 });
   const tmp = `${dest}.part`;
   // Images are never readable by other users, whatever mode the sender asked for. A write stream
@@ -70,7 +76,11 @@ async function fileSink(dir: string, item: Extract<Item, { type: 'file' }>): Pro
   const close = () => new Promise<void>((resolve) => (out.closed ? resolve() : out.end(() => resolve())));
   return {
     async write(data) {
-      if (written + data.length > item.size) throw new FerryError('IntegrityError', `${item.path}: more data than the announced ${item.size} bytes`);
+      if (written + data.length > item.size)
+        throw new FerryError(
+          'IntegrityError',
+          `${item.path}: more data than the announced ${item.size} bytes`,
+        );
       hash.update(data);
       written += data.length;
       if (!out.write(data)) await Promise.race([once(out, 'drain'), failed]);
@@ -78,7 +88,8 @@ async function fileSink(dir: string, item: Extract<Item, { type: 'file' }>): Pro
     async finish(end) {
       await Promise.race([close(), failed]);
       try {
-        if (written !== item.size) throw new FerryError('IntegrityError', `${item.path}: received ${written} of ${item.size} bytes`);
+        if (written !== item.size)
+          throw new FerryError('IntegrityError', `${item.path}: received ${written} of ${item.size} bytes`);
         checkEnd(hash, written, end, item.path);
       } catch (err) {
         await rm(tmp, { force: true });
@@ -109,7 +120,9 @@ async function btrfsSink(dir: string, item: Extract<Item, { type: 'btrfs' }>, lo
   const discard = async () => {
     child.kill('SIGKILL');
     await exited;
-    await deleteSubvolume(target).catch((err) => log.error({ err, target }, 'cannot delete partial subvolume'));
+    await deleteSubvolume(target).catch((err) =>
+      log.error({ err, target }, 'cannot delete partial subvolume'),
+    );
   };
   return {
     async write(data) {
@@ -128,7 +141,10 @@ async function btrfsSink(dir: string, item: Extract<Item, { type: 'btrfs' }>, lo
       const [code] = await exited;
       if (code !== 0) {
         await deleteSubvolume(target).catch(() => undefined);
-        throw new FerryError('SnapshotFailed', `btrfs receive of ${item.name} failed: ${stderr.trim().split('\n').slice(-2).join(' ')}`);
+        throw new FerryError(
+          'SnapshotFailed',
+          `btrfs receive of ${item.name} failed: ${stderr.trim().split('\n').slice(-2).join(' ')}`,
+        );
       }
       return written;
     },
@@ -150,10 +166,14 @@ export async function receiveSession(channel: Duplex, opts: ReceiverOptions): Pr
   const handle = async (frame: Frame): Promise<void> => {
     if (done) throw new FerryError('StreamRejected', 'data after DONE');
     if (!migration) {
-      if (frame.type !== FrameType.Header) throw new FerryError('StreamRejected', 'stream must begin with a begin header');
+      if (frame.type !== FrameType.Header)
+        throw new FerryError('StreamRejected', 'stream must begin with a begin header');
       const begin = parseJson(frame, BeginSchema, 'begin header');
       if (begin.sourceNode !== opts.peerNode) {
-        throw new FerryError('StreamRejected', `stream claims source ${begin.sourceNode} but the SSH key is ${opts.peerNode}'s`);
+        throw new FerryError(
+          'StreamRejected',
+          `stream claims source ${begin.sourceNode} but the SSH key is ${opts.peerNode}'s`,
+        );
       }
       migration = begin.migration;
       await mkdir(opts.imagesDir(migration), { recursive: true, mode: 0o700 });
@@ -164,7 +184,10 @@ export async function receiveSession(channel: Duplex, opts: ReceiverOptions): Pr
       case FrameType.Header: {
         if (sink) throw new FerryError('StreamRejected', 'item header before the previous item ended');
         const item = parseJson(frame, ItemSchema, 'item header');
-        sink = item.type === 'file' ? await fileSink(opts.imagesDir(migration), item) : await btrfsSink(opts.incomingDir(migration), item, log);
+        sink =
+          item.type === 'file'
+            ? await fileSink(opts.imagesDir(migration), item)
+            : await btrfsSink(opts.incomingDir(migration), item, log);
         return;
       }
       case FrameType.Data:
@@ -200,11 +223,19 @@ export async function receiveSession(channel: Duplex, opts: ReceiverOptions): Pr
       for (const f of frames) await handle(f);
       if (done) break;
     }
-    if (!done) throw new FerryError('StreamRejected', `stream truncated${dec.pending ? ` mid-frame (${dec.pending} bytes pending)` : ''} before DONE`);
+    if (!done)
+      throw new FerryError(
+        'StreamRejected',
+        `stream truncated${dec.pending ? ` mid-frame (${dec.pending} bytes pending)` : ''} before DONE`,
+      );
     log.info({ migration, items, bytes: total }, 'transfer session complete');
   } catch (err) {
-    const e = err instanceof FerryError ? err : new FerryError('TransferFailed', errorMessage(err), { cause: err });
-    log.warn({ migration, peer: opts.peerNode, code: e.code, reason: e.message }, 'transfer session rejected');
+    const e =
+      err instanceof FerryError ? err : new FerryError('TransferFailed', errorMessage(err), { cause: err });
+    log.warn(
+      { migration, peer: opts.peerNode, code: e.code, reason: e.message },
+      'transfer session rejected',
+    );
     await sink?.abort().catch(() => undefined);
     reply({ ok: false, code: e.code, error: e.message });
   } finally {

@@ -10,7 +10,16 @@ import ssh2 from 'ssh2';
 import { FerryError, errorMessage } from '../../lib/errors.ts';
 import type { Peer } from '../../api/v1alpha1/cluster.ts';
 import { sendStream } from '../snapshot/btrfs.ts';
-import { FrameType, MAX_DATA_BYTES, PROTOCOL, ReplySchema, encodeFrame, jsonFrame, type Item, type Reply } from './frames.ts';
+import {
+  FrameType,
+  MAX_DATA_BYTES,
+  PROTOCOL,
+  ReplySchema,
+  encodeFrame,
+  jsonFrame,
+  type Item,
+  type Reply,
+} from './frames.ts';
 import { fingerprint, publicBlob } from './keys.ts';
 
 const { Client } = ssh2;
@@ -66,7 +75,8 @@ export class TransferSession {
     });
     channel.on('close', () => {
       this.closedError ??= new FerryError('TransferFailed', 'the peer closed the transfer channel');
-      for (const w of this.waiters.splice(0)) w({ ok: false, code: 'TransferFailed', error: this.closedError.message });
+      for (const w of this.waiters.splice(0))
+        w({ ok: false, code: 'TransferFailed', error: this.closedError.message });
     });
   }
 
@@ -79,7 +89,8 @@ export class TransferSession {
   private nextReply(): Promise<Reply> {
     const r = this.replies.shift();
     if (r) return Promise.resolve(r);
-    if (this.closedError) return Promise.resolve({ ok: false, code: 'TransferFailed', error: this.closedError.message });
+    if (this.closedError)
+      return Promise.resolve({ ok: false, code: 'TransferFailed', error: this.closedError.message });
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
@@ -89,7 +100,12 @@ export class TransferSession {
     let hostKeyError: FerryError | undefined;
     await new Promise<void>((resolve, reject) => {
       conn.once('ready', () => resolve());
-      conn.once('error', (err) => reject(hostKeyError ?? new FerryError('TransferFailed', `ssh to ${opts.peer.node}: ${err.message}`, { cause: err })));
+      conn.once('error', (err) =>
+        reject(
+          hostKeyError ??
+            new FerryError('TransferFailed', `ssh to ${opts.peer.node}: ${err.message}`, { cause: err }),
+        ),
+      );
       // Nagle off: small END frames and replies must not wait for a delayed ACK.
       const sock = connect({ host: opts.peer.address, port: opts.peer.sshPort, noDelay: true });
       sock.once('error', () => undefined); // reported through the ssh client's own error event
@@ -102,16 +118,28 @@ export class TransferSession {
         algorithms: { cipher: CIPHERS },
         hostVerifier: (key: Buffer) => {
           if (key.equals(expected)) return true;
-          hostKeyError = new FerryError('AuthRefused', `${opts.peer.node} presented host key ${fingerprint(key)}, expected ${fingerprint(expected)}`);
+          hostKeyError = new FerryError(
+            'AuthRefused',
+            `${opts.peer.node} presented host key ${fingerprint(key)}, expected ${fingerprint(expected)}`,
+          );
           return false;
         },
       });
     });
     const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
-      conn.subsys(PROTOCOL, (err, ch) => (err ? reject(new FerryError('TransferFailed', `subsystem refused: ${err.message}`)) : resolve(ch))),
+      conn.subsys(PROTOCOL, (err, ch) =>
+        err ? reject(new FerryError('TransferFailed', `subsystem refused: ${err.message}`)) : resolve(ch),
+      ),
     );
     const s = new TransferSession(conn, channel, opts.onBytes);
-    await s.write(jsonFrame(FrameType.Header, { type: 'begin', protocol: PROTOCOL, migration: opts.migration, sourceNode: opts.self }));
+    await s.write(
+      jsonFrame(FrameType.Header, {
+        type: 'begin',
+        protocol: PROTOCOL,
+        migration: opts.migration,
+        sourceNode: opts.self,
+      }),
+    );
     return s;
   }
 
@@ -157,7 +185,10 @@ export class TransferSession {
     const st = await stat(localPath);
     const item: Item = { type: 'file', path: relPath, size: st.size, mode: st.mode & 0o700 };
     await this.write(jsonFrame(FrameType.Header, item));
-    return this.endItem(item, await this.streamData(createReadStream(localPath, { highWaterMark: MAX_DATA_BYTES })));
+    return this.endItem(
+      item,
+      await this.streamData(createReadStream(localPath, { highWaterMark: MAX_DATA_BYTES })),
+    );
   }
 
   /** Streams `btrfs send [-p parent] snap`; the target receives a subvolume named `name`. */
@@ -172,7 +203,8 @@ export class TransferSession {
       const end = await this.streamData(child.stdout);
       // A failed send must not produce an END that the target would accept: check the exit first.
       const [code] = await exited;
-      if (code !== 0) throw new FerryError('SnapshotFailed', `btrfs send ${snapPath} failed: ${stderr.trim()}`);
+      if (code !== 0)
+        throw new FerryError('SnapshotFailed', `btrfs send ${snapPath} failed: ${stderr.trim()}`);
       return await this.endItem(item, end);
     } catch (err) {
       child.kill('SIGKILL');
@@ -183,7 +215,8 @@ export class TransferSession {
   async finish(): Promise<void> {
     await this.write(encodeFrame(FrameType.Done, Buffer.alloc(0)));
     const reply = await this.nextReply();
-    if (!reply.ok) throw new FerryError('TransferFailed', `target refused to close the session: ${reply.error}`);
+    if (!reply.ok)
+      throw new FerryError('TransferFailed', `target refused to close the session: ${reply.error}`);
   }
 
   close(): void {

@@ -23,7 +23,10 @@ const imagesDir = (uid: string) => path.join(dir, 'images', uid);
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'ferry-transfer-'));
   const peersFile = path.join(dir, 'peers.json');
-  await writeFile(peersFile, JSON.stringify([{ node: 'src', address: '127.0.0.1', sshPort: 1, publicKey: src.publicKey }]));
+  await writeFile(
+    peersFile,
+    JSON.stringify([{ node: 'src', address: '127.0.0.1', sshPort: 1, publicKey: src.publicKey }]),
+  );
   server = await startSshServer({
     address: '127.0.0.1',
     port: 0,
@@ -37,40 +40,61 @@ before(async () => {
 after(() => server.close());
 
 /** An authenticated raw channel, for writing frames a well-behaved sender never would. */
-async function rawChannel(): Promise<{ channel: ssh2.ClientChannel; replies: () => Promise<string>; conn: ssh2.Client }> {
+async function rawChannel(): Promise<{
+  channel: ssh2.ClientChannel;
+  replies: () => Promise<string>;
+  conn: ssh2.Client;
+}> {
   const conn = new ssh2.Client();
   await new Promise<void>((resolve, reject) => {
     conn.once('ready', () => resolve()).once('error', reject);
     conn.connect({ host: '127.0.0.1', port: server.port, username: 'src', privateKey: src.privateKey });
   });
-  const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) => conn.subsys(PROTOCOL, (err, ch) => (err ? reject(err) : resolve(ch))));
+  const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+    conn.subsys(PROTOCOL, (err, ch) => (err ? reject(err) : resolve(ch))),
+  );
   let text = '';
   channel.on('data', (d: Buffer) => (text += d.toString()));
   const replies = () => new Promise<string>((resolve) => channel.once('close', () => resolve(text)));
   return { channel, replies, conn };
 }
 
-const begin = (migration: string, sourceNode = 'src') => jsonFrame(FrameType.Header, { type: 'begin', protocol: PROTOCOL, migration, sourceNode });
+const begin = (migration: string, sourceNode = 'src') =>
+  jsonFrame(FrameType.Header, { type: 'begin', protocol: PROTOCOL, migration, sourceNode });
 
 test('a file arrives byte for byte, readable by its owner only', async () => {
   const data = Buffer.alloc(3 * 1024 * 1024 + 17, 1).map((_, i) => i % 251);
   const file = path.join(dir, 'pages.img');
   await writeFile(file, data, { mode: 0o644 });
-  const s = await TransferSession.open({ self: 'src', privateKey: src.privateKey, peer, migration: 'mig-00000001' });
+  const s = await TransferSession.open({
+    self: 'src',
+    privateKey: src.privateKey,
+    peer,
+    migration: 'mig-00000001',
+  });
   await s.sendFile(file, 'checkpoint/pages.img');
   await s.finish();
   s.close();
   const got = path.join(imagesDir('mig-00000001'), 'checkpoint/pages.img');
-  assert.equal(createHash('sha256').update(await readFile(got)).digest('hex'), createHash('sha256').update(data).digest('hex'));
+  assert.equal(
+    createHash('sha256')
+      .update(await readFile(got))
+      .digest('hex'),
+    createHash('sha256').update(data).digest('hex'),
+  );
   assert.equal((await stat(got)).mode & 0o077, 0, 'not readable by group or others');
 });
 
 test('a corrupted item is rejected with IntegrityError and nothing of it is kept', async () => {
   const { channel, replies, conn } = await rawChannel();
   channel.write(begin('mig-00000002'));
-  channel.write(jsonFrame(FrameType.Header, { type: 'file', path: 'checkpoint/core.img', size: 4, mode: 0o600 }));
+  channel.write(
+    jsonFrame(FrameType.Header, { type: 'file', path: 'checkpoint/core.img', size: 4, mode: 0o600 }),
+  );
   channel.write(encodeFrame(FrameType.Data, Buffer.from('abcd')));
-  channel.write(jsonFrame(FrameType.End, { sha256: createHash('sha256').update('abce').digest('hex'), bytes: 4 }));
+  channel.write(
+    jsonFrame(FrameType.End, { sha256: createHash('sha256').update('abce').digest('hex'), bytes: 4 }),
+  );
   const text = await replies();
   conn.end();
   assert.match(text, /"code":"IntegrityError".*sha256 mismatch/);

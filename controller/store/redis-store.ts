@@ -2,7 +2,12 @@
 // that says when something changed so the controller and watchers need not poll hard.
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { MigrationSchema, type Migration, type MigrationStatus, type StoredMigration } from '../../api/v1alpha1/migration.ts';
+import {
+  MigrationSchema,
+  type Migration,
+  type MigrationStatus,
+  type StoredMigration,
+} from '../../api/v1alpha1/migration.ts';
 import { initialStatus } from '../reconcile.ts';
 import { AlreadyExistsError, type MigrationStore } from './migration-store.ts';
 
@@ -46,19 +51,28 @@ export class RedisMigrationStore implements MigrationStore {
     const field = this.field(stored.metadata.namespace, stored.metadata.name);
     const ok = await this.redis.hsetnx(this.key, field, JSON.stringify({ ...stored, status: undefined }));
     if (ok) await this.redis.hset(this.statusKey, field, JSON.stringify(stored.status));
-    if (!ok) throw new AlreadyExistsError(`migration ${stored.metadata.namespace}/${stored.metadata.name} already exists`);
+    if (!ok)
+      throw new AlreadyExistsError(
+        `migration ${stored.metadata.namespace}/${stored.metadata.name} already exists`,
+      );
     await this.redis.publish(this.channel, stored.metadata.name);
     return stored;
   }
 
   async get(namespace: string, name: string): Promise<StoredMigration | undefined> {
     const f = this.field(namespace, name);
-    const [raw, status] = await Promise.all([this.redis.hget(this.key, f), this.redis.hget(this.statusKey, f)]);
+    const [raw, status] = await Promise.all([
+      this.redis.hget(this.key, f),
+      this.redis.hget(this.statusKey, f),
+    ]);
     return raw ? this.parse(raw, status) : undefined;
   }
 
   async list(namespace?: string): Promise<StoredMigration[]> {
-    const [docs, statuses] = await Promise.all([this.redis.hgetall(this.key), this.redis.hgetall(this.statusKey)]);
+    const [docs, statuses] = await Promise.all([
+      this.redis.hgetall(this.key),
+      this.redis.hgetall(this.statusKey),
+    ]);
     const all = Object.entries(docs).map(([f, r]) => this.parse(r, statuses[f]));
     return all
       .filter((m) => !namespace || m.metadata.namespace === namespace)
@@ -66,7 +80,14 @@ export class RedisMigrationStore implements MigrationStore {
   }
 
   async updateStatus(namespace: string, name: string, status: MigrationStatus): Promise<boolean> {
-    const n = await this.redis.eval(UPDATE_STATUS, 2, this.key, this.statusKey, this.field(namespace, name), JSON.stringify(status));
+    const n = await this.redis.eval(
+      UPDATE_STATUS,
+      2,
+      this.key,
+      this.statusKey,
+      this.field(namespace, name),
+      JSON.stringify(status),
+    );
     if (n === 1) await this.redis.publish(this.channel, name);
     return n === 1;
   }
