@@ -17,7 +17,11 @@ import { FERRY_OPT, nodePaths } from '../lib/paths.ts';
 import { list, migrate, runWorkload, unique, verify } from '../test/helpers.ts';
 
 const { values } = parseArgs({
-  options: { sizes: { type: 'string', default: '64,256,1024' }, runs: { type: 'string', default: '3' }, keep: { type: 'boolean', default: false } },
+  options: {
+    sizes: { type: 'string', default: '64,256,1024' },
+    runs: { type: 'string', default: '3' },
+    keep: { type: 'boolean', default: false },
+  },
 });
 const sizes = values.sizes.split(',').map(Number);
 const runs = Number(values.runs);
@@ -25,8 +29,17 @@ const CLUSTER = 'bench';
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main() {
-  console.log(`ferry downtime benchmark: sizes ${sizes.join(', ')} MiB, ${runs} run(s) each, median reported`);
-  await clusterUp({ name: CLUSTER, nodes: 2, subnet: '10.79.0', faultHooks: false, diskGiB: 8, imagesGiB: 6 });
+  console.log(
+    `ferry downtime benchmark: sizes ${sizes.join(', ')} MiB, ${runs} run(s) each, median reported`,
+  );
+  await clusterUp({
+    name: CLUSTER,
+    nodes: 2,
+    subnet: '10.79.0',
+    faultHooks: false,
+    diskGiB: 8,
+    imagesGiB: 6,
+  });
   const c = await connect(CLUSTER);
   const node1 = nodePaths(CLUSTER, 'node1');
   const runc = new Runc(node1.runcRoot, path.join(FERRY_OPT, 'bin/criu'));
@@ -34,7 +47,15 @@ async function main() {
   try {
     for (const size of sizes) {
       const baseline: number[] = [];
-      const ferry: Array<{ downtime: number; total: number; dump: number; transfer: number; restore: number; bytes: number; throughput: number }> = [];
+      const ferry: Array<{
+        downtime: number;
+        total: number;
+        dump: number;
+        transfer: number;
+        restore: number;
+        bytes: number;
+        throughput: number;
+      }> = [];
       for (let r = 0; r < runs; r++) {
         // Baseline: the same workload, checkpointed and restored in place by runc + CRIU.
         const id = unique(`base${size}`);
@@ -43,7 +64,22 @@ async function main() {
         const bundle = path.join(node1.fsRoot, 'containers', id);
         await mkdir(images, { recursive: true, mode: 0o700 });
         const t0 = performance.now();
-        await exec('runc', ['--root', node1.runcRoot, '--criu', runc.criuPath, 'checkpoint', '--image-path', `${images}/img`, '--work-path', `${images}/work`, id], { errorCode: 'CriuDumpFailed' });
+        await exec(
+          'runc',
+          [
+            '--root',
+            node1.runcRoot,
+            '--criu',
+            runc.criuPath,
+            'checkpoint',
+            '--image-path',
+            `${images}/img`,
+            '--work-path',
+            `${images}/work`,
+            id,
+          ],
+          { errorCode: 'CriuDumpFailed' },
+        );
         await runc.restore(id, bundle, `${images}/img`, `${images}/work-restore`);
         baseline.push(performance.now() - t0);
         const v = await verify(c, 'node1', id);
@@ -70,7 +106,9 @@ async function main() {
           throughput: s.throughputBytesPerSecond!,
         });
         await c.bus.call('node2', { kind: 'remove', container: mid });
-        process.stdout.write(`  ${size} MiB run ${r + 1}: baseline ${ms(baseline.at(-1))}, ferry downtime ${ms(ferry.at(-1)!.downtime)}\n`);
+        process.stdout.write(
+          `  ${size} MiB run ${r + 1}: baseline ${ms(baseline.at(-1))}, ferry downtime ${ms(ferry.at(-1)!.downtime)}\n`,
+        );
       }
       const pick = (k: keyof (typeof ferry)[number]) => median(ferry.map((f) => f[k]));
       const row = {
@@ -89,7 +127,8 @@ async function main() {
       };
       rows.push(row);
     }
-    if ((await list(c, 'node1')).length || (await list(c, 'node2')).length) console.warn('warning: containers left on the bench cluster');
+    if ((await list(c, 'node1')).length || (await list(c, 'node2')).length)
+      console.warn('warning: containers left on the bench cluster');
   } finally {
     await c.close();
     if (!values.keep) await clusterDown(CLUSTER);
@@ -98,16 +137,46 @@ async function main() {
   console.log('');
   console.log(
     table(
-      ['MEMORY', 'BASELINE (runc C/R)', 'FERRY DOWNTIME', 'RATIO', 'DUMP', 'TRANSFER', 'RESTORE', 'SENT', 'RATE', 'FERRY TOTAL'],
-      rows.map((r) => [`${r.memoryMiB} MiB`, ms(r.baselineMs), ms(r.ferryDowntimeMs), `${r.ratio}x`, ms(r.dumpMs), ms(r.transferMs), ms(r.restoreMs), bytes(r.bytesSent), `${bytes(r.transferBytesPerSecond)}/s`, ms(r.ferryTotalMs)]),
+      [
+        'MEMORY',
+        'BASELINE (runc C/R)',
+        'FERRY DOWNTIME',
+        'RATIO',
+        'DUMP',
+        'TRANSFER',
+        'RESTORE',
+        'SENT',
+        'RATE',
+        'FERRY TOTAL',
+      ],
+      rows.map((r) => [
+        `${r.memoryMiB} MiB`,
+        ms(r.baselineMs),
+        ms(r.ferryDowntimeMs),
+        `${r.ratio}x`,
+        ms(r.dumpMs),
+        ms(r.transferMs),
+        ms(r.restoreMs),
+        bytes(r.bytesSent),
+        `${bytes(r.transferBytesPerSecond)}/s`,
+        ms(r.ferryTotalMs),
+      ]),
     ),
   );
-  const criu = (await exec(path.join(FERRY_OPT, 'bin/criu'), ['--version'])).stdout.match(/Version: (\S+)/)?.[1];
+  const criu = (await exec(path.join(FERRY_OPT, 'bin/criu'), ['--version'])).stdout.match(
+    /Version: (\S+)/,
+  )?.[1];
   const out = {
     benchmark: 'downtime',
     date: new Date().toISOString(),
-    machine: { cpus: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), criu },
-    method: 'median of runs; baseline = runc checkpoint + runc restore in place on node1 (images on tmpfs); ferry downtime = freeze on node1 to running on node2',
+    machine: {
+      cpus: os.cpus().length,
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      kernel: os.release(),
+      criu,
+    },
+    method:
+      'median of runs; baseline = runc checkpoint + runc restore in place on node1 (images on tmpfs); ferry downtime = freeze on node1 to running on node2',
     runs,
     rows,
   };
