@@ -4,6 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import type { Client } from '../cli/client.ts';
+import type { HookInput, HookPoint } from '../agent/fault-hooks.ts';
 import { nodePaths } from '../lib/paths.ts';
 import {
   CLUSTER,
@@ -45,33 +46,41 @@ async function expectRolledBack(container: string, name: string, reason: RegExp,
   assert.deepEqual(await leftovers('node1', m.metadata.uid), []);
 }
 
-test('resumes the source when the target restore fails on a corrupted image', async () => {
-  const container = unique('victim');
-  const name = unique('corrupt');
-  await runWorkload(c, 'node1', container, 16);
-  const v0 = await verify(c, 'node1', container);
-  await armHook(c, 'node2', 'target.beforeRestore', {
-    action: 'corruptFile',
-    file: 'checkpoint/pstree.img',
-    migration: name,
-  });
-  await migrate(c, name, { node: 'node1', container }, 'node2');
-  await expectRolledBack(container, name, /restore on node2 failed: CriuRestoreFailed/, v0.counter!);
-  await c.bus.call('node1', { kind: 'remove', container });
-});
+interface Case {
+  title: string;
+  node: string;
+  point: HookPoint;
+  action: HookInput;
+  reason: RegExp;
+}
 
-test('resumes the source when the transfer fails after the freeze', async () => {
-  const container = unique('victim');
-  const name = unique('xfer');
-  await runWorkload(c, 'node1', container, 16);
-  const v0 = await verify(c, 'node1', container);
-  await armHook(c, 'node1', 'source.beforeTransfer', {
-    action: 'fail',
-    message: 'link cut',
-    migration: name,
-    times: 3,
+const cases: Case[] = [
+  {
+    title: 'resumes the source when the target restore fails on a corrupted image',
+    node: 'node2',
+    point: 'target.beforeRestore',
+    action: { action: 'corruptFile', file: 'checkpoint/pstree.img' },
+    reason: /restore on node2 failed: CriuRestoreFailed/,
+  },
+  {
+    title: 'resumes the source when the transfer fails after the freeze',
+    node: 'node1',
+    point: 'source.beforeTransfer',
+    // More failures than the job has attempts, so the retries cannot save it.
+    action: { action: 'fail', message: 'link cut', times: 3 },
+    reason: /transfer on node1 failed: .*link cut/,
+  },
+];
+
+for (const k of cases) {
+  test(k.title, async () => {
+    const container = unique('victim');
+    const name = unique('rb');
+    await runWorkload(c, 'node1', container, 16);
+    const v0 = await verify(c, 'node1', container);
+    await armHook(c, k.node, k.point, { ...k.action, migration: name });
+    await migrate(c, name, { node: 'node1', container }, 'node2');
+    await expectRolledBack(container, name, k.reason, v0.counter!);
+    await c.bus.call('node1', { kind: 'remove', container });
   });
-  await migrate(c, name, { node: 'node1', container }, 'node2');
-  await expectRolledBack(container, name, /transfer on node1 failed: .*link cut/, v0.counter!);
-  await c.bus.call('node1', { kind: 'remove', container });
-});
+}
