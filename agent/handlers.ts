@@ -23,6 +23,7 @@ export const handlers: Handlers = {
   resumeSource: source.resumeSource,
   preflightTarget: target.preflightTarget,
   restore: target.restore,
+  verifyTarget: target.verifyTarget,
   cleanupTarget: target.cleanupTarget,
   rollbackTarget: target.rollbackTarget,
 };

@@ -27,6 +27,11 @@ async function criuProblem(criu: string): Promise<string | undefined> {
     : `criu check failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-2).join(' ')}`;
 }
 
+async function criuFeature(criu: string, feature: string): Promise<boolean> {
+  const r = await exec(criu, ['check', '--feature', feature]).catch(() => ({ code: -1 }));
+  return r.code === 0;
+}
+
 async function criuVersion(criu: string): Promise<string> {
   const r = await exec(criu, ['--version']).catch(() => ({ stdout: '' }));
   return /Version: (\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
@@ -43,6 +48,10 @@ export async function startAgent(config: AgentConfig, log: Logger) {
     privateKey: await readFile(config.keyFile, 'utf8'),
     hooks: new FaultHooks(config.faultHooks, redis, hooksKey(config.cluster, config.node), log),
     criuProblem: await criuProblem(config.criuPath),
+    features: {
+      memDirtyTrack: await criuFeature(config.criuPath, 'mem_dirty_track'),
+      lazyPages: await criuFeature(config.criuPath, 'uffd-noncoop'),
+    },
     progress: () => undefined,
   };
   if (ctx.criuProblem) log.error({ problem: ctx.criuProblem }, 'CRIU does not work on this node');
@@ -111,6 +120,8 @@ export async function startAgent(config: AgentConfig, log: Logger) {
       sshPort: config.sshPort,
       criuVersion: version,
       criuProblem: ctx.criuProblem ?? null,
+      features: ctx.features,
+      labels: { 'kubernetes.io/hostname': config.node, ...config.labels },
       pid: process.pid,
       time: new Date().toISOString(),
     };

@@ -1,8 +1,8 @@
 // The source end of a migration: check, sync the filesystem while running, freeze and dump, send
 // the rest, and afterwards either remove the stopped source or resume it.
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { JobOf } from '../api/v1alpha1/jobs.ts';
+import type { JobOf, PreflightSourceResult } from '../api/v1alpha1/jobs.ts';
 import { FerryError } from '../lib/errors.ts';
 import type { AgentContext } from './context.ts';
 import { withSession } from './peers.ts';
@@ -20,9 +20,26 @@ async function requireState(ctx: AgentContext, container: string, allowed: strin
   return st;
 }
 
-export async function preflightSource(ctx: AgentContext, job: JobOf<'preflightSource'>) {
+export async function preflightSource(
+  ctx: AgentContext,
+  job: JobOf<'preflightSource'>,
+): Promise<PreflightSourceResult> {
   if (ctx.criuProblem) throw new FerryError('CriuCheckFailed', `${ctx.config.node}: ${ctx.criuProblem}`);
-  return requireState(ctx, job.container, ['running']);
+  const st = await requireState(ctx, job.container, ['running']);
+  const memoryBytes = st.pid ? await residentBytes(st.pid) : undefined;
+  return {
+    status: st.status,
+    ...(st.pid ? { pid: st.pid } : {}),
+    ...(memoryBytes ? { memoryBytes } : {}),
+    features: ctx.features,
+  };
+}
+
+/** Resident memory of a process: about what CRIU will dump of it. */
+async function residentBytes(pid: number): Promise<number | undefined> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
+  return kb ? Number(kb) * 1024 : undefined;
 }
 
 /** Sends a read-only snapshot of the running workload's root filesystem, in full. */
@@ -86,11 +103,14 @@ async function dropMigrationFiles(ctx: AgentContext, uid: string): Promise<void>
   await rm(ctx.layout.images(uid), { recursive: true, force: true });
 }
 
-/** After the target confirmed the workload runs: remove the stopped source and its leftovers. */
+/**
+ * After the target confirmed the workload runs: remove the stopped source, and its images and
+ * snapshots unless the Migration asked to keep them (sourcePolicy: KeepImages).
+ */
 export async function cleanupSource(ctx: AgentContext, job: JobOf<'cleanupSource'>) {
   await removeContainer(ctx, job.container);
-  await dropMigrationFiles(ctx, job.migration.uid);
-  return { removed: job.container };
+  if (!job.keepImages) await dropMigrationFiles(ctx, job.migration.uid);
+  return { removed: job.container, keptImages: job.keepImages };
 }
 
 /** Rollback: the source carries on where it stopped. */

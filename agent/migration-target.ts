@@ -66,6 +66,20 @@ export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
   return { restoredAt: new Date().toISOString(), restoreMs: Date.now() - started, pid: after.pid };
 }
 
+/** The restored workload is still up a moment later: CRIU restored it whole and it did not crash. */
+export async function verifyTarget(ctx: AgentContext, job: JobOf<'verifyTarget'>) {
+  const first = await ctx.runc.state(job.container);
+  await new Promise((r) => setTimeout(r, 200));
+  const st = await ctx.runc.state(job.container);
+  if (!first || !st || st.status !== 'running' || st.pid !== first.pid) {
+    throw new FerryError(
+      'CriuRestoreFailed',
+      `restored container ${job.container} is ${st?.status ?? 'gone'} on ${ctx.config.node}`,
+    );
+  }
+  return { status: st.status, pid: st.pid };
+}
+
 async function dropIncoming(ctx: AgentContext, uid: string): Promise<void> {
   const dir = ctx.layout.incoming(uid);
   const entries = await readdir(dir).catch(() => [] as string[]);

@@ -3,7 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { VerifyResultSchema, type ContainerInfo } from '../api/v1alpha1/jobs.ts';
-import { API_VERSION, type Migration } from '../api/v1alpha1/migration.ts';
+import { API_VERSION, type MigrationInput } from '../api/v1alpha1/migration.ts';
 import { clusterUp, type UpOptions } from '../cluster/cluster.ts';
 import { connect, type Client } from './client.ts';
 import { bytes, describe, ms, rate } from './format.ts';
@@ -31,7 +31,7 @@ export async function demo(opts: DemoOptions): Promise<boolean> {
   try {
     // A re-run starts from a clean slate: no old demo container or Migration.
     for (const node of client.config.nodes) await client.bus.call(node, { kind: 'remove', container });
-    await client.store.delete('default', name);
+    await client.store.delete('default', name); // an old demo Migration has ended: it goes at once
 
     say(
       `\n== 2. Workload on node1: ${opts.memoryMiB} MiB of state in memory, a counter appended to /data/counter.log`,
@@ -48,7 +48,7 @@ export async function demo(opts: DemoOptions): Promise<boolean> {
     if (!before.pass) return false;
 
     say('\n== 3. Migration node1 -> node2');
-    const m: Migration = {
+    const m: MigrationInput = {
       apiVersion: API_VERSION,
       kind: 'Migration',
       metadata: { name, namespace: 'default' },

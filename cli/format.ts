@@ -1,5 +1,6 @@
 // Text for people: tables like kubectl's, sizes, durations and the phase timeline. Pure.
 import type { StoredMigration } from '../api/v1alpha1/migration.ts';
+import type { MigrationEvent } from '../controller/store/migration-store.ts';
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -41,6 +42,20 @@ export function age(since: string, now = Date.now()): string {
   return `${Math.floor(s / 86400)}d`;
 }
 
+/** The chosen target, else what the spec asks for. */
+export function targetOf(m: StoredMigration): string {
+  const sel = m.spec.target.nodeSelector;
+  return (
+    m.status.migrationState?.targetNode ??
+    m.spec.target.node ??
+    (sel
+      ? Object.entries(sel)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',')
+      : '-')
+  );
+}
+
 export const MIGRATION_COLUMNS = ['NAME', 'PHASE', 'SOURCE', 'TARGET', 'DOWNTIME', 'AGE'];
 
 export function migrationRow(m: StoredMigration, now = Date.now()): string[] {
@@ -48,7 +63,7 @@ export function migrationRow(m: StoredMigration, now = Date.now()): string[] {
     m.metadata.name,
     m.status.phase,
     `${m.spec.source.node}/${m.spec.source.container}`,
-    m.spec.target.node,
+    targetOf(m),
     ms(m.status.migrationState?.downtimeMs),
     age(m.metadata.creationTimestamp, now),
   ];
@@ -66,7 +81,7 @@ export function timeline(m: StoredMigration): string {
   return table(['PHASE', 'AT', 'TOOK'], rows);
 }
 
-export function describe(m: StoredMigration): string {
+export function describe(m: StoredMigration, events: MigrationEvent[] = []): string {
   const s = m.status.migrationState;
   const lines = [
     `Name:         ${m.metadata.name}`,
@@ -74,9 +89,11 @@ export function describe(m: StoredMigration): string {
     `UID:          ${m.metadata.uid}`,
     `Created:      ${m.metadata.creationTimestamp}`,
     `Source:       ${m.spec.source.node} container ${m.spec.source.container}`,
-    `Target:       ${m.spec.target.node}`,
-    `Phase:        ${m.status.phase}`,
+    `Target:       ${targetOf(m)}`,
+    `Strategy:     ${m.spec.strategy.mode}${s?.mode ? ` (used ${s.mode}: ${s.modeReason})` : ''}, maxDowntime ${m.spec.strategy.maxDowntime}`,
+    `Phase:        ${m.status.phase}${m.metadata.deletionTimestamp ? ' (being deleted)' : ''}`,
   ];
+  if (s?.abortStatus) lines.push(`Abort:        ${s.abortStatus}`);
   if (m.status.failureReason) lines.push(`Reason:       ${m.status.failureReason}`);
   for (const w of m.status.warnings ?? []) lines.push(`Warning:      ${w}`);
   if (s) {
@@ -86,12 +103,32 @@ export function describe(m: StoredMigration): string {
       `Sent:         ${bytes(s.bytesBeforeFreeze)} before the freeze, ${bytes(s.bytesDuringFreeze)} during it in ${ms(s.transferMs)} (${rate(s.throughputBytesPerSecond)})`,
     );
   }
-  lines.push(
-    '',
-    'Timeline:',
-    ...timeline(m)
-      .split('\n')
-      .map((l) => `  ${l}`),
-  );
+  const indent = (text: string) => text.split('\n').map((l) => `  ${l}`);
+  lines.push('', 'Timeline:', ...indent(timeline(m)));
+  const conds = m.status.conditions ?? [];
+  if (conds.length) {
+    lines.push(
+      '',
+      'Conditions:',
+      ...indent(
+        table(
+          ['TYPE', 'STATUS', 'REASON', 'MESSAGE'],
+          conds.map((c) => [c.type, c.status, c.reason, c.message]),
+        ),
+      ),
+    );
+  }
+  if (events.length) {
+    lines.push(
+      '',
+      'Events:',
+      ...indent(
+        table(
+          ['TYPE', 'REASON', 'AGE', 'MESSAGE'],
+          events.map((e) => [e.type, e.reason, age(e.time), e.message]),
+        ),
+      ),
+    );
+  }
   return lines.join('\n');
 }

@@ -5,12 +5,11 @@ import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
 import { clusterDown, clusterUp, readClusterConfig, type UpOptions } from '../cluster/cluster.ts';
 import { readyNodes } from '../controller/nodes.ts';
-import { AlreadyExistsError } from '../controller/store/migration-store.ts';
 import { errorMessage } from '../lib/errors.ts';
 import { connect, type Client } from './client.ts';
 import { demo, verify } from './demo.ts';
 import { MIGRATION_COLUMNS, describe, migrationRow, table } from './format.ts';
-import { ManifestError, parseManifest } from './manifest.ts';
+import { parseManifest } from './manifest.ts';
 import { waitForMigration } from './watch.ts';
 import type { ContainerInfo } from '../api/v1alpha1/jobs.ts';
 
@@ -155,16 +154,16 @@ program
     await withClient(async (c) => {
       for (const m of docs) {
         const existing = await c.store.get(m.metadata.namespace, m.metadata.name);
-        if (existing) {
-          if (JSON.stringify(existing.spec) !== JSON.stringify(m.spec))
-            throw new ManifestError(
-              `migration ${m.metadata.name}: spec cannot change after the migration was created; delete it and apply again`,
-            );
-          say(`migration.ferry.dev/${m.metadata.name} unchanged`);
+        if (!existing) {
+          await c.store.create(m);
+          say(`migration.ferry.dev/${m.metadata.name} created`);
           continue;
         }
-        await c.store.create(m);
-        say(`migration.ferry.dev/${m.metadata.name} created`);
+        // Only spec.abort may change once created; the store names any other field that differs.
+        const updated = await c.store.updateSpec(m.metadata.namespace, m.metadata.name, m.spec);
+        say(
+          `migration.ferry.dev/${m.metadata.name} ${updated.metadata.generation !== existing.metadata.generation ? 'configured' : 'unchanged'}`,
+        );
       }
       if (o.wait) {
         for (const m of docs) {
@@ -218,23 +217,54 @@ program
     await withClient(async (c) => {
       const m = await c.store.get(o.namespace, name);
       if (!m) throw new Error(`migration "${name}" not found`);
-      say(describe(m));
+      say(describe(m, await c.store.events(o.namespace, name)));
     });
   });
 
 program
   .command('delete')
-  .description('delete a Migration record (a running one is not rolled back yet: wait for it to end)')
+  .description(
+    'delete a Migration; one still running is first aborted and rolled back (its finalizer holds it until then)',
+  )
   .argument('<resource>', 'migration')
   .argument('<name>')
   .option('-n, --namespace <ns>', 'namespace', 'default')
-  .action(async (resource: string, name: string, o: { namespace: string }) => {
+  .option('--wait', 'wait until it is gone')
+  .action(async (resource: string, name: string, o: { namespace: string; wait?: boolean }) => {
     checkResource(resource);
     await withClient(async (c) => {
-      if (!(await c.store.delete(o.namespace, name))) throw new Error(`migration "${name}" not found`);
+      const r = await c.store.delete(o.namespace, name);
+      if (r === 'notfound') throw new Error(`migration "${name}" not found`);
+      if (r === 'deleting') {
+        say(`migration.ferry.dev "${name}" is being deleted: it is aborted and rolled back first`);
+        if (!o.wait) return;
+        while (await c.store.get(o.namespace, name)) await new Promise((res) => setTimeout(res, 200));
+      }
       say(`migration.ferry.dev "${name}" deleted`);
     });
   });
+
+program
+  .command('abort')
+  .description('abort a running Migration (sets spec.abort); after the freeze the source resumes')
+  .argument('<name>')
+  .option('-n, --namespace <ns>', 'namespace', 'default')
+  .option('--wait', 'follow it until it ends')
+  .action(async (name: string, o: { namespace: string; wait?: boolean }) =>
+    withClient(async (c) => {
+      const m = await c.store.get(o.namespace, name);
+      if (!m) throw new Error(`migration "${name}" not found`);
+      await c.store.updateSpec(o.namespace, name, { ...m.spec, abort: true });
+      say(`migration.ferry.dev/${name} abort requested`);
+      if (o.wait)
+        say(
+          describe(
+            await waitForMigration(c, o.namespace, name, say),
+            await c.store.events(o.namespace, name),
+          ),
+        );
+    }),
+  );
 
 addUpOptions(
   program
@@ -262,8 +292,6 @@ program
   .parseAsync()
   .then(() => process.exit(process.exitCode ?? 0))
   .catch((err: unknown) => {
-    if (err instanceof AlreadyExistsError || err instanceof ManifestError)
-      console.error(`error: ${err.message}`);
-    else console.error(`error: ${errorMessage(err)}`);
+    console.error(`error: ${errorMessage(err)}`);
     process.exit(1);
   });

@@ -57,6 +57,15 @@ export class Bus {
     });
   }
 
+  /** Removes a job that no agent has picked up yet; an active or finished one is left alone. */
+  async cancel(node: string, jobId: string): Promise<void> {
+    const job = await BullJob.fromId(this.queue(node), jobId);
+    if (!job) return;
+    const state = await job.getState();
+    if (state === 'waiting' || state === 'delayed' || state === 'prioritized')
+      await job.remove().catch(() => undefined);
+  }
+
   async fact(node: string, jobId: string): Promise<JobFact | undefined> {
     const job = await BullJob.fromId(this.queue(node), jobId);
     if (!job) return undefined;

@@ -1,13 +1,27 @@
-// The controller loop: observe each live Migration's jobs and nodes, let decide() choose, then
-// enqueue and write status. All state is in the store and the bus, so a restarted controller
-// carries on where the last one stopped; deterministic job ids make repeated steps no-ops.
+// The controller loop: observe each live Migration's jobs, the nodes and the cluster's load, let
+// decide() choose, then act and write status. All state is in the store and the bus, so a
+// restarted controller carries on where the last one stopped; deterministic job ids make repeated
+// steps no-ops. It acts only while it holds the leader lease.
 import type { Redis } from 'ioredis';
 import type { RedisConfig } from '../api/v1alpha1/cluster.ts';
 import { TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import type { Logger } from '../lib/logger.ts';
 import { Bus } from './bus.ts';
 import { readyNodes } from './nodes.ts';
-import { decide, jobIdFor, PHASE_STEPS, type Facts, type JobFact, type StepName } from './reconcile.ts';
+import {
+  DEFAULT_LIMITS,
+  decide,
+  jobIdFor,
+  PHASE_STEPS,
+  sideNode,
+  type Action,
+  type Facts,
+  type JobFact,
+  type Limits,
+  type Load,
+  type NodeFact,
+  type StepName,
+} from './reconcile.ts';
 import type { MigrationStore } from './store/migration-store.ts';
 
 export interface ControllerOptions {
@@ -16,18 +30,43 @@ export interface ControllerOptions {
   redisConfig: RedisConfig;
   store: MigrationStore;
   log: Logger;
+  limits?: Limits;
   /** Longest wait between passes when nothing wakes the loop. */
   resyncMs?: number;
+  /** Whether this replica may act now (leader election); always true when absent. */
+  isLeader?: () => boolean;
+  /** Test-only crash points (fault hooks), checked after each status write. */
+  afterStatusWrite?: (m: StoredMigration, phase: string) => Promise<void>;
+}
+
+/** Running migrations (past Pending, not ended) by cluster, source node and target node. */
+export function loadOf(all: StoredMigration[]): Load {
+  const load: Load = { running: 0, outbound: {}, inbound: {} };
+  for (const m of all) {
+    if (m.status.phase === 'Pending' || TERMINAL_PHASES.includes(m.status.phase)) continue;
+    addLoad(load, m, 1);
+  }
+  return load;
+}
+
+function addLoad(load: Load, m: StoredMigration, n: number): void {
+  load.running += n;
+  const src = m.spec.source.node;
+  load.outbound[src] = (load.outbound[src] ?? 0) + n;
+  const dst = m.status.migrationState?.targetNode;
+  if (dst) load.inbound[dst] = (load.inbound[dst] ?? 0) + n;
 }
 
 export class Controller {
-  private readonly bus: Bus;
+  readonly bus: Bus;
   private stopped = false;
   private wake: (() => void) | undefined;
   private readonly watched = new Set<string>();
+  private readonly limits: Limits;
 
   constructor(private readonly opts: ControllerOptions) {
     this.bus = new Bus(opts.redis, opts.redisConfig, opts.cluster);
+    this.limits = opts.limits ?? DEFAULT_LIMITS;
   }
 
   /** Ends the current wait early: something changed. */
@@ -41,36 +80,86 @@ export class Controller {
     ev.on('failed', this.poke);
   }
 
-  async observe(m: StoredMigration, nodes: ReadonlySet<string>): Promise<Facts> {
+  private async jobFacts(m: StoredMigration): Promise<Partial<Record<StepName, JobFact>>> {
     const jobs: Partial<Record<StepName, JobFact>> = {};
     for (const [step, side] of PHASE_STEPS[m.status.phase] ?? []) {
-      const node = side === 'source' ? m.spec.source.node : m.spec.target.node;
+      const node = sideNode(m, side);
+      if (!node) continue;
       const fact = await this.bus.fact(node, jobIdFor(m.metadata.uid, step));
       if (fact) jobs[step] = fact;
     }
-    return { now: new Date().toISOString(), nodes, jobs };
+    return jobs;
   }
 
-  /** One pass over every live Migration. Returns how many changed phase. */
-  async reconcileAll(): Promise<number> {
-    const nodes = await readyNodes(this.opts.redis, this.opts.cluster);
-    for (const n of nodes.keys()) this.watchNode(n);
-    let changed = 0;
-    for (const m of await this.opts.store.list()) {
-      if (TERMINAL_PHASES.includes(m.status.phase)) continue;
-      const log = this.opts.log.child({ migration: m.metadata.name, phase: m.status.phase });
-      const decision = decide(m, await this.observe(m, new Set(nodes.keys())));
-      for (const a of decision.actions) {
-        log.info({ step: a.step, node: a.node }, 'enqueue');
+  private async act(m: StoredMigration, actions: Action[]): Promise<void> {
+    const log = this.opts.log.child({ migration: m.metadata.name });
+    for (const a of actions) {
+      if (a.type === 'enqueue') {
+        log.debug({ step: a.step, node: a.node }, 'enqueue');
         await this.bus.enqueue(a.node, a.jobId, a.job);
+      } else if (a.type === 'cancel') {
+        log.info({ step: a.step, node: a.node }, 'withdraw job');
+        await this.bus.cancel(a.node, a.jobId);
+      } else {
+        log.info('deleted migration ended: releasing it');
+        await this.opts.store.release(m.metadata.namespace, m.metadata.name);
       }
-      if (JSON.stringify(decision.status) !== JSON.stringify(m.status)) {
-        if (decision.status.phase !== m.status.phase) {
+    }
+  }
+
+  private async announce(m: StoredMigration, next: StoredMigration['status']): Promise<void> {
+    const failed = next.phase === 'Failed' || next.phase === 'RollingBack';
+    const message =
+      next.phase === 'Succeeded'
+        ? `running on ${next.migrationState?.targetNode}; downtime ${next.migrationState?.downtimeMs ?? '?'} ms`
+        : failed
+          ? (next.failureReason ?? next.phase)
+          : `${m.status.phase} -> ${next.phase}`;
+    await this.opts.store.event(m, { type: failed ? 'Warning' : 'Normal', reason: next.phase, message });
+  }
+
+  /** One pass over every live Migration, oldest first. Returns how many changed phase. */
+  async reconcileAll(): Promise<number> {
+    const ready = await readyNodes(this.opts.redis, this.opts.cluster);
+    const nodes = new Map<string, NodeFact>([...ready].map(([n, info]) => [n, { labels: info.labels }]));
+    for (const n of nodes.keys()) this.watchNode(n);
+    const all = await this.opts.store.list();
+    const load = loadOf(all);
+    let changed = 0;
+    for (const m of all) {
+      if (this.opts.isLeader && !this.opts.isLeader()) return changed;
+      if (TERMINAL_PHASES.includes(m.status.phase) && !m.metadata.deletionTimestamp) continue;
+      const mine = m.status.phase !== 'Pending' && !TERMINAL_PHASES.includes(m.status.phase);
+      if (mine) addLoad(load, m, -1); // facts describe the others
+      const facts: Facts = {
+        now: new Date().toISOString(),
+        nodes,
+        jobs: await this.jobFacts(m),
+        load,
+        limits: this.limits,
+      };
+      const decision = decide(m, facts);
+      await this.act(m, decision.actions);
+      const next = decision.status;
+      if (JSON.stringify(next) !== JSON.stringify(m.status)) {
+        const written = await this.opts.store.updateStatus(m.metadata.namespace, m.metadata.name, next);
+        if (written && next.phase !== m.status.phase) {
           changed++;
-          log.info({ next: decision.status.phase, reason: decision.status.failureReason }, 'phase change');
+          this.opts.log.info(
+            {
+              migration: m.metadata.name,
+              phase: m.status.phase,
+              next: next.phase,
+              reason: next.failureReason,
+            },
+            'phase change',
+          );
+          await this.announce(m, next);
+          await this.opts.afterStatusWrite?.(m, next.phase);
         }
-        await this.opts.store.updateStatus(m.metadata.namespace, m.metadata.name, decision.status);
       }
+      const nowRunning = next.phase !== 'Pending' && !TERMINAL_PHASES.includes(next.phase);
+      if (nowRunning) addLoad(load, { ...m, status: next }, 1);
     }
     return changed;
   }
@@ -80,7 +169,7 @@ export class Controller {
     while (!this.stopped) {
       let changed = 0;
       try {
-        changed = await this.reconcileAll();
+        if (!this.opts.isLeader || this.opts.isLeader()) changed = await this.reconcileAll();
       } catch (err) {
         this.opts.log.error(
           { err: err instanceof Error ? err.message : String(err) },

@@ -10,6 +10,8 @@ export const NodeInfoSchema = z.object({
   sshPort: z.number(),
   criuVersion: z.string(),
   criuProblem: z.string().nullable(),
+  features: z.object({ memDirtyTrack: z.boolean(), lazyPages: z.boolean() }).optional(),
+  labels: z.record(z.string(), z.string()).default({}),
   pid: z.number(),
   time: z.string(),
 });

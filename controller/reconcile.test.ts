@@ -1,64 +1,144 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Phase, StoredMigration } from '../api/v1alpha1/migration.ts';
-import { decide, initialStatus, jobIdFor, type Facts, type JobFact, type StepName } from './reconcile.ts';
+import {
+  MigrationSchema,
+  type MigrationInput,
+  type Phase,
+  type StoredMigration,
+} from '../api/v1alpha1/migration.ts';
+import {
+  DEFAULT_LIMITS,
+  decide,
+  initialStatus,
+  jobIdFor,
+  type Action,
+  type Facts,
+  type JobFact,
+  type Load,
+  type NodeFact,
+  type StepName,
+} from './reconcile.ts';
 
 const T0 = '2026-01-01T00:00:00.000Z';
 const NOW = '2026-01-01T00:00:05.000Z';
-const BOTH = new Set(['node1', 'node2']);
+const nodes = (...names: string[]): Map<string, NodeFact> =>
+  new Map(names.map((n) => [n, { labels: { 'kubernetes.io/hostname': n } }]));
+const BOTH = nodes('node1', 'node2');
+const IDLE: Load = { running: 0, outbound: {}, inbound: {} };
 
-function migration(phase: Phase, extra: Partial<StoredMigration['status']> = {}): StoredMigration {
-  return {
+function migration(
+  phase: Phase,
+  extra: Partial<StoredMigration['status']> = {},
+  spec: Partial<MigrationInput['spec']> = {},
+  meta: Partial<StoredMigration['metadata']> = {},
+): StoredMigration {
+  const parsed = MigrationSchema.parse({
     apiVersion: 'ferry.dev/v1alpha1',
     kind: 'Migration',
-    metadata: { name: 'm1', namespace: 'default', uid: 'abcdef12-0000', creationTimestamp: T0 },
-    spec: { source: { node: 'node1', container: 'web' }, target: { node: 'node2' } },
+    metadata: {
+      name: 'm1',
+      namespace: 'default',
+      uid: 'abcdef12-0000',
+      creationTimestamp: T0,
+      generation: 1,
+      ...meta,
+    },
+    spec: { source: { node: 'node1', container: 'web' }, target: { node: 'node2' }, ...spec },
+  });
+  return {
+    ...parsed,
     status: {
       ...initialStatus(T0),
       phase,
+      phaseTransitionTimestamps: [{ phase, time: T0 }],
       migrationState: { sourceNode: 'node1', targetNode: 'node2' },
       ...extra,
     },
-  };
+  } as StoredMigration;
 }
 
 const done = (result: unknown = {}): JobFact => ({ state: 'completed', result });
 const failed = (reason: string): JobFact => ({ state: 'failed', failedReason: reason });
 const active: JobFact = { state: 'active' };
-const facts = (jobs: Partial<Record<StepName, JobFact>>, nodes = BOTH): Facts => ({ now: NOW, nodes, jobs });
+const facts = (jobs: Partial<Record<StepName, JobFact>>, live = BOTH, load = IDLE): Facts => ({
+  now: NOW,
+  nodes: live,
+  jobs,
+  load,
+  limits: DEFAULT_LIMITS,
+});
+const FEATURES = { features: { memDirtyTrack: false, lazyPages: true } };
+const steps = (actions: Action[]) => actions.map((a) => ('step' in a ? [a.step, a.node] : [a.type]));
 
 interface Row {
   name: string;
   phase: Phase;
   facts: Facts;
   extra?: Partial<StoredMigration['status']>;
+  spec?: Partial<MigrationInput['spec']>;
+  meta?: Partial<StoredMigration['metadata']>;
   next: Phase;
-  enqueue: Array<[StepName, string]>;
+  actions: Array<string[]>;
   reason?: RegExp;
 }
 
+const LATE = { ...facts({}), now: '2026-01-01T01:00:00.000Z' }; // an hour after T0: every timeout passed
+
 const table: Row[] = [
+  // Pending: placement, guards and limits, before anything runs.
   {
     name: 'Pending with both nodes alive moves to Preflight',
     phase: 'Pending',
     facts: facts({}),
     next: 'Preflight',
-    enqueue: [],
+    actions: [],
   },
   {
     name: 'Pending with the target node missing fails before anything runs',
     phase: 'Pending',
-    facts: facts({}, new Set(['node1'])),
+    facts: facts({}, nodes('node1')),
     next: 'Failed',
-    enqueue: [],
-    reason: /NodeNotFound: target node node2/,
+    actions: [],
+    reason: /NodeNotFound: target node node2 is not registered/,
   },
+  {
+    name: 'Pending with the source node missing fails before anything runs',
+    phase: 'Pending',
+    facts: facts({}, nodes('node2')),
+    next: 'Failed',
+    actions: [],
+    reason: /NodeNotFound: source node node1/,
+  },
+  {
+    name: 'Pending waits while the cluster runs its limit of migrations',
+    phase: 'Pending',
+    facts: facts({}, BOTH, { running: 5, outbound: {}, inbound: {} }),
+    next: 'Pending',
+    actions: [],
+  },
+  {
+    name: 'Pending waits while its source node has 2 outbound migrations',
+    phase: 'Pending',
+    facts: facts({}, BOTH, { running: 2, outbound: { node1: 2 }, inbound: {} }),
+    next: 'Pending',
+    actions: [],
+  },
+  {
+    name: 'a selector with no match other than the source fails',
+    phase: 'Pending',
+    spec: { target: { nodeSelector: { disk: 'ssd' } } },
+    facts: facts({}),
+    next: 'Failed',
+    actions: [],
+    reason: /no live node other than node1 matches disk=ssd/,
+  },
+  // Preflight: checks, then the mode.
   {
     name: 'Preflight enqueues both checks',
     phase: 'Preflight',
     facts: facts({}),
     next: 'Preflight',
-    enqueue: [
+    actions: [
       ['preflightSource', 'node1'],
       ['preflightTarget', 'node2'],
     ],
@@ -66,9 +146,9 @@ const table: Row[] = [
   {
     name: 'Preflight waits while one check runs',
     phase: 'Preflight',
-    facts: facts({ preflightSource: done(), preflightTarget: active }),
+    facts: facts({ preflightSource: done(FEATURES), preflightTarget: active }),
     next: 'Preflight',
-    enqueue: [],
+    actions: [],
   },
   {
     name: 'a missing container fails in Preflight, with nothing frozen',
@@ -78,36 +158,46 @@ const table: Row[] = [
       preflightTarget: done(),
     }),
     next: 'Failed',
-    enqueue: [],
+    actions: [],
     reason: /preflightSource on node1 failed: ContainerNotFound/,
   },
   {
     name: 'Preflight passes into Syncing',
     phase: 'Preflight',
-    facts: facts({ preflightSource: done(), preflightTarget: done() }),
+    facts: facts({ preflightSource: done(FEATURES), preflightTarget: done() }),
     next: 'Syncing',
-    enqueue: [],
+    actions: [],
   },
+  {
+    name: 'PreCopy is refused in preflight without soft-dirty tracking',
+    phase: 'Preflight',
+    spec: { strategy: { mode: 'PreCopy' } },
+    facts: facts({ preflightSource: done(FEATURES), preflightTarget: done() }),
+    next: 'Failed',
+    actions: [],
+    reason: /FeatureUnsupported: PreCopy needs soft-dirty memory tracking.*mem_dirty_track.* fails on node1/,
+  },
+  // The data path.
   {
     name: 'Syncing enqueues the live filesystem send',
     phase: 'Syncing',
     facts: facts({}),
     next: 'Syncing',
-    enqueue: [['sync', 'node1']],
+    actions: [['sync', 'node1']],
   },
   {
     name: 'Syncing done moves to Checkpointing',
     phase: 'Syncing',
     facts: facts({ sync: done({ bytes: 100 }) }),
     next: 'Checkpointing',
-    enqueue: [],
+    actions: [],
   },
   {
     name: 'a failed sync rolls back',
     phase: 'Syncing',
     facts: facts({ sync: failed('TransferFailed: reset') }),
     next: 'RollingBack',
-    enqueue: [],
+    actions: [],
     reason: /sync on node1 failed/,
   },
   {
@@ -115,14 +205,14 @@ const table: Row[] = [
     phase: 'Checkpointing',
     facts: facts({}),
     next: 'Checkpointing',
-    enqueue: [['checkpoint', 'node1']],
+    actions: [['checkpoint', 'node1']],
   },
   {
     name: 'a failed dump rolls back so the frozen source resumes',
     phase: 'Checkpointing',
     facts: facts({ checkpoint: failed('CriuDumpFailed: CRIU says: Error (x): y') }),
     next: 'RollingBack',
-    enqueue: [],
+    actions: [],
     reason: /CriuDumpFailed/,
   },
   {
@@ -130,21 +220,21 @@ const table: Row[] = [
     phase: 'Checkpointing',
     facts: facts({ checkpoint: done({ frozenAt: NOW, dumpMs: 200 }) }),
     next: 'Transferring',
-    enqueue: [],
+    actions: [],
   },
   {
     name: 'Transferring waits on an active transfer',
     phase: 'Transferring',
     facts: facts({ transfer: active }),
     next: 'Transferring',
-    enqueue: [],
+    actions: [],
   },
   {
     name: 'a failed transfer rolls back',
     phase: 'Transferring',
     facts: facts({ transfer: failed('IntegrityError: sha256 mismatch') }),
     next: 'RollingBack',
-    enqueue: [],
+    actions: [],
     reason: /transfer on node1 failed: IntegrityError/,
   },
   {
@@ -152,29 +242,50 @@ const table: Row[] = [
     phase: 'Restoring',
     facts: facts({}),
     next: 'Restoring',
-    enqueue: [['restore', 'node2']],
+    actions: [['restore', 'node2']],
   },
   {
     name: 'a failed restore rolls back with CRIU’s reason',
     phase: 'Restoring',
     facts: facts({ restore: failed('CriuRestoreFailed: CRIU says: Error (criu/pstree.c:1): bad image') }),
     next: 'RollingBack',
-    enqueue: [],
+    actions: [],
     reason: /restore on node2 failed: CriuRestoreFailed: CRIU says/,
   },
   {
-    name: 'a confirmed restore moves to CleaningUp',
+    name: 'a confirmed restore moves to Verifying',
     phase: 'Restoring',
     facts: facts({ restore: done({ restoredAt: NOW, restoreMs: 100 }) }),
-    next: 'CleaningUp',
-    enqueue: [],
+    next: 'Verifying',
+    actions: [],
   },
   {
-    name: 'CleaningUp removes the source only now that the target runs',
+    name: 'Verifying checks the target',
+    phase: 'Verifying',
+    facts: facts({}),
+    next: 'Verifying',
+    actions: [['verifyTarget', 'node2']],
+  },
+  {
+    name: 'a restored workload that died rolls back',
+    phase: 'Verifying',
+    facts: facts({ verifyTarget: failed('CriuRestoreFailed: gone') }),
+    next: 'RollingBack',
+    actions: [],
+  },
+  {
+    name: 'a verified target moves to CleaningUp',
+    phase: 'Verifying',
+    facts: facts({ verifyTarget: done() }),
+    next: 'CleaningUp',
+    actions: [],
+  },
+  {
+    name: 'CleaningUp removes the source only now',
     phase: 'CleaningUp',
     facts: facts({}),
     next: 'CleaningUp',
-    enqueue: [
+    actions: [
       ['cleanupSource', 'node1'],
       ['cleanupTarget', 'node2'],
     ],
@@ -184,21 +295,22 @@ const table: Row[] = [
     phase: 'CleaningUp',
     facts: facts({ cleanupSource: done(), cleanupTarget: done() }),
     next: 'Succeeded',
-    enqueue: [],
+    actions: [],
   },
   {
     name: 'a failed clean-up still succeeds, with a warning',
     phase: 'CleaningUp',
     facts: facts({ cleanupSource: failed('SnapshotFailed: busy'), cleanupTarget: done() }),
     next: 'Succeeded',
-    enqueue: [],
+    actions: [],
   },
+  // Rollback.
   {
     name: 'RollingBack cleans the target and resumes the source',
     phase: 'RollingBack',
     facts: facts({}),
     next: 'RollingBack',
-    enqueue: [
+    actions: [
       ['rollbackTarget', 'node2'],
       ['resumeSource', 'node1'],
     ],
@@ -209,7 +321,7 @@ const table: Row[] = [
     extra: { failureReason: 'restore on node2 failed: CriuRestoreFailed: x' },
     facts: facts({ rollbackTarget: done(), resumeSource: done() }),
     next: 'Failed',
-    enqueue: [],
+    actions: [],
     reason: /^restore on node2 failed: CriuRestoreFailed: x$/,
   },
   {
@@ -221,31 +333,111 @@ const table: Row[] = [
       resumeSource: failed('SourceResumeFailed: source container web is stopped'),
     }),
     next: 'Failed',
-    enqueue: [],
+    actions: [],
     reason: /rollback incomplete: resumeSource on node1 failed: SourceResumeFailed/,
+  },
+  // Abort, deletion and timeouts: guards before the phase switch.
+  {
+    name: 'abort in Pending fails at once',
+    phase: 'Pending',
+    spec: { abort: true },
+    facts: facts({}),
+    next: 'Failed',
+    actions: [],
+    reason: /Aborted: spec.abort/,
+  },
+  {
+    name: 'abort in Preflight withdraws the waiting checks',
+    phase: 'Preflight',
+    spec: { abort: true },
+    facts: facts({ preflightSource: { state: 'waiting' }, preflightTarget: done() }),
+    next: 'Failed',
+    actions: [['preflightSource', 'node1']],
+    reason: /Aborted/,
+  },
+  {
+    name: 'abort waits while the dump runs (next safe point)',
+    phase: 'Checkpointing',
+    spec: { abort: true },
+    facts: facts({ checkpoint: active }),
+    next: 'Checkpointing',
+    actions: [],
+  },
+  {
+    name: 'abort after the dump rolls back',
+    phase: 'Transferring',
+    spec: { abort: true },
+    facts: facts({ transfer: done() }),
+    next: 'RollingBack',
+    actions: [],
+    reason: /Aborted: spec.abort was set/,
+  },
+  {
+    name: 'deleting a running migration rolls it back',
+    phase: 'Syncing',
+    meta: { deletionTimestamp: NOW },
+    facts: facts({}),
+    next: 'RollingBack',
+    actions: [],
+    reason: /Aborted: the Migration is being deleted/,
+  },
+  {
+    name: 'abort is too late in CleaningUp: the migration completes',
+    phase: 'CleaningUp',
+    spec: { abort: true },
+    facts: facts({ cleanupSource: done(), cleanupTarget: done() }),
+    next: 'CleaningUp',
+    actions: [],
+  },
+  {
+    name: 'a deleted, ended migration is released',
+    phase: 'Failed',
+    meta: { deletionTimestamp: NOW },
+    facts: facts({}),
+    next: 'Failed',
+    actions: [['release']],
+  },
+  {
+    name: 'a step nobody picks up times out: withdrawn, then rolled back',
+    phase: 'Transferring',
+    facts: { ...LATE, jobs: { transfer: { state: 'waiting' } } },
+    next: 'RollingBack',
+    actions: [['transfer', 'node1']],
+    reason: /ProgressTimeout: Transferring made no progress for 150s/,
+  },
+  {
+    name: 'a running restore is never timed out under its feet',
+    phase: 'Restoring',
+    facts: { ...LATE, jobs: { restore: active } },
+    next: 'Restoring',
+    actions: [],
+  },
+  {
+    name: 'RollingBack never times out: the source must come back',
+    phase: 'RollingBack',
+    facts: { ...LATE, jobs: { rollbackTarget: active } },
+    next: 'RollingBack',
+    actions: [['resumeSource', 'node1']],
   },
   {
     name: 'Succeeded is never left',
     phase: 'Succeeded',
     facts: facts({ restore: failed('x') }),
     next: 'Succeeded',
-    enqueue: [],
+    actions: [],
   },
-  { name: 'Failed is never left', phase: 'Failed', facts: facts({}), next: 'Failed', enqueue: [] },
+  { name: 'Failed is never left', phase: 'Failed', facts: facts({}), next: 'Failed', actions: [] },
 ];
 
 for (const row of table) {
   test(row.name, () => {
-    const d = decide(migration(row.phase, row.extra), row.facts);
+    const d = decide(migration(row.phase, row.extra, row.spec, row.meta), row.facts);
     assert.equal(d.status.phase, row.next);
-    assert.deepEqual(
-      d.actions.map((a) => [a.step, a.node]),
-      row.enqueue,
-    );
-    for (const a of d.actions) assert.equal(a.jobId, jobIdFor('abcdef12-0000', a.step));
+    assert.deepEqual(steps(d.actions), row.actions);
+    for (const a of d.actions) if ('jobId' in a) assert.equal(a.jobId, jobIdFor('abcdef12-0000', a.step));
     if (row.reason) assert.match(d.status.failureReason ?? '', row.reason);
     if (row.next !== row.phase)
-      assert.deepEqual(d.status.phaseTransitionTimestamps.at(-1), { phase: row.next, time: NOW });
+      assert.deepEqual(d.status.phaseTransitionTimestamps.at(-1), { phase: row.next, time: row.facts.now });
     else assert.equal(d.status.phaseTransitionTimestamps.length, 1);
   });
 }
@@ -270,10 +462,81 @@ test('throughput is computed from the transfer’s bytes and time', () => {
 
 test('the transfer job names the target node, never an address', () => {
   const d = decide(migration('Transferring'), facts({}));
-  assert.deepEqual(d.actions[0]?.job, {
-    kind: 'transfer',
-    migration: { uid: 'abcdef12-0000', name: 'm1' },
-    container: 'web',
-    targetNode: 'node2',
+  assert.deepEqual(d.actions[0], {
+    type: 'enqueue',
+    step: 'transfer',
+    node: 'node1',
+    jobId: 'abcdef12-0000.transfer',
+    job: {
+      kind: 'transfer',
+      migration: { uid: 'abcdef12-0000', name: 'm1' },
+      container: 'web',
+      targetNode: 'node2',
+    },
   });
+});
+
+test('a selector picks the matching node with the fewest inbound migrations', () => {
+  const live = new Map([
+    ['node1', { labels: { zone: 'a' } }],
+    ['node2', { labels: { zone: 'b' } }],
+    ['node3', { labels: { zone: 'b' } }],
+  ]);
+  const m = migration(
+    'Pending',
+    { migrationState: { sourceNode: 'node1' } },
+    { target: { nodeSelector: { zone: 'b' } } },
+  );
+  const d = decide(m, facts({}, live, { running: 1, outbound: {}, inbound: { node2: 1 } }));
+  assert.equal(d.status.phase, 'Preflight');
+  assert.equal(d.status.migrationState?.targetNode, 'node3');
+});
+
+test('a queued migration says why in its Admitted condition', () => {
+  const d = decide(migration('Pending'), facts({}, BOTH, { running: 5, outbound: {}, inbound: {} }));
+  const admitted = d.status.conditions?.find((c) => c.type === 'Admitted');
+  assert.equal(admitted?.status, 'False');
+  assert.equal(admitted?.reason, 'ConcurrencyLimit');
+  assert.match(admitted?.message ?? '', /5 migrations are running in the cluster \(limit 5\)/);
+  assert.equal(admitted?.observedGeneration, 1);
+});
+
+test('Auto records the mode it chose and why', () => {
+  const d = decide(
+    migration('Preflight'),
+    facts({ preflightSource: done(FEATURES), preflightTarget: done() }),
+  );
+  assert.equal(d.status.migrationState?.mode, 'StopAndCopy');
+  assert.match(d.status.migrationState?.modeReason ?? '', /^Auto: StopAndCopy/);
+});
+
+test('an abort after the freeze ends Failed with abortStatus Succeeded once the source runs again', () => {
+  const m = migration(
+    'RollingBack',
+    {
+      failureReason: 'Aborted: spec.abort was set',
+      migrationState: {
+        sourceNode: 'node1',
+        targetNode: 'node2',
+        abortRequested: true,
+        abortStatus: 'Aborting',
+      },
+    },
+    { abort: true },
+  );
+  const d = decide(m, facts({ rollbackTarget: done(), resumeSource: done() }));
+  assert.equal(d.status.phase, 'Failed');
+  assert.equal(d.status.migrationState?.abortStatus, 'Succeeded');
+  assert.equal(d.status.conditions?.find((c) => c.type === 'AbortRequested')?.status, 'True');
+});
+
+test('lastTransitionTime moves only when a condition flips', () => {
+  const first = decide(migration('Syncing'), facts({}));
+  const progressing = first.status.conditions?.find((c) => c.type === 'Progressing');
+  const m = migration('Syncing', first.status);
+  const again = decide(m, { ...facts({}), now: '2026-01-01T00:00:09.000Z' });
+  assert.equal(
+    again.status.conditions?.find((c) => c.type === 'Progressing')?.lastTransitionTime,
+    progressing?.lastTransitionTime,
+  );
 });

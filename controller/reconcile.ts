@@ -1,15 +1,22 @@
 // The one function that decides. Given a Migration and the observed facts (the states of its jobs,
-// which nodes are alive), it returns the next status and the jobs to enqueue. No I/O happens here,
-// so every phase and every failure is testable as a table (reconcile.test.ts).
+// which nodes are alive, how many migrations run), it returns the next status and the actions to
+// take. No I/O happens here, so every phase and every failure is testable as a table
+// (reconcile.test.ts). The order follows KubeVirt's migration controller: terminal phases return at
+// once, then the guards (abort, deletion, timeouts), then the phase switch.
 import type { Job } from '../api/v1alpha1/jobs.ts';
 import {
   TERMINAL_PHASES,
+  type Migration,
   type MigrationState,
   type MigrationStatus,
+  type Mode,
   type Phase,
   type StoredMigration,
 } from '../api/v1alpha1/migration.ts';
+import { parseDuration } from '../api/v1alpha1/quantity.ts';
 import { parseErrorReason } from '../lib/errors.ts';
+import { withConditions } from './conditions.ts';
+import { pickTarget } from './placement.ts';
 
 export type StepName =
   | 'preflightSource'
@@ -18,6 +25,7 @@ export type StepName =
   | 'checkpoint'
   | 'transfer'
   | 'restore'
+  | 'verifyTarget'
   | 'cleanupSource'
   | 'cleanupTarget'
   | 'rollbackTarget'
@@ -30,25 +38,52 @@ export interface JobFact {
   failedReason?: string;
 }
 
-export interface Facts {
-  now: string;
-  /** Nodes whose agents are alive. */
-  nodes: ReadonlySet<string>;
-  jobs: Partial<Record<StepName, JobFact>>;
+export interface NodeFact {
+  labels: Record<string, string>;
 }
 
-export interface EnqueueAction {
-  type: 'enqueue';
-  step: StepName;
-  node: string;
-  /** Deterministic: the same step of the same migration is never enqueued twice. */
-  jobId: string;
-  job: Job;
+export interface Load {
+  /** Migrations past Pending and not yet ended, this one excluded. */
+  running: number;
+  outbound: Record<string, number>;
+  inbound: Record<string, number>;
 }
+
+export interface Limits {
+  maxRunning: number;
+  maxOutboundPerNode: number;
+}
+
+export const DEFAULT_LIMITS: Limits = { maxRunning: 5, maxOutboundPerNode: 2 };
+
+export interface Facts {
+  now: string;
+  /** Nodes whose agents are alive, with their labels. */
+  nodes: ReadonlyMap<string, NodeFact>;
+  jobs: Partial<Record<StepName, JobFact>>;
+  load: Load;
+  limits: Limits;
+}
+
+export type Action =
+  | {
+      type: 'enqueue';
+      step: StepName;
+      node: string;
+      /** Deterministic: the same step of the same migration is never enqueued twice. */
+      jobId: string;
+      job: Job;
+    }
+  /** Removes a job nobody has picked up, so a node that comes back cannot run an abandoned step. */
+  | { type: 'cancel'; step: StepName; node: string; jobId: string }
+  /** The Migration may go: its finalizer comes off (it was deleted and has ended). */
+  | { type: 'release' };
 
 export interface Decision {
   status: MigrationStatus;
-  actions: EnqueueAction[];
+  actions: Action[];
+  /** Why a Pending migration waits (a concurrency limit); shown as its Admitted condition. */
+  queued?: string;
 }
 
 type Side = 'source' | 'target';
@@ -63,6 +98,7 @@ export const PHASE_STEPS: Partial<Record<Phase, ReadonlyArray<readonly [StepName
   Checkpointing: [['checkpoint', 'source']],
   Transferring: [['transfer', 'source']],
   Restoring: [['restore', 'target']],
+  Verifying: [['verifyTarget', 'target']],
   CleaningUp: [
     ['cleanupSource', 'source'],
     ['cleanupTarget', 'target'],
@@ -78,14 +114,29 @@ const NEXT: Partial<Record<Phase, Phase>> = {
   Syncing: 'Checkpointing',
   Checkpointing: 'Transferring',
   Transferring: 'Restoring',
-  Restoring: 'CleaningUp',
+  Restoring: 'Verifying',
+  Verifying: 'CleaningUp',
   CleaningUp: 'Succeeded',
 };
+
+/** Phases in which a stop (abort, deletion, timeout) rolls back rather than simply ending. */
+const ROLLBACK_PHASES: readonly Phase[] = [
+  'Syncing',
+  'Checkpointing',
+  'Transferring',
+  'Restoring',
+  'Verifying',
+];
 
 export const jobIdFor = (uid: string, step: StepName): string => `${uid}.${step}`;
 
 export function stepsFor(phase: Phase): StepName[] {
   return (PHASE_STEPS[phase] ?? []).map(([s]) => s);
+}
+
+/** The node each side runs on; the target is known once Pending has placed the migration. */
+export function sideNode(m: StoredMigration, side: Side): string | undefined {
+  return side === 'source' ? m.spec.source.node : (m.status.migrationState?.targetNode ?? m.spec.target.node);
 }
 
 function transition(
@@ -102,28 +153,34 @@ function transition(
   };
 }
 
-function buildJob(m: StoredMigration, step: StepName): Job {
+function buildJob(m: StoredMigration, step: StepName, targetNode: string): Job {
   const migration = { uid: m.metadata.uid, name: m.metadata.name };
   const container = m.spec.source.container;
-  if (step === 'sync' || step === 'transfer')
-    return { kind: step, migration, container, targetNode: m.spec.target.node };
+  if (step === 'sync' || step === 'transfer') return { kind: step, migration, container, targetNode };
+  if (step === 'cleanupSource')
+    return { kind: step, migration, container, keepImages: m.spec.sourcePolicy === 'KeepImages' };
   return { kind: step, migration, container };
 }
+
+const drop = (o: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
+const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
 
 /** What a finished phase's results add to migrationState. */
 function recordResults(phase: Phase, state: MigrationState, jobs: Facts['jobs']): MigrationState {
   const r = (s: StepName) => (jobs[s]?.result ?? {}) as Record<string, unknown>;
-  const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
-  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
-  const drop = (o: Record<string, unknown>) =>
-    Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
   switch (phase) {
     case 'Syncing':
       return { ...state, ...drop({ bytesBeforeFreeze: num(r('sync').bytes) }) };
     case 'Checkpointing':
       return {
         ...state,
-        ...drop({ frozenAt: str(r('checkpoint').frozenAt), dumpMs: num(r('checkpoint').dumpMs) }),
+        ...drop({
+          frozenAt: str(r('checkpoint').frozenAt),
+          dumpMs: num(r('checkpoint').dumpMs),
+          imageBytes: num(r('checkpoint').imageBytes),
+        }),
       };
     case 'Transferring': {
       const bytes = num(r('transfer').bytes);
@@ -150,49 +207,158 @@ function failureText(step: StepName, node: string, fact: JobFact): string {
   return `${step} on ${node} failed: ${code ? `${code}: ` : ''}${message}`;
 }
 
-export function decide(m: StoredMigration, facts: Facts): Decision {
+/** Which memory strategy to use, from the spec and what the source's preflight found. */
+export function chooseMode(
+  spec: Migration['spec'],
+  features: { memDirtyTrack: boolean; lazyPages: boolean },
+  source: string,
+): { mode?: Mode; reason: string } {
+  switch (spec.strategy.mode) {
+    case 'StopAndCopy':
+      return { mode: 'StopAndCopy', reason: 'requested' };
+    case 'Auto':
+      return {
+        mode: 'StopAndCopy',
+        reason: features.memDirtyTrack
+          ? 'Auto: StopAndCopy is the only strategy this version runs'
+          : `Auto: StopAndCopy, since ${source} lacks soft-dirty tracking for PreCopy and PostCopy is not available yet`,
+      };
+    case 'PreCopy':
+      return features.memDirtyTrack
+        ? { reason: 'FeatureUnsupported: PreCopy is not available in this version of ferry' }
+        : {
+            reason: `FeatureUnsupported: PreCopy needs soft-dirty memory tracking, and \`criu check --feature mem_dirty_track\` fails on ${source}`,
+          };
+    case 'PostCopy':
+      return features.lazyPages
+        ? { reason: 'FeatureUnsupported: PostCopy is not available in this version of ferry' }
+        : {
+            reason: `FeatureUnsupported: PostCopy needs userfaultfd, and \`criu check --feature uffd-noncoop\` fails on ${source}`,
+          };
+  }
+}
+
+/** Why this migration must stop now, if it must: abort, deletion, or a deadline passed. */
+function stopReason(m: StoredMigration, facts: Facts): string | undefined {
+  if (m.metadata.deletionTimestamp) return 'Aborted: the Migration is being deleted';
+  if (m.spec.abort) return 'Aborted: spec.abort was set';
+  const ts = m.status.phaseTransitionTimestamps;
+  const now = Date.parse(facts.now);
+  const phaseStart = Date.parse(ts.at(-1)!.time);
+  const progress = parseDuration(m.spec.timeouts.progressTimeout)!;
+  const phase = m.status.phase;
+  if (phase !== 'Pending' && now - phaseStart > progress) {
+    return `ProgressTimeout: ${phase} made no progress for ${m.spec.timeouts.progressTimeout}`;
+  }
+  const started = ts.find((t) => t.phase === 'Preflight');
+  if (started) {
+    const gib = Math.max(1, (m.status.migrationState?.imageBytes ?? 0) / 2 ** 30);
+    const limit = parseDuration(m.spec.timeouts.completionTimeoutPerGiB)! * gib;
+    if (now - Date.parse(started.time) > limit)
+      return `CompletionTimeout: not done within ${Math.round(limit / 1000)}s (${m.spec.timeouts.completionTimeoutPerGiB} per GiB)`;
+  }
+  return undefined;
+}
+
+function decidePhase(m: StoredMigration, facts: Facts): Decision {
   const status = m.status;
   const none: Decision = { status, actions: [] };
-  if (TERMINAL_PHASES.includes(status.phase)) return none; // terminal phases are never left
-
   const src = m.spec.source.node;
-  const dst = m.spec.target.node;
-  const nodeOf = (side: Side) => (side === 'source' ? src : dst);
-  const state: MigrationState = status.migrationState ?? { sourceNode: src, targetNode: dst };
+  const state: MigrationState = status.migrationState ?? { sourceNode: src };
+  const fail = (reason: string, patch: Partial<MigrationStatus> = {}): Decision => ({
+    status: transition(status, 'Failed', facts.now, {
+      migrationState: state,
+      failureReason: reason,
+      ...patch,
+    }),
+    actions: [],
+  });
 
-  if (status.phase === 'Pending') {
-    // Guards before anything runs: both nodes must be alive, else refuse with nothing touched.
-    for (const [role, node] of [
-      ['source', src],
-      ['target', dst],
-    ] as const) {
-      if (!facts.nodes.has(node)) {
-        return {
-          status: transition(status, 'Failed', facts.now, {
-            migrationState: state,
-            failureReason: `NodeNotFound: ${role} node ${node} is not registered (no agent heartbeat)`,
-          }),
-          actions: [],
-        };
-      }
+  // Guards before the phase switch.
+  const stop =
+    status.phase === 'RollingBack' || status.phase === 'CleaningUp' ? undefined : stopReason(m, facts);
+  const aborting = Boolean(m.spec.abort || m.metadata.deletionTimestamp);
+  if (stop) {
+    const steps = PHASE_STEPS[status.phase] ?? [];
+    const active = steps.some(([s]) => facts.jobs[s]?.state === 'active');
+    // A running step is never raced: a dump or restore in progress is waited for, and the rollback
+    // starts at the next safe point. Jobs nobody picked up are withdrawn.
+    if (active) return none;
+    const cancels: Action[] = steps
+      .filter(([s]) => facts.jobs[s] && ['waiting', 'delayed'].includes(facts.jobs[s]!.state))
+      .map(([s, side]) => ({
+        type: 'cancel',
+        step: s,
+        node: sideNode(m, side)!,
+        jobId: jobIdFor(m.metadata.uid, s),
+      }));
+    const abortPatch = aborting ? { abortRequested: true } : {};
+    if (!ROLLBACK_PHASES.includes(status.phase)) {
+      const d = fail(stop, {
+        migrationState: {
+          ...state,
+          ...abortPatch,
+          ...(aborting ? { abortStatus: 'Succeeded' as const } : {}),
+        },
+      });
+      return { status: d.status, actions: cancels };
     }
-    return { status: transition(status, 'Preflight', facts.now, { migrationState: state }), actions: [] };
+    return {
+      status: transition(status, 'RollingBack', facts.now, {
+        failureReason: stop,
+        migrationState: {
+          ...state,
+          ...abortPatch,
+          ...(aborting ? { abortStatus: 'Aborting' as const } : {}),
+        },
+      }),
+      actions: cancels,
+    };
+  }
+  if (aborting && status.phase === 'CleaningUp' && state.abortStatus === undefined) {
+    // Too late: the workload already runs on the target. The migration completes.
+    return {
+      status: { ...status, migrationState: { ...state, abortRequested: true, abortStatus: 'Failed' } },
+      actions: [],
+    };
   }
 
+  if (status.phase === 'Pending') {
+    if (!facts.nodes.has(src))
+      return fail(`NodeNotFound: source node ${src} is not registered (no agent heartbeat)`);
+    const placed = pickTarget(m.spec, facts.nodes, facts.load);
+    if ('error' in placed) return fail(placed.error);
+    const target = placed.node;
+    const queued =
+      facts.load.running >= facts.limits.maxRunning
+        ? `${facts.load.running} migrations are running in the cluster (limit ${facts.limits.maxRunning})`
+        : (facts.load.outbound[src] ?? 0) >= facts.limits.maxOutboundPerNode
+          ? `${facts.load.outbound[src]} migrations are leaving ${src} (limit ${facts.limits.maxOutboundPerNode} per node)`
+          : undefined;
+    if (queued) return { status, actions: [], queued };
+    return {
+      status: transition(status, 'Preflight', facts.now, {
+        migrationState: { ...state, targetNode: target },
+      }),
+      actions: [],
+    };
+  }
+
+  const target = state.targetNode!;
   const steps = PHASE_STEPS[status.phase] ?? [];
-  const actions: EnqueueAction[] = [];
+  const actions: Action[] = [];
   const failures: string[] = [];
   let allDone = true;
   for (const [step, side] of steps) {
     const fact = facts.jobs[step];
-    const node = nodeOf(side);
+    const node = side === 'source' ? src : target;
     if (!fact) {
       actions.push({
         type: 'enqueue',
         step,
         node,
         jobId: jobIdFor(m.metadata.uid, step),
-        job: buildJob(m, step),
+        job: buildJob(m, step, target),
       });
       allDone = false;
     } else if (fact.state === 'failed') {
@@ -212,17 +378,14 @@ export function decide(m: StoredMigration, facts: Facts): Decision {
     const reason = failures.join('; ');
     switch (status.phase) {
       case 'Preflight':
-        // Nothing was frozen or written: fail at once.
-        return { status: transition(status, 'Failed', facts.now, { failureReason: reason }), actions: [] };
-      case 'RollingBack': {
-        const prior = status.failureReason ?? 'rolled back';
-        return {
-          status: transition(status, 'Failed', facts.now, {
-            failureReason: `${prior}; rollback incomplete: ${reason}`,
-          }),
-          actions: [],
-        };
-      }
+        return fail(reason); // nothing was frozen or written
+      case 'RollingBack':
+        return fail(`${status.failureReason ?? 'rolled back'}; rollback incomplete: ${reason}`, {
+          migrationState: {
+            ...state,
+            ...(state.abortStatus === 'Aborting' ? { abortStatus: 'Failed' as const } : {}),
+          },
+        });
       case 'CleaningUp':
         // The workload runs on the target: the migration succeeded; leftovers are a warning.
         return {
@@ -241,8 +404,35 @@ export function decide(m: StoredMigration, facts: Facts): Decision {
 
   if (!allDone) return { status, actions };
 
-  if (status.phase === 'RollingBack') {
-    return { status: transition(status, 'Failed', facts.now), actions: [] };
+  switch (status.phase) {
+    case 'RollingBack':
+      return {
+        status: transition(status, 'Failed', facts.now, {
+          migrationState: {
+            ...state,
+            ...(state.abortStatus === 'Aborting' ? { abortStatus: 'Succeeded' as const } : {}),
+          },
+        }),
+        actions: [],
+      };
+    case 'Preflight': {
+      const features = (
+        facts.jobs.preflightSource?.result as
+          { features?: { memDirtyTrack: boolean; lazyPages: boolean } } | undefined
+      )?.features ?? {
+        memDirtyTrack: false,
+        lazyPages: false,
+      };
+      const choice = chooseMode(m.spec, features, src);
+      if (!choice.mode)
+        return fail(choice.reason, { migrationState: { ...state, modeReason: choice.reason } });
+      return {
+        status: transition(status, 'Syncing', facts.now, {
+          migrationState: { ...state, mode: choice.mode, modeReason: choice.reason },
+        }),
+        actions: [],
+      };
+    }
   }
   const next = NEXT[status.phase];
   if (!next) return none;
@@ -252,6 +442,20 @@ export function decide(m: StoredMigration, facts: Facts): Decision {
     }),
     actions: [],
   };
+}
+
+export function decide(m: StoredMigration, facts: Facts): Decision {
+  if (TERMINAL_PHASES.includes(m.status.phase)) {
+    // Terminal phases are never left; a deleted one may now go.
+    return { status: m.status, actions: m.metadata.deletionTimestamp ? [{ type: 'release' }] : [] };
+  }
+  const d = decidePhase(m, facts);
+  const withConds = withConditions(m, d.status, facts.now, d.queued);
+  const actions =
+    TERMINAL_PHASES.includes(withConds.phase) && m.metadata.deletionTimestamp
+      ? [...d.actions, { type: 'release' as const }]
+      : d.actions;
+  return { status: withConds, actions };
 }
 
 /** A fresh status for a newly stored Migration. */

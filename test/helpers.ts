@@ -3,7 +3,7 @@
 import { readdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { VerifyResultSchema, type ContainerInfo } from '../api/v1alpha1/jobs.ts';
-import { API_VERSION, type StoredMigration } from '../api/v1alpha1/migration.ts';
+import { API_VERSION, type MigrationInput, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import { clusterUp } from '../cluster/cluster.ts';
 import { connect, type Client } from '../cli/client.ts';
 import { waitForMigration } from '../cli/watch.ts';
@@ -46,12 +46,13 @@ export async function migrate(
   name: string,
   source: { node: string; container: string },
   target: string,
+  spec: Partial<MigrationInput['spec']> = {},
 ): Promise<StoredMigration> {
   await c.store.create({
     apiVersion: API_VERSION,
     kind: 'Migration',
     metadata: { name, namespace: 'default' },
-    spec: { source, target: { node: target } },
+    spec: { source, target: { node: target }, ...spec },
   });
   return waitForMigration(c, 'default', name, () => undefined, 300_000);
 }

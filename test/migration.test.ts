@@ -35,6 +35,7 @@ test('moves a workload with state in memory and on disk, and it continues on the
     'Checkpointing',
     'Transferring',
     'Restoring',
+    'Verifying',
     'CleaningUp',
     'Succeeded',
   ]);

@@ -39,6 +39,8 @@ export const AgentConfigSchema = z.strictObject({
   workloadBinary: z.string().startsWith('/'),
   /** Named fault-injection hooks; off unless a test cluster turns them on. */
   faultHooks: z.boolean().default(false),
+  /** Node labels, matched by Migration target node selectors. */
+  labels: z.record(z.string(), z.string()).default({}),
 });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 

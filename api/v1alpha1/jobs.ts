@@ -35,7 +35,13 @@ export const JobSchema = z.discriminatedUnion('kind', [
     targetNode: NameSchema,
   }),
   z.strictObject({ kind: z.literal('restore'), migration: MigrationRef, container: NameSchema }),
-  z.strictObject({ kind: z.literal('cleanupSource'), migration: MigrationRef, container: NameSchema }),
+  z.strictObject({ kind: z.literal('verifyTarget'), migration: MigrationRef, container: NameSchema }),
+  z.strictObject({
+    kind: z.literal('cleanupSource'),
+    migration: MigrationRef,
+    container: NameSchema,
+    keepImages: z.boolean().default(false),
+  }),
   z.strictObject({ kind: z.literal('cleanupTarget'), migration: MigrationRef, container: NameSchema }),
   z.strictObject({ kind: z.literal('resumeSource'), migration: MigrationRef, container: NameSchema }),
   z.strictObject({ kind: z.literal('rollbackTarget'), migration: MigrationRef, container: NameSchema }),
@@ -68,6 +74,16 @@ export const CheckpointResultSchema = z.strictObject({
   dumpMs: z.number(),
   imageBytes: z.number(),
 });
+
+/** What the source's preflight learns: features the strategies need. */
+export const PreflightSourceResultSchema = z.strictObject({
+  status: z.string(),
+  pid: z.number().optional(),
+  /** Resident memory of the container's processes, the size CRIU will dump. */
+  memoryBytes: z.number().optional(),
+  features: z.strictObject({ memDirtyTrack: z.boolean(), lazyPages: z.boolean() }),
+});
+export type PreflightSourceResult = z.infer<typeof PreflightSourceResultSchema>;
 
 export const RestoreResultSchema = z.strictObject({
   restoredAt: z.string(),

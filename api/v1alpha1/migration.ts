@@ -1,6 +1,7 @@
 // The Migration resource (ferry.dev/v1alpha1): the single schema that the CLI, the controller and the
 // stores share. Types are derived from it; nothing restates its fields by hand.
 import { z } from 'zod';
+import { parseDuration, parseQuantity } from './quantity.ts';
 
 export const API_VERSION = 'ferry.dev/v1alpha1';
 
@@ -19,6 +20,7 @@ export const NameSchema = z
  * - Checkpointing: the workload is frozen and CRIU dumps it; the source stays stopped, not killed.
  * - Transferring: images and the filesystem increment go to the target over SSH.
  * - Restoring: the target restores the workload and confirms it runs.
+ * - Verifying: the target checks the restored workload stays up; the source is still kept frozen.
  * - CleaningUp: the stopped source and leftover images are removed.
  * - RollingBack: a step after the freeze failed; the target is cleaned and the source resumed.
  */
@@ -29,6 +31,7 @@ export const PHASES = [
   'Checkpointing',
   'Transferring',
   'Restoring',
+  'Verifying',
   'CleaningUp',
   'RollingBack',
   'Succeeded',
@@ -38,31 +41,109 @@ export const PhaseSchema = z.enum(PHASES);
 export type Phase = z.infer<typeof PhaseSchema>;
 export const TERMINAL_PHASES: readonly Phase[] = ['Succeeded', 'Failed'];
 
+const DurationSchema = (what: string, min: number, max: number) =>
+  z
+    .string()
+    .refine((v) => parseDuration(v) !== undefined, {
+      message: `${what}: a duration like "90s", "5m" or "1h30m"`,
+    })
+    .refine((v) => (parseDuration(v) ?? 0) >= min && (parseDuration(v) ?? 0) <= max, {
+      message: `${what}: must be between ${min / 1000}s and ${max / 3_600_000}h`,
+    });
+
+export const MODES = ['Auto', 'StopAndCopy', 'PreCopy', 'PostCopy'] as const;
+export const ModeSchema = z.enum(MODES);
+export type Mode = z.infer<typeof ModeSchema>;
+
+export const StrategySchema = z
+  .strictObject({
+    mode: ModeSchema.default('Auto').describe(
+      'How memory moves. StopAndCopy: freeze, dump, send, restore. PreCopy: iterative dumps while running (needs soft-dirty tracking). PostCopy: restore at once and fault pages in from the source. Auto: chosen from maxDowntime, memory size and link rate.',
+    ),
+    maxDowntime: DurationSchema('maxDowntime', 10, 3_600_000)
+      .default('2s')
+      .describe('Longest acceptable freeze, used by Auto to choose a mode.'),
+    bandwidth: z
+      .string()
+      .refine((v) => parseQuantity(v) !== undefined, {
+        message: 'bandwidth: a byte quantity per second like "100Mi"',
+      })
+      .refine((v) => (parseQuantity(v) ?? 0) >= 1024 * 1024, {
+        message: 'bandwidth: at least 1Mi per second',
+      })
+      .optional()
+      .describe('Upper limit on transfer rate, in bytes per second (e.g. "200Mi"). Unlimited when unset.'),
+    maxIterations: z
+      .number()
+      .int()
+      .min(1)
+      .max(30)
+      .default(8)
+      .describe('PreCopy: most pre-dump rounds before the final freeze.'),
+  })
+  .describe('How to move the workload.');
+
 export const MigrationSpecSchema = z
   .strictObject({
     source: z
       .strictObject({
         node: NameSchema.describe('Node the workload runs on now.'),
         container: NameSchema.describe('Container id of the workload on the source node.'),
+        pod: NameSchema.optional().describe(
+          "Pod of the workload, in the Migration's namespace (Kubernetes only).",
+        ),
       })
       .describe('The workload to move.'),
     target: z
       .strictObject({
-        node: NameSchema.describe('Node to move the workload to.'),
+        node: NameSchema.optional().describe('Node to move the workload to.'),
+        nodeSelector: z
+          .record(z.string().min(1).max(317), z.string().max(63))
+          .optional()
+          .describe('Labels a target node must carry; ferry picks the least busy matching node.'),
       })
-      .describe('Where to move it.'),
+      .refine((t) => (t.node === undefined) !== (t.nodeSelector === undefined), {
+        message: 'give exactly one of target.node and target.nodeSelector',
+      })
+      .describe('Where to move it: a node, or a selector to choose one.'),
+    strategy: StrategySchema.prefault({}),
+    timeouts: z
+      .strictObject({
+        progressTimeout: DurationSchema('progressTimeout', 1000, 24 * 3_600_000)
+          .default('150s')
+          .describe('Fail and roll back when a step makes no progress for this long.'),
+        completionTimeoutPerGiB: DurationSchema('completionTimeoutPerGiB', 1000, 24 * 3_600_000)
+          .default('800s')
+          .describe('Fail and roll back when the migration takes longer than this per GiB of memory.'),
+      })
+      .prefault({})
+      .describe('When to give up.'),
+    sourcePolicy: z
+      .enum(['Delete', 'KeepImages'])
+      .default('Delete')
+      .describe(
+        'What happens to the source after success: Delete removes it all; KeepImages keeps its checkpoint images and snapshots.',
+      ),
+    abort: z
+      .boolean()
+      .default(false)
+      .describe('Set to true to cancel; after the freeze this resumes the source.'),
   })
-  .refine((s) => s.source.node !== s.target.node, {
+  .refine((s) => s.target.node === undefined || s.source.node !== s.target.node, {
     message: 'target.node must differ from source.node',
     path: ['target', 'node'],
   });
 
-export const MetadataSchema = z.strictObject({
+export const MetadataSchema = z.looseObject({
   name: NameSchema,
   namespace: NameSchema.default('default'),
   uid: z.string().optional(),
   creationTimestamp: z.string().optional(),
   generation: z.number().int().optional(),
+  resourceVersion: z.string().optional(),
+  /** Set when deletion was asked for; the object stays until the finalizer is removed. */
+  deletionTimestamp: z.string().optional(),
+  finalizers: z.array(z.string()).optional(),
   labels: z.record(z.string(), z.string()).optional(),
   annotations: z.record(z.string(), z.string()).optional(),
 });
@@ -71,7 +152,15 @@ export const PhaseTransitionSchema = z.strictObject({ phase: PhaseSchema, time: 
 
 export const MigrationStateSchema = z.strictObject({
   sourceNode: z.string(),
-  targetNode: z.string(),
+  /** The node chosen: spec.target.node, or the pick among spec.target.nodeSelector's matches. */
+  targetNode: z.string().optional(),
+  sourcePod: z.string().optional(),
+  targetPod: z.string().optional(),
+  /** The mode used and why (Auto records its choice here). */
+  mode: ModeSchema.optional(),
+  modeReason: z.string().optional(),
+  /** Pre-copy rounds run before the final freeze. */
+  iterations: z.number().int().optional(),
   /** When the source was frozen (agent clock). */
   frozenAt: z.string().optional(),
   /** When the target reported the workload running. */
@@ -84,18 +173,35 @@ export const MigrationStateSchema = z.strictObject({
   transferMs: z.number().optional(),
   /** bytesDuringFreeze / transferMs, in bytes per second. */
   throughputBytesPerSecond: z.number().optional(),
+  /** Size of the CRIU images, the measure of the workload's memory. */
+  imageBytes: z.number().optional(),
   /** Time CRIU spent dumping, from the agent. */
   dumpMs: z.number().optional(),
   restoreMs: z.number().optional(),
+  abortRequested: z.boolean().optional(),
+  /** Aborting while rolling back; Succeeded once the source runs again; Failed when it came too late. */
+  abortStatus: z.enum(['Aborting', 'Succeeded', 'Failed']).optional(),
 });
+
+export const ConditionSchema = z.strictObject({
+  type: z.string(),
+  status: z.enum(['True', 'False', 'Unknown']),
+  reason: z.string(),
+  message: z.string(),
+  lastTransitionTime: z.string(),
+  observedGeneration: z.number().int().optional(),
+});
+export type Condition = z.infer<typeof ConditionSchema>;
 
 export const MigrationStatusSchema = z.strictObject({
   phase: PhaseSchema,
   phaseTransitionTimestamps: z.array(PhaseTransitionSchema),
+  conditions: z.array(ConditionSchema).optional(),
   migrationState: MigrationStateSchema.optional(),
   failureReason: z.string().optional(),
   /** Non-fatal trouble that did not change the outcome, e.g. a clean-up that failed after success. */
   warnings: z.array(z.string()).optional(),
+  observedGeneration: z.number().int().optional(),
 });
 
 export const MigrationSchema = z.strictObject({
@@ -107,12 +213,17 @@ export const MigrationSchema = z.strictObject({
 });
 
 export type Migration = z.infer<typeof MigrationSchema>;
+/** What a user writes: defaults not yet filled in. */
+export type MigrationInput = z.input<typeof MigrationSchema>;
 export type MigrationSpec = z.infer<typeof MigrationSpecSchema>;
 export type MigrationStatus = z.infer<typeof MigrationStatusSchema>;
 export type MigrationState = z.infer<typeof MigrationStateSchema>;
 
 /** A Migration the store has accepted: it has a uid and a status. */
 export type StoredMigration = Migration & {
-  metadata: Migration['metadata'] & { uid: string; creationTimestamp: string };
+  metadata: Migration['metadata'] & { uid: string; creationTimestamp: string; generation: number };
   status: MigrationStatus;
 };
+
+/** Keeps deleted Migrations until their rollback finished, like a Kubernetes finalizer. */
+export const FINALIZER = 'ferry.dev/migration-protection';

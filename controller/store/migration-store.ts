@@ -1,15 +1,64 @@
 // Where Migrations live. One interface, so the controller and the CLI do not care whether it is
-// Redis (the local cluster) or, later, the Kubernetes API.
-import type { Migration, MigrationStatus, StoredMigration } from '../../api/v1alpha1/migration.ts';
+// Redis (the local cluster) or the Kubernetes API. Both follow Kubernetes' rules: only the
+// controller writes status; a spec may only change its `abort` field once created; deleting a
+// Migration that has not ended only marks it (deletionTimestamp) until the controller has rolled
+// it back and releases its finalizer.
+import {
+  FINALIZER,
+  MigrationSchema,
+  type Migration,
+  type MigrationInput,
+  type MigrationStatus,
+  type StoredMigration,
+} from '../../api/v1alpha1/migration.ts';
+
+export interface MigrationEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+  time: string;
+}
 
 export interface MigrationStore {
-  /** Stores a new Migration with a fresh uid and a Pending status. Refuses an existing name. */
-  create(m: Migration): Promise<StoredMigration>;
+  /** Stores a new Migration (defaults filled in) with a fresh uid and a Pending status. */
+  create(m: MigrationInput): Promise<StoredMigration>;
   get(namespace: string, name: string): Promise<StoredMigration | undefined>;
   list(namespace?: string): Promise<StoredMigration[]>;
-  /** Writes status only if the object still exists; returns false when it was deleted meanwhile. */
+  /** Replaces the spec; only `abort` may differ. Bumps metadata.generation when it changed. */
+  updateSpec(namespace: string, name: string, spec: Migration['spec']): Promise<StoredMigration>;
+  /** Writes status only if the object still exists; returns false when it is gone. */
   updateStatus(namespace: string, name: string, status: MigrationStatus): Promise<boolean>;
-  delete(namespace: string, name: string): Promise<boolean>;
+  /** Deletes at once when nothing holds it, else marks it for deletion; says which. */
+  delete(namespace: string, name: string): Promise<'deleted' | 'deleting' | 'notfound'>;
+  /** Drops the finalizer of a Migration marked for deletion, which then goes. */
+  release(namespace: string, name: string): Promise<void>;
+  /** Records an event about a Migration (Kubernetes Events; a short list in Redis). */
+  event(m: StoredMigration, e: Omit<MigrationEvent, 'time'>): Promise<void>;
+  events(namespace: string, name: string): Promise<MigrationEvent[]>;
 }
 
 export class AlreadyExistsError extends Error {}
+export class ImmutableFieldError extends Error {}
+export class NotFoundError extends Error {}
+
+/** The error for a spec change other than `abort`, naming the first field that differs. */
+export function specChange(old: Migration['spec'], next: Migration['spec']): string | undefined {
+  for (const key of Object.keys({ ...old, ...next }) as Array<keyof Migration['spec']>) {
+    if (key === 'abort') continue;
+    if (JSON.stringify(old[key]) !== JSON.stringify(next[key])) return `spec.${key}`;
+  }
+  return undefined;
+}
+
+/** Parses user input into a Migration to store: defaults filled, finalizer set. */
+export function prepareNew(
+  input: MigrationInput,
+  uid: string,
+  now: string,
+): Migration & { metadata: { uid: string } } {
+  const m = MigrationSchema.parse(input);
+  return {
+    ...m,
+    metadata: { ...m.metadata, uid, creationTimestamp: now, generation: 1, finalizers: [FINALIZER] },
+  } as Migration & { metadata: { uid: string } };
+}

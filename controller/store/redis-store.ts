@@ -1,26 +1,39 @@
-// MigrationStore on Redis for the local cluster: one hash of JSON documents, and a pub/sub channel
-// that says when something changed so the controller and watchers need not poll hard.
+// MigrationStore on Redis for the local cluster: one hash of spec documents, one of statuses (only
+// the controller writes it, as with Kubernetes' status subresource), a short event list per
+// Migration, and a pub/sub channel that says when something changed.
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import {
   MigrationSchema,
+  TERMINAL_PHASES,
   type Migration,
+  type MigrationInput,
   type MigrationStatus,
   type StoredMigration,
 } from '../../api/v1alpha1/migration.ts';
 import { initialStatus } from '../reconcile.ts';
-import { AlreadyExistsError, type MigrationStore } from './migration-store.ts';
+import {
+  AlreadyExistsError,
+  ImmutableFieldError,
+  NotFoundError,
+  prepareNew,
+  specChange,
+  type MigrationEvent,
+  type MigrationStore,
+} from './migration-store.ts';
 
-// Status lives in its own hash (only the controller writes it, as in Kubernetes' status
-// subresource) and is set only while the object exists, so a delete is never undone.
+// Status is set only while the object exists, so a delete is never undone.
 const UPDATE_STATUS = `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1`;
 
+const MAX_EVENTS = 50;
+
 export class RedisMigrationStore implements MigrationStore {
   private readonly key: string;
   private readonly statusKey: string;
+  private readonly eventsPrefix: string;
   readonly channel: string;
 
   constructor(
@@ -29,6 +42,7 @@ export class RedisMigrationStore implements MigrationStore {
   ) {
     this.key = `ferry-${cluster}:migrations`;
     this.statusKey = `ferry-${cluster}:migrations:status`;
+    this.eventsPrefix = `ferry-${cluster}:events:`;
     this.channel = `ferry-${cluster}:migrations:changed`;
   }
 
@@ -41,22 +55,20 @@ export class RedisMigrationStore implements MigrationStore {
     return MigrationSchema.parse(doc) as StoredMigration;
   }
 
-  async create(m: Migration): Promise<StoredMigration> {
+  private async changed(name: string): Promise<void> {
+    await this.redis.publish(this.channel, name);
+  }
+
+  async create(input: MigrationInput): Promise<StoredMigration> {
     const now = new Date().toISOString();
-    const stored: StoredMigration = {
-      ...m,
-      metadata: { ...m.metadata, uid: randomUUID(), creationTimestamp: now, generation: 1 },
-      status: initialStatus(now),
-    };
-    const field = this.field(stored.metadata.namespace, stored.metadata.name);
-    const ok = await this.redis.hsetnx(this.key, field, JSON.stringify({ ...stored, status: undefined }));
-    if (ok) await this.redis.hset(this.statusKey, field, JSON.stringify(stored.status));
-    if (!ok)
-      throw new AlreadyExistsError(
-        `migration ${stored.metadata.namespace}/${stored.metadata.name} already exists`,
-      );
-    await this.redis.publish(this.channel, stored.metadata.name);
-    return stored;
+    const m = prepareNew(input, randomUUID(), now);
+    const field = this.field(m.metadata.namespace, m.metadata.name);
+    const status = initialStatus(now);
+    const ok = await this.redis.hsetnx(this.key, field, JSON.stringify(m));
+    if (!ok) throw new AlreadyExistsError(`migration ${field} already exists`);
+    await this.redis.hset(this.statusKey, field, JSON.stringify(status));
+    await this.changed(m.metadata.name);
+    return { ...m, status } as StoredMigration;
   }
 
   async get(namespace: string, name: string): Promise<StoredMigration | undefined> {
@@ -79,6 +91,26 @@ export class RedisMigrationStore implements MigrationStore {
       .sort((a, b) => a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp));
   }
 
+  private async write(m: StoredMigration): Promise<void> {
+    const { status: _status, ...doc } = m;
+    await this.redis.hset(this.key, this.field(m.metadata.namespace, m.metadata.name), JSON.stringify(doc));
+    await this.changed(m.metadata.name);
+  }
+
+  async updateSpec(namespace: string, name: string, spec: Migration['spec']): Promise<StoredMigration> {
+    const m = await this.get(namespace, name);
+    if (!m) throw new NotFoundError(`migration ${namespace}/${name} not found`);
+    const field = specChange(m.spec, spec);
+    if (field)
+      throw new ImmutableFieldError(
+        `${field}: cannot change after the migration was created (only spec.abort can)`,
+      );
+    if (m.spec.abort === spec.abort) return m;
+    const next = { ...m, spec, metadata: { ...m.metadata, generation: m.metadata.generation + 1 } };
+    await this.write(next);
+    return next;
+  }
+
   async updateStatus(namespace: string, name: string, status: MigrationStatus): Promise<boolean> {
     const n = await this.redis.eval(
       UPDATE_STATUS,
@@ -88,15 +120,49 @@ export class RedisMigrationStore implements MigrationStore {
       this.field(namespace, name),
       JSON.stringify(status),
     );
-    if (n === 1) await this.redis.publish(this.channel, name);
+    if (n === 1) await this.changed(name);
     return n === 1;
   }
 
-  async delete(namespace: string, name: string): Promise<boolean> {
+  async delete(namespace: string, name: string): Promise<'deleted' | 'deleting' | 'notfound'> {
+    const m = await this.get(namespace, name);
+    if (!m) return 'notfound';
+    if (TERMINAL_PHASES.includes(m.status.phase) || !m.metadata.finalizers?.length) {
+      await this.remove(namespace, name);
+      return 'deleted';
+    }
+    if (!m.metadata.deletionTimestamp)
+      await this.write({ ...m, metadata: { ...m.metadata, deletionTimestamp: new Date().toISOString() } });
+    return 'deleting';
+  }
+
+  async release(namespace: string, name: string): Promise<void> {
+    const m = await this.get(namespace, name);
+    if (m?.metadata.deletionTimestamp) await this.remove(namespace, name);
+  }
+
+  private async remove(namespace: string, name: string): Promise<void> {
     const f = this.field(namespace, name);
-    const n = await this.redis.hdel(this.key, f);
-    await this.redis.hdel(this.statusKey, f);
-    await this.redis.publish(this.channel, name);
-    return n === 1;
+    await this.redis
+      .multi()
+      .hdel(this.key, f)
+      .hdel(this.statusKey, f)
+      .del(this.eventsPrefix + f)
+      .exec();
+    await this.changed(name);
+  }
+
+  async event(m: StoredMigration, e: Omit<MigrationEvent, 'time'>): Promise<void> {
+    const key = this.eventsPrefix + this.field(m.metadata.namespace, m.metadata.name);
+    await this.redis
+      .multi()
+      .rpush(key, JSON.stringify({ ...e, time: new Date().toISOString() }))
+      .ltrim(key, -MAX_EVENTS, -1)
+      .exec();
+  }
+
+  async events(namespace: string, name: string): Promise<MigrationEvent[]> {
+    const raw = await this.redis.lrange(this.eventsPrefix + this.field(namespace, name), 0, -1);
+    return raw.map((r) => JSON.parse(r) as MigrationEvent);
   }
 }
