@@ -22,6 +22,13 @@ export const HookActionSchema = z.discriminatedUnion('action', [
     migration: z.string().optional(),
     times: z.number().int().min(1).default(1),
   }),
+  /** Holds the step until a test sets the Redis key `releaseKey(cluster, release)`. */
+  z.strictObject({
+    action: z.literal('block'),
+    release: z.string(),
+    migration: z.string().optional(),
+    times: z.number().int().min(1).default(1),
+  }),
   /** Throws a retryable error; `times` above the job's attempts makes the step fail for good. */
   z.strictObject({
     action: z.literal('fail'),
@@ -34,11 +41,13 @@ export type HookAction = z.infer<typeof HookActionSchema>;
 export type HookInput = z.input<typeof HookActionSchema>;
 
 export const hooksKey = (cluster: string, node: string): string => `ferry-${cluster}:hooks:${node}`;
+export const releaseKey = (cluster: string, name: string): string => `ferry-${cluster}:release:${name}`;
 
 export class FaultHooks {
   constructor(
     private readonly enabled: boolean,
     private readonly redis: Redis,
+    private readonly cluster: string,
     private readonly key: string,
     private readonly log: Logger,
   ) {}
@@ -55,6 +64,12 @@ export class FaultHooks {
     else await this.redis.hdel(this.key, point);
     this.log.warn({ point, hook }, 'fault hook fired');
     if (hook.action === 'fail') throw new FerryError('Internal', `fault hook ${point}: ${hook.message}`);
+    if (hook.action === 'block') {
+      const key = releaseKey(this.cluster, hook.release);
+      for (let i = 0; i < 1200 && !(await this.redis.exists(key)); i++)
+        await new Promise((r) => setTimeout(r, 50));
+      return;
+    }
     const file = path.join(imagesDir, hook.file);
     const buf = await readFile(file);
     buf.fill(0xa5, Math.floor(buf.length / 4), Math.floor(buf.length / 2) + 1);

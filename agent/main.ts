@@ -46,7 +46,13 @@ export async function startAgent(config: AgentConfig, log: Logger) {
     log,
     redis,
     privateKey: await readFile(config.keyFile, 'utf8'),
-    hooks: new FaultHooks(config.faultHooks, redis, hooksKey(config.cluster, config.node), log),
+    hooks: new FaultHooks(
+      config.faultHooks,
+      redis,
+      config.cluster,
+      hooksKey(config.cluster, config.node),
+      log,
+    ),
     criuProblem: await criuProblem(config.criuPath),
     features: {
       memDirtyTrack: await criuFeature(config.criuPath, 'mem_dirty_track'),

@@ -38,6 +38,8 @@ export interface UpOptions {
   diskGiB: number;
   imagesGiB: number;
   redisUrl?: string;
+  /** Leader lease of the controller (15 s, as client-go's default, unless set). */
+  leaseMs?: number;
   say?: (line: string) => void;
 }
 
@@ -116,7 +118,12 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
     redis: redisCfg,
     ownRedis: own,
     faultHooks: opts.faultHooks,
+    leaseMs: opts.leaseMs ?? 15_000,
   };
+  const controllerPid = path.join(dir, 'controller.pid');
+  const marker = `controller/main.ts --cluster ${opts.name}`;
+  // A controller started with another configuration is restarted with this one.
+  if (prior && JSON.stringify(prior) !== JSON.stringify(config)) await stopProcess(controllerPid, marker);
   await writeFile(clusterConfigFile(opts.name), JSON.stringify(config, null, 2), { mode: 0o600 });
 
   for (const [i, node] of nodes.entries()) {
@@ -155,8 +162,6 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
     } else say(`${node}: agent running at ${agentConfig.address}`);
   }
 
-  const controllerPid = path.join(dir, 'controller.pid');
-  const marker = `controller/main.ts --cluster ${opts.name}`;
   if (!(await runningPid(controllerPid, marker))) {
     const pid = await startDetached(
       nodeEntry('controller/main.ts', ['--cluster', opts.name]),

@@ -13,7 +13,15 @@ import { nodePaths } from '../lib/paths.ts';
 export const CLUSTER = 'test';
 
 export async function testCluster(): Promise<Client> {
-  await clusterUp({ name: CLUSTER, nodes: 2, subnet: '10.78.0', faultHooks: true, diskGiB: 4, imagesGiB: 2 });
+  await clusterUp({
+    name: CLUSTER,
+    nodes: 2,
+    subnet: '10.78.0',
+    faultHooks: true,
+    diskGiB: 4,
+    imagesGiB: 2,
+    leaseMs: 3000,
+  });
   return connect(CLUSTER);
 }
 

@@ -53,5 +53,7 @@ export const ClusterConfigSchema = z.strictObject({
   /** true when ferry started the Redis server and must stop it on `cluster down`. */
   ownRedis: z.boolean(),
   faultHooks: z.boolean(),
+  /** How long the controller's leader lease lasts; a crashed leader is replaced after this. */
+  leaseMs: z.number().int().min(1000).max(120_000).default(15_000),
 });
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;

@@ -1,0 +1,171 @@
+// The controller on a real local cluster: abort and deletion at the next safe point, concurrency
+// limits, and crash safety (the controller killed right after each phase change and restarted).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Client } from '../cli/client.ts';
+import { waitForMigration } from '../cli/watch.ts';
+import { releaseKey } from '../agent/fault-hooks.ts';
+import { clusterUp } from '../cluster/cluster.ts';
+import { runningPid } from '../cluster/processes.ts';
+import { controllerHookKey } from '../controller/crash-hook.ts';
+import { jobIdFor, stepsFor } from '../controller/reconcile.ts';
+import { API_VERSION, PHASES, type Phase, type StoredMigration } from '../api/v1alpha1/migration.ts';
+import { clusterDir } from '../lib/paths.ts';
+import {
+  CLUSTER,
+  armHook,
+  leftovers,
+  list,
+  phases,
+  runWorkload,
+  testCluster,
+  unique,
+  verify,
+} from './helpers.ts';
+
+let c: Client;
+before(async () => (c = await testCluster()));
+after(async () => c.close());
+
+async function start(name: string, container: string, source = 'node1', target = 'node2'): Promise<void> {
+  await c.store.create({
+    apiVersion: API_VERSION,
+    kind: 'Migration',
+    metadata: { name, namespace: 'default' },
+    spec: { source: { node: source, container }, target: { node: target } },
+  });
+}
+
+async function waitPhase(name: string, phase: Phase): Promise<StoredMigration> {
+  for (let i = 0; i < 600; i++) {
+    const m = await c.store.get('default', name);
+    if (m && phases(m).includes(phase)) return m;
+    await sleep(50);
+  }
+  throw new Error(`${name} never reached ${phase}`);
+}
+
+const release = (key: string) => c.redis.set(releaseKey(CLUSTER, key), '1');
+
+async function sourceIntact(container: string, counter: number): Promise<void> {
+  assert.equal((await list(c, 'node1')).find((x) => x.id === container)?.status, 'running');
+  const v = await verify(c, 'node1', container);
+  assert.ok(v.pass && v.counter! > counter, v.line);
+  assert.ok(!(await list(c, 'node2')).some((x) => x.id === container), 'no copy on the target');
+}
+
+test('spec.abort during the transfer rolls back at the next safe point and the source resumes', async () => {
+  const container = unique('abort');
+  const name = unique('ab');
+  const gate = unique('gate');
+  await runWorkload(c, 'node1', container, 16);
+  const v0 = await verify(c, 'node1', container);
+  await armHook(c, 'node1', 'source.beforeTransfer', { action: 'block', release: gate, migration: name });
+  await start(name, container);
+  const running = await waitPhase(name, 'Transferring');
+  await c.store.updateSpec('default', name, { ...running.spec, abort: true });
+  await sleep(300); // the transfer is active: the controller must wait for it, not race it
+  assert.equal((await c.store.get('default', name))?.status.phase, 'Transferring');
+  await release(gate);
+  const m = await waitForMigration(c, 'default', name, () => undefined);
+  assert.equal(m.status.phase, 'Failed');
+  assert.match(m.status.failureReason!, /Aborted: spec.abort was set/);
+  assert.equal(m.status.migrationState?.abortStatus, 'Succeeded');
+  assert.equal(m.metadata.generation, 2);
+  await sourceIntact(container, v0.counter!);
+  assert.deepEqual(await leftovers('node2', m.metadata.uid), []);
+  await c.bus.call('node1', { kind: 'remove', container });
+});
+
+test('deleting a running Migration aborts it, rolls back, then removes it', async () => {
+  const container = unique('del');
+  const name = unique('del');
+  const gate = unique('gate');
+  await runWorkload(c, 'node1', container, 16);
+  const v0 = await verify(c, 'node1', container);
+  await armHook(c, 'node1', 'source.beforeTransfer', { action: 'block', release: gate, migration: name });
+  await start(name, container);
+  await waitPhase(name, 'Transferring');
+  assert.equal(await c.store.delete('default', name), 'deleting');
+  assert.ok((await c.store.get('default', name))?.metadata.deletionTimestamp, 'kept until rolled back');
+  await release(gate);
+  for (let i = 0; i < 600 && (await c.store.get('default', name)); i++) await sleep(50);
+  assert.equal(await c.store.get('default', name), undefined, 'gone once rolled back');
+  await sourceIntact(container, v0.counter!);
+});
+
+test('at most 2 migrations leave one node at once; the third waits in Pending and says why', async () => {
+  const gate = unique('gate');
+  const containers = [unique('q'), unique('q'), unique('q')];
+  const names = containers.map(() => unique('lim'));
+  for (const ct of containers) await runWorkload(c, 'node1', ct, 8);
+  await armHook(c, 'node1', 'source.beforeTransfer', { action: 'block', release: gate, times: 3 });
+  for (const [i, ct] of containers.entries()) await start(names[i]!, ct);
+  await waitPhase(names[0]!, 'Transferring');
+  await waitPhase(names[1]!, 'Transferring');
+  await sleep(500);
+  const third = (await c.store.get('default', names[2]!))!;
+  assert.equal(third.status.phase, 'Pending');
+  const admitted = third.status.conditions?.find((x) => x.type === 'Admitted');
+  assert.equal(admitted?.reason, 'ConcurrencyLimit');
+  assert.match(admitted?.message ?? '', /2 migrations are leaving node1 \(limit 2 per node\)/);
+  await release(gate);
+  for (const n of names)
+    assert.equal((await waitForMigration(c, 'default', n, () => undefined)).status.phase, 'Succeeded');
+  for (const ct of containers) {
+    assert.ok((await verify(c, 'node2', ct)).pass);
+    await c.bus.call('node2', { kind: 'remove', container: ct });
+  }
+});
+
+// Crash safety: for every phase, the controller is SIGKILLed right after it wrote that phase, a new
+// one is started, and the migration must still end with the workload running exactly once.
+const boundaries = PHASES.filter((p) => p !== 'Pending' && p !== 'RollingBack' && p !== 'Failed');
+const controllerPid = path.join(clusterDir(CLUSTER), 'controller.pid');
+const marker = `controller/main.ts --cluster ${CLUSTER}`;
+
+for (const phase of boundaries) {
+  test(`a controller killed right after writing ${phase} is replaced and the migration completes once`, async () => {
+    const container = unique('crash');
+    const name = unique('cr');
+    await runWorkload(c, 'node1', container, 16);
+    const v0 = await verify(c, 'node1', container);
+    await c.redis.hset(
+      controllerHookKey(CLUSTER),
+      'crashAfterPhase',
+      JSON.stringify({ phase, migration: name }),
+    );
+    await start(name, container);
+    for (let i = 0; i < 600 && (await runningPid(controllerPid, marker)); i++) await sleep(50);
+    assert.equal(await runningPid(controllerPid, marker), undefined, 'the controller crashed');
+    await clusterUp({
+      name: CLUSTER,
+      nodes: 2,
+      subnet: '10.78.0',
+      faultHooks: true,
+      diskGiB: 4,
+      imagesGiB: 2,
+      leaseMs: 3000,
+    });
+    const m = await waitForMigration(c, 'default', name, () => undefined);
+    assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+    // No phase was entered twice, and every step ran as one job, once.
+    const seen = phases(m);
+    assert.deepEqual(seen, [...new Set(seen)]);
+    for (const p of seen) {
+      for (const step of stepsFor(p as Phase)) {
+        const node = ['preflightTarget', 'restore', 'verifyTarget', 'cleanupTarget'].includes(step)
+          ? 'node2'
+          : 'node1';
+        const job = await c.bus.queue(node).getJob(jobIdFor(m.metadata.uid, step));
+        assert.equal(job?.attemptsMade, 1, `${step} ran once`);
+      }
+    }
+    const v = await verify(c, 'node2', container);
+    assert.ok(v.pass && v.counter! > v0.counter!, v.line);
+    assert.ok(!(await list(c, 'node1')).some((x) => x.id === container), 'exactly once: not on the source');
+    await c.bus.call('node2', { kind: 'remove', container });
+  });
+}
