@@ -56,6 +56,11 @@ test('ferry apply creates a valid Migration and reports an unchanged re-apply', 
   );
   assert.match((await ferry(['apply', '-f', file])).stdout, /created/);
   assert.match((await ferry(['apply', '-f', file])).stdout, /unchanged/);
+  // Once created, only spec.abort may change: anything else is refused with the field named.
+  await writeFile(file, (await readFile(file, 'utf8')).replace('node: node2', 'node: node3'));
+  const changed = await ferry(['apply', '-f', file]);
+  assert.equal(changed.code, 1);
+  assert.match(changed.stderr, /spec\.target: cannot change after the migration was created \(only spec\.abort can\)/);
   assert.match((await ferry(['get', 'migrations'])).stdout, new RegExp(`${name}\\s`));
 });
 

@@ -1,7 +1,7 @@
 // The Migration resource (ferry.dev/v1alpha1): the single schema that the CLI, the controller and the
 // stores share. Types are derived from it; nothing restates its fields by hand.
 import { z } from 'zod';
-import { parseDuration, parseQuantity } from './quantity.ts';
+import { DURATION_PATTERN, QUANTITY_PATTERN, parseDuration, parseQuantity } from './quantity.ts';
 
 export const API_VERSION = 'ferry.dev/v1alpha1';
 
@@ -44,9 +44,7 @@ export const TERMINAL_PHASES: readonly Phase[] = ['Succeeded', 'Failed'];
 const DurationSchema = (what: string, min: number, max: number) =>
   z
     .string()
-    .refine((v) => parseDuration(v) !== undefined, {
-      message: `${what}: a duration like "90s", "5m" or "1h30m"`,
-    })
+    .regex(DURATION_PATTERN, `${what}: a duration like "90s", "5m" or "1h30m"`)
     .refine((v) => (parseDuration(v) ?? 0) >= min && (parseDuration(v) ?? 0) <= max, {
       message: `${what}: must be between ${min / 1000}s and ${max / 3_600_000}h`,
     });
@@ -65,9 +63,7 @@ export const StrategySchema = z
       .describe('Longest acceptable freeze, used by Auto to choose a mode.'),
     bandwidth: z
       .string()
-      .refine((v) => parseQuantity(v) !== undefined, {
-        message: 'bandwidth: a byte quantity per second like "100Mi"',
-      })
+      .regex(QUANTITY_PATTERN, 'bandwidth: a byte quantity per second like "100Mi"')
       .refine((v) => (parseQuantity(v) ?? 0) >= 1024 * 1024, {
         message: 'bandwidth: at least 1Mi per second',
       })
@@ -148,61 +144,87 @@ export const MetadataSchema = z.looseObject({
   annotations: z.record(z.string(), z.string()).optional(),
 });
 
-export const PhaseTransitionSchema = z.strictObject({ phase: PhaseSchema, time: z.string() });
+// Every field carries a description: it lands in the CRD, so `kubectl explain` can answer.
+export const PhaseTransitionSchema = z
+  .strictObject({
+    phase: PhaseSchema.describe('The phase entered.'),
+    time: z.string().describe('When it was entered (RFC 3339).'),
+  })
+  .describe('One phase change.');
 
-export const MigrationStateSchema = z.strictObject({
-  sourceNode: z.string(),
-  /** The node chosen: spec.target.node, or the pick among spec.target.nodeSelector's matches. */
-  targetNode: z.string().optional(),
-  sourcePod: z.string().optional(),
-  targetPod: z.string().optional(),
-  /** The mode used and why (Auto records its choice here). */
-  mode: ModeSchema.optional(),
-  modeReason: z.string().optional(),
-  /** Pre-copy rounds run before the final freeze. */
-  iterations: z.number().int().optional(),
-  /** When the source was frozen (agent clock). */
-  frozenAt: z.string().optional(),
-  /** When the target reported the workload running. */
-  restoredAt: z.string().optional(),
-  /** Frozen to running on the target, in milliseconds. */
-  downtimeMs: z.number().optional(),
-  /** Bytes sent to the target: filesystem before the freeze, then images and filesystem during it. */
-  bytesBeforeFreeze: z.number().optional(),
-  bytesDuringFreeze: z.number().optional(),
-  transferMs: z.number().optional(),
-  /** bytesDuringFreeze / transferMs, in bytes per second. */
-  throughputBytesPerSecond: z.number().optional(),
-  /** Size of the CRIU images, the measure of the workload's memory. */
-  imageBytes: z.number().optional(),
-  /** Time CRIU spent dumping, from the agent. */
-  dumpMs: z.number().optional(),
-  restoreMs: z.number().optional(),
-  abortRequested: z.boolean().optional(),
-  /** Aborting while rolling back; Succeeded once the source runs again; Failed when it came too late. */
-  abortStatus: z.enum(['Aborting', 'Succeeded', 'Failed']).optional(),
-});
+const ms = (what: string) => z.number().optional().describe(`${what}, in milliseconds.`);
+const bytes = (what: string) => z.number().optional().describe(`${what}, in bytes.`);
 
-export const ConditionSchema = z.strictObject({
-  type: z.string(),
-  status: z.enum(['True', 'False', 'Unknown']),
-  reason: z.string(),
-  message: z.string(),
-  lastTransitionTime: z.string(),
-  observedGeneration: z.number().int().optional(),
-});
+export const MigrationStateSchema = z
+  .strictObject({
+    sourceNode: z.string().describe('Node the workload left.'),
+    targetNode: z
+      .string()
+      .optional()
+      .describe('Node chosen: spec.target.node, or the pick among spec.target.nodeSelector matches.'),
+    sourcePod: z.string().optional().describe('Pod the workload left (Kubernetes only).'),
+    targetPod: z.string().optional().describe('Pod the workload runs in now (Kubernetes only).'),
+    mode: ModeSchema.optional().describe('Strategy used.'),
+    modeReason: z.string().optional().describe('Why that strategy: requested, or what Auto weighed.'),
+    iterations: z.number().int().optional().describe('Pre-copy rounds run before the final freeze.'),
+    frozenAt: z.string().optional().describe('When the source was frozen (source agent clock, RFC 3339).'),
+    restoredAt: z.string().optional().describe('When the target reported the workload running (RFC 3339).'),
+    downtimeMs: ms('Frozen to running on the target'),
+    bytesBeforeFreeze: bytes('Sent while the workload still ran (filesystem)'),
+    bytesDuringFreeze: bytes('Sent while it was frozen (images and filesystem increment)'),
+    transferMs: ms('Time of the frozen transfer'),
+    throughputBytesPerSecond: z
+      .number()
+      .optional()
+      .describe('bytesDuringFreeze over transferMs, in bytes per second.'),
+    imageBytes: bytes('Size of the CRIU images, the measure of the workload memory'),
+    dumpMs: ms('Time CRIU spent dumping'),
+    restoreMs: ms('Time CRIU spent restoring'),
+    abortRequested: z.boolean().optional().describe('An abort was asked for (spec.abort or deletion).'),
+    abortStatus: z
+      .enum(['Aborting', 'Succeeded', 'Failed'])
+      .optional()
+      .describe(
+        'Aborting while rolling back; Succeeded once the source runs again; Failed when the abort came too late.',
+      ),
+  })
+  .describe('Facts about the migration as it runs.');
+
+export const ConditionSchema = z
+  .strictObject({
+    type: z.string().describe('Admitted, Progressing, Completed or AbortRequested.'),
+    status: z.enum(['True', 'False', 'Unknown']).describe('Whether the condition holds.'),
+    reason: z.string().describe('One word, CamelCase, for machines.'),
+    message: z.string().describe('A sentence for people.'),
+    lastTransitionTime: z.string().describe('When status last changed (RFC 3339).'),
+    observedGeneration: z.number().int().optional().describe('metadata.generation this condition describes.'),
+  })
+  .describe('A Kubernetes condition.');
 export type Condition = z.infer<typeof ConditionSchema>;
 
-export const MigrationStatusSchema = z.strictObject({
-  phase: PhaseSchema,
-  phaseTransitionTimestamps: z.array(PhaseTransitionSchema),
-  conditions: z.array(ConditionSchema).optional(),
-  migrationState: MigrationStateSchema.optional(),
-  failureReason: z.string().optional(),
-  /** Non-fatal trouble that did not change the outcome, e.g. a clean-up that failed after success. */
-  warnings: z.array(z.string()).optional(),
-  observedGeneration: z.number().int().optional(),
-});
+export const MigrationStatusSchema = z
+  .strictObject({
+    phase: PhaseSchema.describe('Where the migration is; Succeeded and Failed are final.'),
+    phaseTransitionTimestamps: z
+      .array(PhaseTransitionSchema)
+      .describe('Every phase entered, in order, with its time.'),
+    conditions: z
+      .array(ConditionSchema)
+      .optional()
+      .describe('Admitted, Progressing, Completed and AbortRequested.'),
+    migrationState: MigrationStateSchema.optional(),
+    failureReason: z.string().optional().describe('Why it failed: the step, the node and the cause.'),
+    warnings: z
+      .array(z.string())
+      .optional()
+      .describe('Trouble that did not change the outcome, e.g. a clean-up that failed after success.'),
+    observedGeneration: z
+      .number()
+      .int()
+      .optional()
+      .describe('metadata.generation the controller last acted on.'),
+  })
+  .describe('What the controller observed; written by the controller only.');
 
 export const MigrationSchema = z.strictObject({
   apiVersion: z.literal(API_VERSION),

@@ -3,9 +3,12 @@
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
+export const DURATION_PATTERN = /^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/;
+export const QUANTITY_PATTERN = /^([0-9]+(\.[0-9]+)?)(k|M|G|T|Ki|Mi|Gi|Ti)?$/;
+
 /** Go's time.ParseDuration subset that metav1.Duration accepts in manifests (no µs/ns). */
 export function parseDuration(text: string): number | undefined {
-  if (!/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(text)) return undefined;
+  if (!DURATION_PATTERN.test(text)) return undefined;
   let total = 0;
   for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) total += Number(m[1]) * UNIT_MS[m[2]!]!;
   return total;
@@ -25,7 +28,7 @@ const QUANTITY: Record<string, number> = {
 
 /** A resource.Quantity of bytes: a number with an optional decimal or binary suffix. */
 export function parseQuantity(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)(k|M|G|T|Ki|Mi|Gi|Ti)?$/.exec(text);
+  const m = QUANTITY_PATTERN.exec(text);
   if (!m) return undefined;
-  return Math.round(Number(m[1]) * QUANTITY[m[2] ?? '']!);
+  return Math.round(Number(m[1]) * QUANTITY[m[3] ?? '']!);
 }
