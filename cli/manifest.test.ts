@@ -54,22 +54,40 @@ test('a user-supplied status is refused', () => {
 });
 
 test('an unknown mode is refused on spec.strategy.mode', () => {
-  assert.throws(() => parseManifest(good + '  strategy: { mode: Teleport }\n'), /spec\.strategy\.mode: .*"Auto"\|"StopAndCopy"\|"PreCopy"\|"PostCopy"/);
+  assert.throws(
+    () => parseManifest(good + '  strategy: { mode: Teleport }\n'),
+    /spec\.strategy\.mode: .*"Auto"\|"StopAndCopy"\|"PreCopy"\|"PostCopy"/,
+  );
 });
 
 test('negative, malformed and absurd durations are refused with the field named', () => {
-  assert.throws(() => parseManifest(good + '  timeouts: { progressTimeout: -5s }\n'), /spec\.timeouts\.progressTimeout: progressTimeout: a duration like/);
-  assert.throws(() => parseManifest(good + '  timeouts: { progressTimeout: 100h }\n'), /spec\.timeouts\.progressTimeout: progressTimeout: must be between 1s and 24h/);
-  assert.throws(() => parseManifest(good + '  strategy: { maxDowntime: soon }\n'), /spec\.strategy\.maxDowntime/);
+  assert.throws(
+    () => parseManifest(good + '  timeouts: { progressTimeout: -5s }\n'),
+    /spec\.timeouts\.progressTimeout: progressTimeout: a duration like/,
+  );
+  assert.throws(
+    () => parseManifest(good + '  timeouts: { progressTimeout: 100h }\n'),
+    /spec\.timeouts\.progressTimeout: progressTimeout: must be between 1s and 24h/,
+  );
+  assert.throws(
+    () => parseManifest(good + '  strategy: { maxDowntime: soon }\n'),
+    /spec\.strategy\.maxDowntime/,
+  );
 });
 
 test('a bandwidth below 1Mi per second is refused', () => {
-  assert.throws(() => parseManifest(good + '  strategy: { bandwidth: 10Ki }\n'), /spec\.strategy\.bandwidth: bandwidth: at least 1Mi per second/);
+  assert.throws(
+    () => parseManifest(good + '  strategy: { bandwidth: 10Ki }\n'),
+    /spec\.strategy\.bandwidth: bandwidth: at least 1Mi per second/,
+  );
 });
 
 test('a target with both node and nodeSelector is refused', () => {
   assert.throws(
-    () => parseManifest(good.replace('target: { node: node2 }', 'target: { node: node2, nodeSelector: { zone: b } }')),
+    () =>
+      parseManifest(
+        good.replace('target: { node: node2 }', 'target: { node: node2, nodeSelector: { zone: b } }'),
+      ),
     /spec\.target: give exactly one of target\.node and target\.nodeSelector/,
   );
 });

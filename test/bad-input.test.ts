@@ -60,7 +60,10 @@ test('ferry apply creates a valid Migration and reports an unchanged re-apply', 
   await writeFile(file, (await readFile(file, 'utf8')).replace('node: node2', 'node: node3'));
   const changed = await ferry(['apply', '-f', file]);
   assert.equal(changed.code, 1);
-  assert.match(changed.stderr, /spec\.target: cannot change after the migration was created \(only spec\.abort can\)/);
+  assert.match(
+    changed.stderr,
+    /spec\.target: cannot change after the migration was created \(only spec\.abort can\)/,
+  );
   assert.match((await ferry(['get', 'migrations'])).stdout, new RegExp(`${name}\\s`));
 });
 

@@ -1,0 +1,400 @@
+// FAKE Kubernetes API server, for tests only: no kube-apiserver, kind, k3s or envtest runs on these
+// machines (see shared/environment.md). It speaks the real wire protocol for what ferry uses, so the
+// same client code talks to a real cluster: JSON over HTTP at the real paths; list with
+// resourceVersion; watch as a chunked stream of {type, object} lines from a resourceVersion, with
+// BOOKMARK events when asked and a 410 Expired ERROR event for a version too old; 409 Conflict on a
+// stale resourceVersion and 409 AlreadyExists; 404 NotFound; 422 Invalid with field causes; the
+// status subresource (a main-resource update ignores status, a /status update ignores everything
+// else); metadata.generation bumped on spec changes; deletionTimestamp held by finalizers; Leases
+// (coordination.k8s.io/v1) and Events (v1), with fieldSelector on involvedObject.name.
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer } from 'node:https';
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { MigrationSchema } from '../api/v1alpha1/migration.ts';
+import { specChange } from '../controller/store/migration-store.ts';
+
+type Obj = Record<string, unknown> & { metadata: Record<string, unknown> };
+interface WatchEvent {
+  rv: number;
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  kind: string;
+  object: Obj;
+}
+
+interface Kind {
+  kind: string;
+  apiVersion: string;
+  /** Path prefix up to the namespace, and the plural. */
+  group: string;
+  plural: string;
+  statusSubresource: boolean;
+}
+
+const KINDS: Kind[] = [
+  {
+    kind: 'Migration',
+    apiVersion: 'ferry.dev/v1alpha1',
+    group: '/apis/ferry.dev/v1alpha1',
+    plural: 'migrations',
+    statusSubresource: true,
+  },
+  {
+    kind: 'Lease',
+    apiVersion: 'coordination.k8s.io/v1',
+    group: '/apis/coordination.k8s.io/v1',
+    plural: 'leases',
+    statusSubresource: false,
+  },
+  { kind: 'Event', apiVersion: 'v1', group: '/api/v1', plural: 'events', statusSubresource: false },
+];
+
+/** How many past events a watch can resume from; older resourceVersions get 410 Expired. */
+const HISTORY = 1000;
+
+export class FakeApiServer {
+  private server: Server | undefined;
+  private rv = 0;
+  private readonly objects = new Map<string, Obj>(); // kind/ns/name
+  private history: WatchEvent[] = [];
+  private watchers = new Set<{ kind: string; ns?: string; send: (e: WatchEvent) => void }>();
+  /** Counters the tests read: status writes that changed nothing, conflicts answered. */
+  readonly stats = { statusWrites: 0, noopStatusWrites: 0, conflicts: 0, requests: 0 };
+  url = '';
+
+  private ca = '';
+
+  /** Serves HTTPS with a throw-away self-signed certificate, as client-node refuses plain HTTP. */
+  async start(): Promise<string> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fake-apiserver-'));
+    const [key, cert] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
+    this.ca = readFileSync(cert, 'utf8');
+    this.server = createServer(
+      { key: readFileSync(key), cert: this.ca },
+      (req, res) => void this.handle(req, res),
+    );
+    rmSync(dir, { recursive: true, force: true });
+    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', () => r()));
+    this.url = `https://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this.url;
+  }
+
+  async stop(): Promise<void> {
+    for (const w of this.watchers) w.send = () => undefined;
+    this.server?.closeAllConnections();
+    await new Promise<void>((r) => this.server?.close(() => r()));
+  }
+
+  /** A kubeconfig for this server, as `kubectl` and @kubernetes/client-node read it. */
+  kubeconfig(): string {
+    return JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        {
+          name: 'fake',
+          cluster: {
+            server: this.url,
+            'certificate-authority-data': Buffer.from(this.ca).toString('base64'),
+          },
+        },
+      ],
+      users: [{ name: 'ferry', user: { token: 'fake-token' } }],
+      contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'ferry', namespace: 'default' } }],
+      'current-context': 'fake',
+    });
+  }
+
+  /** Drops watch history so resuming from an old resourceVersion gets 410 Expired. */
+  compact(): void {
+    this.history = [];
+  }
+
+  private emit(type: WatchEvent['type'], kind: string, object: Obj): void {
+    const e = { rv: Number(object.metadata.resourceVersion), type, kind, object };
+    this.history.push(e);
+    if (this.history.length > HISTORY) this.history.shift();
+    for (const w of this.watchers)
+      if (w.kind === kind && (!w.ns || w.ns === object.metadata.namespace)) w.send(e);
+  }
+
+  private route(path: string): { kind: Kind; ns?: string; name?: string; sub?: string } | undefined {
+    for (const kind of KINDS) {
+      if (!path.startsWith(kind.group + '/')) continue;
+      const rest = path.slice(kind.group.length + 1).split('/');
+      if (rest[0] === kind.plural) return { kind };
+      if (rest[0] === 'namespaces' && rest[2] === kind.plural) {
+        return {
+          kind,
+          ns: rest[1]!,
+          ...(rest[3] ? { name: rest[3] } : {}),
+          ...(rest[4] ? { sub: rest[4] } : {}),
+        };
+      }
+    }
+    return undefined;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.stats.requests++;
+    const url = new URL(req.url ?? '/', 'http://x');
+    const r = this.route(url.pathname);
+    if (req.headers.authorization !== 'Bearer fake-token')
+      return fail(res, 401, 'Unauthorized', 'no valid token');
+    if (!r)
+      return fail(res, 404, 'NotFound', `the server could not find the requested resource ${url.pathname}`);
+    const body = ['POST', 'PUT', 'PATCH'].includes(req.method ?? '') ? await readJson(req) : undefined;
+    const key = (ns: string, name: string) => `${r.kind.kind}/${ns}/${name}`;
+    const { kind, ns, name, sub } = r;
+
+    if (req.method === 'GET' && !name) {
+      if (url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1')
+        return this.watch(req, res, kind, ns, url.searchParams);
+      let items = [...this.objects.entries()]
+        .filter(([k, o]) => k.startsWith(`${kind.kind}/`) && (!ns || o.metadata.namespace === ns))
+        .map(([, o]) => o);
+      const field = url.searchParams.get('fieldSelector');
+      if (field) {
+        const [path, value] = field.split('=');
+        items = items.filter(
+          (o) => path === 'involvedObject.name' && (o.involvedObject as { name?: string })?.name === value,
+        );
+      }
+      return json(res, 200, {
+        apiVersion: kind.apiVersion,
+        kind: `${kind.kind}List`,
+        metadata: { resourceVersion: String(this.rv) },
+        items,
+      });
+    }
+    if (!ns) return fail(res, 405, 'MethodNotAllowed', 'cluster-wide writes are not supported');
+
+    if (req.method === 'POST' && !name) {
+      const obj = body as Obj;
+      const n = obj.metadata?.name as string | undefined;
+      if (!n) return fail(res, 422, 'Invalid', 'metadata.name: Required value');
+      if (this.objects.has(key(ns, n)))
+        return fail(res, 409, 'AlreadyExists', `${kind.plural} "${n}" already exists`);
+      const invalid = validate(kind, obj);
+      if (invalid) return fail(res, 422, 'Invalid', invalid);
+      const created: Obj = {
+        ...obj,
+        apiVersion: kind.apiVersion,
+        kind: kind.kind,
+        metadata: {
+          ...obj.metadata,
+          namespace: ns,
+          uid: randomUUID(),
+          creationTimestamp: new Date().toISOString(),
+          resourceVersion: String(++this.rv),
+          generation: 1,
+        },
+      };
+      if (kind.statusSubresource) delete created.status; // status is ignored on create
+      this.objects.set(key(ns, n), created);
+      this.emit('ADDED', kind.kind, created);
+      return json(res, 201, created);
+    }
+
+    const cur = name ? this.objects.get(key(ns, name)) : undefined;
+    if (!cur) return fail(res, 404, 'NotFound', `${kind.plural} "${name}" not found`);
+    if (req.method === 'GET') return json(res, 200, cur);
+
+    if (req.method === 'PUT') {
+      const obj = body as Obj;
+      const rv = obj.metadata?.resourceVersion;
+      if (rv !== undefined && rv !== cur.metadata.resourceVersion) {
+        this.stats.conflicts++;
+        return fail(
+          res,
+          409,
+          'Conflict',
+          `Operation cannot be fulfilled on ${kind.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+        );
+      }
+      let next: Obj;
+      if (sub === 'status') {
+        if (!kind.statusSubresource) return fail(res, 404, 'NotFound', 'no status subresource');
+        this.stats.statusWrites++;
+        if (JSON.stringify(cur.status) === JSON.stringify(obj.status)) this.stats.noopStatusWrites++;
+        next = { ...cur, status: obj.status, metadata: { ...cur.metadata } };
+      } else {
+        const invalid = validate(kind, obj, cur);
+        if (invalid) return fail(res, 422, 'Invalid', invalid);
+        const specChanged = JSON.stringify(obj.spec) !== JSON.stringify(cur.spec);
+        const m = obj.metadata;
+        next = {
+          ...obj,
+          ...(kind.statusSubresource ? { status: cur.status } : {}),
+          apiVersion: kind.apiVersion,
+          kind: kind.kind,
+          metadata: {
+            ...cur.metadata,
+            labels: m.labels,
+            annotations: m.annotations,
+            finalizers: m.finalizers,
+            generation: (cur.metadata.generation as number) + (specChanged ? 1 : 0),
+          },
+        };
+      }
+      next.metadata.resourceVersion = String(++this.rv);
+      // The last finalizer removed from an object being deleted: it goes now.
+      if (next.metadata.deletionTimestamp && !(next.metadata.finalizers as string[] | undefined)?.length) {
+        this.objects.delete(key(ns, name!));
+        this.emit('DELETED', kind.kind, next);
+        return json(res, 200, next);
+      }
+      this.objects.set(key(ns, name!), next);
+      this.emit('MODIFIED', kind.kind, next);
+      return json(res, 200, next);
+    }
+
+    if (req.method === 'DELETE') {
+      if ((cur.metadata.finalizers as string[] | undefined)?.length) {
+        if (!cur.metadata.deletionTimestamp) {
+          const next = {
+            ...cur,
+            metadata: {
+              ...cur.metadata,
+              deletionTimestamp: new Date().toISOString(),
+              resourceVersion: String(++this.rv),
+            },
+          };
+          this.objects.set(key(ns, name!), next);
+          this.emit('MODIFIED', kind.kind, next);
+          return json(res, 200, next);
+        }
+        return json(res, 200, cur);
+      }
+      this.objects.delete(key(ns, name!));
+      const gone = { ...cur, metadata: { ...cur.metadata, resourceVersion: String(++this.rv) } };
+      this.emit('DELETED', kind.kind, gone);
+      return json(res, 200, {
+        kind: 'Status',
+        apiVersion: 'v1',
+        status: 'Success',
+        details: { name, kind: kind.plural },
+      });
+    }
+    return fail(res, 405, 'MethodNotAllowed', `${req.method} is not supported here`);
+  }
+
+  private watch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    kind: Kind,
+    ns: string | undefined,
+    q: URLSearchParams,
+  ): void {
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    const write = (type: string, object: unknown) => res.write(JSON.stringify({ type, object }) + '\n');
+    const from = Number(q.get('resourceVersion') || this.rv);
+    const oldest = this.history[0]?.rv ?? this.rv + 1;
+    if (from < this.rv && from < oldest - 1) {
+      write('ERROR', {
+        kind: 'Status',
+        apiVersion: 'v1',
+        status: 'Failure',
+        reason: 'Expired',
+        code: 410,
+        message: `too old resource version: ${from} (${oldest - 1})`,
+      });
+      res.end();
+      return;
+    }
+    for (const e of this.history)
+      if (e.rv > from && e.kind === kind.kind && (!ns || e.object.metadata.namespace === ns))
+        write(e.type, e.object);
+    const w = { kind: kind.kind, ...(ns ? { ns } : {}), send: (e: WatchEvent) => write(e.type, e.object) };
+    this.watchers.add(w);
+    const bookmarks =
+      q.get('allowWatchBookmarks') === 'true'
+        ? setInterval(
+            () =>
+              write('BOOKMARK', {
+                kind: kind.kind,
+                apiVersion: kind.apiVersion,
+                metadata: { resourceVersion: String(this.rv) },
+              }),
+            1000,
+          )
+        : undefined;
+    const timeout = Number(q.get('timeoutSeconds') ?? 0);
+    const timer = timeout ? setTimeout(() => res.end(), timeout * 1000) : undefined;
+    const close = () => {
+      this.watchers.delete(w);
+      if (bookmarks) clearInterval(bookmarks);
+      if (timer) clearTimeout(timer);
+    };
+    req.on('close', close);
+    res.on('close', close);
+  }
+}
+
+/** OpenAPI validation and CEL rules, as the CRD declares them, for Migrations. */
+function validate(kind: Kind, obj: Obj, old?: Obj): string | undefined {
+  if (kind.kind !== 'Migration') return undefined;
+  const { status: _s, ...rest } = obj;
+  const parsed = MigrationSchema.safeParse({
+    ...rest,
+    metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace ?? 'default' },
+  });
+  if (!parsed.success) return parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+  if (old) {
+    const oldSpec = MigrationSchema.shape.spec.parse(old.spec);
+    const field = specChange(oldSpec, parsed.data.spec);
+    if (field)
+      return `spec: Invalid value: only spec.abort can change after the migration was created (${field})`;
+  }
+  return undefined;
+}
+
+function json(res: ServerResponse, code: number, body: unknown): void {
+  res.writeHead(code, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+function fail(res: ServerResponse, code: number, reason: string, message: string): void {
+  json(res, code, {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason,
+    code,
+  });
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  let s = '';
+  for await (const c of req) s += c;
+  return s ? JSON.parse(s) : {};
+}
