@@ -4,18 +4,21 @@ import type { ClusterConfig } from '../api/v1alpha1/cluster.ts';
 import { readClusterConfig } from '../cluster/cluster.ts';
 import { Bus } from '../controller/bus.ts';
 import { RedisMigrationStore } from '../controller/store/redis-store.ts';
+import { KubeMigrationStore, loadKubeConfig } from '../controller/store/kube-store.ts';
+import type { MigrationStore } from '../controller/store/migration-store.ts';
 import { FerryError } from '../lib/errors.ts';
 import { connectRedis } from '../lib/redis.ts';
 
 export interface Client {
   config: ClusterConfig;
   redis: Redis;
-  store: RedisMigrationStore;
+  store: MigrationStore;
   bus: Bus;
   close(): Promise<void>;
 }
 
-export async function connect(cluster: string): Promise<Client> {
+/** The cluster's bus, and its Redis store, or the Kubernetes store when a kubeconfig is given. */
+export async function connect(cluster: string, kubeconfig?: string): Promise<Client> {
   const config = await readClusterConfig(cluster);
   if (!config)
     throw new FerryError('NodeNotFound', `cluster ${cluster} is not up: run \`ferry cluster up\` first`);
@@ -24,7 +27,9 @@ export async function connect(cluster: string): Promise<Client> {
   return {
     config,
     redis,
-    store: new RedisMigrationStore(redis, config.name),
+    store: kubeconfig
+      ? new KubeMigrationStore(loadKubeConfig(kubeconfig))
+      : new RedisMigrationStore(redis, config.name),
     bus,
     async close() {
       await bus.close();

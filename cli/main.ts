@@ -20,12 +20,16 @@ const program = new Command('ferry')
     'Live-migrate containers between nodes with CRIU, runc, btrfs and SSH.\nWith no Kubernetes at hand, `ferry cluster up` makes a local cluster of simulated nodes.',
   )
   .addOption(new Option('--cluster <name>', 'local cluster to use').env('FERRY_CLUSTER').default('local'))
+  .addOption(
+    new Option('--kubeconfig <file>', 'read and write Migrations in Kubernetes instead of the local cluster'),
+  )
   .showHelpAfterError();
 
 const cluster = () => program.opts<{ cluster: string }>().cluster;
+const kubeconfig = () => program.opts<{ kubeconfig?: string }>().kubeconfig;
 
 async function withClient<T>(fn: (c: Client) => Promise<T>): Promise<T> {
-  const c = await connect(cluster());
+  const c = await connect(cluster(), kubeconfig());
   try {
     return await fn(c);
   } finally {

@@ -2,6 +2,7 @@
 // decide() choose, then act and write status. All state is in the store and the bus, so a
 // restarted controller carries on where the last one stopped; deterministic job ids make repeated
 // steps no-ops. It acts only while it holds the leader lease.
+import { isDeepStrictEqual } from 'node:util';
 import type { Redis } from 'ioredis';
 import type { RedisConfig } from '../api/v1alpha1/cluster.ts';
 import { TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
@@ -37,6 +38,12 @@ export interface ControllerOptions {
   isLeader?: () => boolean;
   /** Test-only crash points (fault hooks), checked after each status write. */
   afterStatusWrite?: (m: StoredMigration, phase: string) => Promise<void>;
+}
+
+/** Equal as documents: key order and undefined fields do not count (stores reorder keys). */
+export function sameStatus(a: StoredMigration['status'], b: StoredMigration['status']): boolean {
+  const norm = (x: unknown) => JSON.parse(JSON.stringify(x)) as unknown;
+  return isDeepStrictEqual(norm(a), norm(b));
 }
 
 /** Running migrations (past Pending, not ended) by cluster, source node and target node. */
@@ -141,7 +148,7 @@ export class Controller {
       const decision = decide(m, facts);
       await this.act(m, decision.actions);
       const next = decision.status;
-      if (JSON.stringify(next) !== JSON.stringify(m.status)) {
+      if (!sameStatus(next, m.status)) {
         const written = await this.opts.store.updateStatus(m.metadata.namespace, m.metadata.name, next);
         if (written && next.phase !== m.status.phase) {
           changed++;

@@ -1,7 +1,9 @@
-// The controller process for the local cluster: reads the cluster config, takes the leader lease,
-// wakes on store changes and job events, and runs the reconcile loop until signalled.
+// The controller process. With --cluster it serves a local cluster (Migrations in that cluster's
+// Redis); with --kubeconfig it serves Kubernetes (Migrations as custom objects, a Lease for leader
+// election, Events), using the local cluster's or --redis-url's Redis as the work bus to agents.
 import { readFile } from 'node:fs/promises';
-import { ClusterConfigSchema } from '../api/v1alpha1/cluster.ts';
+import { parseArgs } from 'node:util';
+import { ClusterConfigSchema, type RedisConfig } from '../api/v1alpha1/cluster.ts';
 import { errorMessage } from '../lib/errors.ts';
 import { createLogger } from '../lib/logger.ts';
 import { clusterConfigFile } from '../lib/paths.ts';
@@ -9,31 +11,71 @@ import { connectRedis } from '../lib/redis.ts';
 import { Controller } from './controller.ts';
 import { crashHook } from './crash-hook.ts';
 import { LeaderElector, RedisLease } from './leader.ts';
+import { KubeLease } from './store/kube-lease.ts';
+import { KubeMigrationStore, loadKubeConfig } from './store/kube-store.ts';
 import { RedisMigrationStore } from './store/redis-store.ts';
 
+const USAGE = `usage: controller [--cluster NAME] [--kubeconfig FILE [--lease-namespace NS]] [--redis-url URL]
+  --cluster NAME        local cluster whose Redis is the work bus (default: local)
+  --kubeconfig FILE     keep Migrations in Kubernetes instead of the local cluster's Redis
+  --lease-namespace NS  namespace of the leader-election Lease (default: default)
+  --redis-url URL       work bus when there is no local cluster`;
+
 async function main() {
-  const i = process.argv.indexOf('--cluster');
-  const name = (i > 0 ? process.argv[i + 1] : undefined) ?? 'local';
-  const cfg = ClusterConfigSchema.parse(JSON.parse(await readFile(clusterConfigFile(name), 'utf8')));
-  const log = createLogger('controller').child({ cluster: cfg.name });
-  const redis = connectRedis(cfg.redis);
-  const store = new RedisMigrationStore(redis, cfg.name);
-  const elector = new LeaderElector(new RedisLease(redis, `ferry-${cfg.name}:leader`), log, cfg.leaseMs);
+  const { values } = parseArgs({
+    options: {
+      cluster: { type: 'string', default: 'local' },
+      kubeconfig: { type: 'string' },
+      'lease-namespace': { type: 'string', default: process.env.FERRY_NAMESPACE ?? 'default' },
+      'redis-url': { type: 'string' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) return console.log(USAGE);
+  const log = createLogger('controller').child({
+    cluster: values.cluster,
+    store: values.kubeconfig ? 'kubernetes' : 'redis',
+  });
+  const cfg = values['redis-url']
+    ? undefined
+    : ClusterConfigSchema.parse(JSON.parse(await readFile(clusterConfigFile(values.cluster), 'utf8')));
+  const redisConfig: RedisConfig = values['redis-url'] ? { url: values['redis-url'] } : cfg!.redis;
+  const redis = connectRedis(redisConfig);
+  const leaseMs = cfg?.leaseMs ?? 15_000;
+
+  let store;
+  let elector;
+  if (values.kubeconfig) {
+    const kc = loadKubeConfig(values.kubeconfig);
+    store = new KubeMigrationStore(kc, log);
+    elector = new LeaderElector(
+      new KubeLease(kc, values['lease-namespace'], 'ferry-controller'),
+      log,
+      leaseMs,
+    );
+  } else {
+    store = new RedisMigrationStore(redis, values.cluster);
+    elector = new LeaderElector(new RedisLease(redis, `ferry-${values.cluster}:leader`), log, leaseMs);
+  }
   const controller = new Controller({
-    cluster: cfg.name,
+    cluster: values.cluster,
     redis,
-    redisConfig: cfg.redis,
+    redisConfig,
     store,
     log,
     isLeader: elector.isLeader,
-    ...(cfg.faultHooks ? { afterStatusWrite: crashHook(redis, cfg.name, log) } : {}),
+    ...(cfg?.faultHooks ? { afterStatusWrite: crashHook(redis, values.cluster, log) } : {}),
   });
-  const sub = connectRedis(cfg.redis);
-  await sub.subscribe(store.channel);
-  sub.on('message', controller.poke);
+  if (store instanceof KubeMigrationStore) await store.startInformer(controller.poke);
+  else {
+    const sub = connectRedis(redisConfig);
+    await sub.subscribe(store.channel);
+    sub.on('message', controller.poke);
+  }
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => {
       log.info({ sig }, 'stopping');
+      if (store instanceof KubeMigrationStore) store.stopInformer();
       void Promise.all([controller.stop(), elector.stop()]).finally(() => process.exit(0));
     });
   }

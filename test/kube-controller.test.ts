@@ -1,0 +1,128 @@
+// The controller on the Kubernetes store: a Migration created through the (fake) API server moves a
+// real workload between the test cluster's nodes; status goes through the status subresource only
+// when it changed; Events are recorded; the CLI reads it all with --kubeconfig; deletion waits for
+// the finalizer.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { API_VERSION, TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
+import type { Client } from '../cli/client.ts';
+import { nodeEntry, REPO_ROOT } from '../cluster/processes.ts';
+import { KubeMigrationStore, loadKubeConfig } from '../controller/store/kube-store.ts';
+import { createLogger } from '../lib/logger.ts';
+import { FakeApiServer } from './fake-apiserver.ts';
+import { CLUSTER, list, runWorkload, testCluster, unique, verify } from './helpers.ts';
+
+const fake = new FakeApiServer();
+let c: Client;
+let kubeconfig: string;
+let controller: ChildProcess;
+let store: KubeMigrationStore;
+
+before(async () => {
+  c = await testCluster();
+  await fake.start();
+  kubeconfig = path.join(await mkdtemp(path.join(tmpdir(), 'ferry-kube-')), 'config');
+  await writeFile(kubeconfig, fake.kubeconfig(), { mode: 0o600 });
+  const [cmd, ...args] = nodeEntry('controller/main.ts', ['--cluster', CLUSTER, '--kubeconfig', kubeconfig]);
+  controller = spawn(cmd!, args, { cwd: REPO_ROOT, stdio: 'ignore' });
+  store = new KubeMigrationStore(loadKubeConfig(kubeconfig), createLogger('test', '/dev/null'));
+});
+after(async () => {
+  controller.kill('SIGTERM');
+  await new Promise((r) => controller.once('exit', r));
+  await fake.stop();
+  await c.close();
+});
+
+async function waitEnded(name: string): Promise<StoredMigration> {
+  for (let i = 0; i < 1200; i++) {
+    const m = await store.get('default', name);
+    if (m && TERMINAL_PHASES.includes(m.status.phase)) return m;
+    await sleep(100);
+  }
+  throw new Error(`${name} did not end`);
+}
+
+test('a Migration applied to the Kubernetes API moves the workload, with Events and minimal status writes', async () => {
+  const container = unique('kube');
+  const name = unique('km');
+  await runWorkload(c, 'node1', container, 16);
+  const v0 = await verify(c, 'node1', container);
+  await store.create({
+    apiVersion: API_VERSION,
+    kind: 'Migration',
+    metadata: { name, namespace: 'default' },
+    spec: {
+      source: { node: 'node1', container },
+      target: { nodeSelector: { 'kubernetes.io/hostname': 'node2' } },
+    },
+  });
+  const m = await waitEnded(name);
+  assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  assert.equal(m.status.migrationState?.targetNode, 'node2');
+  assert.equal(m.status.observedGeneration, 1);
+  assert.equal(fake.stats.noopStatusWrites, 0, 'status is written only when it changed');
+
+  const v = await verify(c, 'node2', container);
+  assert.ok(v.pass && v.counter! > v0.counter!, v.line);
+  assert.ok(!(await list(c, 'node1')).some((x) => x.id === container));
+
+  const events = await store.events('default', name);
+  assert.deepEqual(
+    events.map((e) => `${e.type}/${e.reason}`),
+    [
+      'Preflight',
+      'Syncing',
+      'Checkpointing',
+      'Transferring',
+      'Restoring',
+      'Verifying',
+      'CleaningUp',
+      'Succeeded',
+    ].map((p) => `Normal/${p}`),
+  );
+
+  // The CLI reads the same object through --kubeconfig.
+  const run = promisify(execFile);
+  const ferry = (args: string[]) =>
+    run(path.join(REPO_ROOT, 'bin/ferry'), ['--cluster', CLUSTER, '--kubeconfig', kubeconfig, ...args]);
+  assert.match(
+    (await ferry(['get', 'migrations'])).stdout,
+    new RegExp(`${name}\\s+Succeeded\\s+node1/${container}\\s+node2`),
+  );
+  const described = (await ferry(['describe', 'migration', name])).stdout;
+  assert.match(described, /Events:[\s\S]*Normal\s+Succeeded/);
+  assert.match(described, /Completed\s+True\s+Succeeded/);
+  assert.equal(
+    JSON.parse((await ferry(['get', 'migration', name, '-o', 'json'])).stdout).status.phase,
+    'Succeeded',
+  );
+
+  // Deleting an ended Migration: the controller releases the finalizer and it goes.
+  assert.equal(await store.delete('default', name), 'deleting');
+  for (let i = 0; i < 100 && (await store.get('default', name)); i++) await sleep(100);
+  assert.equal(await store.get('default', name), undefined);
+  await c.bus.call('node2', { kind: 'remove', container });
+});
+
+test('a missing container is refused with a Warning event and nothing frozen', async () => {
+  const name = unique('km');
+  await store.create({
+    apiVersion: API_VERSION,
+    kind: 'Migration',
+    metadata: { name, namespace: 'default' },
+    spec: { source: { node: 'node1', container: 'absent' }, target: { node: 'node2' } },
+  });
+  const m = await waitEnded(name);
+  assert.equal(m.status.phase, 'Failed');
+  assert.match(m.status.failureReason!, /ContainerNotFound/);
+  const events = await store.events('default', name);
+  assert.equal(events.at(-1)?.type, 'Warning');
+  assert.equal(events.at(-1)?.reason, 'Failed');
+});
