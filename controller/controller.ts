@@ -16,7 +16,7 @@ import {
   PHASE_STEPS,
   sideNode,
   type Action,
-  type Facts,
+  type Decision,
   type JobFact,
   type Limits,
   type Load,
@@ -49,12 +49,12 @@ export function sameStatus(a: StoredMigration['status'], b: StoredMigration['sta
 /** Running migrations (past Pending, not ended) by cluster, source node and target node. */
 export function loadOf(all: StoredMigration[]): Load {
   const load: Load = { running: 0, outbound: {}, inbound: {} };
-  for (const m of all) {
-    if (m.status.phase === 'Pending' || TERMINAL_PHASES.includes(m.status.phase)) continue;
-    addLoad(load, m, 1);
-  }
+  for (const m of all) if (isRunning(m)) addLoad(load, m, 1);
   return load;
 }
+
+const isRunning = (m: StoredMigration): boolean =>
+  m.status.phase !== 'Pending' && !TERMINAL_PHASES.includes(m.status.phase);
 
 function addLoad(load: Load, m: StoredMigration, n: number): void {
   load.running += n;
@@ -76,8 +76,13 @@ export class Controller {
     this.limits = opts.limits ?? DEFAULT_LIMITS;
   }
 
-  /** Ends the current wait early: something changed. */
-  poke = (): void => this.wake?.();
+  private dirty = false;
+
+  /** Something changed: end the current wait, or run another pass after the current one. */
+  poke = (): void => {
+    this.dirty = true;
+    this.wake?.();
+  };
 
   private watchNode(node: string): void {
     if (this.watched.has(node)) return;
@@ -133,58 +138,63 @@ export class Controller {
     const all = await this.opts.store.list();
     const load = loadOf(all);
     let changed = 0;
-    for (const m of all) {
-      if (this.opts.isLeader && !this.opts.isLeader()) return changed;
-      if (TERMINAL_PHASES.includes(m.status.phase) && !m.metadata.deletionTimestamp) continue;
-      const mine = m.status.phase !== 'Pending' && !TERMINAL_PHASES.includes(m.status.phase);
-      if (mine) addLoad(load, m, -1); // facts describe the others
-      const facts: Facts = {
-        now: new Date().toISOString(),
-        nodes,
-        jobs: await this.jobFacts(m),
-        load,
-        limits: this.limits,
-      };
-      const decision = decide(m, facts);
-      await this.act(m, decision.actions);
-      const next = decision.status;
-      if (!sameStatus(next, m.status)) {
-        const written = await this.opts.store.updateStatus(m.metadata.namespace, m.metadata.name, next);
-        if (written && next.phase !== m.status.phase) {
-          changed++;
-          this.opts.log.info(
-            {
-              migration: m.metadata.name,
-              phase: m.status.phase,
-              next: next.phase,
-              reason: next.failureReason,
-            },
-            'phase change',
-          );
-          await this.announce(m, next);
-          await this.opts.afterStatusWrite?.(m, next.phase);
-        }
-      }
-      const nowRunning = next.phase !== 'Pending' && !TERMINAL_PHASES.includes(next.phase);
-      if (nowRunning) addLoad(load, { ...m, status: next }, 1);
+    let batch = all.filter((m) => !TERMINAL_PHASES.includes(m.status.phase) || m.metadata.deletionTimestamp);
+    // Rounds: a migration that changed phase usually has jobs to enqueue, so it is decided again
+    // at once rather than a pass later. In each round, observing and acting run for all
+    // migrations at once (Redis pipelines the requests); deciding stays sequential, oldest first,
+    // because admission shares the cluster's load.
+    for (let round = 0; round < 4 && batch.length; round++) {
+      if (this.opts.isLeader && !this.opts.isLeader()) break;
+      const observed = await Promise.all(batch.map((m) => this.jobFacts(m)));
+      const now = new Date().toISOString();
+      const decisions = batch.map((m, i) => {
+        if (isRunning(m)) addLoad(load, m, -1); // facts describe the others
+        const d = decide(m, { now, nodes, jobs: observed[i]!, load, limits: this.limits });
+        if (isRunning({ ...m, status: d.status })) addLoad(load, { ...m, status: d.status }, 1);
+        return d;
+      });
+      const results = await Promise.all(batch.map((m, i) => this.apply(m, decisions[i]!)));
+      batch = batch
+        .map((m, i) => ({ m: { ...m, status: decisions[i]!.status }, moved: results[i] }))
+        .filter(
+          (x) => x.moved && (!TERMINAL_PHASES.includes(x.m.status.phase) || x.m.metadata.deletionTimestamp),
+        )
+        .map((x) => x.m);
+      changed += results.filter(Boolean).length;
     }
     return changed;
+  }
+
+  /** Carries out one decision: its actions, then its status and an Event. True if the phase moved. */
+  private async apply(m: StoredMigration, decision: Decision): Promise<boolean> {
+    await this.act(m, decision.actions);
+    const next = decision.status;
+    if (sameStatus(next, m.status)) return false;
+    const written = await this.opts.store.updateStatus(m.metadata.namespace, m.metadata.name, next);
+    if (!written || next.phase === m.status.phase) return false;
+    this.opts.log.info(
+      { migration: m.metadata.name, phase: m.status.phase, next: next.phase, reason: next.failureReason },
+      'phase change',
+    );
+    await this.announce(m, next);
+    await this.opts.afterStatusWrite?.(m, next.phase);
+    return true;
   }
 
   async run(): Promise<void> {
     const resync = this.opts.resyncMs ?? 1000;
     while (!this.stopped) {
-      let changed = 0;
+      this.dirty = false;
       try {
-        if (!this.opts.isLeader || this.opts.isLeader()) changed = await this.reconcileAll();
+        if (!this.opts.isLeader || this.opts.isLeader()) await this.reconcileAll();
       } catch (err) {
         this.opts.log.error(
           { err: err instanceof Error ? err.message : String(err) },
           'reconcile pass failed',
         );
       }
-      // A phase change usually means new jobs to enqueue: go again at once.
-      if (changed || this.stopped) continue;
+      // Something happened during the pass: go again at once; else wait for news or the resync.
+      if (this.dirty || this.stopped) continue;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, resync);
         this.wake = () => {

@@ -9,6 +9,7 @@ import { createLogger } from '../lib/logger.ts';
 import { clusterConfigFile } from '../lib/paths.ts';
 import { connectRedis } from '../lib/redis.ts';
 import { Controller } from './controller.ts';
+import { DEFAULT_LIMITS } from './reconcile.ts';
 import { crashHook } from './crash-hook.ts';
 import { LeaderElector, RedisLease } from './leader.ts';
 import { KubeLease } from './store/kube-lease.ts';
@@ -19,7 +20,9 @@ const USAGE = `usage: controller [--cluster NAME] [--kubeconfig FILE [--lease-na
   --cluster NAME        local cluster whose Redis is the work bus (default: local)
   --kubeconfig FILE     keep Migrations in Kubernetes instead of the local cluster's Redis
   --lease-namespace NS  namespace of the leader-election Lease (default: default)
-  --redis-url URL       work bus when there is no local cluster`;
+  --redis-url URL       work bus when there is no local cluster
+  --max-running N       migrations running at once in the cluster (default 5)
+  --max-outbound-per-node N  migrations leaving one node at once (default 2)`;
 
 async function main() {
   const { values } = parseArgs({
@@ -28,6 +31,8 @@ async function main() {
       kubeconfig: { type: 'string' },
       'lease-namespace': { type: 'string', default: process.env.FERRY_NAMESPACE ?? 'default' },
       'redis-url': { type: 'string' },
+      'max-running': { type: 'string', default: String(DEFAULT_LIMITS.maxRunning) },
+      'max-outbound-per-node': { type: 'string', default: String(DEFAULT_LIMITS.maxOutboundPerNode) },
       help: { type: 'boolean' },
     },
   });
@@ -64,6 +69,10 @@ async function main() {
     store,
     log,
     isLeader: elector.isLeader,
+    limits: {
+      maxRunning: Number(values['max-running']),
+      maxOutboundPerNode: Number(values['max-outbound-per-node']),
+    },
     ...(cfg?.faultHooks ? { afterStatusWrite: crashHook(redis, values.cluster, log) } : {}),
   });
   if (store instanceof KubeMigrationStore) await store.startInformer(controller.poke);
