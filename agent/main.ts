@@ -38,6 +38,7 @@ async function criuVersion(criu: string): Promise<string> {
 }
 
 export async function startAgent(config: AgentConfig, log: Logger) {
+  log.info({ pid: process.pid }, 'agent starting: checking CRIU');
   const redis = connectRedis(config.redis);
   const ctx: AgentContext = {
     config,

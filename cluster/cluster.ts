@@ -150,14 +150,7 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
     await writeFile(p.configFile, JSON.stringify(agentConfig, null, 2), { mode: 0o600 });
     if (changed) await stopProcess(p.pidFile, p.configFile); // restart with the new configuration
     if (!(await runningPid(p.pidFile, p.configFile))) {
-      // nsenter joins only the network namespace: `ip netns exec` would also remount /sys, hiding
-      // the cgroup mounts that runc needs.
-      const argv = [
-        'nsenter',
-        `--net=/run/netns/${netnsName(opts.name, node)}`,
-        ...nodeEntry('agent/main.ts', ['--config', p.configFile]),
-      ];
-      const pid = await startDetached(argv, p.logFile, p.pidFile);
+      const pid = await startAgent(opts.name, node);
       say(`${node}: agent started (pid ${pid}) at ${agentConfig.address}`);
     } else say(`${node}: agent running at ${agentConfig.address}`);
   }
@@ -175,19 +168,58 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
   return config;
 }
 
+/** Starts a node's agent inside its network namespace; returns its pid. */
+async function startAgent(cluster: string, node: string): Promise<number> {
+  const p = nodePaths(cluster, node);
+  // nsenter joins only the network namespace: `ip netns exec` would also remount /sys, hiding
+  // the cgroup mounts that runc needs.
+  const argv = [
+    'nsenter',
+    `--net=/run/netns/${netnsName(cluster, node)}`,
+    ...nodeEntry('agent/main.ts', ['--config', p.configFile]),
+  ];
+  return startDetached(argv, p.logFile, p.pidFile);
+}
+
+async function logTail(file: string, lines = 5): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '(no log)');
+  return text.trim().split('\n').slice(-lines).join('\n');
+}
+
+/**
+ * Waits for every node's heartbeat. An agent that runs but has not registered after 15 s is
+ * restarted once; if it still has not after another 15 s, the error quotes its log.
+ */
 async function waitForNodes(config: ClusterConfig, nodes: string[]): Promise<void> {
   const redis = 'path' in config.redis ? new Redis({ path: config.redis.path }) : new Redis(config.redis.url);
-  try {
-    for (let i = 0; i < 300; i++) {
-      const ready = await readyNodes(redis, config.name);
-      if (nodes.every((n) => ready.has(n))) return;
-      await sleep(100);
-    }
+  const missing = async () => {
     const ready = await readyNodes(redis, config.name);
-    const missing = nodes.filter((n) => !ready.has(n));
+    return nodes.filter((n) => !ready.has(n));
+  };
+  try {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      for (let i = 0; i < 150; i++) {
+        if (!(await missing()).length) return;
+        await sleep(100);
+      }
+      if (attempt === 0) {
+        for (const node of await missing()) {
+          const p = nodePaths(config.name, node);
+          await stopProcess(p.pidFile, p.configFile);
+          await startAgent(config.name, node);
+        }
+      }
+    }
+    const late = await missing();
+    const logs = await Promise.all(
+      late.map(
+        async (n) =>
+          `--- ${n} (${nodePaths(config.name, n).logFile}):\n${await logTail(nodePaths(config.name, n).logFile)}`,
+      ),
+    );
     throw new FerryError(
       'NodeNotFound',
-      `agents of ${missing.join(', ')} did not register within 30 s; see ${clusterDir(config.name)}/nodes/*/agent.log`,
+      `agents of ${late.join(', ')} did not register within 30 s, even after a restart:\n${logs.join('\n')}`,
     );
   } finally {
     redis.disconnect();

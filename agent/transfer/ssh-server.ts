@@ -36,7 +36,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<{ port: nu
           const match = findPeerByKey(peers, ctx.key.algo, ctx.key.data);
           if (!match || match.node !== ctx.username) {
             log.warn(
-              { remote: info.ip, user: ctx.username, key: fingerprint(ctx.key.data) },
+              { remote: info.ip, user: ctx.username, fingerprint: fingerprint(ctx.key.data) },
               'refused SSH key: not an authorised agent key for that node',
             );
             return ctx.reject();
