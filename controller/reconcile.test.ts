@@ -507,7 +507,7 @@ test('Auto records the mode it chose and why', () => {
     facts({ preflightSource: done(FEATURES), preflightTarget: done() }),
   );
   assert.equal(d.status.migrationState?.mode, 'StopAndCopy');
-  assert.match(d.status.migrationState?.modeReason ?? '', /^Auto: StopAndCopy/);
+  assert.match(d.status.migrationState?.modeReason ?? '', /^chosen by Auto: node1 lacks soft-dirty tracking/);
 });
 
 test('an abort after the freeze ends Failed with abortStatus Succeeded once the source runs again', () => {

@@ -220,8 +220,8 @@ export function chooseMode(
       return {
         mode: 'StopAndCopy',
         reason: features.memDirtyTrack
-          ? 'Auto: StopAndCopy is the only strategy this version runs'
-          : `Auto: StopAndCopy, since ${source} lacks soft-dirty tracking for PreCopy and PostCopy is not available yet`,
+          ? 'chosen by Auto: the only strategy this version runs'
+          : `chosen by Auto: ${source} lacks soft-dirty tracking for PreCopy, and PostCopy is not available yet`,
       };
     case 'PreCopy':
       return features.memDirtyTrack
