@@ -16,6 +16,7 @@ export interface AgentContext {
   hooks: FaultHooks;
   /** Result of `criu check` at start-up: undefined when CRIU works, else why not. */
   criuProblem: string | undefined;
+  criuVersion: string;
   /** CRIU features the strategies need, from `criu check --feature` at start-up. */
   features: { memDirtyTrack: boolean; lazyPages: boolean };
   /** Reports progress of the running job (bytes so far); a no-op outside jobs. */

@@ -55,6 +55,7 @@ export async function startAgent(config: AgentConfig, log: Logger) {
       log,
     ),
     criuProblem: await criuProblem(config.criuPath),
+    criuVersion: await criuVersion(config.criuPath),
     features: {
       memDirtyTrack: await criuFeature(config.criuPath, 'mem_dirty_track'),
       lazyPages: await criuFeature(config.criuPath, 'uffd-noncoop'),
@@ -62,7 +63,7 @@ export async function startAgent(config: AgentConfig, log: Logger) {
     progress: () => undefined,
   };
   if (ctx.criuProblem) log.error({ problem: ctx.criuProblem }, 'CRIU does not work on this node');
-  const version = await criuVersion(config.criuPath);
+  const version = ctx.criuVersion;
 
   const ssh = await startSshServer({
     address: config.address,

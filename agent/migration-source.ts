@@ -1,9 +1,11 @@
 // The source end of a migration: check, sync the filesystem while running, freeze and dump, send
 // the rest, and afterwards either remove the stopped source or resume it.
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { JobOf, PreflightSourceResult } from '../api/v1alpha1/jobs.ts';
 import { FerryError } from '../lib/errors.ts';
+import { exec } from '../lib/exec.ts';
+import { checkCriu, unsupportedFds } from './preflight.ts';
 import type { AgentContext } from './context.ts';
 import { withSession } from './peers.ts';
 import { deleteSubvolume, snapshot } from './snapshot/btrfs.ts';
@@ -20,19 +22,42 @@ async function requireState(ctx: AgentContext, container: string, allowed: strin
   return st;
 }
 
+/**
+ * Before anything is frozen: the container runs, CRIU can take everything it holds, and what the
+ * target must check itself against (CPU features, memory and filesystem sizes).
+ */
 export async function preflightSource(
   ctx: AgentContext,
   job: JobOf<'preflightSource'>,
 ): Promise<PreflightSourceResult> {
-  if (ctx.criuProblem) throw new FerryError('CriuCheckFailed', `${ctx.config.node}: ${ctx.criuProblem}`);
+  checkCriu(ctx);
   const st = await requireState(ctx, job.container, ['running']);
-  const memoryBytes = st.pid ? await residentBytes(st.pid) : undefined;
-  return {
-    status: st.status,
-    ...(st.pid ? { pid: st.pid } : {}),
-    ...(memoryBytes ? { memoryBytes } : {}),
-    features: ctx.features,
-  };
+  const pids = await ctx.runc.pids(job.container);
+  const problems = await unsupportedFds(pids);
+  if (problems.length) {
+    throw new FerryError(
+      'UnsupportedWorkload',
+      `container ${job.container} holds ${problems.slice(0, 3).join('; ')}`,
+    );
+  }
+  const memoryBytes = (await Promise.all(pids.map(residentBytes))).reduce<number>((a, b) => a + (b ?? 0), 0);
+  const du = await exec('du', ['-sb', ctx.layout.rootfs(job.container)], { errorCode: 'Internal' });
+  const rootfsBytes = Number(du.stdout.split('\t')[0]);
+  const dir = await mkdtemp(path.join(ctx.config.imagesDir, 'cpuinfo-'));
+  try {
+    await exec(ctx.config.criuPath, ['cpuinfo', 'dump', '-D', dir], { errorCode: 'CriuCheckFailed' });
+    const cpuinfo = (await readFile(path.join(dir, 'cpuinfo.img'))).toString('base64');
+    return {
+      status: st.status,
+      ...(st.pid ? { pid: st.pid } : {}),
+      memoryBytes,
+      rootfsBytes,
+      cpuinfo,
+      features: ctx.features,
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Resident memory of a process: about what CRIU will dump of it. */

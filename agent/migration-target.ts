@@ -1,9 +1,12 @@
 // The target end of a migration: check it can take the workload, restore it from what the source
 // sent, and afterwards drop the leftovers, or on rollback remove every trace of it.
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { JobOf } from '../api/v1alpha1/jobs.ts';
 import { FerryError } from '../lib/errors.ts';
+import { exec } from '../lib/exec.ts';
+import { criuErrorLines } from './criu/criu-log.ts';
+import { checkCriu, spaceProblem } from './preflight.ts';
 import type { AgentContext } from './context.ts';
 import { retargetSpec } from './runtime/oci-spec.ts';
 import { deleteSubvolume, exists, freeBytes, snapshot } from './snapshot/btrfs.ts';
@@ -17,19 +20,41 @@ async function ownedBy(ctx: AgentContext, container: string, uid: string): Promi
   return m.trim() === uid;
 }
 
+/**
+ * Before anything is frozen: the target can take this workload: CRIU works, the id is free, the
+ * CPU offers what the source's did (`criu cpuinfo check`), and there is room for the images (on
+ * the image tmpfs) and the filesystem.
+ */
 export async function preflightTarget(ctx: AgentContext, job: JobOf<'preflightTarget'>) {
-  if (ctx.criuProblem) throw new FerryError('CriuCheckFailed', `${ctx.config.node}: ${ctx.criuProblem}`);
+  checkCriu(ctx);
+  const node = ctx.config.node;
   const taken = (await ctx.runc.state(job.container)) || (await exists(ctx.layout.bundle(job.container)));
   if (taken && !(await ownedBy(ctx, job.container, job.migration.uid))) {
-    throw new FerryError(
-      'ContainerExists',
-      `node ${ctx.config.node} already has a container ${job.container}`,
-    );
+    throw new FerryError('ContainerExists', `node ${node} already has a container ${job.container}`);
   }
-  const free = await freeBytes(ctx.config.fsRoot);
-  if (free < 64 * 1024 * 1024)
-    throw new FerryError('InsufficientSpace', `node ${ctx.config.node} has only ${free} bytes free`);
-  return { freeBytes: free };
+  const req = job.requirements;
+  if (req.cpuinfo) {
+    const dir = await mkdtemp(path.join(ctx.config.imagesDir, 'cpuinfo-'));
+    try {
+      await writeFile(path.join(dir, 'cpuinfo.img'), Buffer.from(req.cpuinfo, 'base64'), { mode: 0o600 });
+      const r = await exec(ctx.config.criuPath, ['cpuinfo', 'check', '-D', dir]);
+      if (r.code !== 0) {
+        const why = criuErrorLines(r.stderr + r.stdout).join(' | ') || `criu cpuinfo check exited ${r.code}`;
+        throw new FerryError('CpuIncompatible', `${node}'s CPU cannot run what the source's did: ${why}`);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  const [imagesFree, fsFree] = await Promise.all([
+    freeBytes(ctx.config.imagesDir),
+    freeBytes(ctx.config.fsRoot),
+  ]);
+  const problem =
+    spaceProblem(`images on ${node}`, imagesFree, req.memoryBytes ?? 0) ??
+    spaceProblem(`filesystem on ${node}`, fsFree, req.rootfsBytes ?? 0);
+  if (problem) throw problem;
+  return { imagesFreeBytes: imagesFree, fsFreeBytes: fsFree };
 }
 
 export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ContainerInfo, JobOf } from '../api/v1alpha1/jobs.ts';
 import { FerryError } from '../lib/errors.ts';
 import type { AgentContext } from './context.ts';
-import { buildOciSpec } from './runtime/oci-spec.ts';
+import { buildOciSpec, type Device } from './runtime/oci-spec.ts';
 import { createSubvolume, deleteSubvolume, exists } from './snapshot/btrfs.ts';
 
 export const VERIFY_FILE = 'data/verify.txt';
@@ -62,11 +62,23 @@ async function createBundle(ctx: AgentContext, job: JobOf<'run'>): Promise<void>
       String(job.intervalMs),
       '--dir',
       '/data',
+      ...job.open.flatMap((p) => ['--open', p]),
     ],
     cgroupsPath: cgroupsPathFor(ctx, job.container),
     hostname: job.container,
+    devices: await Promise.all(job.devices.map(hostDevice)),
   });
   await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2), { mode: 0o600 });
+}
+
+/** A host device node as the OCI spec describes it (Linux's major/minor encoding of st_rdev). */
+async function hostDevice(p: string): Promise<Device> {
+  const st = await stat(p);
+  if (!st.isCharacterDevice() && !st.isBlockDevice())
+    throw new FerryError('InvalidInput', `${p} is not a device`);
+  const major = (st.rdev >> 8) & 0xfff;
+  const minor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
+  return { path: p, type: st.isCharacterDevice() ? 'c' : 'b', major, minor };
 }
 
 /** Asks the workload to check its memory and file (SIGUSR1) and returns its verdict line. */

@@ -3,7 +3,7 @@
 import { Job as BullJob, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { RedisConfig } from '../api/v1alpha1/cluster.ts';
-import type { Job } from '../api/v1alpha1/jobs.ts';
+import type { JobInput } from '../api/v1alpha1/jobs.ts';
 import { agentQueueName, queuePrefix, redisOptions } from '../lib/redis.ts';
 import { FerryError, parseErrorReason } from '../lib/errors.ts';
 import type { JobFact } from './reconcile.ts';
@@ -46,7 +46,7 @@ export class Bus {
     return e;
   }
 
-  async enqueue(node: string, jobId: string, job: Job): Promise<void> {
+  async enqueue(node: string, jobId: string, job: JobInput): Promise<void> {
     await this.queue(node).add(job.kind, job, {
       jobId,
       // Transient failures (a dropped connection) are retried; agents mark final ones unrecoverable.
@@ -84,7 +84,7 @@ export class Bus {
   }
 
   /** Runs a one-off job (for the CLI) and waits for its result. */
-  async call<T = unknown>(node: string, job: Job, timeoutMs = 120_000): Promise<T> {
+  async call<T = unknown>(node: string, job: JobInput, timeoutMs = 120_000): Promise<T> {
     const events = this.queueEvents(node);
     await events.waitUntilReady();
     const added = await this.queue(node).add(job.kind, job, {

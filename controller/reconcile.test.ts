@@ -134,14 +134,11 @@ const table: Row[] = [
   },
   // Preflight: checks, then the mode.
   {
-    name: 'Preflight enqueues both checks',
+    name: 'Preflight checks the source first',
     phase: 'Preflight',
     facts: facts({}),
     next: 'Preflight',
-    actions: [
-      ['preflightSource', 'node1'],
-      ['preflightTarget', 'node2'],
-    ],
+    actions: [['preflightSource', 'node1']],
   },
   {
     name: 'Preflight waits while one check runs',
@@ -473,6 +470,24 @@ test('the transfer job names the target node, never an address', () => {
       container: 'web',
       targetNode: 'node2',
     },
+  });
+});
+
+test('the target’s preflight is enqueued with what the source’s found', () => {
+  const src = {
+    ...FEATURES,
+    status: 'running',
+    memoryBytes: 64 << 20,
+    rootfsBytes: 3 << 20,
+    cpuinfo: 'Y3B1',
+  };
+  const d = decide(migration('Preflight'), facts({ preflightSource: done(src) }));
+  assert.deepEqual(steps(d.actions), [['preflightTarget', 'node2']]);
+  assert.deepEqual((d.actions[0] as { job: unknown }).job, {
+    kind: 'preflightTarget',
+    migration: { uid: 'abcdef12-0000', name: 'm1' },
+    container: 'web',
+    requirements: { cpuinfo: 'Y3B1', memoryBytes: 64 << 20, rootfsBytes: 3 << 20 },
   });
 });
 

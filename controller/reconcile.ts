@@ -153,9 +153,21 @@ function transition(
   };
 }
 
-function buildJob(m: StoredMigration, step: StepName, targetNode: string): Job {
+/** Steps that wait for another step of their phase, whose result they need. */
+const AFTER: Partial<Record<StepName, StepName>> = { preflightTarget: 'preflightSource' };
+
+function buildJob(m: StoredMigration, step: StepName, targetNode: string, jobs: Facts['jobs']): Job {
   const migration = { uid: m.metadata.uid, name: m.metadata.name };
   const container = m.spec.source.container;
+  if (step === 'preflightTarget') {
+    const src = (jobs.preflightSource?.result ?? {}) as Record<string, unknown>;
+    const requirements = drop({
+      cpuinfo: str(src.cpuinfo),
+      memoryBytes: num(src.memoryBytes),
+      rootfsBytes: num(src.rootfsBytes),
+    });
+    return { kind: step, migration, container, requirements };
+  }
   if (step === 'sync' || step === 'transfer') return { kind: step, migration, container, targetNode };
   if (step === 'cleanupSource')
     return { kind: step, migration, container, keepImages: m.spec.sourcePolicy === 'KeepImages' };
@@ -352,14 +364,12 @@ function decidePhase(m: StoredMigration, facts: Facts): Decision {
   for (const [step, side] of steps) {
     const fact = facts.jobs[step];
     const node = side === 'source' ? src : target;
-    if (!fact) {
-      actions.push({
-        type: 'enqueue',
-        step,
-        node,
-        jobId: jobIdFor(m.metadata.uid, step),
-        job: buildJob(m, step, target),
-      });
+    const after = AFTER[step];
+    if (!fact && after && facts.jobs[after]?.state !== 'completed') {
+      allDone = false; // waits for the step whose result it needs
+    } else if (!fact) {
+      const job = buildJob(m, step, target, facts.jobs);
+      actions.push({ type: 'enqueue', step, node, jobId: jobIdFor(m.metadata.uid, step), job });
       allDone = false;
     } else if (fact.state === 'failed') {
       failures.push(failureText(step, node, fact));

@@ -7,7 +7,12 @@ export const ERROR_CODES = {
   ContainerNotFound: { final: true, doc: 'The source container does not exist or is not running.' },
   ContainerExists: { final: true, doc: 'The target node already has a container with that id.' },
   InsufficientSpace: { final: true, doc: 'The target lacks space for the images or the filesystem.' },
-  CriuCheckFailed: { final: true, doc: 'CRIU is missing or does not work on this node.' },
+  CriuCheckFailed: { final: true, doc: 'CRIU is missing, too old, or does not work on this node.' },
+  UnsupportedWorkload: {
+    final: true,
+    doc: 'The workload holds something CRIU cannot move (io_uring, an unknown device).',
+  },
+  CpuIncompatible: { final: true, doc: 'The target CPU lacks features the source CPU offered the workload.' },
   CriuDumpFailed: { final: true, doc: 'CRIU could not checkpoint the workload.' },
   CriuRestoreFailed: { final: true, doc: 'CRIU could not restore the workload.' },
   RuntimeFailed: { final: true, doc: 'runc refused an operation.' },

@@ -5,7 +5,9 @@
  *    which holds the last counter value n with n % pages == page (or the pattern if none yet);
  *  - file: DIR/counter.log holds exactly the lines 1..n, so nothing written before a freeze was lost
  *    and the counter went on from where it stopped.
- * Static, so it needs nothing in its root filesystem. Usage: workload --mem-mib N [--interval-ms I] [--dir D]
+ * Static, so it needs nothing in its root filesystem.
+ * Usage: workload --mem-mib N [--interval-ms I] [--dir D] [--open PATH]...
+ * --open keeps PATH open for the workload's life (tests: a device ferry must refuse to move).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -72,6 +74,9 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--mem-mib")) mib = strtoull(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--interval-ms")) interval_ms = strtoull(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
+        else if (!strcmp(argv[i], "--open")) {
+            if (open(argv[i + 1], O_RDONLY) < 0) { perror(argv[i + 1]); return 1; }
+        }
         else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
     }
     uint64_t pages = mib * 1024 * 1024 / PAGE;

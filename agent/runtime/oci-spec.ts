@@ -1,9 +1,18 @@
 // The OCI runtime spec for a workload container, modelled on `runc spec`'s defaults. Pure.
 
+export interface Device {
+  path: string;
+  type: 'c' | 'b';
+  major: number;
+  minor: number;
+}
+
 export interface SpecInput {
   args: string[];
   cgroupsPath: string;
   hostname: string;
+  /** Extra device nodes, created in the container and allowed by its device cgroup. */
+  devices?: Device[];
 }
 
 const CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
@@ -54,7 +63,19 @@ export function buildOciSpec(input: SpecInput): Record<string, unknown> {
     ],
     linux: {
       cgroupsPath: input.cgroupsPath,
-      resources: { devices: [{ allow: false, access: 'rwm' }] },
+      devices: (input.devices ?? []).map((d) => ({ ...d, fileMode: 0o600, uid: 0, gid: 0 })),
+      resources: {
+        devices: [
+          { allow: false, access: 'rwm' },
+          ...(input.devices ?? []).map((d) => ({
+            allow: true,
+            type: d.type,
+            major: d.major,
+            minor: d.minor,
+            access: 'rwm',
+          })),
+        ],
+      },
       namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
       maskedPaths: [
         '/proc/acpi',

@@ -68,6 +68,11 @@ export class Runc {
     return rows.map((r) => ({ id: r.id, status: r.status, ...(r.pid ? { pid: r.pid } : {}) }));
   }
 
+  /** Host pids of every process in the container. */
+  async pids(id: string): Promise<number[]> {
+    return JSON.parse((await this.runc(['ps', '--format', 'json', id])) || '[]') as number[];
+  }
+
   pause(id: string): Promise<string> {
     return this.runc(['pause', id]);
   }

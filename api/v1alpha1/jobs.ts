@@ -15,12 +15,32 @@ export const JobSchema = z.discriminatedUnion('kind', [
     container: NameSchema,
     memoryMiB: z.number().int().min(1).max(65536),
     intervalMs: z.number().int().min(1).max(60000).default(20),
+    /** Host device nodes to give the container (tests: a device ferry must refuse to move). */
+    devices: z
+      .array(z.string().regex(/^\/dev\/[a-z0-9/_-]+$/))
+      .max(8)
+      .default([]),
+    /** Paths the workload keeps open, inside the container. */
+    open: z.array(z.string().startsWith('/')).max(8).default([]),
   }),
   z.strictObject({ kind: z.literal('verify'), container: NameSchema }),
   z.strictObject({ kind: z.literal('list') }),
   z.strictObject({ kind: z.literal('remove'), container: NameSchema }),
   z.strictObject({ kind: z.literal('preflightSource'), migration: MigrationRef, container: NameSchema }),
-  z.strictObject({ kind: z.literal('preflightTarget'), migration: MigrationRef, container: NameSchema }),
+  z.strictObject({
+    kind: z.literal('preflightTarget'),
+    migration: MigrationRef,
+    container: NameSchema,
+    /** What the source's preflight found, for the target to check itself against. */
+    requirements: z
+      .strictObject({
+        /** CRIU's cpuinfo image of the source, base64: `criu cpuinfo check` runs on it. */
+        cpuinfo: z.string().max(65536).optional(),
+        memoryBytes: z.number().int().min(0).optional(),
+        rootfsBytes: z.number().int().min(0).optional(),
+      })
+      .default({}),
+  }),
   z.strictObject({
     kind: z.literal('sync'),
     migration: MigrationRef,
@@ -47,6 +67,8 @@ export const JobSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('rollbackTarget'), migration: MigrationRef, container: NameSchema }),
 ]);
 export type Job = z.infer<typeof JobSchema>;
+/** What a sender may leave out: defaults the agent fills in when it parses the job. */
+export type JobInput = z.input<typeof JobSchema>;
 export type JobKind = Job['kind'];
 export type JobOf<K extends JobKind> = Extract<Job, { kind: K }>;
 
@@ -81,6 +103,10 @@ export const PreflightSourceResultSchema = z.strictObject({
   pid: z.number().optional(),
   /** Resident memory of the container's processes, the size CRIU will dump. */
   memoryBytes: z.number().optional(),
+  /** Bytes in the root filesystem, the size of the first btrfs send. */
+  rootfsBytes: z.number().optional(),
+  /** `criu cpuinfo dump` of the source, base64. */
+  cpuinfo: z.string().optional(),
   features: z.strictObject({ memDirtyTrack: z.boolean(), lazyPages: z.boolean() }),
 });
 export type PreflightSourceResult = z.infer<typeof PreflightSourceResultSchema>;

@@ -1,0 +1,27 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { criuTooOld, fdProblem, spaceProblem } from './preflight.ts';
+
+test('stateless devices, pseudo-terminals and files pass; io_uring and unknown devices do not', () => {
+  assert.equal(fdProblem('/dev/null', true), undefined);
+  assert.equal(fdProblem('/dev/pts/0', true), undefined);
+  assert.equal(fdProblem('/data/counter.log', false), undefined);
+  assert.equal(fdProblem('pipe:[1234]', false), undefined);
+  assert.match(fdProblem('anon_inode:[io_uring]', false)!, /io_uring instance, which CRIU cannot checkpoint/);
+  assert.match(fdProblem('/dev/loop-control', true)!, /device \/dev\/loop-control/);
+  assert.match(fdProblem('anon_inode:[perf_event]', false)!, /perf_event/);
+});
+
+test('space is refused with the numbers, and a margin', () => {
+  assert.equal(spaceProblem('images', 2 ** 30, 256 * 2 ** 20), undefined);
+  const e = spaceProblem('images on node2', 100 * 2 ** 20, 256 * 2 ** 20);
+  assert.equal(e?.code, 'InsufficientSpace');
+  assert.match(e!.message, /images on node2: 100 MiB free, 298 MiB needed/);
+});
+
+test('CRIU must be 4.2 or newer', () => {
+  assert.equal(criuTooOld('3.17.1'), true);
+  assert.equal(criuTooOld('4.1.1'), true);
+  assert.equal(criuTooOld('4.2.1'), false);
+  assert.equal(criuTooOld('5.0'), false);
+});

@@ -1,0 +1,70 @@
+// What CRIU cannot move, found before anything is frozen: kernel objects it cannot checkpoint and
+// devices that may hold state or be missing on the target; and whether the target has room.
+import { readdir, readlink, stat } from 'node:fs/promises';
+import { FerryError } from '../lib/errors.ts';
+import type { AgentContext } from './context.ts';
+
+/** Devices with no state of their own that every node has: CRIU reopens them by path. */
+export const SAFE_DEVICES = new Set([
+  '/dev/null',
+  '/dev/zero',
+  '/dev/full',
+  '/dev/random',
+  '/dev/urandom',
+  '/dev/tty',
+  '/dev/ptmx',
+]);
+
+/** Why an open file descriptor cannot move, or undefined when it can. Pure. */
+export function fdProblem(target: string, isDevice: boolean): string | undefined {
+  if (target === 'anon_inode:[io_uring]') return 'an io_uring instance, which CRIU cannot checkpoint';
+  if (target.startsWith('anon_inode:[') && /perf_event|bpf|kvm|userfaultfd/.test(target)) {
+    return `a ${target.slice(12, -1)} instance, which CRIU cannot checkpoint`;
+  }
+  if (isDevice && !SAFE_DEVICES.has(target) && !target.startsWith('/dev/pts/')) {
+    return `device ${target}, which ferry does not know to be stateless and present on every node`;
+  }
+  return undefined;
+}
+
+/** Every open descriptor of the given processes that CRIU cannot move, described. */
+export async function unsupportedFds(pids: number[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of pids) {
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+    for (const fd of fds) {
+      const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+      const st = await stat(`/proc/${pid}/fd/${fd}`).catch(() => undefined);
+      const problem = fdProblem(target, Boolean(st?.isCharacterDevice() || st?.isBlockDevice()));
+      if (problem) found.push(`pid ${pid} fd ${fd}: ${problem}`);
+    }
+  }
+  return found;
+}
+
+/** Refuses a target without room for what the source will send, with a margin. Pure. */
+export function spaceProblem(what: string, freeBytes: number, needBytes: number): FerryError | undefined {
+  const need = Math.ceil(needBytes * 1.1) + 16 * 1024 * 1024;
+  if (freeBytes >= need) return undefined;
+  const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
+  return new FerryError('InsufficientSpace', `${what}: ${mib(freeBytes)} free, ${mib(need)} needed`);
+}
+
+const MIN_CRIU = [4, 2];
+
+/** CRIU older than 4.2 cannot dump inet sockets on this kernel (shared/environment.md). Pure. */
+export function criuTooOld(version: string): boolean {
+  const [a = 0, b = 0] = version.split('.').map(Number);
+  return a < MIN_CRIU[0]! || (a === MIN_CRIU[0] && b < MIN_CRIU[1]!);
+}
+
+/** Both ends' common check: CRIU works and is new enough. */
+export function checkCriu(ctx: AgentContext): void {
+  if (ctx.criuProblem) throw new FerryError('CriuCheckFailed', `${ctx.config.node}: ${ctx.criuProblem}`);
+  if (criuTooOld(ctx.criuVersion)) {
+    throw new FerryError(
+      'CriuCheckFailed',
+      `${ctx.config.node} has CRIU ${ctx.criuVersion}; ferry needs 4.2 or newer`,
+    );
+  }
+}
