@@ -1,12 +1,13 @@
 // The source end of a migration: check, sync the filesystem while running, freeze and dump, send
 // the rest, and afterwards either remove the stopped source or resume it.
-import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { JobOf, PreflightSourceResult } from '../api/v1alpha1/jobs.ts';
 import { FerryError } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
 import { checkCriu, unsupportedFds } from './preflight.ts';
 import type { AgentContext } from './context.ts';
+import { AFFINITY_FILE, captureAffinity } from './criu/affinity.ts';
 import { withSession } from './peers.ts';
 import { deleteSubvolume, snapshot } from './snapshot/btrfs.ts';
 import { dirBytes, removeContainer } from './workload.ts';
@@ -89,6 +90,10 @@ export async function checkpoint(ctx: AgentContext, job: JobOf<'checkpoint'>) {
   const images = layout.checkpoint(job.migration.uid);
   await rm(layout.images(job.migration.uid), { recursive: true, force: true }); // a retry starts clean
   await mkdir(images, { recursive: true, mode: 0o700 });
+  const affinity = await captureAffinity(await runc.pids(job.container));
+  await writeFile(path.join(layout.images(job.migration.uid), AFFINITY_FILE), JSON.stringify(affinity), {
+    mode: 0o600,
+  });
   const started = Date.now();
   await runc.checkpointLeavingStopped(job.container, images, layout.work(job.migration.uid));
   const dumpMs = Date.now() - started;
@@ -117,6 +122,7 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
       ctx.log.debug({ file: name, bytes: n, ms: Date.now() - t }, 'sent');
     }
     await s.sendFile(path.join(layout.bundle(job.container), 'config.json'), 'config.json');
+    await s.sendFile(path.join(layout.images(uid), AFFINITY_FILE), AFFINITY_FILE);
     await s.sendBtrfs(final, path.basename(final), { path: base, name: path.basename(base) });
     return { bytes: s.bytes, durationMs: Date.now() - started, files: s.items };
   });

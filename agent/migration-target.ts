@@ -6,6 +6,7 @@ import type { JobOf } from '../api/v1alpha1/jobs.ts';
 import { FerryError } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
 import { criuErrorLines } from './criu/criu-log.ts';
+import { AFFINITY_FILE, applyAffinity, type AffinityMap } from './criu/affinity.ts';
 import { checkCriu, spaceProblem } from './preflight.ts';
 import type { AgentContext } from './context.ts';
 import { retargetSpec } from './runtime/oci-spec.ts';
@@ -88,7 +89,13 @@ export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
       `restored container is ${after?.status ?? 'absent'}, not running`,
     );
   }
-  return { restoredAt: new Date().toISOString(), restoreMs: Date.now() - started, pid: after.pid };
+  const restoredAt = new Date().toISOString();
+  const restoreMs = Date.now() - started;
+  // CRIU does not carry CPU affinity: set what the source recorded while frozen.
+  const affinity = await readFile(path.join(layout.images(uid), AFFINITY_FILE), 'utf8').catch(() => '{}');
+  const unset = await applyAffinity(await runc.pids(job.container), JSON.parse(affinity) as AffinityMap);
+  if (unset.length) ctx.log.warn({ unset }, 'could not restore the CPU affinity of some tasks');
+  return { restoredAt, restoreMs, pid: after.pid };
 }
 
 /** The restored workload is still up a moment later: CRIU restored it whole and it did not crash. */

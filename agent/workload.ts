@@ -49,21 +49,25 @@ async function createBundle(ctx: AgentContext, job: JobOf<'run'>): Promise<void>
   for (const [src, name] of [
     [ctx.config.busybox, 'busybox'],
     [ctx.config.workloadBinary, 'workload'],
+    [ctx.config.featuresBinary, 'features'],
   ] as const) {
     await copyFile(src, path.join(rootfs, 'bin', name));
     await chmod(path.join(rootfs, 'bin', name), 0o755);
   }
   const spec = buildOciSpec({
-    args: [
-      '/bin/workload',
-      '--mem-mib',
-      String(job.memoryMiB),
-      '--interval-ms',
-      String(job.intervalMs),
-      '--dir',
-      '/data',
-      ...job.open.flatMap((p) => ['--open', p]),
-    ],
+    args:
+      job.program === 'features'
+        ? ['/bin/features', '--dir', '/data']
+        : [
+            '/bin/workload',
+            '--mem-mib',
+            String(job.memoryMiB),
+            '--interval-ms',
+            String(job.intervalMs),
+            '--dir',
+            '/data',
+            ...job.open.flatMap((p) => ['--open', p]),
+          ],
     cgroupsPath: cgroupsPathFor(ctx, job.container),
     hostname: job.container,
     devices: await Promise.all(job.devices.map(hostDevice)),
@@ -81,27 +85,44 @@ async function hostDevice(p: string): Promise<Device> {
   return { path: p, type: st.isCharacterDevice() ? 'c' : 'b', major, minor };
 }
 
-/** Asks the workload to check its memory and file (SIGUSR1) and returns its verdict line. */
-export async function verifyWorkload(ctx: AgentContext, job: JobOf<'verify'>) {
-  const st = await ctx.runc.state(job.container);
+/** Sends SIGUSR1 to a test workload and returns the report it writes to `file` in answer. */
+async function askWorkload(ctx: AgentContext, container: string, file: string): Promise<string> {
+  const st = await ctx.runc.state(container);
   if (!st || st.status !== 'running') {
     throw new FerryError(
       'ContainerNotFound',
-      `container ${job.container} is not running on ${ctx.config.node} (${st?.status ?? 'absent'})`,
+      `container ${container} is not running on ${ctx.config.node} (${st?.status ?? 'absent'})`,
     );
   }
-  const file = path.join(ctx.layout.rootfs(job.container), VERIFY_FILE);
-  await rm(file, { force: true });
-  await ctx.runc.kill(job.container, 'USR1');
+  const report = path.join(ctx.layout.rootfs(container), file);
+  await rm(report, { force: true });
+  await ctx.runc.kill(container, 'USR1');
   for (let i = 0; i < 1200; i++) {
-    if (await exists(file)) {
-      const line = (await readFile(file, 'utf8')).trim();
-      const counter = /n=(\d+)/.exec(line)?.[1];
-      return { pass: line.startsWith('PASS'), line, ...(counter ? { counter: Number(counter) } : {}) };
-    }
+    if (await exists(report)) return (await readFile(report, 'utf8')).trim();
     await sleep(50);
   }
-  throw new FerryError('Internal', `workload ${job.container} did not answer its verification request`);
+  throw new FerryError('Internal', `workload ${container} did not answer its verification request`);
+}
+
+/** The memory-and-file workload checks itself: its verdict line and counter. */
+export async function verifyWorkload(ctx: AgentContext, job: JobOf<'verify'>) {
+  const line = await askWorkload(ctx, job.container, VERIFY_FILE);
+  const counter = /n=(\d+)/.exec(line)?.[1];
+  return { pass: line.startsWith('PASS'), line, ...(counter ? { counter: Number(counter) } : {}) };
+}
+
+/** The kernel-feature workload checks every feature: one `name PASS|FAIL why` line each. */
+export async function verifyFeatures(ctx: AgentContext, job: JobOf<'verifyFeatures'>) {
+  const text = await askWorkload(ctx, job.container, 'data/features.txt');
+  return Object.fromEntries(
+    text
+      .split('\n')
+      .filter((l) => l && l !== 'done')
+      .map((l) => {
+        const [name = '', verdict = '', ...why] = l.split(' ');
+        return [name, verdict === 'PASS' ? 'PASS' : `FAIL ${why.join(' ')}`];
+      }),
+  );
 }
 
 export async function listContainers(ctx: AgentContext): Promise<ContainerInfo[]> {

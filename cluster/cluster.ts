@@ -143,6 +143,7 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
       peersFile,
       busybox: '/bin/busybox',
       workloadBinary: path.join(FERRY_OPT, 'bin/workload'),
+      featuresBinary: path.join(FERRY_OPT, 'bin/features'),
       faultHooks: opts.faultHooks,
     });
     const changed =

@@ -25,9 +25,11 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 mkdir -p "$OPT/bin"
-if [ ! -x "$OPT/bin/workload" ] || [ workload/workload.c -nt "$OPT/bin/workload" ]; then
-  echo "setup: building the test workload"
-  gcc -static -O2 -Wall -o "$OPT/bin/workload.new" workload/workload.c
-  mv "$OPT/bin/workload.new" "$OPT/bin/workload"
-fi
+for prog in workload features; do
+  if [ ! -x "$OPT/bin/$prog" ] || [ "workload/$prog.c" -nt "$OPT/bin/$prog" ]; then
+    echo "setup: building the test workload $prog"
+    gcc -static -O2 -Wall -pthread -o "$OPT/bin/$prog.new" "workload/$prog.c"
+    mv "$OPT/bin/$prog.new" "$OPT/bin/$prog"
+  fi
+done
 echo "setup: done"

@@ -98,7 +98,17 @@ export class Runc {
   async checkpointLeavingStopped(id: string, imageDir: string, workDir: string): Promise<void> {
     try {
       await this.runc(
-        ['checkpoint', '--leave-running', '--image-path', imageDir, '--work-path', workDir, id],
+        // --file-locks: flock and POSIX locks move with the workload (CRIU refuses them otherwise).
+        [
+          'checkpoint',
+          '--leave-running',
+          '--file-locks',
+          '--image-path',
+          imageDir,
+          '--work-path',
+          workDir,
+          id,
+        ],
         'CriuDumpFailed',
       );
     } catch (err) {
@@ -110,7 +120,18 @@ export class Runc {
     await mkdir(workDir, { recursive: true, mode: 0o700 });
     try {
       await this.runcDetached(
-        ['restore', '--detach', '--image-path', imageDir, '--work-path', workDir, '--bundle', bundle, id],
+        [
+          'restore',
+          '--detach',
+          '--file-locks',
+          '--image-path',
+          imageDir,
+          '--work-path',
+          workDir,
+          '--bundle',
+          bundle,
+          id,
+        ],
         path.join(workDir, 'runc.log'),
         'CriuRestoreFailed',
       );

@@ -37,6 +37,7 @@ export const AgentConfigSchema = z.strictObject({
   /** Static binaries copied into every workload's root filesystem. */
   busybox: z.string().startsWith('/'),
   workloadBinary: z.string().startsWith('/'),
+  featuresBinary: z.string().startsWith('/'),
   /** Named fault-injection hooks; off unless a test cluster turns them on. */
   faultHooks: z.boolean().default(false),
   /** Node labels, matched by Migration target node selectors. */

@@ -13,6 +13,8 @@ export const JobSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('run'),
     container: NameSchema,
+    /** workload: memory and a counter file; features: the kernel-feature list (workload/features.c). */
+    program: z.enum(['workload', 'features']).default('workload'),
     memoryMiB: z.number().int().min(1).max(65536),
     intervalMs: z.number().int().min(1).max(60000).default(20),
     /** Host device nodes to give the container (tests: a device ferry must refuse to move). */
@@ -24,6 +26,7 @@ export const JobSchema = z.discriminatedUnion('kind', [
     open: z.array(z.string().startsWith('/')).max(8).default([]),
   }),
   z.strictObject({ kind: z.literal('verify'), container: NameSchema }),
+  z.strictObject({ kind: z.literal('verifyFeatures'), container: NameSchema }),
   z.strictObject({ kind: z.literal('list') }),
   z.strictObject({ kind: z.literal('remove'), container: NameSchema }),
   z.strictObject({ kind: z.literal('preflightSource'), migration: MigrationRef, container: NameSchema }),
