@@ -25,6 +25,11 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 mkdir -p "$OPT/bin"
+# CRIU configuration that runc passes on (org.criu.config): ferry's action script.
+mkdir -p "$OPT/etc"
+install -m 0755 scripts/criu-action.sh "$OPT/bin/criu-action"
+echo "action-script $OPT/bin/criu-action" > "$OPT/etc/criu.conf"
+
 for prog in workload features; do
   if [ ! -x "$OPT/bin/$prog" ] || [ "workload/$prog.c" -nt "$OPT/bin/$prog" ]; then
     echo "setup: building the test workload $prog"

@@ -31,6 +31,9 @@ const FEATURES = [
   'cpu-affinity',
   'posix-timer',
   'devices',
+  'tcp-established',
+  'tcp-live',
+  'udp',
 ];
 
 let c: Client;

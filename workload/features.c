@@ -29,6 +29,9 @@
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +57,7 @@ static volatile uint64_t *shared_anon;
 static volatile uint64_t thread_counter;
 static pid_t child;
 static timer_t ptimer;
+static int tcp_client, tcp_server, udp_a, udp_b;
 
 static const char PIPE_DATA[] = "pipe-data-123";
 static const char SOCK_DATA[] = "queued-socket-data";
@@ -131,6 +135,24 @@ static void setup(void) {
     timer_create(CLOCK_MONOTONIC, &sev, &ptimer);
     struct itimerspec pts = { { 0, 0 }, { 1000, 0 } };
     timer_settime(ptimer, 0, &pts, NULL);
+    /* An established TCP connection over the container's loopback, with data queued both ways,
+       and a pair of bound UDP sockets. */
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(7777), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int lst = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1; setsockopt(lst, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(lst, (struct sockaddr *)&addr, sizeof addr) || listen(lst, 1)) perror("tcp listen");
+    tcp_client = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(tcp_client, (struct sockaddr *)&addr, sizeof addr)) perror("tcp connect");
+    tcp_server = accept(lst, NULL, NULL);
+    close(lst);
+    send(tcp_client, SOCK_DATA, strlen(SOCK_DATA), 0);
+    send(tcp_server, SOCK_DATA, strlen(SOCK_DATA), 0);
+    udp_a = socket(AF_INET, SOCK_DGRAM, 0);
+    udp_b = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in ua = addr, ub = addr;
+    ua.sin_port = htons(7778); ub.sin_port = htons(7779);
+    if (bind(udp_a, (struct sockaddr *)&ua, sizeof ua) || bind(udp_b, (struct sockaddr *)&ub, sizeof ub)) perror("udp bind");
+    connect(udp_a, (struct sockaddr *)&ub, sizeof ub);
     pthread_t th; pthread_create(&th, NULL, thread_main, NULL);
     /* A child in its own session, sharing the socketpair and the shared mapping. */
     child = fork();
@@ -198,6 +220,23 @@ static void check(void) {
     report("cpu-affinity", sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) == 1 && CPU_ISSET(0, &cpus), "affinity lost");
     struct itimerspec pts;
     report("posix-timer", timer_gettime(ptimer, &pts) == 0 && pts.it_value.tv_sec > 0 && pts.it_value.tv_sec <= 1000, "timer lost");
+    /* TCP: the queued data survived, and the connection still carries new data both ways. */
+    ok = peek_equals(tcp_server, SOCK_DATA) && peek_equals(tcp_client, SOCK_DATA);
+    report("tcp-established", ok, "queued data lost");
+    ok = send(tcp_client, "+", 1, 0) == 1;
+    char tb[64]; ssize_t got = 0;
+    for (int i = 0; ok && i < 50 && got < (ssize_t)strlen(SOCK_DATA) + 1; i++) {
+        ssize_t n = recv(tcp_server, tb + got, sizeof tb - (size_t)got, MSG_DONTWAIT);
+        if (n > 0) got += n; else usleep(10000);
+    }
+    /* Put back what was read: the server now holds the queued data again, the client's "+" consumed. */
+    if (got > 1) send(tcp_client, tb, (size_t)got - 1, 0);
+    usleep(20000);
+    report("tcp-live", ok && got == (ssize_t)strlen(SOCK_DATA) + 1 && tb[got - 1] == '+', "connection does not carry new data (loopback down?)");
+    ok = send(udp_a, "u", 1, 0) == 1;
+    char ubuf[4] = {0}; ssize_t un = -1;
+    for (int i = 0; ok && i < 50 && un < 0; i++) { un = recv(udp_b, ubuf, sizeof ubuf, MSG_DONTWAIT); if (un < 0) usleep(10000); }
+    report("udp", ok && un == 1 && ubuf[0] == 'u', "bound UDP sockets do not carry datagrams");
     unsigned char z[16] = {1};
     ok = read(zerofd, z, sizeof z) == sizeof z && z[0] == 0 && z[15] == 0 && write(nullfd, "x", 1) == 1 && read(urandfd, z, sizeof z) == sizeof z;
     report("devices", ok, "/dev/null, /dev/zero or /dev/urandom lost");

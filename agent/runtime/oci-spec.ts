@@ -1,4 +1,5 @@
 // The OCI runtime spec for a workload container, modelled on `runc spec`'s defaults. Pure.
+import { FERRY_OPT } from '../../lib/paths.ts';
 
 export interface Device {
   path: string;
@@ -14,6 +15,9 @@ export interface SpecInput {
   /** Extra device nodes, created in the container and allowed by its device cgroup. */
   devices?: Device[];
 }
+
+/** Installed by scripts/setup.sh. */
+export const CRIU_CONFIG = `${FERRY_OPT}/etc/criu.conf`;
 
 const CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
 
@@ -33,6 +37,9 @@ export function buildOciSpec(input: SpecInput): Record<string, unknown> {
     },
     root: { path: 'rootfs', readonly: false },
     hostname: input.hostname,
+    // runc hands this file to CRIU: it adds ferry's action script, which brings a restored network
+    // namespace's loopback up before CRIU reconnects its sockets (scripts/criu-action.sh).
+    annotations: { 'org.criu.config': CRIU_CONFIG },
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc' },
       {

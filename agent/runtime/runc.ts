@@ -98,11 +98,13 @@ export class Runc {
   async checkpointLeavingStopped(id: string, imageDir: string, workDir: string): Promise<void> {
     try {
       await this.runc(
-        // --file-locks: flock and POSIX locks move with the workload (CRIU refuses them otherwise).
+        // --file-locks and --tcp-established: locks and established TCP connections move with the
+        // workload (CRIU refuses to dump them otherwise).
         [
           'checkpoint',
           '--leave-running',
           '--file-locks',
+          '--tcp-established',
           '--image-path',
           imageDir,
           '--work-path',
@@ -124,6 +126,7 @@ export class Runc {
           'restore',
           '--detach',
           '--file-locks',
+          '--tcp-established',
           '--image-path',
           imageDir,
           '--work-path',
