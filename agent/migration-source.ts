@@ -9,6 +9,7 @@ import { checkCriu, unsupportedFds } from './preflight.ts';
 import type { AgentContext } from './context.ts';
 import { AFFINITY_FILE, captureAffinity } from './criu/affinity.ts';
 import { withSession } from './peers.ts';
+import type { TransferSession } from './transfer/sender.ts';
 import { deleteSubvolume, snapshot } from './snapshot/btrfs.ts';
 import { dirBytes, removeContainer } from './workload.ts';
 
@@ -75,8 +76,14 @@ export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
   const base = layout.snapshot(job.migration.uid, 'base');
   await snapshot(layout.rootfs(job.container), base, { readonly: true });
   const started = Date.now();
-  const bytes = await withSession(ctx, job.targetNode, job.migration.uid, (s) =>
-    s.sendBtrfs(base, path.basename(base)),
+  const bytes = await withSession(
+    ctx,
+    job.targetNode,
+    job.migration.uid,
+    (s) => s.sendBtrfs(base, path.basename(base)),
+    {
+      bandwidth: job.bandwidth,
+    },
   );
   return { bytes, durationMs: Date.now() - started, files: 1 };
 }
@@ -115,7 +122,9 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
   const started = Date.now();
   const base = layout.snapshot(uid, 'base');
   const final = layout.snapshot(uid, 'final');
-  return withSession(ctx, job.targetNode, uid, async (s) => {
+  // The images' size is known, so progress can say how long is left (the btrfs increment is small).
+  const totalBytes = await dirBytes(layout.images(uid));
+  const send = async (s: TransferSession) => {
     for (const name of (await readdir(images)).sort()) {
       const t = Date.now();
       const n = await s.sendFile(path.join(images, name), `checkpoint/${name}`);
@@ -125,7 +134,8 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
     await s.sendFile(path.join(layout.images(uid), AFFINITY_FILE), AFFINITY_FILE);
     await s.sendBtrfs(final, path.basename(final), { path: base, name: path.basename(base) });
     return { bytes: s.bytes, durationMs: Date.now() - started, files: s.items };
-  });
+  };
+  return withSession(ctx, job.targetNode, uid, send, { bandwidth: job.bandwidth, totalBytes });
 }
 
 async function dropMigrationFiles(ctx: AgentContext, uid: string): Promise<void> {

@@ -5,6 +5,7 @@ import type { Peer } from '../api/v1alpha1/cluster.ts';
 import { loadPeers } from './transfer/ssh-server.ts';
 import type { AgentContext } from './context.ts';
 import { TransferSession } from './transfer/sender.ts';
+import { progressReport } from './transfer/throttle.ts';
 
 export async function peerFor(ctx: AgentContext, node: string): Promise<Peer> {
   const peer = (await loadPeers(ctx.config.peersFile)).find((p) => p.node === node);
@@ -18,13 +19,16 @@ export async function withSession<T>(
   node: string,
   migration: string,
   fn: (s: TransferSession) => Promise<T>,
+  opts: { bandwidth?: number | undefined; totalBytes?: number | undefined } = {},
 ): Promise<T> {
+  const started = Date.now();
   const session = await TransferSession.open({
     self: ctx.config.node,
     privateKey: ctx.privateKey,
     peer: await peerFor(ctx, node),
     migration,
-    onBytes: (bytes) => ctx.progress({ bytes }),
+    onBytes: (bytes) => ctx.progress(progressReport(bytes, opts.totalBytes, started, Date.now())),
+    ...(opts.bandwidth ? { bandwidth: opts.bandwidth } : {}),
   });
   try {
     const result = await fn(session);

@@ -27,8 +27,12 @@ export async function waitForMigration(
     if (m.status.phase === 'Syncing' || m.status.phase === 'Transferring') {
       const step = m.status.phase === 'Syncing' ? 'sync' : 'transfer';
       const job = await BullJob.fromId(client.bus.queue(m.spec.source.node), jobIdFor(m.metadata.uid, step));
-      const p = job?.progress as { bytes?: number } | undefined;
-      const line = p?.bytes ? `             ${step}: ${bytes(p.bytes)} sent` : '';
+      const p = job?.progress as
+        { bytes?: number; bytesPerSecond?: number; totalBytes?: number; etaSeconds?: number } | undefined;
+      const of = p?.totalBytes ? ` of ${bytes(p.totalBytes)}` : '';
+      const rate = p?.bytesPerSecond ? ` at ${bytes(p.bytesPerSecond)}/s` : '';
+      const eta = p?.etaSeconds !== undefined ? `, ${p.etaSeconds}s left` : '';
+      const line = p?.bytes ? `             ${step}: ${bytes(p.bytes)}${of} sent${rate}${eta}` : '';
       if (line && line !== lastProgress) out((lastProgress = line));
     }
     if (Date.now() > deadline) throw new Error(`migration ${name} did not finish within ${ms(timeoutMs)}`);

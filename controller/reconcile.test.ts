@@ -555,3 +555,9 @@ test('lastTransitionTime moves only when a condition flips', () => {
     progressing?.lastTransitionTime,
   );
 });
+
+test('spec.strategy.bandwidth reaches the sending agent in bytes per second', () => {
+  const m = migration('Transferring', {}, { strategy: { bandwidth: '20Mi' } });
+  const d = decide(m, facts({}));
+  assert.equal((d.actions[0] as { job: { bandwidth?: number } }).job.bandwidth, 20 * 2 ** 20);
+});

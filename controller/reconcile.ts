@@ -13,7 +13,7 @@ import {
   type Phase,
   type StoredMigration,
 } from '../api/v1alpha1/migration.ts';
-import { parseDuration } from '../api/v1alpha1/quantity.ts';
+import { parseDuration, parseQuantity } from '../api/v1alpha1/quantity.ts';
 import { parseErrorReason } from '../lib/errors.ts';
 import { withConditions } from './conditions.ts';
 import { pickTarget } from './placement.ts';
@@ -168,7 +168,10 @@ function buildJob(m: StoredMigration, step: StepName, targetNode: string, jobs: 
     });
     return { kind: step, migration, container, requirements };
   }
-  if (step === 'sync' || step === 'transfer') return { kind: step, migration, container, targetNode };
+  if (step === 'sync' || step === 'transfer') {
+    const bandwidth = m.spec.strategy.bandwidth ? parseQuantity(m.spec.strategy.bandwidth) : undefined;
+    return { kind: step, migration, container, targetNode, ...(bandwidth ? { bandwidth } : {}) };
+  }
   if (step === 'cleanupSource')
     return { kind: step, migration, container, keepImages: m.spec.sourcePolicy === 'KeepImages' };
   return { kind: step, migration, container };

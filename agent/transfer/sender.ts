@@ -21,6 +21,7 @@ import {
   type Reply,
 } from './frames.ts';
 import { fingerprint, publicBlob } from './keys.ts';
+import { Throttle } from './throttle.ts';
 
 const { Client } = ssh2;
 
@@ -47,6 +48,8 @@ export interface SendOptions {
   migration: string;
   /** Called as bytes go out, for progress reports. */
   onBytes?: (total: number) => void;
+  /** Upper limit in bytes per second (spec.strategy.bandwidth). */
+  bandwidth?: number;
 }
 
 export class TransferSession {
@@ -132,6 +135,7 @@ export class TransferSession {
       ),
     );
     const s = new TransferSession(conn, channel, opts.onBytes);
+    if (opts.bandwidth) s.throttle = new Throttle(opts.bandwidth, Date.now());
     await s.write(
       jsonFrame(FrameType.Header, {
         type: 'begin',
@@ -143,8 +147,12 @@ export class TransferSession {
     return s;
   }
 
+  private throttle: Throttle | undefined;
+
   private async write(buf: Buffer): Promise<void> {
     if (this.closedError) throw this.closedError;
+    const wait = this.throttle?.delayFor(buf.length, Date.now()) ?? 0;
+    if (wait) await new Promise((r) => setTimeout(r, wait));
     if (!this.channel.write(buf)) await drainOrClose(this.channel);
   }
 

@@ -49,6 +49,8 @@ export const JobSchema = z.discriminatedUnion('kind', [
     migration: MigrationRef,
     container: NameSchema,
     targetNode: NameSchema,
+    /** spec.strategy.bandwidth in bytes per second; unlimited when absent. */
+    bandwidth: z.number().int().min(1).optional(),
   }),
   z.strictObject({ kind: z.literal('checkpoint'), migration: MigrationRef, container: NameSchema }),
   z.strictObject({
@@ -56,6 +58,8 @@ export const JobSchema = z.discriminatedUnion('kind', [
     migration: MigrationRef,
     container: NameSchema,
     targetNode: NameSchema,
+    /** spec.strategy.bandwidth in bytes per second; unlimited when absent. */
+    bandwidth: z.number().int().min(1).optional(),
   }),
   z.strictObject({ kind: z.literal('restore'), migration: MigrationRef, container: NameSchema }),
   z.strictObject({ kind: z.literal('verifyTarget'), migration: MigrationRef, container: NameSchema }),
