@@ -1,14 +1,17 @@
 // A token bucket for spec.strategy.bandwidth: how long to wait before sending more bytes so the
-// average rate stays under the limit, with one second of burst. Pure: the clock is passed in.
+// average rate stays under the limit. The burst is a tenth of a second's worth, so even a short
+// transfer keeps to the limit. Pure: the clock is passed in.
 export class Throttle {
   private tokens: number;
   private last: number;
+  private readonly burst: number;
 
   constructor(
     private readonly bytesPerSecond: number,
     now: number,
   ) {
-    this.tokens = bytesPerSecond; // a second's worth of burst
+    this.burst = bytesPerSecond / 10;
+    this.tokens = this.burst;
     this.last = now;
   }
 
