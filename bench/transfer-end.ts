@@ -1,0 +1,51 @@
+// One end of a transfer-benchmark stream, run inside a node's network namespace by
+// bench/transfer.ts: a plain TCP sink, a plain TCP sender, or ferry's SSH sender to a node's agent.
+//   tcp-sink PORT | tcp-send HOST PORT FILE | ssh-send CLUSTER NODE TARGET FILE
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import { pipeline } from 'node:stream/promises';
+import { loadPeers } from '../agent/transfer/ssh-server.ts';
+import { TransferSession } from '../agent/transfer/sender.ts';
+import { nodePaths, clusterDir } from '../lib/paths.ts';
+
+const [mode, ...args] = process.argv.slice(2);
+
+if (mode === 'tcp-sink') {
+  const server = createServer({ noDelay: true }, (sock) => {
+    let n = 0;
+    sock.on('data', (d: Buffer) => (n += d.length));
+    sock.on('end', () => sock.end(String(n)));
+  });
+  server.listen(Number(args[0]), () => console.log('ready'));
+} else if (mode === 'tcp-send') {
+  const [host, port, file] = args as [string, string, string];
+  const sock = connect({ host, port: Number(port), noDelay: true });
+  await new Promise((r) => sock.once('connect', r));
+  const t0 = performance.now();
+  await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), sock, { end: false });
+  sock.end();
+  await new Promise((r) => sock.once('data', r));
+  console.log(JSON.stringify({ bytes: (await stat(file)).size, ms: performance.now() - t0 }));
+  sock.destroy();
+} else if (mode === 'ssh-send') {
+  const [cluster, node, target, file] = args as [string, string, string, string];
+  const peers = await loadPeers(`${clusterDir(cluster)}/peers.json`);
+  const session = await TransferSession.open({
+    self: node,
+    privateKey: await readFile(nodePaths(cluster, node).keyFile, 'utf8'),
+    peer: peers.find((p) => p.node === target)!,
+    migration: 'bench-transfer-0001',
+  });
+  const t0 = performance.now();
+  const bytes = await session.sendFile(file, 'bench/payload.bin');
+  await session.finish();
+  const ms = performance.now() - t0;
+  session.close();
+  console.log(JSON.stringify({ bytes, ms }));
+} else {
+  console.error(
+    'usage: transfer-end tcp-sink PORT | tcp-send HOST PORT FILE | ssh-send CLUSTER NODE TARGET FILE',
+  );
+  process.exit(2);
+}
