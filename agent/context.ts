@@ -5,6 +5,7 @@ import type { Logger } from '../lib/logger.ts';
 import { fsLayout } from '../lib/paths.ts';
 import type { Runc } from './runtime/runc.ts';
 import type { FaultHooks } from './fault-hooks.ts';
+import type { SelfService } from './self-service.ts';
 
 export interface AgentContext {
   config: AgentConfig;
@@ -19,6 +20,8 @@ export interface AgentContext {
   criuVersion: string;
   /** CRIU features the strategies need, from `criu check --feature` at start-up. */
   features: { memDirtyTrack: boolean; lazyPages: boolean };
+  /** Per-container self-service sockets (self-checkpoint requests). */
+  self: SelfService;
   /** Reports progress of the running job (bytes so far); a no-op outside jobs. */
   progress: (p: Record<string, number | string>) => void;
 }

@@ -3,7 +3,14 @@ import type { Job, JobKind, JobOf } from '../api/v1alpha1/jobs.ts';
 import type { AgentContext } from './context.ts';
 import * as source from './migration-source.ts';
 import * as target from './migration-target.ts';
-import { listContainers, removeContainer, runWorkload, verifyFeatures, verifyWorkload } from './workload.ts';
+import {
+  listContainers,
+  removeContainer,
+  runWorkload,
+  selfRequest,
+  verifyFeatures,
+  verifyWorkload,
+} from './workload.ts';
 
 type Handlers = { [K in JobKind]: (ctx: AgentContext, job: JobOf<K>) => Promise<unknown> };
 
@@ -11,6 +18,7 @@ export const handlers: Handlers = {
   run: runWorkload,
   verify: verifyWorkload,
   verifyFeatures,
+  selfRequest,
   list: listContainers,
   remove: async (ctx, job) => {
     await removeContainer(ctx, job.container);

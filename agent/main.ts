@@ -15,6 +15,7 @@ import { FaultHooks, hooksKey } from './fault-hooks.ts';
 import { dispatch } from './handlers.ts';
 import { Runc } from './runtime/runc.ts';
 import { startSshServer } from './transfer/ssh-server.ts';
+import { SelfService } from './self-service.ts';
 
 async function criuProblem(criu: string): Promise<string | undefined> {
   const r = await exec(criu, ['check']).catch((err: unknown) => ({
@@ -61,7 +62,11 @@ export async function startAgent(config: AgentConfig, log: Logger) {
       lazyPages: await criuFeature(config.criuPath, 'uffd-noncoop'),
     },
     progress: () => undefined,
+    self: undefined as unknown as SelfService, // set just below: the service needs the context
   };
+  ctx.self = new SelfService(ctx, config.runDir);
+  // Containers already on the node (an agent restart) get their self-service socket back.
+  for (const c of await ctx.runc.list().catch(() => [])) await ctx.self.listen(c.id).catch(() => undefined);
   if (ctx.criuProblem) log.error({ problem: ctx.criuProblem }, 'CRIU does not work on this node');
   const version = ctx.criuVersion;
 
@@ -144,6 +149,7 @@ export async function startAgent(config: AgentConfig, log: Logger) {
   return {
     async stop() {
       clearInterval(timer);
+      ctx.self.closeAll();
       await worker.close();
       ssh.close();
       await redis.del(nodeKey(config.cluster, config.node)).catch(() => undefined);

@@ -77,7 +77,7 @@ export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
     string,
     unknown
   >;
-  const moved = retargetSpec(spec, cgroupsPathFor(ctx, job.container));
+  const moved = retargetSpec(spec, cgroupsPathFor(ctx, job.container), await ctx.self.listen(job.container));
   await writeFile(path.join(bundle, 'config.json'), JSON.stringify(moved, null, 2), { mode: 0o600 });
   await ctx.hooks.fire('target.beforeRestore', job.migration.name, layout.images(uid));
   const started = Date.now();

@@ -50,11 +50,14 @@ async function createBundle(ctx: AgentContext, job: JobOf<'run'>): Promise<void>
     [ctx.config.busybox, 'busybox'],
     [ctx.config.workloadBinary, 'workload'],
     [ctx.config.featuresBinary, 'features'],
+    [ctx.config.ferryctlBinary, 'ferryctl'],
   ] as const) {
     await copyFile(src, path.join(rootfs, 'bin', name));
     await chmod(path.join(rootfs, 'bin', name), 0o755);
   }
+  const selfDir = await ctx.self.listen(job.container);
   const spec = buildOciSpec({
+    selfDir,
     args:
       job.program === 'features'
         ? ['/bin/features', '--dir', '/data']
@@ -132,6 +135,7 @@ export async function listContainers(ctx: AgentContext): Promise<ContainerInfo[]
 /** Removes a container, its root filesystem subvolume and its bundle. */
 export async function removeContainer(ctx: AgentContext, container: string): Promise<void> {
   await ctx.runc.remove(container);
+  await ctx.self.close(container);
   await deleteSubvolume(ctx.layout.rootfs(container));
   await rm(ctx.layout.bundle(container), { recursive: true, force: true });
 }
@@ -142,4 +146,13 @@ export async function dirBytes(dir: string): Promise<number> {
     if (e.isFile()) total += (await stat(path.join(e.parentPath, e.name))).size;
   }
   return total;
+}
+
+/** Runs the container's /bin/ferryctl to ask its agent for a move, as the workload itself would. */
+export async function selfRequest(ctx: AgentContext, job: JobOf<'selfRequest'>) {
+  const r = await ctx.runc.exec(job.container, ['/bin/ferryctl', 'migrate', job.target]);
+  const answer = JSON.parse(r.stdout.trim() || '{}') as { ok?: boolean; migration?: string; error?: string };
+  if (!answer.ok)
+    throw new FerryError('InvalidInput', `the agent refused the request: ${answer.error ?? r.stderr.trim()}`);
+  return answer;
 }

@@ -24,6 +24,7 @@ const DELAY: Record<Job['kind'], number> = {
   run: 1,
   verify: 1,
   verifyFeatures: 1,
+  selfRequest: 1,
   list: 1,
   remove: 1,
   preflightSource: 5,

@@ -13,7 +13,7 @@ import {
 } from '../api/v1alpha1/cluster.ts';
 import { FerryError } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
-import { FERRY_OPT, FERRY_RUN, clusterConfigFile, clusterDir, nodePaths } from '../lib/paths.ts';
+import { FERRY_OPT, FERRY_RUN, clusterConfigFile, clusterDir, nodePaths, nodeRunDir } from '../lib/paths.ts';
 import { readyNodes } from '../controller/nodes.ts';
 import { generateNodeKey } from '../agent/transfer/keys.ts';
 import {
@@ -144,6 +144,8 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
       busybox: '/bin/busybox',
       workloadBinary: path.join(FERRY_OPT, 'bin/workload'),
       featuresBinary: path.join(FERRY_OPT, 'bin/features'),
+      ferryctlBinary: path.join(FERRY_OPT, 'bin/ferryctl'),
+      runDir: nodeRunDir(opts.name, node),
       faultHooks: opts.faultHooks,
     });
     const changed =

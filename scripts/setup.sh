@@ -30,7 +30,7 @@ mkdir -p "$OPT/etc"
 install -m 0755 scripts/criu-action.sh "$OPT/bin/criu-action"
 echo "action-script $OPT/bin/criu-action" > "$OPT/etc/criu.conf"
 
-for prog in workload features; do
+for prog in workload features ferryctl; do
   if [ ! -x "$OPT/bin/$prog" ] || [ "workload/$prog.c" -nt "$OPT/bin/$prog" ]; then
     echo "setup: building the test workload $prog"
     gcc -static -O2 -Wall -pthread -o "$OPT/bin/$prog.new" "workload/$prog.c"

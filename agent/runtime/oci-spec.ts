@@ -14,7 +14,11 @@ export interface SpecInput {
   hostname: string;
   /** Extra device nodes, created in the container and allowed by its device cgroup. */
   devices?: Device[];
+  /** Host directory holding the container's self-service socket, mounted at /run/ferry. */
+  selfDir?: string;
 }
+
+export const SELF_MOUNT = '/run/ferry';
 
 /** Installed by scripts/setup.sh. */
 export const CRIU_CONFIG = `${FERRY_OPT}/etc/criu.conf`;
@@ -67,6 +71,9 @@ export function buildOciSpec(input: SpecInput): Record<string, unknown> {
         options: ['nosuid', 'noexec', 'nodev'],
       },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      ...(input.selfDir
+        ? [{ destination: SELF_MOUNT, type: 'bind', source: input.selfDir, options: ['rbind', 'rw'] }]
+        : []),
     ],
     linux: {
       cgroupsPath: input.cgroupsPath,
@@ -101,8 +108,18 @@ export function buildOciSpec(input: SpecInput): Record<string, unknown> {
   };
 }
 
-/** The same spec moved to another node: only the cgroup placement is node-specific. */
-export function retargetSpec(spec: Record<string, unknown>, cgroupsPath: string): Record<string, unknown> {
+/**
+ * The same spec moved to another node: the cgroup placement and the self-service directory are
+ * node-specific (runc maps bind mounts to the sources in the restored bundle's config).
+ */
+export function retargetSpec(
+  spec: Record<string, unknown>,
+  cgroupsPath: string,
+  selfDir: string,
+): Record<string, unknown> {
   const linux = (spec.linux ?? {}) as Record<string, unknown>;
-  return { ...spec, linux: { ...linux, cgroupsPath } };
+  const mounts = ((spec.mounts ?? []) as Array<Record<string, unknown>>).map((m) =>
+    m.destination === SELF_MOUNT ? { ...m, source: selfDir } : m,
+  );
+  return { ...spec, mounts, linux: { ...linux, cgroupsPath } };
 }

@@ -2,7 +2,7 @@
 // root and the CRIU wrapper installed by scripts/setup.sh.
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { exec } from '../../lib/exec.ts';
+import { exec, type ExecResult } from '../../lib/exec.ts';
 import { FerryError, type ErrorCode } from '../../lib/errors.ts';
 import { criuErrorLines } from '../criu/criu-log.ts';
 import type { ContainerInfo } from '../../api/v1alpha1/jobs.ts';
@@ -66,6 +66,11 @@ export class Runc {
     const out = await this.runc(['list', '--format', 'json']);
     const rows = (JSON.parse(out || 'null') ?? []) as Array<{ id: string; status: string; pid?: number }>;
     return rows.map((r) => ({ id: r.id, status: r.status, ...(r.pid ? { pid: r.pid } : {}) }));
+  }
+
+  /** Runs a command inside the container and returns its output, whatever its exit. */
+  exec(id: string, args: string[]): Promise<ExecResult> {
+    return exec('runc', ['--root', this.root, 'exec', id, ...args]);
   }
 
   /** Host pids of every process in the container. */

@@ -38,6 +38,9 @@ export const AgentConfigSchema = z.strictObject({
   busybox: z.string().startsWith('/'),
   workloadBinary: z.string().startsWith('/'),
   featuresBinary: z.string().startsWith('/'),
+  ferryctlBinary: z.string().startsWith('/'),
+  /** The node's run directory; per-container self-service sockets live below it. */
+  runDir: z.string().startsWith('/'),
   /** Named fault-injection hooks; off unless a test cluster turns them on. */
   faultHooks: z.boolean().default(false),
   /** Node labels, matched by Migration target node selectors. */

@@ -27,6 +27,8 @@ export const JobSchema = z.discriminatedUnion('kind', [
   }),
   z.strictObject({ kind: z.literal('verify'), container: NameSchema }),
   z.strictObject({ kind: z.literal('verifyFeatures'), container: NameSchema }),
+  /** Runs the container's own /bin/ferryctl to ask for a move (tests of self-checkpoint). */
+  z.strictObject({ kind: z.literal('selfRequest'), container: NameSchema, target: NameSchema }),
   z.strictObject({ kind: z.literal('list') }),
   z.strictObject({ kind: z.literal('remove'), container: NameSchema }),
   z.strictObject({ kind: z.literal('preflightSource'), migration: MigrationRef, container: NameSchema }),
