@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
+#include <sys/mount.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -58,6 +59,8 @@ static volatile uint64_t thread_counter;
 static pid_t child;
 static timer_t ptimer;
 static int tcp_client, tcp_server, udp_a, udp_b;
+static char *huge, *remapped;
+static int mounted;
 
 static const char PIPE_DATA[] = "pipe-data-123";
 static const char SOCK_DATA[] = "queued-socket-data";
@@ -153,6 +156,19 @@ static void setup(void) {
     ua.sin_port = htons(7778); ub.sin_port = htons(7779);
     if (bind(udp_a, (struct sockaddr *)&ua, sizeof ua) || bind(udp_b, (struct sockaddr *)&ub, sizeof ub)) perror("udp bind");
     connect(udp_a, (struct sockaddr *)&ub, sizeof ub);
+    /* A mount made after start (the container's own mount tree), with a file in it. */
+    mkdir("/mnt/ferry-tmp", 0700);
+    mounted = mount("ferry-tmp", "/mnt/ferry-tmp", "tmpfs", 0, "size=1m") == 0;
+    if (mounted) { int mf = open("/mnt/ferry-tmp/in-mount", O_WRONLY | O_CREAT, 0600); if (write(mf, "mounted", 7) != 7) perror("mount file"); close(mf); }
+    /* A hugetlb mapping, where the kernel offers huge pages. */
+    huge = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+    if (huge == MAP_FAILED) huge = NULL; else strcpy(huge, "huge-page-data");
+    /* A mapping rearranged with remap_file_pages: page 0 of the window shows page 3 of the file. */
+    int rf = open(at("remap"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+    for (int p = 0; p < 4; p++) { char page[4096]; memset(page, 'a' + p, sizeof page); if (write(rf, page, sizeof page) != sizeof page) perror("remap file"); }
+    remapped = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, rf, 0);
+    if (remapped == MAP_FAILED || remap_file_pages(remapped, 4096, 0, 3, 0)) remapped = NULL;
+    close(rf);
     pthread_t th; pthread_create(&th, NULL, thread_main, NULL);
     /* A child in its own session, sharing the socketpair and the shared mapping. */
     child = fork();
@@ -237,6 +253,14 @@ static void check(void) {
     char ubuf[4] = {0}; ssize_t un = -1;
     for (int i = 0; ok && i < 50 && un < 0; i++) { un = recv(udp_b, ubuf, sizeof ubuf, MSG_DONTWAIT); if (un < 0) usleep(10000); }
     report("udp", ok && un == 1 && ubuf[0] == 'u', "bound UDP sockets do not carry datagrams");
+    char mb[16] = {0};
+    int mf = open("/mnt/ferry-tmp/in-mount", O_RDONLY);
+    ok = mounted && mf >= 0 && read(mf, mb, 7) == 7 && !strcmp(mb, "mounted");
+    if (mf >= 0) close(mf);
+    report("own-mount", ok, "the mount made inside the container, or its file, is gone");
+    if (huge) report("hugetlb", !strcmp(huge, "huge-page-data"), "huge page contents lost");
+    else outlen += (size_t)snprintf(out + outlen, sizeof out - outlen, "hugetlb SKIP the kernel offers no huge pages\n");
+    report("remap-file-pages", remapped && remapped[0] == 'd' && remapped[4096] == 'b' && remapped[12288] == 'd', "page order lost");
     unsigned char z[16] = {1};
     ok = read(zerofd, z, sizeof z) == sizeof z && z[0] == 0 && z[15] == 0 && write(nullfd, "x", 1) == 1 && read(urandfd, z, sizeof z) == sizeof z;
     report("devices", ok, "/dev/null, /dev/zero or /dev/urandom lost");

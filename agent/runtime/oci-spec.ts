@@ -16,6 +16,8 @@ export interface SpecInput {
   devices?: Device[];
   /** Host directory holding the container's self-service socket, mounted at /run/ferry. */
   selfDir?: string;
+  /** Capabilities beyond the minimal set. */
+  extraCaps?: string[];
 }
 
 export const SELF_MOUNT = '/run/ferry';
@@ -26,6 +28,7 @@ export const CRIU_CONFIG = `${FERRY_OPT}/etc/criu.conf`;
 const CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
 
 export function buildOciSpec(input: SpecInput): Record<string, unknown> {
+  const caps = [...CAPS, ...(input.extraCaps ?? [])];
   return {
     ociVersion: '1.0.2-dev',
     process: {
@@ -34,7 +37,7 @@ export function buildOciSpec(input: SpecInput): Record<string, unknown> {
       args: input.args,
       env: ['PATH=/bin:/usr/bin:/sbin', 'HOME=/'],
       cwd: '/',
-      capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS, ambient: CAPS },
+      capabilities: { bounding: caps, effective: caps, permitted: caps, ambient: caps },
       // Within the host's hard limit: this kernel cannot raise rlimits (no CAP_SYS_RESOURCE).
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
       noNewPrivileges: true,
