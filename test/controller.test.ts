@@ -7,7 +7,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '../cli/client.ts';
 import { waitForMigration } from '../cli/watch.ts';
 import { releaseKey } from '../agent/fault-hooks.ts';
-import { clusterUp } from '../cluster/cluster.ts';
 import { runningPid } from '../cluster/processes.ts';
 import { controllerHookKey } from '../controller/crash-hook.ts';
 import { jobIdFor, stepsFor } from '../controller/reconcile.ts';
@@ -22,6 +21,7 @@ import {
   runWorkload,
   testCluster,
   unique,
+  upTestCluster,
   verify,
 } from './helpers.ts';
 
@@ -140,15 +140,7 @@ for (const phase of boundaries) {
     await start(name, container);
     for (let i = 0; i < 600 && (await runningPid(controllerPid, marker)); i++) await sleep(50);
     assert.equal(await runningPid(controllerPid, marker), undefined, 'the controller crashed');
-    await clusterUp({
-      name: CLUSTER,
-      nodes: 2,
-      subnet: '10.78.0',
-      faultHooks: true,
-      diskGiB: 4,
-      imagesGiB: 2,
-      leaseMs: 3000,
-    });
+    await upTestCluster();
     const m = await waitForMigration(c, 'default', name, () => undefined);
     assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
     // No phase was entered twice, and every step ran as one job, once.

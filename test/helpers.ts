@@ -12,8 +12,9 @@ import { nodePaths } from '../lib/paths.ts';
 
 export const CLUSTER = 'test';
 
-export async function testCluster(): Promise<Client> {
-  await clusterUp({
+/** Brings the test cluster up, or repairs it (a killed controller is started again). */
+export const upTestCluster = () =>
+  clusterUp({
     name: CLUSTER,
     nodes: 2,
     subnet: '10.78.0',
@@ -22,6 +23,9 @@ export async function testCluster(): Promise<Client> {
     imagesGiB: 2,
     leaseMs: 3000,
   });
+
+export async function testCluster(): Promise<Client> {
+  await upTestCluster();
   return connect(CLUSTER);
 }
 
