@@ -7,6 +7,12 @@ import { FerryError, type ErrorCode } from '../../lib/errors.ts';
 import { criuErrorLines } from '../criu/criu-log.ts';
 import type { ContainerInfo } from '../../api/v1alpha1/jobs.ts';
 
+/**
+ * What CRIU should carry on both ends: file locks and established TCP connections (it refuses to
+ * dump them otherwise). Dump and restore must agree, so they share this list.
+ */
+const CRIU_FEATURES = ['--file-locks', '--tcp-established'];
+
 export class Runc {
   constructor(
     readonly root: string,
@@ -103,13 +109,10 @@ export class Runc {
   async checkpointLeavingStopped(id: string, imageDir: string, workDir: string): Promise<void> {
     try {
       await this.runc(
-        // --file-locks and --tcp-established: locks and established TCP connections move with the
-        // workload (CRIU refuses to dump them otherwise).
         [
           'checkpoint',
           '--leave-running',
-          '--file-locks',
-          '--tcp-established',
+          ...CRIU_FEATURES,
           '--image-path',
           imageDir,
           '--work-path',
@@ -130,8 +133,7 @@ export class Runc {
         [
           'restore',
           '--detach',
-          '--file-locks',
-          '--tcp-established',
+          ...CRIU_FEATURES,
           '--image-path',
           imageDir,
           '--work-path',
