@@ -161,3 +161,30 @@ for (const phase of boundaries) {
     await c.bus.call('node2', { kind: 'remove', container });
   });
 }
+
+test('a controller killed right after writing RollingBack is replaced and the source still comes back', async () => {
+  const container = unique('crash');
+  const name = unique('crb');
+  await runWorkload(c, 'node1', container, 16);
+  const v0 = await verify(c, 'node1', container);
+  await armHook(c, 'node2', 'target.beforeRestore', {
+    action: 'corruptFile',
+    file: 'checkpoint/pstree.img',
+    migration: name,
+  });
+  await c.redis.hset(
+    controllerHookKey(CLUSTER),
+    'crashAfterPhase',
+    JSON.stringify({ phase: 'RollingBack', migration: name }),
+  );
+  await start(name, container);
+  for (let i = 0; i < 600 && (await runningPid(controllerPid, marker)); i++) await sleep(50);
+  assert.equal(await runningPid(controllerPid, marker), undefined, 'the controller crashed');
+  await upTestCluster();
+  const m = await waitForMigration(c, 'default', name, () => undefined);
+  assert.equal(m.status.phase, 'Failed');
+  assert.match(m.status.failureReason!, /restore on node2 failed: CriuRestoreFailed/);
+  assert.deepEqual(phases(m), [...new Set(phases(m))], 'no phase entered twice');
+  await sourceIntact(container, v0.counter!);
+  await c.bus.call('node1', { kind: 'remove', container });
+});
