@@ -11,6 +11,7 @@ export const HOOK_POINTS = [
   'target.beforeRestore',
   'source.afterCheckpoint',
   'source.beforeTransfer',
+  'source.duringTransfer',
 ] as const;
 export type HookPoint = (typeof HOOK_POINTS)[number];
 
@@ -19,6 +20,13 @@ export const HookActionSchema = z.discriminatedUnion('action', [
   z.strictObject({
     action: z.literal('corruptFile'),
     file: z.string(),
+    migration: z.string().optional(),
+    times: z.number().int().min(1).default(1),
+  }),
+  /** Breaks the transfer's TCP connection once this many bytes have been sent. */
+  z.strictObject({
+    action: z.literal('cut'),
+    afterBytes: z.number().int().min(0),
     migration: z.string().optional(),
     times: z.number().int().min(1).default(1),
   }),
@@ -52,6 +60,20 @@ export class FaultHooks {
     private readonly log: Logger,
   ) {}
 
+  /** Takes an armed hook for the caller to carry out itself (actions that live inside a step). */
+  async take(point: HookPoint, migrationName: string): Promise<HookAction | undefined> {
+    if (!this.enabled) return undefined;
+    const raw = await this.redis.hget(this.key, point);
+    if (!raw) return undefined;
+    const hook = HookActionSchema.parse(JSON.parse(raw));
+    if (hook.migration && hook.migration !== migrationName) return undefined;
+    if (hook.times > 1)
+      await this.redis.hset(this.key, point, JSON.stringify({ ...hook, times: hook.times - 1 }));
+    else await this.redis.hdel(this.key, point);
+    this.log.warn({ point, hook }, 'fault hook taken');
+    return hook;
+  }
+
   /** Fires `point` if a test armed it for this migration; `imagesDir` is the migration's folder. */
   async fire(point: HookPoint, migrationName: string, imagesDir: string): Promise<void> {
     if (!this.enabled) return;
@@ -70,6 +92,7 @@ export class FaultHooks {
         await new Promise((r) => setTimeout(r, 50));
       return;
     }
+    if (hook.action === 'cut') return; // carried out inside the transfer itself (see take())
     const file = path.join(imagesDir, hook.file);
     const buf = await readFile(file);
     buf.fill(0xa5, Math.floor(buf.length / 4), Math.floor(buf.length / 2) + 1);

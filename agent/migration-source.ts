@@ -124,16 +124,19 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
   const final = layout.snapshot(uid, 'final');
   // The images' size is known, so progress can say how long is left (the btrfs increment is small).
   const totalBytes = await dirBytes(layout.images(uid));
+  const cut = await ctx.hooks.take('source.duringTransfer', job.migration.name);
   const send = async (s: TransferSession) => {
+    if (cut?.action === 'cut') s.cutAfter(cut.afterBytes);
+    // Files are resumable: a retry after a broken link sends only what had not arrived.
     for (const name of (await readdir(images)).sort()) {
       const t = Date.now();
-      const n = await s.sendFile(path.join(images, name), `checkpoint/${name}`);
+      const n = await s.sendFile(path.join(images, name), `checkpoint/${name}`, { resume: true });
       ctx.log.debug({ file: name, bytes: n, ms: Date.now() - t }, 'sent');
     }
-    await s.sendFile(path.join(layout.bundle(job.container), 'config.json'), 'config.json');
-    await s.sendFile(path.join(layout.images(uid), AFFINITY_FILE), AFFINITY_FILE);
+    await s.sendFile(path.join(layout.bundle(job.container), 'config.json'), 'config.json', { resume: true });
+    await s.sendFile(path.join(layout.images(uid), AFFINITY_FILE), AFFINITY_FILE, { resume: true });
     await s.sendBtrfs(final, path.basename(final), { path: base, name: path.basename(base) });
-    return { bytes: s.bytes, durationMs: Date.now() - started, files: s.items };
+    return { bytes: s.bytes, durationMs: Date.now() - started, files: s.items, resumedBytes: s.resumedBytes };
   };
   return withSession(ctx, job.targetNode, uid, send, { bandwidth: job.bandwidth, totalBytes });
 }

@@ -84,3 +84,27 @@ for (const k of cases) {
     await c.bus.call('node1', { kind: 'remove', container });
   });
 }
+
+test('a transfer whose link breaks mid-way resumes where it stopped and the migration succeeds', async () => {
+  const container = unique('resume');
+  const name = unique('cut');
+  await runWorkload(c, 'node1', container, 32);
+  const v0 = await verify(c, 'node1', container);
+  // Cut the connection once 8 MiB have gone; the job's retry resumes the page image from there.
+  await armHook(c, 'node1', 'source.duringTransfer', {
+    action: 'cut',
+    afterBytes: 8 * 2 ** 20,
+    migration: name,
+  });
+  const m = await migrate(c, name, { node: 'node1', container }, 'node2');
+  assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  const job = await c.bus.queue('node1').getJob(`${m.metadata.uid}.transfer`);
+  assert.equal(job?.attemptsMade, 2, 'one broken attempt, one resumed');
+  assert.ok(
+    (job?.returnvalue as { resumedBytes: number }).resumedBytes >= 4 * 2 ** 20,
+    'the retry skipped what had arrived',
+  );
+  const v = await verify(c, 'node2', container);
+  assert.ok(v.pass && v.counter! > v0.counter!, v.line);
+  await c.bus.call('node2', { kind: 'remove', container });
+});

@@ -39,6 +39,11 @@ export const ItemSchema = z.discriminatedUnion('type', [
     path: RelativePathSchema,
     size: z.number().int().min(0),
     mode: z.number().int().min(0).max(0o777),
+    /**
+     * Resumable: the receiver first answers with the offset it already holds (from an earlier,
+     * broken session of the same migration), and keeps a partial file if this session breaks too.
+     */
+    resume: z.boolean().optional(),
   }),
   z.strictObject({
     type: z.literal('btrfs'),
@@ -59,6 +64,7 @@ export const EndSchema = z.strictObject({
 /** Replies from the receiver, one JSON line each. */
 export const ReplySchema = z.union([
   z.strictObject({ ok: z.literal(true), item: z.number(), bytes: z.number() }),
+  z.strictObject({ ok: z.literal(true), offset: z.number() }),
   z.strictObject({ ok: z.literal(true), done: z.literal(true), bytes: z.number(), items: z.number() }),
   z.strictObject({ ok: z.literal(false), code: z.string(), error: z.string() }),
 ]);

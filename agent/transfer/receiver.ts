@@ -3,8 +3,8 @@
 // nothing of an item that fails its check. Everything it writes stays under the migration's folders.
 import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -37,7 +37,8 @@ interface Sink {
   write(data: Buffer): Promise<void>;
   /** Verifies the END frame against what was written; commits on success, discards on failure. */
   finish(end: { sha256: string; bytes: number }): Promise<number>;
-  abort(): Promise<void>;
+  /** Ends the item unfinished; a resumable file keeps its partial data when the link broke. */
+  abort(keepPartial?: boolean): Promise<void>;
 }
 
 function parseJson<T>(frame: Frame, schema: { parse(v: unknown): T }, what: string): T {
@@ -59,28 +60,67 @@ function checkEnd(hash: Hash, written: number, end: { sha256: string; bytes: num
     );
 }
 
-async function fileSink(dir: string, item: Extract<Item, { type: 'file' }>): Promise<Sink> {
+/** sha256 state over the first bytes of a file already on disk, to continue a resumed item. */
+async function hashPrefix(file: string, bytes: number): Promise<Hash> {
+  const hash = createHash('sha256');
+  if (bytes > 0)
+    for await (const chunk of createReadStream(file, { start: 0, end: bytes - 1 }))
+      hash.update(chunk as Buffer);
+  return hash;
+}
+
+async function sizeOf(file: string): Promise<number | undefined> {
+  return stat(file).then(
+    (st) => st.size,
+    () => undefined,
+  );
+}
+
+async function fileSink(
+  dir: string,
+  item: Extract<Item, { type: 'file' }>,
+  reply: (r: Reply) => void,
+): Promise<Sink> {
   const dest = path.join(dir, item.path);
   // RelativePathSchema already refused ".." and absolute paths; this double-checks the join.
   if (!dest.startsWith(dir + path.sep))
     throw new FerryError('StreamRejected', `path ${item.path} leaves the image folder`);
   await mkdir(path.dirname(dest), { recursive: true, mode: 0o700 });
   const tmp = `${dest}.part`;
+  // A resumable item continues what an earlier session left: a finished file, or a partial one.
+  let offset = 0;
+  let done = false;
+  if (item.resume) {
+    const whole = await sizeOf(dest);
+    const part = await sizeOf(tmp);
+    if (whole === item.size) [offset, done] = [whole, true];
+    else if (part !== undefined && part <= item.size) offset = part;
+    else await rm(tmp, { force: true });
+    reply({ ok: true, offset });
+  }
+  const hash = await hashPrefix(done ? dest : tmp, offset);
+  let written = offset;
   // Images are never readable by other users, whatever mode the sender asked for. A write stream
   // keeps several writes in flight, so the next frame is read while the last one is written.
-  const out = createWriteStream(tmp, { mode: item.mode & 0o700, highWaterMark: 8 * 1024 * 1024 });
-  const failed = new Promise<never>((_, reject) => out.once('error', reject));
+  const out = done
+    ? undefined
+    : createWriteStream(tmp, {
+        flags: offset ? 'a' : 'w',
+        mode: item.mode & 0o700,
+        highWaterMark: 8 * 1024 * 1024,
+      });
+  const failed = new Promise<never>((_, reject) => out?.once('error', reject));
   failed.catch(() => undefined);
-  const hash = createHash('sha256');
-  let written = 0;
-  const close = () => new Promise<void>((resolve) => (out.closed ? resolve() : out.end(() => resolve())));
+  const close = () =>
+    new Promise<void>((resolve) => (!out || out.closed ? resolve() : out.end(() => resolve())));
   return {
     async write(data) {
-      if (written + data.length > item.size)
+      if (!out || written + data.length > item.size) {
         throw new FerryError(
           'IntegrityError',
           `${item.path}: more data than the announced ${item.size} bytes`,
         );
+      }
       hash.update(data);
       written += data.length;
       if (!out.write(data)) await Promise.race([once(out, 'drain'), failed]);
@@ -92,16 +132,17 @@ async function fileSink(dir: string, item: Extract<Item, { type: 'file' }>): Pro
           throw new FerryError('IntegrityError', `${item.path}: received ${written} of ${item.size} bytes`);
         checkEnd(hash, written, end, item.path);
       } catch (err) {
-        await rm(tmp, { force: true });
+        await rm(done ? dest : tmp, { force: true });
         throw err;
       }
-      await rename(tmp, dest);
-      return written;
+      if (!done) await rename(tmp, dest);
+      return written - offset;
     },
-    async abort() {
+    async abort(keepPartial) {
       // The file may still be opening: wait for the stream to close, or rm could run first.
-      if (!out.closed) await new Promise<void>((resolve) => out.destroy().once('close', () => resolve()));
-      await rm(tmp, { force: true });
+      if (out && !out.closed)
+        await new Promise<void>((resolve) => out.destroy().once('close', () => resolve()));
+      if (!(keepPartial && item.resume)) await rm(tmp, { force: true });
     },
   };
 }
@@ -186,7 +227,7 @@ export async function receiveSession(channel: Duplex, opts: ReceiverOptions): Pr
         const item = parseJson(frame, ItemSchema, 'item header');
         sink =
           item.type === 'file'
-            ? await fileSink(opts.imagesDir(migration), item)
+            ? await fileSink(opts.imagesDir(migration), item, reply)
             : await btrfsSink(opts.incomingDir(migration), item, log);
         return;
       }
@@ -236,7 +277,9 @@ export async function receiveSession(channel: Duplex, opts: ReceiverOptions): Pr
       { migration, peer: opts.peerNode, code: e.code, reason: e.message },
       'transfer session rejected',
     );
-    await sink?.abort().catch(() => undefined);
+    // A stream that just stopped (the link broke) may be resumed; a wrong one never is.
+    const broken = e.code === 'TransferFailed' || /truncated/.test(e.message);
+    await sink?.abort(broken).catch(() => undefined);
     reply({ ok: false, code: e.code, error: e.message });
   } finally {
     channel.end();

@@ -1,7 +1,7 @@
 // The sending end: connects to a peer agent over SSH (its host key pinned), opens the transfer
 // subsystem and streams files and btrfs sends as framed, checksummed items.
 import { createHash } from 'node:crypto';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -59,6 +59,10 @@ export class TransferSession {
   private closedError: FerryError | undefined;
   bytes = 0;
   items = 0;
+  /** Bytes an earlier session had delivered already, skipped thanks to resume. */
+  resumedBytes = 0;
+  private cutAt: number | undefined;
+  private sock: Socket | undefined;
 
   private constructor(
     private readonly conn: ssh2.Client,
@@ -100,6 +104,7 @@ export class TransferSession {
   static async open(opts: SendOptions): Promise<TransferSession> {
     const expected = publicBlob(opts.peer.publicKey);
     const conn = new Client();
+    let sock: Socket | undefined;
     let hostKeyError: FerryError | undefined;
     await new Promise<void>((resolve, reject) => {
       conn.once('ready', () => resolve());
@@ -110,7 +115,7 @@ export class TransferSession {
         ),
       );
       // Nagle off: small END frames and replies must not wait for a delayed ACK.
-      const sock = connect({ host: opts.peer.address, port: opts.peer.sshPort, noDelay: true });
+      sock = connect({ host: opts.peer.address, port: opts.peer.sshPort, noDelay: true });
       sock.once('error', () => undefined); // reported through the ssh client's own error event
       conn.connect({
         sock,
@@ -135,6 +140,7 @@ export class TransferSession {
       ),
     );
     const s = new TransferSession(conn, channel, opts.onBytes);
+    s.sock = sock;
     if (opts.bandwidth) s.throttle = new Throttle(opts.bandwidth, Date.now());
     await s.write(
       jsonFrame(FrameType.Header, {
@@ -154,11 +160,18 @@ export class TransferSession {
     const wait = this.throttle?.delayFor(buf.length, Date.now()) ?? 0;
     if (wait) await new Promise((r) => setTimeout(r, wait));
     if (!this.channel.write(buf)) await drainOrClose(this.channel);
+    if (this.cutAt !== undefined && this.bytes + buf.length >= this.cutAt) this.sock?.destroy();
   }
 
-  /** Sends a readable as DATA frames and returns its length and sha256. */
-  private async streamData(data: Readable): Promise<{ bytes: number; sha256: string }> {
-    const hash = createHash('sha256');
+  /**
+   * Sends a readable as DATA frames and returns the item's length and sha256; `seed` is what a
+   * resumed item's earlier part contributes to both, without being sent again.
+   */
+  private async streamData(
+    data: Readable,
+    seed = { hash: createHash('sha256'), bytes: 0 },
+  ): Promise<{ bytes: number; sha256: string; sent: number }> {
+    const hash = seed.hash;
     let n = 0;
     for await (const chunk of data as AsyncIterable<Buffer>) {
       for (let off = 0; off < chunk.length; off += MAX_DATA_BYTES) {
@@ -169,34 +182,60 @@ export class TransferSession {
         this.onBytes?.(this.bytes + n);
       }
     }
-    return { bytes: n, sha256: hash.digest('hex') };
+    return { bytes: seed.bytes + n, sha256: hash.digest('hex'), sent: n };
   }
 
-  /** Sends END and waits for the target's verdict on the item. */
-  private async endItem(item: Item, end: { bytes: number; sha256: string }): Promise<number> {
-    await this.write(jsonFrame(FrameType.End, end));
+  /** Sends END and waits for the target's verdict on the item; returns the bytes sent for it. */
+  private async endItem(item: Item, end: { bytes: number; sha256: string; sent?: number }): Promise<number> {
+    await this.write(jsonFrame(FrameType.End, { bytes: end.bytes, sha256: end.sha256 }));
     const reply = await this.nextReply();
     if (!reply.ok) {
       const code = reply.code === 'IntegrityError' ? 'IntegrityError' : 'TransferFailed';
       throw new FerryError(code, `${this.describe(item)} rejected by the target: ${reply.error}`);
     }
-    this.bytes += end.bytes;
+    const sent = end.sent ?? end.bytes;
+    this.bytes += sent;
     this.items++;
-    return end.bytes;
+    return sent;
   }
 
   private describe(item: Item): string {
     return item.type === 'file' ? `file ${item.path}` : `btrfs stream ${item.name}`;
   }
 
-  async sendFile(localPath: string, relPath: string): Promise<number> {
+  /**
+   * Sends a file. With `resume`, the target first says how much of it an earlier, broken session
+   * already delivered; only the rest crosses the wire, and the checksum still covers the whole file.
+   */
+  async sendFile(localPath: string, relPath: string, opts: { resume?: boolean } = {}): Promise<number> {
     const st = await stat(localPath);
-    const item: Item = { type: 'file', path: relPath, size: st.size, mode: st.mode & 0o700 };
+    const item: Item = {
+      type: 'file',
+      path: relPath,
+      size: st.size,
+      mode: st.mode & 0o700,
+      ...(opts.resume ? { resume: true } : {}),
+    };
     await this.write(jsonFrame(FrameType.Header, item));
-    return this.endItem(
-      item,
-      await this.streamData(createReadStream(localPath, { highWaterMark: MAX_DATA_BYTES })),
-    );
+    let offset = 0;
+    if (opts.resume) {
+      const r = await this.nextReply();
+      if (!r.ok || !('offset' in r))
+        throw new FerryError('TransferFailed', `${relPath}: the target did not say where to resume`);
+      offset = Math.min(r.offset, st.size);
+    }
+    const hash = createHash('sha256');
+    if (offset)
+      for await (const chunk of createReadStream(localPath, { start: 0, end: offset - 1 }))
+        hash.update(chunk as Buffer);
+    this.resumedBytes += offset;
+    const rest = createReadStream(localPath, { start: offset, highWaterMark: MAX_DATA_BYTES });
+    return this.endItem(item, await this.streamData(rest, { hash, bytes: offset }));
+  }
+
+  /** Test hook: breaks the TCP connection under the session once this many bytes have gone. */
+  cutAfter(bytes: number): void {
+    this.cutAt = bytes;
   }
 
   /** Streams `btrfs send [-p parent] snap`; the target receives a subvolume named `name`. */

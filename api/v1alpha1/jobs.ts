@@ -98,6 +98,8 @@ export const TransferResultSchema = z.strictObject({
   bytes: z.number(),
   durationMs: z.number(),
   files: z.number(),
+  /** Bytes an earlier, broken attempt had delivered, not sent again. */
+  resumedBytes: z.number().optional(),
 });
 
 export const CheckpointResultSchema = z.strictObject({
