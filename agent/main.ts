@@ -39,6 +39,7 @@ async function criuVersion(criu: string): Promise<string> {
 }
 
 export async function startAgent(config: AgentConfig, log: Logger) {
+  process.umask(0o077); // images, snapshots' metadata and logs are for root only
   log.info({ pid: process.pid }, 'agent starting: checking CRIU');
   const redis = connectRedis(config.redis);
   const ctx: AgentContext = {

@@ -81,6 +81,8 @@ async function ensureNodeKey(keyFile: string, node: string): Promise<string> {
 
 export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
   const say = opts.say ?? (() => undefined);
+  // Everything ferry and its children (Redis, agents, runc, CRIU) create is for root only.
+  process.umask(0o077);
   await preconditions();
   const prior = await readClusterConfig(opts.name);
   const dir = clusterDir(opts.name);
