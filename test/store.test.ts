@@ -108,7 +108,8 @@ after(async () => {
   await fake.stop();
 });
 
-contract('RedisMigrationStore', () => new RedisMigrationStore(cluster.redis, 'test'));
+// Its own key space: the test cluster's controller must not act on these Migrations.
+contract('RedisMigrationStore', () => new RedisMigrationStore(cluster.redis, 'store-contract'));
 contract('KubeMigrationStore', () => new KubeMigrationStore(loadKubeConfig(kubeconfig), log));
 
 describe('KubeMigrationStore against the API protocol', () => {
