@@ -241,7 +241,11 @@ export class KubeMigrationStore implements MigrationStore {
     return raws
       .filter((r) => !namespace || r.metadata.namespace === namespace)
       .map((r) => this.toStored(r))
-      .sort((a, b) => a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp));
+      .sort(
+        (a, b) =>
+          a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp) ||
+          a.metadata.name.localeCompare(b.metadata.name),
+      );
   }
 
   async updateSpec(namespace: string, name: string, spec: Migration['spec']): Promise<StoredMigration> {

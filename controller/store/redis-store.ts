@@ -88,7 +88,11 @@ export class RedisMigrationStore implements MigrationStore {
     const all = Object.entries(docs).map(([f, r]) => this.parse(r, statuses[f]));
     return all
       .filter((m) => !namespace || m.metadata.namespace === namespace)
-      .sort((a, b) => a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp));
+      .sort(
+        (a, b) =>
+          a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp) ||
+          a.metadata.name.localeCompare(b.metadata.name),
+      );
   }
 
   private async write(m: StoredMigration): Promise<void> {
