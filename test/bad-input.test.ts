@@ -114,7 +114,7 @@ test('an agent whose host key does not match the pinned one is refused', async (
   await assert.rejects(
     TransferSession.open({ self: 'node1', privateKey: key, peer: impostor, migration: 'abcdef123456' }),
     (err: Error & { code?: string }) => {
-      assert.equal(err.code, 'AuthRefused');
+      assert.equal(err.code, 'AuthRefused', `${err.name}: ${err.message}`);
       assert.match(err.message, /node2 presented host key SHA256:\S+, expected SHA256:\S+/);
       return true;
     },

@@ -106,14 +106,21 @@ export class TransferSession {
     const conn = new Client();
     let sock: Socket | undefined;
     let hostKeyError: FerryError | undefined;
+    // Whatever ends the handshake (an error event, a close, a throw), a pinned-key mismatch seen by
+    // then is the reason given; anything else is a transfer failure naming the peer.
+    const failure = (err?: Error) =>
+      hostKeyError ??
+      new FerryError(
+        'TransferFailed',
+        `ssh to ${opts.peer.node}: ${err?.message ?? 'connection closed during the handshake'}`,
+        {
+          cause: err,
+        },
+      );
     await new Promise<void>((resolve, reject) => {
       conn.once('ready', () => resolve());
-      conn.once('error', (err) =>
-        reject(
-          hostKeyError ??
-            new FerryError('TransferFailed', `ssh to ${opts.peer.node}: ${err.message}`, { cause: err }),
-        ),
-      );
+      conn.on('error', (err) => reject(failure(err)));
+      conn.once('close', () => reject(failure()));
       // Nagle off: small END frames and replies must not wait for a delayed ACK.
       sock = connect({ host: opts.peer.address, port: opts.peer.sshPort, noDelay: true });
       sock.once('error', () => undefined); // reported through the ssh client's own error event
@@ -133,6 +140,9 @@ export class TransferSession {
           return false;
         },
       });
+    }).catch((err: unknown) => {
+      conn.end();
+      throw err instanceof FerryError ? err : failure(err instanceof Error ? err : new Error(String(err)));
     });
     const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
       conn.subsys(PROTOCOL, (err, ch) =>
