@@ -70,21 +70,14 @@ export class FaultHooks {
     if (hook.times > 1)
       await this.redis.hset(this.key, point, JSON.stringify({ ...hook, times: hook.times - 1 }));
     else await this.redis.hdel(this.key, point);
-    this.log.warn({ point, hook }, 'fault hook taken');
+    this.log.warn({ point, hook }, 'fault hook fired');
     return hook;
   }
 
   /** Fires `point` if a test armed it for this migration; `imagesDir` is the migration's folder. */
   async fire(point: HookPoint, migrationName: string, imagesDir: string): Promise<void> {
-    if (!this.enabled) return;
-    const raw = await this.redis.hget(this.key, point);
-    if (!raw) return;
-    const hook = HookActionSchema.parse(JSON.parse(raw));
-    if (hook.migration && hook.migration !== migrationName) return;
-    if (hook.times > 1)
-      await this.redis.hset(this.key, point, JSON.stringify({ ...hook, times: hook.times - 1 }));
-    else await this.redis.hdel(this.key, point);
-    this.log.warn({ point, hook }, 'fault hook fired');
+    const hook = await this.take(point, migrationName);
+    if (!hook) return;
     if (hook.action === 'fail') throw new FerryError('Internal', `fault hook ${point}: ${hook.message}`);
     if (hook.action === 'block') {
       const key = releaseKey(this.cluster, hook.release);

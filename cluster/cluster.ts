@@ -4,7 +4,6 @@
 import { mkdir, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import {
   AgentConfigSchema,
   ClusterConfigSchema,
@@ -13,6 +12,7 @@ import {
 } from '../api/v1alpha1/cluster.ts';
 import { FerryError } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
+import { connectRedis } from '../lib/redis.ts';
 import { FERRY_OPT, FERRY_RUN, clusterConfigFile, clusterDir, nodePaths, nodeRunDir } from '../lib/paths.ts';
 import { readyNodes } from '../controller/nodes.ts';
 import { generateNodeKey } from '../agent/transfer/keys.ts';
@@ -196,7 +196,7 @@ async function logTail(file: string, lines = 5): Promise<string> {
  * restarted once; if it still has not after another 15 s, the error quotes its log.
  */
 async function waitForNodes(config: ClusterConfig, nodes: string[]): Promise<void> {
-  const redis = 'path' in config.redis ? new Redis({ path: config.redis.path }) : new Redis(config.redis.url);
+  const redis = connectRedis(config.redis);
   const missing = async () => {
     const ready = await readyNodes(redis, config.name);
     return nodes.filter((n) => !ready.has(n));

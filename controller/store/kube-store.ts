@@ -20,6 +20,7 @@ import {
   AlreadyExistsError,
   ImmutableFieldError,
   NotFoundError,
+  byCreation,
   specChange,
   type MigrationEvent,
   type MigrationStore,
@@ -241,11 +242,7 @@ export class KubeMigrationStore implements MigrationStore {
     return raws
       .filter((r) => !namespace || r.metadata.namespace === namespace)
       .map((r) => this.toStored(r))
-      .sort(
-        (a, b) =>
-          a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp) ||
-          a.metadata.name.localeCompare(b.metadata.name),
-      );
+      .sort(byCreation);
   }
 
   async updateSpec(namespace: string, name: string, spec: Migration['spec']): Promise<StoredMigration> {

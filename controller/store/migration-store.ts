@@ -41,6 +41,11 @@ export class AlreadyExistsError extends Error {}
 export class ImmutableFieldError extends Error {}
 export class NotFoundError extends Error {}
 
+/** Oldest first, ties (same millisecond) by name: the order admission follows. */
+export const byCreation = (a: StoredMigration, b: StoredMigration): number =>
+  a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp) ||
+  a.metadata.name.localeCompare(b.metadata.name);
+
 /** The error for a spec change other than `abort`, naming the first field that differs. */
 export function specChange(old: Migration['spec'], next: Migration['spec']): string | undefined {
   for (const key of Object.keys({ ...old, ...next }) as Array<keyof Migration['spec']>) {

@@ -17,6 +17,7 @@ import {
   ImmutableFieldError,
   NotFoundError,
   prepareNew,
+  byCreation,
   specChange,
   type MigrationEvent,
   type MigrationStore,
@@ -86,13 +87,7 @@ export class RedisMigrationStore implements MigrationStore {
       this.redis.hgetall(this.statusKey),
     ]);
     const all = Object.entries(docs).map(([f, r]) => this.parse(r, statuses[f]));
-    return all
-      .filter((m) => !namespace || m.metadata.namespace === namespace)
-      .sort(
-        (a, b) =>
-          a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp) ||
-          a.metadata.name.localeCompare(b.metadata.name),
-      );
+    return all.filter((m) => !namespace || m.metadata.namespace === namespace).sort(byCreation);
   }
 
   private async write(m: StoredMigration): Promise<void> {
