@@ -6,6 +6,8 @@ import { fsLayout } from '../lib/paths.ts';
 import type { Runc } from './runtime/runc.ts';
 import type { FaultHooks } from './fault-hooks.ts';
 import type { SelfService } from './self-service.ts';
+import type { TunnelPermits } from './transfer/tunnels.ts';
+import type { CriuServer } from './criu/criu-server.ts';
 
 export interface AgentContext {
   config: AgentConfig;
@@ -20,8 +22,17 @@ export interface AgentContext {
   criuVersion: string;
   /** CRIU features the strategies need, from `criu check --feature` at start-up. */
   features: { memDirtyTrack: boolean; lazyPages: boolean };
+  /** Why lazy pages (PostCopy) do not work on this node, when they do not. */
+  lazyPagesProblem: string | undefined;
   /** Per-container self-service sockets (self-checkpoint requests). */
   self: SelfService;
   /** Reports progress of the running job (bytes so far); a no-op outside jobs. */
   progress: (p: Record<string, number | string>) => void;
+  /** Loopback ports peers may reach through page tunnels (CRIU page servers we started). */
+  tunnels: TunnelPermits;
+  /**
+   * CRIU helpers that outlive the job that started them (PostCopy's lazy page server on the
+   * source, the lazy-pages daemon on the target), by migration uid.
+   */
+  background: Map<string, CriuServer>;
 }

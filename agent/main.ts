@@ -1,6 +1,6 @@
 // The node agent: a BullMQ worker on its node's queue, an SSH server for peers, and a heartbeat
 // that registers the node. Started by `ferry cluster up` inside the node's network namespace.
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { AgentConfigSchema, type AgentConfig } from '../api/v1alpha1/cluster.ts';
 import { JobSchema } from '../api/v1alpha1/jobs.ts';
@@ -15,6 +15,9 @@ import { FaultHooks, hooksKey } from './fault-hooks.ts';
 import { dispatch } from './handlers.ts';
 import { Runc } from './runtime/runc.ts';
 import { startSshServer } from './transfer/ssh-server.ts';
+import { TunnelPermits } from './transfer/tunnels.ts';
+import { startDumpReceiver } from './page-streams.ts';
+import { probeLazyPages } from './criu/lazy-probe.ts';
 import { SelfService } from './self-service.ts';
 
 async function criuProblem(criu: string): Promise<string | undefined> {
@@ -33,6 +36,24 @@ async function criuFeature(criu: string, feature: string): Promise<boolean> {
   return r.code === 0;
 }
 
+/** Why PostCopy cannot run here: no userfaultfd, or a real lazy-pages round trip fails (criu/lazy-probe.ts). */
+async function lazyPagesProblem(config: AgentConfig, log: Logger): Promise<string | undefined> {
+  if (!(await criuFeature(config.criuPath, 'uffd-noncoop'))) {
+    log.warn('PostCopy unavailable: criu check --feature uffd-noncoop fails');
+    return '`criu check --feature uffd-noncoop` fails (no userfaultfd)';
+  }
+  await mkdir(config.imagesDir, { recursive: true, mode: 0o700 });
+  const problem = await probeLazyPages(config.criuPath, config.imagesDir);
+  if (!problem) return undefined;
+  // Test clusters (fault hooks on) still offer PostCopy, so that its failure path (a restore that
+  // cannot get its pages rolls back to the source) runs in CI on machines where it fails.
+  log.warn(
+    { problem, offeredAnyway: config.faultHooks },
+    'PostCopy unavailable: CRIU lazy pages fail their self-test',
+  );
+  return config.faultHooks ? undefined : `the lazy-pages self-test failed: ${problem}`;
+}
+
 async function criuVersion(criu: string): Promise<string> {
   const r = await exec(criu, ['--version']).catch(() => ({ stdout: '' }));
   return /Version: (\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
@@ -42,6 +63,7 @@ export async function startAgent(config: AgentConfig, log: Logger) {
   process.umask(0o077); // images, snapshots' metadata and logs are for root only
   log.info({ pid: process.pid }, 'agent starting: checking CRIU');
   const redis = connectRedis(config.redis);
+  const lazyProblem = await lazyPagesProblem(config, log);
   const ctx: AgentContext = {
     config,
     runc: new Runc(config.runcRoot, config.criuPath),
@@ -60,9 +82,12 @@ export async function startAgent(config: AgentConfig, log: Logger) {
     criuVersion: await criuVersion(config.criuPath),
     features: {
       memDirtyTrack: await criuFeature(config.criuPath, 'mem_dirty_track'),
-      lazyPages: await criuFeature(config.criuPath, 'uffd-noncoop'),
+      lazyPages: !lazyProblem,
     },
+    lazyPagesProblem: lazyProblem,
     progress: () => undefined,
+    tunnels: new TunnelPermits(),
+    background: new Map(),
     self: undefined as unknown as SelfService, // set just below: the service needs the context
   };
   ctx.self = new SelfService(ctx, config.runDir);
@@ -76,7 +101,12 @@ export async function startAgent(config: AgentConfig, log: Logger) {
     port: config.sshPort,
     hostKey: ctx.privateKey,
     peersFile: config.peersFile,
-    receiver: { imagesDir: ctx.layout.images, incomingDir: ctx.layout.incoming },
+    receiver: {
+      imagesDir: ctx.layout.images,
+      incomingDir: ctx.layout.incoming,
+      startPageServer: (uid, peerNode, into) => startDumpReceiver(ctx, uid, peerNode, into),
+    },
+    permits: ctx.tunnels,
     log,
   });
 

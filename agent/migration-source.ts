@@ -9,6 +9,9 @@ import { checkCriu, unsupportedFds } from './preflight.ts';
 import type { AgentContext } from './context.ts';
 import { AFFINITY_FILE, captureAffinity } from './criu/affinity.ts';
 import { withSession } from './peers.ts';
+import { keepLazyServer, stopBackground } from './page-streams.ts';
+import { preDumpRounds } from './precopy.ts';
+import { freePort } from './transfer/tunnels.ts';
 import type { TransferSession } from './transfer/sender.ts';
 import { deleteSubvolume, snapshot } from './snapshot/btrfs.ts';
 import { dirBytes, removeContainer } from './workload.ts';
@@ -49,18 +52,27 @@ export async function preflightSource(
   try {
     await exec(ctx.config.criuPath, ['cpuinfo', 'dump', '-D', dir], { errorCode: 'CriuCheckFailed' });
     const cpuinfo = (await readFile(path.join(dir, 'cpuinfo.img'))).toString('base64');
+    // The link to the target, measured the way the images will go (SSH, bandwidth limit and all).
+    const linkBytesPerSecond = job.targetNode
+      ? await withSession(ctx, job.targetNode, job.migration.uid, (s) => s.probe(LINK_PROBE_BYTES))
+      : undefined;
     return {
+      ...(linkBytesPerSecond ? { linkBytesPerSecond } : {}),
       status: st.status,
       ...(st.pid ? { pid: st.pid } : {}),
       memoryBytes,
       rootfsBytes,
       cpuinfo,
       features: ctx.features,
+      ...(ctx.lazyPagesProblem ? { lazyPagesProblem: ctx.lazyPagesProblem } : {}),
     };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** Enough to see the link's rate past the SSH handshake, little enough to cost tens of ms. */
+const LINK_PROBE_BYTES = 16 * 1024 * 1024;
 
 /** Resident memory of a process: about what CRIU will dump of it. */
 async function residentBytes(pid: number): Promise<number | undefined> {
@@ -88,34 +100,70 @@ export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
   return { bytes, durationMs: Date.now() - started, files: 1 };
 }
 
-/** Freezes the workload, dumps it with CRIU (leaving it frozen) and snapshots its final filesystem. */
+/**
+ * Freezes the workload, dumps it with CRIU (leaving it frozen) and snapshots its final filesystem.
+ * StopAndCopy streams the pages to the target's page server while CRIU dumps; PostCopy leaves
+ * CRIU serving them from the frozen source (see page-streams.ts); PreCopy first runs pre-dumps.
+ */
 export async function checkpoint(ctx: AgentContext, job: JobOf<'checkpoint'>) {
   const { layout, runc } = ctx;
+  const uid = job.migration.uid;
+  await stopBackground(ctx, uid); // a retried lazy checkpoint must not leave its first CRIU behind
   const st = await requireState(ctx, job.container, ['running', 'paused']);
+  const images = layout.checkpoint(uid);
+  await rm(layout.images(uid), { recursive: true, force: true }); // a retry starts clean
+  await mkdir(images, { recursive: true, mode: 0o700 });
+  const precopy = job.mode === 'PreCopy' ? await preDumpRounds(ctx, job) : undefined;
   if (st.status === 'running') await runc.pause(job.container);
   const frozenAt = new Date().toISOString();
-  const images = layout.checkpoint(job.migration.uid);
-  await rm(layout.images(job.migration.uid), { recursive: true, force: true }); // a retry starts clean
-  await mkdir(images, { recursive: true, mode: 0o700 });
   const affinity = await captureAffinity(await runc.pids(job.container));
-  await writeFile(path.join(layout.images(job.migration.uid), AFFINITY_FILE), JSON.stringify(affinity), {
-    mode: 0o600,
-  });
+  await writeFile(path.join(layout.images(uid), AFFINITY_FILE), JSON.stringify(affinity), { mode: 0o600 });
   const started = Date.now();
-  await runc.checkpointLeavingStopped(job.container, images, layout.work(job.migration.uid));
+  const extra: { streamedBytes?: number; lazyPagesPort?: number } = {};
+  if (job.mode === 'PostCopy') {
+    const port = await freePort();
+    const server = await runc.checkpointLazy(job.container, images, layout.work(uid), port);
+    keepLazyServer(ctx, uid, server, port, job.targetNode);
+    extra.lazyPagesPort = port;
+  } else {
+    extra.streamedBytes = await withSession(
+      ctx,
+      job.targetNode,
+      uid,
+      async (s) => {
+        await s.streamDump((port) =>
+          runc.checkpointLeavingStopped(job.container, images, layout.work(uid), {
+            pageServerPort: port,
+            ...(precopy ? { parent: precopy.parent } : {}),
+          }),
+        );
+        return s.bytes;
+      },
+      { bandwidth: job.bandwidth },
+    );
+  }
   const dumpMs = Date.now() - started;
   // Taken while frozen, so it holds every byte the workload wrote before the freeze.
-  await snapshot(layout.rootfs(job.container), layout.snapshot(job.migration.uid, 'final'), {
-    readonly: true,
-  });
-  await ctx.hooks.fire('source.afterCheckpoint', job.migration.name, layout.images(job.migration.uid));
-  return { frozenAt, dumpMs, imageBytes: await dirBytes(images) };
+  await snapshot(layout.rootfs(job.container), layout.snapshot(uid, 'final'), { readonly: true });
+  await ctx.hooks.fire('source.afterCheckpoint', job.migration.name, layout.images(uid));
+  return {
+    frozenAt,
+    dumpMs,
+    imageBytes: (await dirBytes(images)) + (extra.streamedBytes ?? 0),
+    ...extra,
+    ...(precopy ? { iterations: precopy.rounds, stopReason: precopy.stopReason } : {}),
+  };
 }
 
 /** Sends the images, the bundle's config and the filesystem increment to the target. */
 export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
   const { layout } = ctx;
-  await requireState(ctx, job.container, ['paused']);
+  // A lazy checkpoint keeps the source stopped under CRIU's ptrace, which runc reports as running.
+  await requireState(
+    ctx,
+    job.container,
+    ctx.background.has(job.migration.uid) ? ['paused', 'running'] : ['paused'],
+  );
   const uid = job.migration.uid;
   const images = layout.checkpoint(uid);
   await ctx.hooks.fire('source.beforeTransfer', job.migration.name, layout.images(uid));
@@ -128,7 +176,9 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
   const send = async (s: TransferSession) => {
     if (cut?.action === 'cut') s.cutAfter(cut.afterBytes);
     // Files are resumable: a retry after a broken link sends only what had not arrived.
-    for (const name of (await readdir(images)).sort()) {
+    // Regular files only: a PreCopy dump's "parent" link is made on the target by its page server.
+    const files = (await readdir(images, { withFileTypes: true })).filter((e) => e.isFile());
+    for (const name of files.map((e) => e.name).sort()) {
       const t = Date.now();
       const n = await s.sendFile(path.join(images, name), `checkpoint/${name}`, { resume: true });
       ctx.log.debug({ file: name, bytes: n, ms: Date.now() - t }, 'sent');
@@ -152,6 +202,10 @@ async function dropMigrationFiles(ctx: AgentContext, uid: string): Promise<void>
  * snapshots unless the Migration asked to keep them (sourcePolicy: KeepImages).
  */
 export async function cleanupSource(ctx: AgentContext, job: JobOf<'cleanupSource'>) {
+  // PostCopy: the target has every page by now (verifyTarget waited for that), so CRIU has ended
+  // the source; wait for it rather than kill it.
+  await ctx.background.get(job.migration.uid)?.done.catch(() => undefined);
+  ctx.background.delete(job.migration.uid);
   await removeContainer(ctx, job.container);
   if (!job.keepImages) await dropMigrationFiles(ctx, job.migration.uid);
   return { removed: job.container, keptImages: job.keepImages };
@@ -159,6 +213,8 @@ export async function cleanupSource(ctx: AgentContext, job: JobOf<'cleanupSource
 
 /** Rollback: the source carries on where it stopped. */
 export async function resumeSource(ctx: AgentContext, job: JobOf<'resumeSource'>) {
+  // PostCopy: stopping the CRIU that serves the pages hands the source back where it stopped.
+  await stopBackground(ctx, job.migration.uid);
   const st = await ctx.runc.state(job.container);
   if (!st || (st.status !== 'paused' && st.status !== 'running')) {
     throw new FerryError(

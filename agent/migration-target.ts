@@ -10,6 +10,7 @@ import { AFFINITY_FILE, applyAffinity, type AffinityMap } from './criu/affinity.
 import { checkCriu, spaceProblem } from './preflight.ts';
 import type { AgentContext } from './context.ts';
 import { retargetSpec } from './runtime/oci-spec.ts';
+import { startLazyDaemon, stopBackground } from './page-streams.ts';
 import { deleteSubvolume, exists, freeBytes, snapshot } from './snapshot/btrfs.ts';
 import { cgroupsPathFor, removeContainer } from './workload.ts';
 
@@ -81,7 +82,14 @@ export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
   await writeFile(path.join(bundle, 'config.json'), JSON.stringify(moved, null, 2), { mode: 0o600 });
   await ctx.hooks.fire('target.beforeRestore', job.migration.name, layout.images(uid));
   const started = Date.now();
-  await runc.restore(job.container, bundle, layout.checkpoint(uid), layout.work(uid));
+  // PostCopy: the lazy-pages daemon must be listening before CRIU hands it the workload's memory.
+  if (job.lazy) await startLazyDaemon(ctx, uid, job.lazy.sourceNode, job.lazy.port);
+  try {
+    await runc.restore(job.container, bundle, layout.checkpoint(uid), layout.work(uid), { lazy: !!job.lazy });
+  } catch (err) {
+    await stopBackground(ctx, uid);
+    throw err;
+  }
   const after = await runc.state(job.container);
   if (after?.status !== 'running') {
     throw new FerryError(
@@ -100,6 +108,14 @@ export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
 
 /** The restored workload is still up a moment later: CRIU restored it whole and it did not crash. */
 export async function verifyTarget(ctx: AgentContext, job: JobOf<'verifyTarget'>) {
+  // PostCopy: not verified until every page has arrived; the daemon exits 0 once it has them all.
+  const lazy = ctx.background.get(job.migration.uid);
+  const waited = Date.now();
+  if (lazy) {
+    await lazy.done;
+    ctx.background.delete(job.migration.uid);
+  }
+  const lazyMs = lazy ? Date.now() - waited : undefined;
   const first = await ctx.runc.state(job.container);
   await new Promise((r) => setTimeout(r, 200));
   const st = await ctx.runc.state(job.container);
@@ -109,7 +125,7 @@ export async function verifyTarget(ctx: AgentContext, job: JobOf<'verifyTarget'>
       `restored container ${job.container} is ${st?.status ?? 'gone'} on ${ctx.config.node}`,
     );
   }
-  return { status: st.status, pid: st.pid };
+  return { status: st.status, pid: st.pid, ...(lazyMs !== undefined ? { lazyMs } : {}) };
 }
 
 async function dropIncoming(ctx: AgentContext, uid: string): Promise<void> {
@@ -123,6 +139,7 @@ async function dropIncoming(ctx: AgentContext, uid: string): Promise<void> {
 
 /** After success: the restored workload keeps its own writable root; drop what was received. */
 export async function cleanupTarget(ctx: AgentContext, job: JobOf<'cleanupTarget'>) {
+  await stopBackground(ctx, job.migration.uid);
   await dropIncoming(ctx, job.migration.uid);
   await rm(path.join(ctx.layout.bundle(job.container), MARKER), { force: true });
   return { cleaned: job.migration.uid };
@@ -130,6 +147,7 @@ export async function cleanupTarget(ctx: AgentContext, job: JobOf<'cleanupTarget
 
 /** Rollback: no half-restored copy stays behind. Only this migration's own container is touched. */
 export async function rollbackTarget(ctx: AgentContext, job: JobOf<'rollbackTarget'>) {
+  await stopBackground(ctx, job.migration.uid);
   const removed = await ownedBy(ctx, job.container, job.migration.uid);
   if (removed) await removeContainer(ctx, job.container);
   await dropIncoming(ctx, job.migration.uid);

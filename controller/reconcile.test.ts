@@ -516,13 +516,32 @@ test('a queued migration says why in its Admitted condition', () => {
   assert.equal(admitted?.observedGeneration, 1);
 });
 
-test('Auto records the mode it chose and why', () => {
+test('Auto records the mode it chose, the link rate it measured, and why', () => {
   const d = decide(
     migration('Preflight'),
-    facts({ preflightSource: done(FEATURES), preflightTarget: done() }),
+    facts({
+      preflightSource: done({ ...FEATURES, memoryBytes: 64 * 2 ** 20, linkBytesPerSecond: 256 * 2 ** 20 }),
+      preflightTarget: done(),
+    }),
   );
   assert.equal(d.status.migrationState?.mode, 'StopAndCopy');
-  assert.match(d.status.migrationState?.modeReason ?? '', /^chosen by Auto: node1 lacks soft-dirty tracking/);
+  assert.equal(d.status.migrationState?.linkBytesPerSecond, 256 * 2 ** 20);
+  assert.match(
+    d.status.migrationState?.modeReason ?? '',
+    /^chosen by Auto: 64 MiB over a 256 MiB\/s link: StopAndCopy would freeze about \d+ ms, maxDowntime 2s/,
+  );
+});
+
+test('the checkpoint job carries the chosen mode and target; a PostCopy restore carries the page port', () => {
+  const state = { sourceNode: 'node1', targetNode: 'node2', mode: 'PostCopy' as const, lazyPagesPort: 40001 };
+  const ck = decide(migration('Checkpointing', { migrationState: state }), facts({}));
+  const job = ck.actions.find((a) => a.type === 'enqueue');
+  assert.ok(job && job.type === 'enqueue');
+  assert.deepEqual([job.job.kind, 'mode' in job.job && job.job.mode], ['checkpoint', 'PostCopy']);
+  const rs = decide(migration('Restoring', { migrationState: state }), facts({}));
+  const restore = rs.actions.find((a) => a.type === 'enqueue');
+  assert.ok(restore && restore.type === 'enqueue' && restore.job.kind === 'restore');
+  assert.deepEqual(restore.job.lazy, { sourceNode: 'node1', port: 40001 });
 });
 
 test('an abort after the freeze ends Failed with abortStatus Succeeded once the source runs again', () => {

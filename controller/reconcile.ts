@@ -6,10 +6,8 @@
 import type { Job } from '../api/v1alpha1/jobs.ts';
 import {
   TERMINAL_PHASES,
-  type Migration,
   type MigrationState,
   type MigrationStatus,
-  type Mode,
   type Phase,
   type StoredMigration,
 } from '../api/v1alpha1/migration.ts';
@@ -17,6 +15,7 @@ import { parseDuration, parseQuantity } from '../api/v1alpha1/quantity.ts';
 import { parseErrorReason } from '../lib/errors.ts';
 import { withConditions } from './conditions.ts';
 import { pickTarget } from './placement.ts';
+import { chooseMode, type Measured } from './strategy.ts';
 
 export type StepName =
   | 'preflightSource'
@@ -172,6 +171,28 @@ function buildJob(m: StoredMigration, step: StepName, targetNode: string, jobs: 
     const bandwidth = m.spec.strategy.bandwidth ? parseQuantity(m.spec.strategy.bandwidth) : undefined;
     return { kind: step, migration, container, targetNode, ...(bandwidth ? { bandwidth } : {}) };
   }
+  if (step === 'preflightSource') return { kind: step, migration, container, targetNode };
+  if (step === 'checkpoint') {
+    const bandwidth = m.spec.strategy.bandwidth ? parseQuantity(m.spec.strategy.bandwidth) : undefined;
+    const mode = m.status.migrationState?.mode;
+    return {
+      kind: step,
+      migration,
+      container,
+      targetNode,
+      mode: mode === 'PreCopy' || mode === 'PostCopy' ? mode : 'StopAndCopy',
+      maxIterations: m.spec.strategy.maxIterations,
+      ...(bandwidth ? { bandwidth } : {}),
+    };
+  }
+  if (step === 'restore') {
+    const port = m.status.migrationState?.lazyPagesPort;
+    const lazy =
+      m.status.migrationState?.mode === 'PostCopy' && port
+        ? { sourceNode: m.spec.source.node, port }
+        : undefined;
+    return { kind: step, migration, container, ...(lazy ? { lazy } : {}) };
+  }
   if (step === 'cleanupSource')
     return { kind: step, migration, container, keepImages: m.spec.sourcePolicy === 'KeepImages' };
   return { kind: step, migration, container };
@@ -195,6 +216,10 @@ function recordResults(phase: Phase, state: MigrationState, jobs: Facts['jobs'])
           frozenAt: str(r('checkpoint').frozenAt),
           dumpMs: num(r('checkpoint').dumpMs),
           imageBytes: num(r('checkpoint').imageBytes),
+          lazyPagesPort: num(r('checkpoint').lazyPagesPort),
+          // StopAndCopy streams the memory while dumping: those bytes crossed during the freeze.
+          bytesDuringFreeze: num(r('checkpoint').streamedBytes),
+          iterations: num(r('checkpoint').iterations),
         }),
       };
     case 'Transferring': {
@@ -203,7 +228,11 @@ function recordResults(phase: Phase, state: MigrationState, jobs: Facts['jobs'])
       const throughput = bytes !== undefined && ms ? Math.round((bytes * 1000) / ms) : undefined;
       return {
         ...state,
-        ...drop({ bytesDuringFreeze: bytes, transferMs: ms, throughputBytesPerSecond: throughput }),
+        ...drop({
+          bytesDuringFreeze: bytes === undefined ? undefined : bytes + (state.bytesDuringFreeze ?? 0),
+          transferMs: ms,
+          throughputBytesPerSecond: throughput,
+        }),
       };
     }
     case 'Restoring': {
@@ -220,37 +249,6 @@ function recordResults(phase: Phase, state: MigrationState, jobs: Facts['jobs'])
 function failureText(step: StepName, node: string, fact: JobFact): string {
   const { code, message } = parseErrorReason(fact.failedReason ?? 'unknown error');
   return `${step} on ${node} failed: ${code ? `${code}: ` : ''}${message}`;
-}
-
-/** Which memory strategy to use, from the spec and what the source's preflight found. */
-export function chooseMode(
-  spec: Migration['spec'],
-  features: { memDirtyTrack: boolean; lazyPages: boolean },
-  source: string,
-): { mode?: Mode; reason: string } {
-  switch (spec.strategy.mode) {
-    case 'StopAndCopy':
-      return { mode: 'StopAndCopy', reason: 'requested' };
-    case 'Auto':
-      return {
-        mode: 'StopAndCopy',
-        reason: features.memDirtyTrack
-          ? 'chosen by Auto: the only strategy this version runs'
-          : `chosen by Auto: ${source} lacks soft-dirty tracking for PreCopy, and PostCopy is not available yet`,
-      };
-    case 'PreCopy':
-      return features.memDirtyTrack
-        ? { reason: 'FeatureUnsupported: PreCopy is not available in this version of ferry' }
-        : {
-            reason: `FeatureUnsupported: PreCopy needs soft-dirty memory tracking, and \`criu check --feature mem_dirty_track\` fails on ${source}`,
-          };
-    case 'PostCopy':
-      return features.lazyPages
-        ? { reason: 'FeatureUnsupported: PostCopy is not available in this version of ferry' }
-        : {
-            reason: `FeatureUnsupported: PostCopy needs userfaultfd, and \`criu check --feature uffd-noncoop\` fails on ${source}`,
-          };
-  }
 }
 
 /** Why this migration must stop now, if it must: abort, deletion, or a deadline passed. */
@@ -429,19 +427,28 @@ function decidePhase(m: StoredMigration, facts: Facts): Decision {
         actions: [],
       };
     case 'Preflight': {
-      const features = (
-        facts.jobs.preflightSource?.result as
-          { features?: { memDirtyTrack: boolean; lazyPages: boolean } } | undefined
-      )?.features ?? {
-        memDirtyTrack: false,
-        lazyPages: false,
+      const r = (facts.jobs.preflightSource?.result ?? {}) as Record<string, unknown>;
+      const measured: Measured = {
+        features: (r.features as Measured['features'] | undefined) ?? {
+          memDirtyTrack: false,
+          lazyPages: false,
+        },
+        lazyPagesProblem: str(r.lazyPagesProblem),
+        memoryBytes: num(r.memoryBytes),
+        linkBytesPerSecond: num(r.linkBytesPerSecond),
       };
-      const choice = chooseMode(m.spec, features, src);
+      const choice = chooseMode(m.spec, measured, src);
       if (!choice.mode)
         return fail(choice.reason, { migrationState: { ...state, modeReason: choice.reason } });
+      const linkRate = measured.linkBytesPerSecond;
       return {
         status: transition(status, 'Syncing', facts.now, {
-          migrationState: { ...state, mode: choice.mode, modeReason: choice.reason },
+          migrationState: {
+            ...state,
+            mode: choice.mode,
+            modeReason: choice.reason,
+            ...(linkRate ? { linkBytesPerSecond: linkRate } : {}),
+          },
         }),
         actions: [],
       };

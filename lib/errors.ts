@@ -12,6 +12,7 @@ export const ERROR_CODES = {
     final: true,
     doc: 'The workload holds something CRIU cannot move (io_uring, an unknown device).',
   },
+  FeatureUnsupported: { final: true, doc: 'The strategy needs a kernel or CRIU feature this node lacks.' },
   CpuIncompatible: { final: true, doc: 'The target CPU lacks features the source CPU offered the workload.' },
   CriuDumpFailed: { final: true, doc: 'CRIU could not checkpoint the workload.' },
   CriuRestoreFailed: { final: true, doc: 'CRIU could not restore the workload.' },

@@ -1,5 +1,7 @@
 // Shared set-up for tests on the real local cluster: a cluster named "test" (its own subnet,
 // Redis and nodes, fault hooks on), and helpers to run workloads and migrations on it.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { VerifyResultSchema, type ContainerInfo } from '../api/v1alpha1/jobs.ts';
@@ -86,3 +88,37 @@ export async function leftovers(node: string, uid: string): Promise<string[]> {
 
 export const phases = (m: StoredMigration): string[] =>
   m.status.phaseTransitionTimestamps.map((t) => t.phase);
+
+/**
+ * A failed migration left things as they were: Failed with the reason, the source running with its
+ * memory and file intact (and counting on), the target with no copy and nothing received.
+ */
+export async function expectRolledBack(
+  c: Client,
+  container: string,
+  name: string,
+  reason: RegExp,
+  counterBefore: number,
+): Promise<void> {
+  const m = (await c.store.get('default', name))!;
+  assert.equal(m.status.phase, 'Failed');
+  assert.match(m.status.failureReason ?? '', reason);
+  assert.ok(phases(m).includes('RollingBack'));
+
+  // The source runs on (not frozen), with its memory and file intact, and keeps counting.
+  const src = (await list(c, 'node1')).find((x) => x.id === container);
+  assert.equal(src?.status, 'running');
+  const v = await verify(c, 'node1', container);
+  assert.ok(v.pass, v.line);
+  assert.ok(v.counter! > counterBefore, `source continued: ${counterBefore} -> ${v.counter}`);
+
+  // The target holds no copy, no bundle and nothing received.
+  assert.ok(!(await list(c, 'node2')).some((x) => x.id === container), 'no container on the target');
+  assert.ok(
+    !existsSync(`${nodePaths(CLUSTER, 'node2').fsRoot}/containers/${container}`),
+    'no bundle on the target',
+  );
+  assert.deepEqual(await leftovers('node2', m.metadata.uid), []);
+  assert.deepEqual(await leftovers('node1', m.metadata.uid), []);
+}
+

@@ -2,17 +2,12 @@
 // intact, and the target is left clean.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import type { Client } from '../cli/client.ts';
 import type { HookInput, HookPoint } from '../agent/fault-hooks.ts';
-import { nodePaths } from '../lib/paths.ts';
 import {
-  CLUSTER,
   armHook,
-  leftovers,
-  list,
+  expectRolledBack,
   migrate,
-  phases,
   runWorkload,
   testCluster,
   unique,
@@ -22,29 +17,6 @@ import {
 let c: Client;
 before(async () => (c = await testCluster()));
 after(async () => c.close());
-
-async function expectRolledBack(container: string, name: string, reason: RegExp, counterBefore: number) {
-  const m = (await c.store.get('default', name))!;
-  assert.equal(m.status.phase, 'Failed');
-  assert.match(m.status.failureReason ?? '', reason);
-  assert.ok(phases(m).includes('RollingBack'));
-
-  // The source runs on (not frozen), with its memory and file intact, and keeps counting.
-  const src = (await list(c, 'node1')).find((x) => x.id === container);
-  assert.equal(src?.status, 'running');
-  const v = await verify(c, 'node1', container);
-  assert.ok(v.pass, v.line);
-  assert.ok(v.counter! > counterBefore, `source continued: ${counterBefore} -> ${v.counter}`);
-
-  // The target holds no copy, no bundle and nothing received.
-  assert.ok(!(await list(c, 'node2')).some((x) => x.id === container), 'no container on the target');
-  assert.ok(
-    !existsSync(`${nodePaths(CLUSTER, 'node2').fsRoot}/containers/${container}`),
-    'no bundle on the target',
-  );
-  assert.deepEqual(await leftovers('node2', m.metadata.uid), []);
-  assert.deepEqual(await leftovers('node1', m.metadata.uid), []);
-}
 
 interface Case {
   title: string;
@@ -80,7 +52,7 @@ for (const k of cases) {
     const v0 = await verify(c, 'node1', container);
     await armHook(c, k.node, k.point, { ...k.action, migration: name });
     await migrate(c, name, { node: 'node1', container }, 'node2');
-    await expectRolledBack(container, name, k.reason, v0.counter!);
+    await expectRolledBack(c, container, name, k.reason, v0.counter!);
     await c.bus.call('node1', { kind: 'remove', container });
   });
 }

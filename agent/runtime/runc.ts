@@ -6,6 +6,7 @@ import { exec, type ExecResult } from '../../lib/exec.ts';
 import { FerryError, type ErrorCode } from '../../lib/errors.ts';
 import { criuErrorLines } from '../criu/criu-log.ts';
 import type { ContainerInfo } from '../../api/v1alpha1/jobs.ts';
+import { startWithStatusFd, type CriuServer } from '../criu/criu-server.ts';
 
 /**
  * What CRIU should carry on both ends: file locks and established TCP connections (it refuses to
@@ -106,12 +107,22 @@ export class Runc {
    * Dumps a paused container and leaves it paused: CRIU restores the freezer state it found, so the
    * source stays stopped (never killed) until the controller says whether to resume or remove it.
    */
-  async checkpointLeavingStopped(id: string, imageDir: string, workDir: string): Promise<void> {
+  async checkpointLeavingStopped(
+    id: string,
+    imageDir: string,
+    workDir: string,
+    opts: { pageServerPort?: number; parent?: string } = {},
+  ): Promise<void> {
+    // With a page server, memory pages go to that port as CRIU dumps; the rest stays in imageDir.
+    // With a parent (PreCopy), pages unchanged since that pre-dump are referred to, not sent.
+    const ps = opts.pageServerPort ? ['--page-server', `127.0.0.1:${opts.pageServerPort}`] : [];
+    if (opts.parent) ps.push('--parent-path', `../${opts.parent}`);
     try {
       await this.runc(
         [
           'checkpoint',
           '--leave-running',
+          ...ps,
           ...CRIU_FEATURES,
           '--image-path',
           imageDir,
@@ -126,13 +137,56 @@ export class Runc {
     }
   }
 
-  async restore(id: string, bundle: string, imageDir: string, workDir: string): Promise<void> {
+  /**
+   * One PreCopy round: copies the memory of the running container (dirty since `parent`, when
+   * given) to the page server, without stopping it for longer than the copy of its page tables.
+   * Needs soft-dirty tracking in the kernel.
+   */
+  async preDump(id: string, imageDir: string, workDir: string, port: number, parent?: string): Promise<void> {
+    await mkdir(imageDir, { recursive: true, mode: 0o700 });
+    const args = ['checkpoint', '--pre-dump', '--page-server', `127.0.0.1:${port}`];
+    if (parent) args.push('--parent-path', `../${parent}`);
+    try {
+      await this.runc([...args, '--image-path', imageDir, '--work-path', workDir, id], 'CriuDumpFailed');
+    } catch (err) {
+      throw await withCriuLog(err, path.join(workDir, 'pre-dump.log'), 'CriuDumpFailed');
+    }
+  }
+
+  /**
+   * PostCopy's dump: CRIU writes everything but the anonymous memory, says so on the status fd,
+   * and then serves those pages from the frozen source on `port` until the target has them all;
+   * only then does it kill the source (and runc delete it). Killing this CRIU before that leaves
+   * the source running where it was: the rollback.
+   */
+  async checkpointLazy(id: string, imageDir: string, workDir: string, port: number): Promise<CriuServer> {
+    await mkdir(workDir, { recursive: true, mode: 0o700 });
+    return startWithStatusFd(
+      'runc',
+      ['--root', this.root, '--criu', this.criuPath, 'checkpoint', '--lazy-pages']
+        .concat(['--page-server', `127.0.0.1:${port}`, '--status-fd', '3', ...CRIU_FEATURES])
+        .concat(['--image-path', imageDir, '--work-path', workDir, id]),
+      path.join(workDir, 'dump.log'),
+      'CriuDumpFailed',
+      `lazy checkpoint of ${id}`,
+    );
+  }
+
+  /** Restores a container; `lazy` when a lazy-pages daemon will fill in its memory (PostCopy). */
+  async restore(
+    id: string,
+    bundle: string,
+    imageDir: string,
+    workDir: string,
+    opts: { lazy?: boolean } = {},
+  ): Promise<void> {
     await mkdir(workDir, { recursive: true, mode: 0o700 });
     try {
       await this.runcDetached(
         [
           'restore',
           '--detach',
+          ...(opts.lazy ? ['--lazy-pages'] : []),
           ...CRIU_FEATURES,
           '--image-path',
           imageDir,

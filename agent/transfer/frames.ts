@@ -27,6 +27,9 @@ export const RelativePathSchema = z
     message: 'path must stay inside the migration folder',
   });
 
+/** The final dump's folder, or one of PreCopy's pre-dump rounds. */
+export const ImageDirSchema = z.string().regex(/^(checkpoint|pre-[0-9]{1,2})$/);
+
 export const BeginSchema = z.strictObject({
   type: z.literal('begin'),
   protocol: z.literal(PROTOCOL),
@@ -54,6 +57,28 @@ export const ItemSchema = z.discriminatedUnion('type', [
       .regex(/^[a-z0-9-]+$/)
       .optional(),
   }),
+  /**
+   * Memory pages streamed while CRIU dumps: the receiver starts `criu page-server` into the
+   * migration's checkpoint folder and answers with its port, which the sender reaches through a
+   * tunnel in the same SSH connection. No DATA frames; END comes once the dump is over, and the
+   * receiver answers it when the page server has written everything and exited cleanly.
+   */
+  z.strictObject({
+    type: z.literal('pageServer'),
+    /** Folder the pages go to: the final dump's, or a PreCopy round's. */
+    dir: ImageDirSchema.default('checkpoint'),
+    /** PreCopy: the round before, whose pages this dump refers to instead of sending them again. */
+    parent: ImageDirSchema.optional(),
+  }),
+  /** Bytes that only measure the link (preflight): received, checked and dropped. */
+  z.strictObject({
+    type: z.literal('probe'),
+    size: z
+      .number()
+      .int()
+      .min(0)
+      .max(256 * 1024 * 1024),
+  }),
 ]);
 export type Item = z.infer<typeof ItemSchema>;
 export const EndSchema = z.strictObject({
@@ -65,6 +90,7 @@ export const EndSchema = z.strictObject({
 export const ReplySchema = z.union([
   z.strictObject({ ok: z.literal(true), item: z.number(), bytes: z.number() }),
   z.strictObject({ ok: z.literal(true), offset: z.number() }),
+  z.strictObject({ ok: z.literal(true), port: z.number().int().min(1).max(65535) }),
   z.strictObject({ ok: z.literal(true), done: z.literal(true), bytes: z.number(), items: z.number() }),
   z.strictObject({ ok: z.literal(false), code: z.string(), error: z.string() }),
 ]);

@@ -31,6 +31,19 @@ export interface ReceiverOptions {
   /** Folder where a migration's btrfs streams are received. */
   incomingDir: (uid: string) => string;
   log: Logger;
+  /** Starts a page server for a streamed dump from `peerNode` (see the pageServer item). */
+  startPageServer?: (
+    migration: string,
+    peerNode: string,
+    into: { dir: string; parent?: string | undefined },
+  ) => Promise<PageServer>;
+}
+
+export interface PageServer {
+  port: number;
+  /** Settles when the page server exits: resolved if it wrote the whole dump. */
+  done: Promise<void>;
+  stop(): Promise<void>;
 }
 
 interface Sink {
@@ -193,6 +206,55 @@ async function btrfsSink(dir: string, item: Extract<Item, { type: 'btrfs' }>, lo
   };
 }
 
+async function pageServerSink(
+  opts: ReceiverOptions,
+  migration: string,
+  item: Extract<Item, { type: 'pageServer' }>,
+  reply: (r: Reply) => void,
+): Promise<Sink> {
+  if (!opts.startPageServer)
+    throw new FerryError('StreamRejected', 'this agent does not receive streamed dumps');
+  const server = await opts.startPageServer(migration, opts.peerNode, { dir: item.dir, parent: item.parent });
+  reply({ ok: true, port: server.port });
+  return {
+    write() {
+      return Promise.reject(new FerryError('StreamRejected', 'a page-server item carries no data'));
+    },
+    async finish(end) {
+      if (end.bytes !== 0) throw new FerryError('StreamRejected', 'a page-server item carries no data');
+      // The dump is over on the source: the page server has had its whole stream and must exit 0.
+      const timeout = new Promise<never>((_, reject) =>
+        setTimeout(
+          () => reject(new FerryError('TransferFailed', 'page server did not finish')),
+          30_000,
+        ).unref(),
+      );
+      await Promise.race([server.done, timeout]).finally(() => server.stop());
+      return 0;
+    },
+    abort: () => server.stop(),
+  };
+}
+
+/** A link probe: counted and checked like any item, then forgotten. */
+function probeSink(item: Extract<Item, { type: 'probe' }>): Sink {
+  const hash = createHash('sha256');
+  let written = 0;
+  return {
+    write(data) {
+      written += data.length;
+      if (written > item.size) throw new FerryError('IntegrityError', 'probe longer than announced');
+      hash.update(data);
+      return Promise.resolve();
+    },
+    finish(end) {
+      checkEnd(hash, written, end, 'link probe');
+      return Promise.resolve(written);
+    },
+    abort: () => Promise.resolve(),
+  };
+}
+
 /** Serves one transfer channel until DONE, a protocol error, or the channel closing. */
 export async function receiveSession(channel: Duplex, opts: ReceiverOptions): Promise<void> {
   const { log } = opts;
@@ -228,7 +290,11 @@ export async function receiveSession(channel: Duplex, opts: ReceiverOptions): Pr
         sink =
           item.type === 'file'
             ? await fileSink(opts.imagesDir(migration), item, reply)
-            : await btrfsSink(opts.incomingDir(migration), item, log);
+            : item.type === 'btrfs'
+              ? await btrfsSink(opts.incomingDir(migration), item, log)
+              : item.type === 'probe'
+                ? probeSink(item)
+                : await pageServerSink(opts, migration, item, reply);
         return;
       }
       case FrameType.Data:

@@ -1,11 +1,11 @@
 // The sending end: connects to a peer agent over SSH (its host key pinned), opens the transfer
 // subsystem and streams files and btrfs sends as framed, checksummed items.
 import { createHash } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import ssh2 from 'ssh2';
 import { FerryError, errorMessage } from '../../lib/errors.ts';
 import type { Peer } from '../../api/v1alpha1/cluster.ts';
@@ -20,13 +20,11 @@ import {
   type Item,
   type Reply,
 } from './frames.ts';
-import { fingerprint, publicBlob } from './keys.ts';
+import { connectPeer } from './ssh-client.ts';
+import { forwardLocal } from './tunnels.ts';
+
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
 import { Throttle } from './throttle.ts';
-
-const { Client } = ssh2;
-
-// AES-GCM is the fastest cipher ssh2 offers here (see shared/environment.md); chacha20 is far slower.
-const CIPHERS = ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com'] as ssh2.CipherAlgorithm[];
 
 /** Waits for 'drain' or 'close', removing both listeners afterwards (no listener leak per write). */
 function drainOrClose(ch: ssh2.ClientChannel): Promise<void> {
@@ -102,48 +100,7 @@ export class TransferSession {
   }
 
   static async open(opts: SendOptions): Promise<TransferSession> {
-    const expected = publicBlob(opts.peer.publicKey);
-    const conn = new Client();
-    let sock: Socket | undefined;
-    let hostKeyError: FerryError | undefined;
-    // Whatever ends the handshake (an error event, a close, a throw), a pinned-key mismatch seen by
-    // then is the reason given; anything else is a transfer failure naming the peer.
-    const failure = (err?: Error) =>
-      hostKeyError ??
-      new FerryError(
-        'TransferFailed',
-        `ssh to ${opts.peer.node}: ${err?.message ?? 'connection closed during the handshake'}`,
-        {
-          cause: err,
-        },
-      );
-    await new Promise<void>((resolve, reject) => {
-      conn.once('ready', () => resolve());
-      conn.on('error', (err) => reject(failure(err)));
-      conn.once('close', () => reject(failure()));
-      // Nagle off: small END frames and replies must not wait for a delayed ACK.
-      sock = connect({ host: opts.peer.address, port: opts.peer.sshPort, noDelay: true });
-      sock.once('error', () => undefined); // reported through the ssh client's own error event
-      conn.connect({
-        sock,
-        username: opts.self,
-        privateKey: opts.privateKey,
-        readyTimeout: 10_000,
-        keepaliveInterval: 5_000,
-        algorithms: { cipher: CIPHERS },
-        hostVerifier: (key: Buffer) => {
-          if (key.equals(expected)) return true;
-          hostKeyError = new FerryError(
-            'AuthRefused',
-            `${opts.peer.node} presented host key ${fingerprint(key)}, expected ${fingerprint(expected)}`,
-          );
-          return false;
-        },
-      });
-    }).catch((err: unknown) => {
-      conn.end();
-      throw err instanceof FerryError ? err : failure(err instanceof Error ? err : new Error(String(err)));
-    });
+    const { conn, sock } = await connectPeer(opts);
     const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
       conn.subsys(PROTOCOL, (err, ch) =>
         err ? reject(new FerryError('TransferFailed', `subsystem refused: ${err.message}`)) : resolve(ch),
@@ -151,7 +108,10 @@ export class TransferSession {
     );
     const s = new TransferSession(conn, channel, opts.onBytes);
     s.sock = sock;
-    if (opts.bandwidth) s.throttle = new Throttle(opts.bandwidth, Date.now());
+    if (opts.bandwidth) {
+      s.throttle = new Throttle(opts.bandwidth, Date.now());
+      s.bandwidth = opts.bandwidth;
+    }
     await s.write(
       jsonFrame(FrameType.Header, {
         type: 'begin',
@@ -164,6 +124,7 @@ export class TransferSession {
   }
 
   private throttle: Throttle | undefined;
+  private bandwidth: number | undefined;
 
   private async write(buf: Buffer): Promise<void> {
     if (this.closedError) throw this.closedError;
@@ -210,7 +171,42 @@ export class TransferSession {
   }
 
   private describe(item: Item): string {
+    if (item.type === 'pageServer') return 'streamed dump';
+    if (item.type === 'probe') return 'link probe';
     return item.type === 'file' ? `file ${item.path}` : `btrfs stream ${item.name}`;
+  }
+
+  /**
+   * Streams a CRIU dump: the target starts a page server, and `dump` runs CRIU against a local port
+   * that leads to it through this SSH connection, so pages cross while CRIU is still dumping.
+   */
+  async streamDump<T>(
+    dump: (localPort: number) => Promise<T>,
+    into: { dir?: string; parent?: string } = {},
+  ): Promise<T> {
+    const item: Item = {
+      type: 'pageServer',
+      dir: into.dir ?? 'checkpoint',
+      ...(into.parent ? { parent: into.parent } : {}),
+    };
+    await this.write(jsonFrame(FrameType.Header, item));
+    const r = await this.nextReply();
+    if (!r.ok)
+      throw new FerryError('TransferFailed', `the target cannot receive a streamed dump: ${r.error}`);
+    if (!('port' in r))
+      throw new FerryError('TransferFailed', 'the target did not name its page server port');
+    const base = this.bytes;
+    const fwd = await forwardLocal(this.conn, r.port, {
+      bandwidth: this.bandwidth,
+      onBytes: (n) => this.onBytes?.(base + n),
+    });
+    try {
+      const result = await dump(fwd.port);
+      await this.endItem(item, { bytes: 0, sha256: EMPTY_SHA256, sent: fwd.bytesOut() });
+      return result;
+    } finally {
+      fwd.close();
+    }
   }
 
   /**
@@ -241,6 +237,21 @@ export class TransferSession {
     this.resumedBytes += offset;
     const rest = createReadStream(localPath, { start: offset, highWaterMark: MAX_DATA_BYTES });
     return this.endItem(item, await this.streamData(rest, { hash, bytes: offset }));
+  }
+
+  /** Sends `bytes` that the target drops, and returns the rate they went at (bytes per second). */
+  async probe(bytes: number): Promise<number> {
+    const item: Item = { type: 'probe', size: bytes };
+    const started = process.hrtime.bigint();
+    await this.write(jsonFrame(FrameType.Header, item));
+    async function* zeros() {
+      const chunk = Buffer.alloc(MAX_DATA_BYTES);
+      for (let left = bytes; left > 0; left -= chunk.length)
+        yield chunk.subarray(0, Math.min(left, chunk.length));
+    }
+    await this.endItem(item, await this.streamData(Readable.from(zeros())));
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    return Math.round(bytes / Math.max(seconds, 1e-6));
   }
 
   /** Test hook: breaks the TCP connection under the session once this many bytes have gone. */

@@ -8,6 +8,7 @@ import { PeersSchema, type Peer } from '../../api/v1alpha1/cluster.ts';
 import { PROTOCOL } from './frames.ts';
 import { findPeerByKey, fingerprint, verifySignature } from './keys.ts';
 import { receiveSession, type ReceiverOptions } from './receiver.ts';
+import { acceptTunnel, type TunnelPermits } from './tunnels.ts';
 
 const { Server } = ssh2;
 
@@ -17,6 +18,8 @@ export interface SshServerOptions {
   hostKey: string;
   peersFile: string;
   receiver: Omit<ReceiverOptions, 'peerNode' | 'log'>;
+  /** Ports on this node's loopback that a peer may reach through a page tunnel. */
+  permits: TunnelPermits;
   log: Logger;
 }
 
@@ -55,6 +58,10 @@ export async function startSshServer(opts: SshServerOptions): Promise<{ port: nu
         });
     });
     client.on('ready', () => {
+      client.on('tcpip', (accept, reject, tinfo) => {
+        if (!peer) return reject();
+        acceptTunnel(opts.permits, peer.node, log, accept, reject, tinfo);
+      });
       client.on('session', (accept) => {
         const session = accept();
         session.on('subsystem', (acceptSub, reject, sub) => {

@@ -1,9 +1,13 @@
 // The transfer protocol over a real ssh2 connection on loopback: what arrives is what was sent,
 // and hostile or broken streams are rejected with their reason and leave nothing behind.
+import { TunnelPermits, forwardLocal } from './tunnels.ts';
+import type { PageServer } from './receiver.ts';
+import { createServer, connect, type AddressInfo } from 'node:net';
+import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import ssh2 from 'ssh2';
@@ -18,7 +22,31 @@ const dst = generateNodeKey('dst');
 let dir: string;
 let server: { port: number; close(): void };
 let peer: { node: string; address: string; sshPort: number; publicKey: string };
+const permits = new TunnelPermits();
 const imagesDir = (uid: string) => path.join(dir, 'images', uid);
+
+/**
+ * Stands in for `criu page-server` (the real one runs in test/strategies.test.ts): writes what
+ * arrives on its port into pages.img of the asked folder, and is done when the sender hangs up.
+ */
+async function fakePageServer(uid: string, peerNode: string, into: { dir: string }): Promise<PageServer> {
+  let finished: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (finished = resolve));
+  const srv = createServer((sock) => {
+    const got: Buffer[] = [];
+    sock.on('data', (d: Buffer) => got.push(d));
+    sock.on('end', () => {
+      const folder = path.join(imagesDir(uid), into.dir);
+      void mkdir(folder, { recursive: true })
+        .then(() => writeFile(path.join(folder, 'pages.img'), Buffer.concat(got)))
+        .then(() => srv.close(() => finished()));
+    });
+  });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', () => resolve()));
+  const port = (srv.address() as AddressInfo).port;
+  permits.allow(port, peerNode);
+  return { port, done, stop: async () => void srv.close() };
+}
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'ferry-transfer-'));
@@ -32,7 +60,12 @@ before(async () => {
     port: 0,
     hostKey: dst.privateKey,
     peersFile,
-    receiver: { imagesDir, incomingDir: (uid) => path.join(dir, 'incoming', uid) },
+    receiver: {
+      imagesDir,
+      incomingDir: (uid) => path.join(dir, 'incoming', uid),
+      startPageServer: fakePageServer,
+    },
+    permits,
     log: createLogger('test', '/dev/null'),
   });
   peer = { node: 'dst', address: '127.0.0.1', sshPort: server.port, publicKey: dst.publicKey };
@@ -141,4 +174,53 @@ test('an oversized header is refused before it is buffered', async () => {
   const text = await replies();
   conn.end();
   assert.match(text, /"code":"StreamRejected".*exceeds the 65536-byte limit/);
+});
+
+test('a streamed dump goes through a tunnel to the page server the target started for it', async () => {
+  const s = await TransferSession.open({
+    self: 'src',
+    privateKey: src.privateKey,
+    peer,
+    migration: 'mig-00000010',
+  });
+  const pages = Buffer.alloc(2 * 1024 * 1024, 7);
+  await s.streamDump(async (port) => {
+    const sock = connect({ host: '127.0.0.1', port });
+    sock.end(pages);
+    await once(sock, 'close');
+  });
+  await s.finish();
+  s.close();
+  assert.ok(s.bytes >= pages.length, 'tunnelled bytes count as sent');
+  assert.ok((await readFile(path.join(imagesDir('mig-00000010'), 'checkpoint', 'pages.img'))).equals(pages));
+});
+
+test('a tunnel to a port the peer did not offer is refused', async () => {
+  const { conn } = await rawChannel();
+  const secret = createServer((sock) => sock.end('secret'));
+  await new Promise<void>((resolve) => secret.listen(0, '127.0.0.1', () => resolve()));
+  const fwd = await forwardLocal(conn, (secret.address() as AddressInfo).port);
+  const sock = connect({ host: '127.0.0.1', port: fwd.port });
+  let got = '';
+  sock.on('data', (d: Buffer) => (got += d.toString()));
+  sock.on('error', () => undefined);
+  await once(sock, 'close');
+  fwd.close();
+  secret.close();
+  conn.end();
+  assert.equal(got, '', 'nothing of the unoffered port came back');
+});
+
+test('a link probe measures a rate and leaves nothing behind', async () => {
+  const s = await TransferSession.open({
+    self: 'src',
+    privateKey: src.privateKey,
+    peer,
+    migration: 'mig-00000011',
+  });
+  const rate = await s.probe(4 * 1024 * 1024);
+  await s.finish();
+  s.close();
+  assert.ok(rate > 0);
+  assert.deepEqual(await readdir(imagesDir('mig-00000011')), []);
 });

@@ -9,6 +9,10 @@ const MigrationRef = z.strictObject({
   name: z.string(),
 });
 
+/** How a checkpoint moves memory; Auto is resolved by the controller before any checkpoint. */
+export const MemoryModeSchema = z.enum(['StopAndCopy', 'PreCopy', 'PostCopy']);
+export type MemoryMode = z.infer<typeof MemoryModeSchema>;
+
 export const JobSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('run'),
@@ -31,7 +35,13 @@ export const JobSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('selfRequest'), container: NameSchema, target: NameSchema }),
   z.strictObject({ kind: z.literal('list') }),
   z.strictObject({ kind: z.literal('remove'), container: NameSchema }),
-  z.strictObject({ kind: z.literal('preflightSource'), migration: MigrationRef, container: NameSchema }),
+  z.strictObject({
+    kind: z.literal('preflightSource'),
+    migration: MigrationRef,
+    container: NameSchema,
+    /** When set, the source also measures its link to this node (Auto weighs the rate). */
+    targetNode: NameSchema.optional(),
+  }),
   z.strictObject({
     kind: z.literal('preflightTarget'),
     migration: MigrationRef,
@@ -54,7 +64,20 @@ export const JobSchema = z.discriminatedUnion('kind', [
     /** spec.strategy.bandwidth in bytes per second; unlimited when absent. */
     bandwidth: z.number().int().min(1).optional(),
   }),
-  z.strictObject({ kind: z.literal('checkpoint'), migration: MigrationRef, container: NameSchema }),
+  z.strictObject({
+    kind: z.literal('checkpoint'),
+    migration: MigrationRef,
+    container: NameSchema,
+    /**
+     * StopAndCopy streams the pages to the target's page server as CRIU dumps; PostCopy dumps all
+     * but the anonymous memory and serves that lazily; PreCopy first runs pre-dump rounds.
+     */
+    mode: MemoryModeSchema.default('StopAndCopy'),
+    targetNode: NameSchema,
+    bandwidth: z.number().int().min(1).optional(),
+    /** PreCopy: the most pre-dump rounds before the final freeze. */
+    maxIterations: z.number().int().min(1).max(64).default(8),
+  }),
   z.strictObject({
     kind: z.literal('transfer'),
     migration: MigrationRef,
@@ -63,7 +86,13 @@ export const JobSchema = z.discriminatedUnion('kind', [
     /** spec.strategy.bandwidth in bytes per second; unlimited when absent. */
     bandwidth: z.number().int().min(1).optional(),
   }),
-  z.strictObject({ kind: z.literal('restore'), migration: MigrationRef, container: NameSchema }),
+  z.strictObject({
+    kind: z.literal('restore'),
+    migration: MigrationRef,
+    container: NameSchema,
+    /** PostCopy: the memory is pulled from this node's lazy page server as the workload runs. */
+    lazy: z.strictObject({ sourceNode: NameSchema, port: z.number().int().min(1).max(65535) }).optional(),
+  }),
   z.strictObject({ kind: z.literal('verifyTarget'), migration: MigrationRef, container: NameSchema }),
   z.strictObject({
     kind: z.literal('cleanupSource'),
@@ -106,6 +135,13 @@ export const CheckpointResultSchema = z.strictObject({
   frozenAt: z.string(),
   dumpMs: z.number(),
   imageBytes: z.number(),
+  /** Memory pages that went to the target's page server during the dump (StopAndCopy). */
+  streamedBytes: z.number().optional(),
+  /** PostCopy: the source's lazy page server port (its loopback, reached through a tunnel). */
+  lazyPagesPort: z.number().optional(),
+  /** PreCopy: pre-dump rounds run, and why they stopped. */
+  iterations: z.number().optional(),
+  stopReason: z.string().optional(),
 });
 
 /** What the source's preflight learns: features the strategies need. */
@@ -119,6 +155,10 @@ export const PreflightSourceResultSchema = z.strictObject({
   /** `criu cpuinfo dump` of the source, base64. */
   cpuinfo: z.string().optional(),
   features: z.strictObject({ memDirtyTrack: z.boolean(), lazyPages: z.boolean() }),
+  /** Why PostCopy cannot run on the source, quoted in the refusal. */
+  lazyPagesProblem: z.string().optional(),
+  /** Rate of a short probe over the SSH link to the target, bandwidth limit included. */
+  linkBytesPerSecond: z.number().optional(),
 });
 export type PreflightSourceResult = z.infer<typeof PreflightSourceResultSchema>;
 

@@ -167,6 +167,16 @@ export const MigrationStateSchema = z
     mode: ModeSchema.optional().describe('Strategy used.'),
     modeReason: z.string().optional().describe('Why that strategy: requested, or what Auto weighed.'),
     iterations: z.number().int().optional().describe('Pre-copy rounds run before the final freeze.'),
+    linkBytesPerSecond: z
+      .number()
+      .optional()
+      .describe('Link rate to the target measured while syncing the filesystem, in bytes per second.'),
+    lazyPagesPort: z
+      .number()
+      .int()
+      .optional()
+      .describe('PostCopy: loopback port of the source page server the target tunnels to.'),
+    pagesAfterRestore: bytes('PostCopy: memory the target pulled from the source after it started running'),
     frozenAt: z.string().optional().describe('When the source was frozen (source agent clock, RFC 3339).'),
     restoredAt: z.string().optional().describe('When the target reported the workload running (RFC 3339).'),
     downtimeMs: ms('Frozen to running on the target'),

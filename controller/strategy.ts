@@ -1,0 +1,91 @@
+// Which memory strategy a migration uses. Pure: what preflight measured goes in, a mode and the
+// reason for it come out (recorded in status.migrationState.modeReason).
+import type { Migration, Mode } from '../api/v1alpha1/migration.ts';
+import { parseDuration } from '../api/v1alpha1/quantity.ts';
+
+export interface Measured {
+  /** What the source's CRIU can do (criu check --feature, and a real lazy-pages round trip). */
+  features: { memDirtyTrack: boolean; lazyPages: boolean };
+  /** Why lazy pages do not work on the source, as its agent found at start-up. */
+  lazyPagesProblem?: string | undefined;
+  /** Resident memory of the workload: what a dump writes. */
+  memoryBytes?: number | undefined;
+  /** Rate of preflight's link probe to the target, bandwidth limit included. */
+  linkBytesPerSecond?: number | undefined;
+}
+
+/**
+ * Rates of this machine kind, from shared/environment.md and bench/downtime.ts: CRIU dumps about
+ * 0.3 GB/s and restores about 0.6 GB/s; freezing, runc and the filesystem increment add a fixed
+ * part. Auto only needs the right order of magnitude.
+ */
+export const RATES = { dumpBytesPerSecond: 300e6, restoreBytesPerSecond: 600e6, fixedMs: 400 };
+
+/** Estimated freeze of a StopAndCopy: the dump streams to the target at the slower of the two rates. */
+export function stopAndCopyDowntimeMs(memoryBytes: number, linkBytesPerSecond: number): number {
+  const stream = Math.min(linkBytesPerSecond, RATES.dumpBytesPerSecond);
+  return Math.round(
+    RATES.fixedMs + (memoryBytes / stream) * 1000 + (memoryBytes / RATES.restoreBytesPerSecond) * 1000,
+  );
+}
+
+const mib = (b: number) => `${Math.round(b / 2 ** 20)} MiB`;
+
+/** Why a mode cannot run on `source`, or undefined if it can. */
+export function unsupported(mode: Mode, m: Measured, source: string): string | undefined {
+  if (mode === 'PreCopy' && !m.features.memDirtyTrack)
+    return `FeatureUnsupported: PreCopy needs soft-dirty memory tracking, and \`criu check --feature mem_dirty_track\` fails on ${source}`;
+  if (mode === 'PostCopy' && !m.features.lazyPages)
+    return `FeatureUnsupported: PostCopy needs CRIU lazy pages over the network, and they do not work on ${source}: ${m.lazyPagesProblem ?? 'userfaultfd missing'}`;
+  return undefined;
+}
+
+/** The mode to use, or none with the reason (a Failed migration's failureReason). */
+export function chooseMode(
+  spec: Migration['spec'],
+  m: Measured,
+  source: string,
+): { mode?: Mode; reason: string } {
+  const asked = spec.strategy.mode;
+  if (asked !== 'Auto') {
+    const why = unsupported(asked, m, source);
+    return why ? { reason: why } : { mode: asked, reason: 'requested' };
+  }
+  const limitMs = parseDuration(spec.strategy.maxDowntime)!;
+  if (m.memoryBytes === undefined || !m.linkBytesPerSecond)
+    return {
+      mode: 'StopAndCopy',
+      reason: 'chosen by Auto: memory size or link rate unknown, so the simplest',
+    };
+  const estimate = stopAndCopyDowntimeMs(m.memoryBytes, m.linkBytesPerSecond);
+  const facts = `${mib(m.memoryBytes)} over a ${mib(m.linkBytesPerSecond)}/s link: StopAndCopy would freeze about ${estimate} ms, maxDowntime ${spec.strategy.maxDowntime}`;
+  if (estimate <= limitMs) return { mode: 'StopAndCopy', reason: `chosen by Auto: ${facts}` };
+  // Too slow to copy frozen: prefer PreCopy (the source keeps running while most pages move),
+  // then PostCopy (the target runs at once; a lost link after that loses the workload).
+  if (m.features.memDirtyTrack) return { mode: 'PreCopy', reason: `chosen by Auto: ${facts}` };
+  if (m.features.lazyPages)
+    return { mode: 'PostCopy', reason: `chosen by Auto: ${facts}; no soft-dirty tracking for PreCopy` };
+  return {
+    mode: 'StopAndCopy',
+    reason: `chosen by Auto: ${facts}; ${source} has neither soft-dirty tracking (PreCopy) nor working lazy pages (PostCopy), so the freeze will be longer than asked`,
+  };
+}
+
+/**
+ * P.Haul's rule for ending PreCopy rounds: stop after `maxIterations` rounds, or once a round dirties
+ * 64 pages or fewer (the rest is cheap to copy frozen), or when the dirty set grows by more than
+ * 10% over the round before (the workload dirties memory faster than we copy it).
+ */
+export const PRECOPY = { minDirtyPages: 64, maxGrowth: 0.1 };
+
+export function precopyStop(dirtyPages: readonly number[], maxIterations: number): string | undefined {
+  const n = dirtyPages.length;
+  const last = dirtyPages[n - 1];
+  if (last === undefined) return undefined;
+  if (n >= maxIterations) return `reached maxIterations (${maxIterations})`;
+  if (last <= PRECOPY.minDirtyPages) return `round ${n} dirtied ${last} pages (<= ${PRECOPY.minDirtyPages})`;
+  const prev = dirtyPages[n - 2];
+  if (prev !== undefined && last > prev * (1 + PRECOPY.maxGrowth))
+    return `dirty set grew from ${prev} to ${last} pages (> ${PRECOPY.maxGrowth * 100}%)`;
+  return undefined;
+}
