@@ -121,4 +121,3 @@ export async function expectRolledBack(
   assert.deepEqual(await leftovers('node2', m.metadata.uid), []);
   assert.deepEqual(await leftovers('node1', m.metadata.uid), []);
 }
-

@@ -4,15 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from '../cli/client.ts';
 import type { HookInput, HookPoint } from '../agent/fault-hooks.ts';
-import {
-  armHook,
-  expectRolledBack,
-  migrate,
-  runWorkload,
-  testCluster,
-  unique,
-  verify,
-} from './helpers.ts';
+import { armHook, expectRolledBack, migrate, runWorkload, testCluster, unique, verify } from './helpers.ts';
 
 let c: Client;
 before(async () => (c = await testCluster()));
