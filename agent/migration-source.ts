@@ -126,11 +126,13 @@ export async function checkpoint(ctx: AgentContext, job: JobOf<'checkpoint'>) {
     keepLazyServer(ctx, uid, server, port, job.targetNode);
     extra.lazyPagesPort = port;
   } else {
+    const cut = await ctx.hooks.take('source.duringTransfer', job.migration.name);
     extra.streamedBytes = await withSession(
       ctx,
       job.targetNode,
       uid,
       async (s) => {
+        if (cut?.action === 'cut') s.cutAfter(cut.afterBytes);
         await s.streamDump((port) =>
           runc.checkpointLeavingStopped(job.container, images, layout.work(uid), {
             pageServerPort: port,

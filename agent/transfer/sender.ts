@@ -60,6 +60,8 @@ export class TransferSession {
   /** Bytes an earlier session had delivered already, skipped thanks to resume. */
   resumedBytes = 0;
   private cutAt: number | undefined;
+  /** Every byte written to the channel, frames included: where the test cut is measured. */
+  private wire = 0;
   private sock: Socket | undefined;
 
   private constructor(
@@ -131,7 +133,8 @@ export class TransferSession {
     const wait = this.throttle?.delayFor(buf.length, Date.now()) ?? 0;
     if (wait) await new Promise((r) => setTimeout(r, wait));
     if (!this.channel.write(buf)) await drainOrClose(this.channel);
-    if (this.cutAt !== undefined && this.bytes + buf.length >= this.cutAt) this.sock?.destroy();
+    this.wire += buf.length;
+    if (this.cutAt !== undefined && this.wire >= this.cutAt) this.sock?.destroy();
   }
 
   /**
@@ -198,10 +201,25 @@ export class TransferSession {
     const base = this.bytes;
     const fwd = await forwardLocal(this.conn, r.port, {
       bandwidth: this.bandwidth,
-      onBytes: (n) => this.onBytes?.(base + n),
+      onBytes: (n) => {
+        this.onBytes?.(base + n);
+        if (this.cutAt !== undefined && this.wire + n >= this.cutAt) this.sock?.destroy();
+      },
     });
     try {
-      const result = await dump(fwd.port);
+      let result: T;
+      try {
+        result = await dump(fwd.port);
+      } catch (err) {
+        // CRIU only sees its page server vanish; when our link broke under it, say so, and let the
+        // job be retried (the source is still frozen and whole) instead of failing for good.
+        if (this.closedError || this.sock?.destroyed)
+          throw new FerryError(
+            'TransferFailed',
+            `the link broke during the streamed dump: ${errorMessage(err)}`,
+          );
+        throw err;
+      }
       await this.endItem(item, { bytes: 0, sha256: EMPTY_SHA256, sent: fwd.bytesOut() });
       return result;
     } finally {

@@ -224,3 +224,23 @@ test('a link probe measures a rate and leaves nothing behind', async () => {
   assert.ok(rate > 0);
   assert.deepEqual(await readdir(imagesDir('mig-00000011')), []);
 });
+
+test('a file whose link broke mid-way resumes where it stopped, and its checksum covers the whole', async () => {
+  const data = Buffer.alloc(6 * 1024 * 1024).map((_, i) => (i * 7) % 253);
+  const file = path.join(dir, 'resume.img');
+  await writeFile(file, data);
+  const open = () =>
+    TransferSession.open({ self: 'src', privateKey: src.privateKey, peer, migration: 'mig-00000012' });
+  const first = await open();
+  first.cutAfter(2 * 1024 * 1024);
+  await assert.rejects(first.sendFile(file, 'checkpoint/resume.img', { resume: true }));
+  first.close();
+  // The receiver notices the broken channel a moment later and keeps the partial file.
+  await new Promise((r) => setTimeout(r, 200));
+  const second = await open();
+  await second.sendFile(file, 'checkpoint/resume.img', { resume: true });
+  await second.finish();
+  second.close();
+  assert.ok(second.resumedBytes >= 1024 * 1024, `resumed ${second.resumedBytes} bytes`);
+  assert.ok((await readFile(path.join(imagesDir('mig-00000012'), 'checkpoint/resume.img'))).equals(data));
+});
