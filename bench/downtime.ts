@@ -1,8 +1,11 @@
-// Downtime of a ferry migration between two local nodes against the bare baseline measured in the
-// same run: `runc checkpoint` + `runc restore` of the same workload on one node, images on the
-// node's tmpfs, no transfer. Prints the ratio per memory size and writes bench/results/downtime.json.
+// Downtime and total time of a ferry migration between two local nodes, per memory strategy,
+// against the bare baseline measured in the same run: CRIU's dump + restore of the same workload
+// on one node (through `runc checkpoint` + `runc restore`, which drive CRIU for a container),
+// images on the node's tmpfs, no transfer. A strategy the nodes cannot run (PreCopy without
+// soft-dirty tracking, PostCopy where lazy pages fail) is reported with the reason preflight gave.
+// Prints each ratio and writes bench/results/downtime.json.
 //
-//   node --import tsx bench/downtime.ts [--sizes 64,256,1024] [--runs 3]
+//   node --import tsx bench/downtime.ts [--sizes 64,256,1024] [--runs 3] [--modes StopAndCopy,PostCopy,PreCopy]
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,17 +18,28 @@ import { bytes, ms, table } from '../cli/format.ts';
 import { exec } from '../lib/exec.ts';
 import { FERRY_OPT, nodePaths } from '../lib/paths.ts';
 import { list, migrate, runWorkload, unique, verify } from '../test/helpers.ts';
+import type { Mode } from '../api/v1alpha1/migration.ts';
 
 const { values } = parseArgs({
   options: {
     sizes: { type: 'string', default: '64,256,1024' },
     runs: { type: 'string', default: '3' },
+    modes: { type: 'string', default: 'StopAndCopy,PostCopy,PreCopy' },
     keep: { type: 'boolean', default: false },
   },
 });
+const modes = values.modes.split(',') as Mode[];
 const sizes = values.sizes.split(',').map(Number);
 const runs = Number(values.runs);
 const CLUSTER = 'bench';
+interface Sample {
+  downtime: number;
+  total: number;
+  dump: number;
+  transfer: number;
+  restore: number;
+  bytes: number;
+}
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main() {
@@ -44,88 +58,103 @@ async function main() {
   const node1 = nodePaths(CLUSTER, 'node1');
   const runc = new Runc(node1.runcRoot, path.join(FERRY_OPT, 'bin/criu'));
   const rows = [];
+  const unavailable = new Map<Mode, string>();
+
+  /** The baseline: the same workload, checkpointed and restored in place by runc + CRIU. */
+  async function baselineRun(size: number): Promise<number> {
+    const id = unique(`base${size}`);
+    await runWorkload(c, 'node1', id, size);
+    const images = path.join(node1.imagesDir, `baseline-${id}`);
+    const bundle = path.join(node1.fsRoot, 'containers', id);
+    await mkdir(images, { recursive: true, mode: 0o700 });
+    const t0 = performance.now();
+    await exec(
+      'runc',
+      ['--root', node1.runcRoot, '--criu', runc.criuPath, 'checkpoint'].concat([
+        '--image-path',
+        `${images}/img`,
+        '--work-path',
+        `${images}/work`,
+        id,
+      ]),
+      { errorCode: 'CriuDumpFailed' },
+    );
+    await runc.restore(id, bundle, `${images}/img`, `${images}/work-restore`);
+    const took = performance.now() - t0;
+    const v = await verify(c, 'node1', id);
+    if (!v.pass) throw new Error(`baseline restore broke the workload: ${v.line}`);
+    await c.bus.call('node1', { kind: 'remove', container: id });
+    await rm(images, { recursive: true, force: true });
+    return took;
+  }
+
+  /** The same workload moved node1 -> node2 with `mode`; the refusal's reason if the nodes cannot. */
+  async function ferryRun(size: number, mode: Mode): Promise<Sample | string> {
+    const mid = unique(`mv${size}`);
+    await runWorkload(c, 'node1', mid, size);
+    const m = await migrate(c, unique('bench'), { node: 'node1', container: mid }, 'node2', {
+      strategy: { mode },
+    });
+    if (m.status.phase !== 'Succeeded') {
+      await c.bus.call('node1', { kind: 'remove', container: mid });
+      if (/FeatureUnsupported/.test(m.status.failureReason ?? '')) return m.status.failureReason!;
+      throw new Error(`${mode} migration failed: ${m.status.failureReason}`);
+    }
+    const after = await verify(c, 'node2', mid);
+    if (!after.pass) throw new Error(`migrated workload failed its check: ${after.line}`);
+    await c.bus.call('node2', { kind: 'remove', container: mid });
+    const s = m.status.migrationState!;
+    const ts = m.status.phaseTransitionTimestamps;
+    return {
+      downtime: s.downtimeMs!,
+      total: Date.parse(ts.at(-1)!.time) - Date.parse(ts[0]!.time),
+      dump: s.dumpMs!,
+      transfer: s.transferMs!,
+      restore: s.restoreMs!,
+      bytes: (s.bytesBeforeFreeze ?? 0) + (s.bytesDuringFreeze ?? 0),
+    };
+  }
+
   try {
     for (const size of sizes) {
       const baseline: number[] = [];
-      const ferry: Array<{
-        downtime: number;
-        total: number;
-        dump: number;
-        transfer: number;
-        restore: number;
-        bytes: number;
-        throughput: number;
-      }> = [];
       for (let r = 0; r < runs; r++) {
-        // Baseline: the same workload, checkpointed and restored in place by runc + CRIU.
-        const id = unique(`base${size}`);
-        await runWorkload(c, 'node1', id, size);
-        const images = path.join(node1.imagesDir, `baseline-${id}`);
-        const bundle = path.join(node1.fsRoot, 'containers', id);
-        await mkdir(images, { recursive: true, mode: 0o700 });
-        const t0 = performance.now();
-        await exec(
-          'runc',
-          [
-            '--root',
-            node1.runcRoot,
-            '--criu',
-            runc.criuPath,
-            'checkpoint',
-            '--image-path',
-            `${images}/img`,
-            '--work-path',
-            `${images}/work`,
-            id,
-          ],
-          { errorCode: 'CriuDumpFailed' },
-        );
-        await runc.restore(id, bundle, `${images}/img`, `${images}/work-restore`);
-        baseline.push(performance.now() - t0);
-        const v = await verify(c, 'node1', id);
-        if (!v.pass) throw new Error(`baseline restore broke the workload: ${v.line}`);
-        await c.bus.call('node1', { kind: 'remove', container: id });
-        await rm(images, { recursive: true, force: true });
-
-        // ferry: the same workload moved node1 -> node2.
-        const mid = unique(`mv${size}`);
-        await runWorkload(c, 'node1', mid, size);
-        const m = await migrate(c, unique('bench'), { node: 'node1', container: mid }, 'node2');
-        if (m.status.phase !== 'Succeeded') throw new Error(`migration failed: ${m.status.failureReason}`);
-        const after = await verify(c, 'node2', mid);
-        if (!after.pass) throw new Error(`migrated workload failed its check: ${after.line}`);
-        const s = m.status.migrationState!;
-        const ts = m.status.phaseTransitionTimestamps;
-        ferry.push({
-          downtime: s.downtimeMs!,
-          total: Date.parse(ts.at(-1)!.time) - Date.parse(ts[0]!.time),
-          dump: s.dumpMs!,
-          transfer: s.transferMs!,
-          restore: s.restoreMs!,
-          bytes: (s.bytesBeforeFreeze ?? 0) + (s.bytesDuringFreeze ?? 0),
-          throughput: s.throughputBytesPerSecond!,
-        });
-        await c.bus.call('node2', { kind: 'remove', container: mid });
-        process.stdout.write(
-          `  ${size} MiB run ${r + 1}: baseline ${ms(baseline.at(-1))}, ferry downtime ${ms(ferry.at(-1)!.downtime)}\n`,
-        );
+        baseline.push(await baselineRun(size));
+        process.stdout.write(`  ${size} MiB baseline run ${r + 1}: ${ms(baseline.at(-1))}\n`);
       }
-      const pick = (k: keyof (typeof ferry)[number]) => median(ferry.map((f) => f[k]));
-      const row = {
-        memoryMiB: size,
-        baselineMs: Math.round(median(baseline)),
-        ferryDowntimeMs: pick('downtime'),
-        ratio: Number((pick('downtime') / median(baseline)).toFixed(2)),
-        ferryTotalMs: pick('total'),
-        dumpMs: pick('dump'),
-        transferMs: pick('transfer'),
-        restoreMs: pick('restore'),
-        bytesSent: pick('bytes'),
-        transferBytesPerSecond: pick('throughput'),
-        baselineRunsMs: baseline.map(Math.round),
-        ferryDowntimeRunsMs: ferry.map((f) => f.downtime),
-      };
-      rows.push(row);
+      for (const mode of modes) {
+        if (unavailable.has(mode)) continue;
+        const ferry: Sample[] = [];
+        for (let r = 0; r < runs; r++) {
+          const got = await ferryRun(size, mode);
+          if (typeof got === 'string') {
+            unavailable.set(mode, got);
+            console.log(`  ${mode}: not run on these nodes: ${got}`);
+            break;
+          }
+          ferry.push(got);
+          process.stdout.write(
+            `  ${size} MiB ${mode} run ${r + 1}: downtime ${ms(got.downtime)}, total ${ms(got.total)}\n`,
+          );
+        }
+        if (!ferry.length) continue;
+        const pick = (k: keyof Sample) => median(ferry.map((f) => f[k]));
+        rows.push({
+          memoryMiB: size,
+          mode,
+          baselineMs: Math.round(median(baseline)),
+          ferryDowntimeMs: pick('downtime'),
+          ratio: Number((pick('downtime') / median(baseline)).toFixed(2)),
+          ferryTotalMs: pick('total'),
+          totalRatio: Number((pick('total') / median(baseline)).toFixed(2)),
+          dumpMs: pick('dump'),
+          transferMs: pick('transfer'),
+          restoreMs: pick('restore'),
+          bytesSent: pick('bytes'),
+          baselineRunsMs: baseline.map(Math.round),
+          ferryDowntimeRunsMs: ferry.map((f) => f.downtime),
+        });
+      }
     }
     if ((await list(c, 'node1')).length || (await list(c, 'node2')).length)
       console.warn('warning: containers left on the bench cluster');
@@ -139,30 +168,33 @@ async function main() {
     table(
       [
         'MEMORY',
-        'BASELINE (runc C/R)',
-        'FERRY DOWNTIME',
+        'STRATEGY',
+        'BASELINE (CRIU C/R)',
+        'DOWNTIME',
         'RATIO',
-        'DUMP',
+        'TOTAL',
+        'RATIO',
+        'DUMP+STREAM',
         'TRANSFER',
         'RESTORE',
         'SENT',
-        'RATE',
-        'FERRY TOTAL',
       ],
       rows.map((r) => [
         `${r.memoryMiB} MiB`,
+        r.mode,
         ms(r.baselineMs),
         ms(r.ferryDowntimeMs),
         `${r.ratio}x`,
+        ms(r.ferryTotalMs),
+        `${r.totalRatio}x`,
         ms(r.dumpMs),
         ms(r.transferMs),
         ms(r.restoreMs),
         bytes(r.bytesSent),
-        `${bytes(r.transferBytesPerSecond)}/s`,
-        ms(r.ferryTotalMs),
       ]),
     ),
   );
+  for (const [mode, why] of unavailable) console.log(`${mode}: not measured: ${why}`);
   const criu = (await exec(path.join(FERRY_OPT, 'bin/criu'), ['--version'])).stdout.match(
     /Version: (\S+)/,
   )?.[1];
@@ -176,9 +208,10 @@ async function main() {
       criu,
     },
     method:
-      'median of runs; baseline = runc checkpoint + runc restore in place on node1 (images on tmpfs); ferry downtime = freeze on node1 to running on node2',
+      'median of runs; baseline = CRIU dump + restore of the same workload in place on node1 through runc checkpoint + runc restore (images on tmpfs); downtime = freeze on node1 to running on node2; total = Migration created to Succeeded',
     runs,
     rows,
+    unavailable: Object.fromEntries(unavailable),
   };
   const file = path.join(REPO_ROOT, 'bench/results/downtime.json');
   await writeFile(file, JSON.stringify(out, null, 2) + '\n');

@@ -2,7 +2,7 @@
 // network in the clear. A CRIU on one node talks to a local port; each connection to it becomes a
 // `direct-tcpip` channel in the agents' SSH connection, and the peer agent connects the channel
 // to its own CRIU on 127.0.0.1. The peer only opens ports it registered for that very node.
-import { createServer, connect, type Server } from 'node:net';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { Transform } from 'node:stream';
 import type ssh2 from 'ssh2';
 import { FerryError } from '../../lib/errors.ts';
@@ -46,6 +46,7 @@ export function acceptTunnel(
     channel.close();
   });
   channel.on('error', () => sock.destroy());
+  channel.on('close', () => sock.destroy());
   channel.pipe(sock).pipe(channel);
 }
 
@@ -83,7 +84,10 @@ export async function forwardLocal(
   } = {},
 ): Promise<LocalForward> {
   let out = 0;
+  const open = new Set<Socket>();
   const server: Server = createServer({ noDelay: true }, (sock) => {
+    open.add(sock);
+    sock.on('close', () => open.delete(sock));
     conn.forwardOut('127.0.0.1', 0, '127.0.0.1', remotePort, (err, channel) => {
       if (err) {
         // CRIU on the other end of `sock` sees the connection close and reports its own failure.
@@ -100,6 +104,9 @@ export async function forwardLocal(
       if (opts.bandwidth) sock.pipe(throttled(opts.bandwidth)).pipe(channel);
       else sock.pipe(channel);
       channel.pipe(sock);
+      // A channel that ends with the SSH connection under it must not leave CRIU writing into a
+      // socket nobody reads: close CRIU's end too, so it fails at once and the job can retry.
+      channel.on('close', () => sock.destroy());
       channel.on('error', () => sock.destroy());
       sock.on('error', () => channel.close());
     });
@@ -108,11 +115,19 @@ export async function forwardLocal(
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
   });
+  const closeAll = () => {
+    server.close();
+    for (const sock of open) sock.destroy();
+  };
+  conn.once('close', closeAll);
   const addr = server.address();
   return {
     port: typeof addr === 'object' && addr ? addr.port : 0,
     bytesOut: () => out,
-    close: () => server.close(),
+    close: () => {
+      conn.off('close', closeAll);
+      closeAll();
+    },
   };
 }
 
