@@ -1,6 +1,6 @@
 // The source end of a migration: check, sync the filesystem while running, freeze and dump, send
 // the rest, and afterwards either remove the stopped source or resume it.
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { JobOf, PreflightSourceResult } from '../api/v1alpha1/jobs.ts';
 import { FerryError } from '../lib/errors.ts';
@@ -12,6 +12,7 @@ import { withSession } from './peers.ts';
 import { keepLazyServer, stopBackground } from './page-streams.ts';
 import { preDumpRounds } from './precopy.ts';
 import { freePort } from './transfer/tunnels.ts';
+import { TYPICAL, sampleFile, worthCompressing } from './transfer/zstd.ts';
 import type { TransferSession } from './transfer/sender.ts';
 import { deleteSubvolume, snapshot } from './snapshot/btrfs.ts';
 import { dirBytes, removeContainer } from './workload.ts';
@@ -81,6 +82,17 @@ async function residentBytes(pid: number): Promise<number | undefined> {
   return kb ? Number(kb) * 1024 : undefined;
 }
 
+/**
+ * Whether to zstd an item: always or never when the spec says so; under Auto, when compressing a
+ * sample of the file (or, for a btrfs stream, typical data) beats the measured link.
+ */
+async function compressItem(job: JobOf<'sync' | 'transfer'>, file?: string): Promise<boolean> {
+  if (job.compression !== 'Auto') return job.compression === 'Zstd';
+  if (!job.linkBytesPerSecond) return false;
+  if (file && (await stat(file)).size < 1024 * 1024) return false; // not worth a process
+  return worthCompressing(job.linkBytesPerSecond, file ? await sampleFile(file) : TYPICAL);
+}
+
 /** Sends a read-only snapshot of the running workload's root filesystem, in full. */
 export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
   await requireState(ctx, job.container, ['running']);
@@ -92,7 +104,7 @@ export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
     ctx,
     job.targetNode,
     job.migration.uid,
-    (s) => s.sendBtrfs(base, path.basename(base)),
+    async (s) => s.sendBtrfs(base, path.basename(base), undefined, { compress: await compressItem(job) }),
     {
       bandwidth: job.bandwidth,
     },
@@ -182,12 +194,19 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
     const files = (await readdir(images, { withFileTypes: true })).filter((e) => e.isFile());
     for (const name of files.map((e) => e.name).sort()) {
       const t = Date.now();
-      const n = await s.sendFile(path.join(images, name), `checkpoint/${name}`, { resume: true });
+      const file = path.join(images, name);
+      const compress = await compressItem(job, file);
+      const n = await s.sendFile(file, `checkpoint/${name}`, { resume: true, compress });
       ctx.log.debug({ file: name, bytes: n, ms: Date.now() - t }, 'sent');
     }
     await s.sendFile(path.join(layout.bundle(job.container), 'config.json'), 'config.json', { resume: true });
     await s.sendFile(path.join(layout.images(uid), AFFINITY_FILE), AFFINITY_FILE, { resume: true });
-    await s.sendBtrfs(final, path.basename(final), { path: base, name: path.basename(base) });
+    await s.sendBtrfs(
+      final,
+      path.basename(final),
+      { path: base, name: path.basename(base) },
+      { compress: await compressItem(job) },
+    );
     return { bytes: s.bytes, durationMs: Date.now() - started, files: s.items, resumedBytes: s.resumedBytes };
   };
   return withSession(ctx, job.targetNode, uid, send, { bandwidth: job.bandwidth, totalBytes });

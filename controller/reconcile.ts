@@ -169,7 +169,17 @@ function buildJob(m: StoredMigration, step: StepName, targetNode: string, jobs: 
   }
   if (step === 'sync' || step === 'transfer') {
     const bandwidth = m.spec.strategy.bandwidth ? parseQuantity(m.spec.strategy.bandwidth) : undefined;
-    return { kind: step, migration, container, targetNode, ...(bandwidth ? { bandwidth } : {}) };
+    const measured = m.status.migrationState?.linkBytesPerSecond;
+    const link = measured && bandwidth ? Math.min(measured, bandwidth) : (measured ?? bandwidth);
+    return {
+      kind: step,
+      migration,
+      container,
+      targetNode,
+      compression: m.spec.strategy.compression,
+      ...(bandwidth ? { bandwidth } : {}),
+      ...(link ? { linkBytesPerSecond: link } : {}),
+    };
   }
   if (step === 'preflightSource') return { kind: step, migration, container, targetNode };
   if (step === 'checkpoint') {

@@ -68,3 +68,17 @@ test('Auto records the link rate it measured and why it chose its mode', async (
   );
   assert.ok((await verify(c, 'node2', container)).pass);
 });
+
+test('with compression: Zstd the filesystem goes compressed and the workload arrives whole', async () => {
+  const container = unique('zstd');
+  await runWorkload(c, 'node1', container, 16);
+  const m = await migrate(c, unique('m-zstd'), { node: 'node1', container }, 'node2', {
+    strategy: { mode: 'StopAndCopy', compression: 'Zstd' },
+  });
+  assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  const pre = await c.bus.queue('node1').getJob(`${m.metadata.uid}.preflightSource`);
+  const rootfsBytes = (pre?.returnvalue as { rootfsBytes: number }).rootfsBytes;
+  const sent = m.status.migrationState?.bytesBeforeFreeze ?? 0;
+  assert.ok(sent < rootfsBytes * 0.8, `sent ${sent} bytes of a ${rootfsBytes}-byte filesystem`);
+  assert.ok((await verify(c, 'node2', container)).pass);
+});

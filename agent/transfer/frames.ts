@@ -47,6 +47,8 @@ export const ItemSchema = z.discriminatedUnion('type', [
      * broken session of the same migration), and keeps a partial file if this session breaks too.
      */
     resume: z.boolean().optional(),
+    /** DATA frames carry a zstd stream of the file; size and sha256 are of the file itself. */
+    compression: z.literal('zstd').optional(),
   }),
   z.strictObject({
     type: z.literal('btrfs'),
@@ -56,6 +58,7 @@ export const ItemSchema = z.discriminatedUnion('type', [
       .string()
       .regex(/^[a-z0-9-]+$/)
       .optional(),
+    compression: z.literal('zstd').optional(),
   }),
   /**
    * Memory pages streamed while CRIU dumps: the receiver starts `criu page-server` into the

@@ -11,6 +11,7 @@ import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { FerryError, errorMessage } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { readChunks } from './read-chunks.ts';
+import { decompressor } from './zstd.ts';
 import { deleteSubvolume, receiveStream } from '../snapshot/btrfs.ts';
 import {
   BeginSchema,
@@ -236,6 +237,55 @@ async function pageServerSink(
   };
 }
 
+/** Decompresses a zstd item before `inner` sees it, keeping the order of its writes. */
+function decompressing(inner: Sink): Sink {
+  const z = decompressor();
+  let stderr = '';
+  z.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  z.stdin.on('error', () => undefined); // reported through the exit status
+  const exited = once(z, 'close') as Promise<[number | null]>;
+  let chain = Promise.resolve();
+  let failed: unknown;
+  z.stdout.on('data', (d: Buffer) => {
+    z.stdout.pause();
+    chain = chain
+      .then(() => inner.write(d))
+      .then(
+        () => void z.stdout.resume(),
+        (err: unknown) => {
+          failed = err;
+          z.kill('SIGKILL');
+        },
+      );
+  });
+  return {
+    async write(data) {
+      if (failed) throw failed;
+      if (!z.stdin.write(data)) await Promise.race([once(z.stdin, 'drain'), exited]);
+    },
+    async finish(end) {
+      z.stdin.end();
+      const [code] = await exited;
+      await chain;
+      if (failed) throw failed;
+      if (code !== 0) {
+        await inner.abort();
+        throw new FerryError(
+          'IntegrityError',
+          `zstd stream does not decompress: ${stderr.trim() || `exit ${code}`}`,
+        );
+      }
+      return inner.finish(end);
+    },
+    async abort(keepPartial) {
+      z.kill('SIGKILL');
+      await exited;
+      await chain.catch(() => undefined);
+      await inner.abort(keepPartial);
+    },
+  };
+}
+
 /** A link probe: counted and checked like any item, then forgotten. */
 function probeSink(item: Extract<Item, { type: 'probe' }>): Sink {
   const hash = createHash('sha256');
@@ -287,7 +337,7 @@ export async function receiveSession(channel: Duplex, opts: ReceiverOptions): Pr
       case FrameType.Header: {
         if (sink) throw new FerryError('StreamRejected', 'item header before the previous item ended');
         const item = parseJson(frame, ItemSchema, 'item header');
-        sink =
+        const raw =
           item.type === 'file'
             ? await fileSink(opts.imagesDir(migration), item, reply)
             : item.type === 'btrfs'
@@ -295,6 +345,7 @@ export async function receiveSession(channel: Duplex, opts: ReceiverOptions): Pr
               : item.type === 'probe'
                 ? probeSink(item)
                 : await pageServerSink(opts, migration, item, reply);
+        sink = 'compression' in item && item.compression === 'zstd' ? decompressing(raw) : raw;
         return;
       }
       case FrameType.Data:

@@ -1,11 +1,12 @@
 // The sending end: connects to a peer agent over SSH (its host key pinned), opens the transfer
 // subsystem and streams files and btrfs sends as framed, checksummed items.
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import ssh2 from 'ssh2';
 import { FerryError, errorMessage } from '../../lib/errors.ts';
 import type { Peer } from '../../api/v1alpha1/cluster.ts';
@@ -22,6 +23,7 @@ import {
 } from './frames.ts';
 import { connectPeer } from './ssh-client.ts';
 import { forwardLocal } from './tunnels.ts';
+import { compressor } from './zstd.ts';
 
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 import { Throttle } from './throttle.ts';
@@ -144,7 +146,9 @@ export class TransferSession {
   private async streamData(
     data: Readable,
     seed = { hash: createHash('sha256'), bytes: 0 },
+    compress = false,
   ): Promise<{ bytes: number; sha256: string; sent: number }> {
+    if (compress) return this.streamCompressed(data, seed);
     const hash = seed.hash;
     let n = 0;
     for await (const chunk of data as AsyncIterable<Buffer>) {
@@ -157,6 +161,45 @@ export class TransferSession {
       }
     }
     return { bytes: seed.bytes + n, sha256: hash.digest('hex'), sent: n };
+  }
+
+  /** As streamData, through zstd: the checksum and size are of the input, `sent` of the wire. */
+  private async streamCompressed(
+    data: Readable,
+    seed: { hash: Hash; bytes: number },
+  ): Promise<{ bytes: number; sha256: string; sent: number }> {
+    const z = compressor();
+    let stderr = '';
+    z.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const exited = once(z, 'close') as Promise<[number | null]>;
+    let n = 0;
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        seed.hash.update(chunk);
+        n += chunk.length;
+        done(null, chunk);
+      },
+    });
+    const feeding = pipeline(data, counted, z.stdin);
+    feeding.catch(() => undefined);
+    let sent = 0;
+    try {
+      for await (const chunk of z.stdout as AsyncIterable<Buffer>) {
+        for (let off = 0; off < chunk.length; off += MAX_DATA_BYTES) {
+          const part = chunk.subarray(off, off + MAX_DATA_BYTES);
+          sent += part.length;
+          await this.write(encodeFrame(FrameType.Data, part));
+          this.onBytes?.(this.bytes + sent);
+        }
+      }
+      await feeding;
+      const [code] = await exited;
+      if (code !== 0) throw new FerryError('Internal', `zstd failed: ${stderr.trim() || `exit ${code}`}`);
+    } catch (err) {
+      z.kill('SIGKILL');
+      throw err;
+    }
+    return { bytes: seed.bytes + n, sha256: seed.hash.digest('hex'), sent };
   }
 
   /** Sends END and waits for the target's verdict on the item; returns the bytes sent for it. */
@@ -231,7 +274,11 @@ export class TransferSession {
    * Sends a file. With `resume`, the target first says how much of it an earlier, broken session
    * already delivered; only the rest crosses the wire, and the checksum still covers the whole file.
    */
-  async sendFile(localPath: string, relPath: string, opts: { resume?: boolean } = {}): Promise<number> {
+  async sendFile(
+    localPath: string,
+    relPath: string,
+    opts: { resume?: boolean; compress?: boolean } = {},
+  ): Promise<number> {
     const st = await stat(localPath);
     const item: Item = {
       type: 'file',
@@ -239,6 +286,7 @@ export class TransferSession {
       size: st.size,
       mode: st.mode & 0o700,
       ...(opts.resume ? { resume: true } : {}),
+      ...(opts.compress ? { compression: 'zstd' as const } : {}),
     };
     await this.write(jsonFrame(FrameType.Header, item));
     let offset = 0;
@@ -254,7 +302,7 @@ export class TransferSession {
         hash.update(chunk as Buffer);
     this.resumedBytes += offset;
     const rest = createReadStream(localPath, { start: offset, highWaterMark: MAX_DATA_BYTES });
-    return this.endItem(item, await this.streamData(rest, { hash, bytes: offset }));
+    return this.endItem(item, await this.streamData(rest, { hash, bytes: offset }, opts.compress));
   }
 
   /** Sends `bytes` that the target drops, and returns the rate they went at (bytes per second). */
@@ -278,15 +326,25 @@ export class TransferSession {
   }
 
   /** Streams `btrfs send [-p parent] snap`; the target receives a subvolume named `name`. */
-  async sendBtrfs(snapPath: string, name: string, parent?: { path: string; name: string }): Promise<number> {
+  async sendBtrfs(
+    snapPath: string,
+    name: string,
+    parent?: { path: string; name: string },
+    opts: { compress?: boolean } = {},
+  ): Promise<number> {
     const child = sendStream(snapPath, parent?.path);
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const exited = once(child, 'close') as Promise<[number | null]>;
     try {
-      const item: Item = parent ? { type: 'btrfs', name, parent: parent.name } : { type: 'btrfs', name };
+      const item: Item = {
+        type: 'btrfs',
+        name,
+        ...(parent ? { parent: parent.name } : {}),
+        ...(opts.compress ? { compression: 'zstd' as const } : {}),
+      };
       await this.write(jsonFrame(FrameType.Header, item));
-      const end = await this.streamData(child.stdout);
+      const end = await this.streamData(child.stdout, undefined, opts.compress);
       // A failed send must not produce an END that the target would accept: check the exit first.
       const [code] = await exited;
       if (code !== 0)

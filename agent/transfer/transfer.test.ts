@@ -244,3 +244,42 @@ test('a file whose link broke mid-way resumes where it stopped, and its checksum
   assert.ok(second.resumedBytes >= 1024 * 1024, `resumed ${second.resumedBytes} bytes`);
   assert.ok((await readFile(path.join(imagesDir('mig-00000012'), 'checkpoint/resume.img'))).equals(data));
 });
+
+test('a zstd item arrives whole, with fewer bytes on the wire, and its checksum is of the file', async () => {
+  const data = Buffer.concat([Buffer.alloc(3 * 1024 * 1024, 'ferry '), Buffer.from('end')]);
+  const file = path.join(dir, 'text.img');
+  await writeFile(file, data);
+  const s = await TransferSession.open({
+    self: 'src',
+    privateKey: src.privateKey,
+    peer,
+    migration: 'mig-00000013',
+  });
+  await s.sendFile(file, 'checkpoint/text.img', { compress: true });
+  await s.finish();
+  s.close();
+  assert.ok(s.bytes < data.length / 10, `sent ${s.bytes} bytes for ${data.length}`);
+  assert.ok((await readFile(path.join(imagesDir('mig-00000013'), 'checkpoint/text.img'))).equals(data));
+});
+
+test('a zstd item that does not decompress is rejected and nothing of it is kept', async () => {
+  const { channel, replies, conn } = await rawChannel();
+  channel.write(begin('mig-00000014'));
+  channel.write(
+    jsonFrame(FrameType.Header, {
+      type: 'file',
+      path: 'core.img',
+      size: 4,
+      mode: 0o600,
+      compression: 'zstd',
+    }),
+  );
+  channel.write(encodeFrame(FrameType.Data, Buffer.from('not zstd at all')));
+  channel.write(
+    jsonFrame(FrameType.End, { sha256: createHash('sha256').update('abcd').digest('hex'), bytes: 4 }),
+  );
+  const text = await replies();
+  conn.end();
+  assert.match(text, /"code":"IntegrityError".*zstd stream does not decompress/);
+  assert.deepEqual(await readdir(imagesDir('mig-00000014')), []);
+});

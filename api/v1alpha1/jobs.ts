@@ -13,6 +13,8 @@ const MigrationRef = z.strictObject({
 export const MemoryModeSchema = z.enum(['StopAndCopy', 'PreCopy', 'PostCopy']);
 export type MemoryMode = z.infer<typeof MemoryModeSchema>;
 
+export const CompressionSchema = z.enum(['Auto', 'Zstd', 'None']);
+
 export const JobSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('run'),
@@ -63,6 +65,10 @@ export const JobSchema = z.discriminatedUnion('kind', [
     targetNode: NameSchema,
     /** spec.strategy.bandwidth in bytes per second; unlimited when absent. */
     bandwidth: z.number().int().min(1).optional(),
+    /** spec.strategy.compression; Auto weighs each item against linkBytesPerSecond. */
+    compression: CompressionSchema.default('None'),
+    /** The link rate preflight measured, capped by the bandwidth limit. */
+    linkBytesPerSecond: z.number().min(1).optional(),
   }),
   z.strictObject({
     kind: z.literal('checkpoint'),
@@ -85,6 +91,10 @@ export const JobSchema = z.discriminatedUnion('kind', [
     targetNode: NameSchema,
     /** spec.strategy.bandwidth in bytes per second; unlimited when absent. */
     bandwidth: z.number().int().min(1).optional(),
+    /** spec.strategy.compression; Auto weighs each item against linkBytesPerSecond. */
+    compression: CompressionSchema.default('None'),
+    /** The link rate preflight measured, capped by the bandwidth limit. */
+    linkBytesPerSecond: z.number().min(1).optional(),
   }),
   z.strictObject({
     kind: z.literal('restore'),

@@ -69,6 +69,12 @@ export const StrategySchema = z
       })
       .optional()
       .describe('Upper limit on transfer rate, in bytes per second (e.g. "200Mi"). Unlimited when unset.'),
+    compression: z
+      .enum(['Auto', 'Zstd', 'None'])
+      .default('Auto')
+      .describe(
+        'zstd on image files and filesystem streams. Auto: per item, when compressing a sample of it beats the measured link rate. Memory streamed to the page server is never compressed.',
+      ),
     maxIterations: z
       .number()
       .int()
