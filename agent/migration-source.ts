@@ -3,12 +3,13 @@
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { JobOf, PreflightSourceResult } from '../api/v1alpha1/jobs.ts';
-import { FerryError } from '../lib/errors.ts';
+import { FerryError, errorMessage } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
 import { checkCriu, unsupportedFds } from './preflight.ts';
 import type { AgentContext } from './context.ts';
 import { AFFINITY_FILE, captureAffinity } from './criu/affinity.ts';
 import { withSession } from './peers.ts';
+import { alive, dumpProcess, requireProcess, restoreProcess } from './process-tree.ts';
 import { keepLazyServer, stopBackground } from './page-streams.ts';
 import { preDumpRounds } from './precopy.ts';
 import { freePort } from './transfer/tunnels.ts';
@@ -37,18 +38,22 @@ export async function preflightSource(
   job: JobOf<'preflightSource'>,
 ): Promise<PreflightSourceResult> {
   checkCriu(ctx);
-  const st = await requireState(ctx, job.container, ['running']);
-  const pids = await ctx.runc.pids(job.container);
+  const bare = job.migration.pid;
+  const st = bare ? { status: 'running', pid: bare } : await requireState(ctx, job.container, ['running']);
+  const pids = bare ? await requireProcess(ctx, bare) : await ctx.runc.pids(job.container);
   const problems = await unsupportedFds(pids);
   if (problems.length) {
     throw new FerryError(
       'UnsupportedWorkload',
-      `container ${job.container} holds ${problems.slice(0, 3).join('; ')}`,
+      `${bare ? `process ${bare}` : `container ${job.container}`} holds ${problems.slice(0, 3).join('; ')}`,
     );
   }
   const memoryBytes = (await Promise.all(pids.map(residentBytes))).reduce<number>((a, b) => a + (b ?? 0), 0);
-  const du = await exec('du', ['-sb', ctx.layout.rootfs(job.container)], { errorCode: 'Internal' });
-  const rootfsBytes = Number(du.stdout.split('\t')[0]);
+  // A bare process has no root filesystem of its own to carry.
+  const du = bare
+    ? undefined
+    : await exec('du', ['-sb', ctx.layout.rootfs(job.container)], { errorCode: 'Internal' });
+  const rootfsBytes = du ? Number(du.stdout.split('\t')[0]) : 0;
   const dir = await mkdtemp(path.join(ctx.config.imagesDir, 'cpuinfo-'));
   try {
     await exec(ctx.config.criuPath, ['cpuinfo', 'dump', '-D', dir], { errorCode: 'CriuCheckFailed' });
@@ -95,6 +100,7 @@ async function compressItem(job: JobOf<'sync' | 'transfer'>, file?: string): Pro
 
 /** Sends a read-only snapshot of the running workload's root filesystem, in full. */
 export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
+  if (job.migration.pid) return { bytes: 0, durationMs: 0, files: 0 }; // no filesystem of its own
   await requireState(ctx, job.container, ['running']);
   const { layout } = ctx;
   const base = layout.snapshot(job.migration.uid, 'base');
@@ -121,8 +127,25 @@ export async function checkpoint(ctx: AgentContext, job: JobOf<'checkpoint'>) {
   const { layout, runc } = ctx;
   const uid = job.migration.uid;
   await stopBackground(ctx, uid); // a retried lazy checkpoint must not leave its first CRIU behind
-  const st = await requireState(ctx, job.container, ['running', 'paused']);
   const images = layout.checkpoint(uid);
+  const bare = job.migration.pid;
+  if (bare) {
+    // The dump ends the process; a retry after that must not wipe the only copy of it.
+    if (!(await alive(bare)) && (await dirBytes(images).catch(() => 0)) > 0)
+      return { frozenAt: new Date().toISOString(), dumpMs: 0, imageBytes: await dirBytes(images) };
+    await rm(layout.images(uid), { recursive: true, force: true });
+    await mkdir(images, { recursive: true, mode: 0o700 });
+    await mkdir(layout.work(uid), { recursive: true, mode: 0o700 });
+    const affinityOf = await captureAffinity(await requireProcess(ctx, bare));
+    await writeFile(path.join(layout.images(uid), AFFINITY_FILE), JSON.stringify(affinityOf), {
+      mode: 0o600,
+    });
+    const frozenAt = new Date().toISOString();
+    const t = Date.now();
+    await dumpProcess(ctx, job, bare);
+    return { frozenAt, dumpMs: Date.now() - t, imageBytes: await dirBytes(images) };
+  }
+  const st = await requireState(ctx, job.container, ['running', 'paused']);
   await rm(layout.images(uid), { recursive: true, force: true }); // a retry starts clean
   await mkdir(images, { recursive: true, mode: 0o700 });
   const precopy = job.mode === 'PreCopy' ? await preDumpRounds(ctx, job) : undefined;
@@ -173,11 +196,12 @@ export async function checkpoint(ctx: AgentContext, job: JobOf<'checkpoint'>) {
 export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
   const { layout } = ctx;
   // A lazy checkpoint keeps the source stopped under CRIU's ptrace, which runc reports as running.
-  await requireState(
-    ctx,
-    job.container,
-    ctx.background.has(job.migration.uid) ? ['paused', 'running'] : ['paused'],
-  );
+  if (!job.migration.pid)
+    await requireState(
+      ctx,
+      job.container,
+      ctx.background.has(job.migration.uid) ? ['paused', 'running'] : ['paused'],
+    );
   const uid = job.migration.uid;
   const images = layout.checkpoint(uid);
   await ctx.hooks.fire('source.beforeTransfer', job.migration.name, layout.images(uid));
@@ -199,8 +223,9 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
       const n = await s.sendFile(file, `checkpoint/${name}`, { resume: true, compress });
       ctx.log.debug({ file: name, bytes: n, ms: Date.now() - t }, 'sent');
     }
-    await s.sendFile(path.join(layout.bundle(job.container), 'config.json'), 'config.json', { resume: true });
     await s.sendFile(path.join(layout.images(uid), AFFINITY_FILE), AFFINITY_FILE, { resume: true });
+    if (job.migration.pid) return { bytes: s.bytes, durationMs: Date.now() - started, files: s.items };
+    await s.sendFile(path.join(layout.bundle(job.container), 'config.json'), 'config.json', { resume: true });
     await s.sendBtrfs(
       final,
       path.basename(final),
@@ -227,7 +252,7 @@ export async function cleanupSource(ctx: AgentContext, job: JobOf<'cleanupSource
   // the source; wait for it rather than kill it.
   await ctx.background.get(job.migration.uid)?.done.catch(() => undefined);
   ctx.background.delete(job.migration.uid);
-  await removeContainer(ctx, job.container);
+  if (!job.migration.pid) await removeContainer(ctx, job.container);
   if (!job.keepImages) await dropMigrationFiles(ctx, job.migration.uid);
   return { removed: job.container, keptImages: job.keepImages };
 }
@@ -236,6 +261,7 @@ export async function cleanupSource(ctx: AgentContext, job: JobOf<'cleanupSource
 export async function resumeSource(ctx: AgentContext, job: JobOf<'resumeSource'>) {
   // PostCopy: stopping the CRIU that serves the pages hands the source back where it stopped.
   await stopBackground(ctx, job.migration.uid);
+  if (job.migration.pid) return resumeProcess(ctx, job, job.migration.pid);
   const st = await ctx.runc.state(job.container);
   if (!st || (st.status !== 'paused' && st.status !== 'running')) {
     throw new FerryError(
@@ -246,4 +272,21 @@ export async function resumeSource(ctx: AgentContext, job: JobOf<'resumeSource'>
   if (st.status === 'paused') await ctx.runc.resume(job.container);
   await dropMigrationFiles(ctx, job.migration.uid);
   return { resumed: job.container, wasFrozen: st.status === 'paused' };
+}
+
+/**
+ * Rollback of a bare process: if the dump never ended it, it runs on; else it comes back here from
+ * the images kept for that (the target's copy was removed first, so its PIDs are free again).
+ */
+async function resumeProcess(ctx: AgentContext, job: JobOf<'resumeSource'>, pid: number) {
+  const uid = job.migration.uid;
+  if (await alive(pid)) {
+    await dropMigrationFiles(ctx, uid);
+    return { resumed: `process ${pid}`, wasFrozen: false };
+  }
+  const restored = await restoreProcess(ctx, uid, `back on ${ctx.config.node}`).catch((err: unknown) => {
+    throw new FerryError('SourceResumeFailed', errorMessage(err), { cause: err });
+  });
+  await dropMigrationFiles(ctx, uid);
+  return { resumed: `process ${restored}`, wasFrozen: true };
 }

@@ -11,6 +11,7 @@ import { checkCriu, spaceProblem } from './preflight.ts';
 import type { AgentContext } from './context.ts';
 import { retargetSpec } from './runtime/oci-spec.ts';
 import { startLazyDaemon, stopBackground } from './page-streams.ts';
+import { alive, killRestored, restoreProcess, restoredPid, treePids } from './process-tree.ts';
 import { deleteSubvolume, exists, freeBytes, snapshot } from './snapshot/btrfs.ts';
 import { cgroupsPathFor, removeContainer } from './workload.ts';
 
@@ -62,6 +63,7 @@ export async function preflightTarget(ctx: AgentContext, job: JobOf<'preflightTa
 export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
   const { layout, runc } = ctx;
   const uid = job.migration.uid;
+  if (job.migration.pid) return restoreBareProcess(ctx, job);
   const st = await runc.state(job.container);
   if (st?.status === 'running' && (await ownedBy(ctx, job.container, uid))) {
     // A retried job whose first attempt restored the workload already.
@@ -116,6 +118,7 @@ export async function verifyTarget(ctx: AgentContext, job: JobOf<'verifyTarget'>
     ctx.background.delete(job.migration.uid);
   }
   const lazyMs = lazy ? Date.now() - waited : undefined;
+  if (job.migration.pid) return verifyBareProcess(ctx, job.migration.uid);
   const first = await ctx.runc.state(job.container);
   await new Promise((r) => setTimeout(r, 200));
   const st = await ctx.runc.state(job.container);
@@ -141,15 +144,43 @@ async function dropIncoming(ctx: AgentContext, uid: string): Promise<void> {
 export async function cleanupTarget(ctx: AgentContext, job: JobOf<'cleanupTarget'>) {
   await stopBackground(ctx, job.migration.uid);
   await dropIncoming(ctx, job.migration.uid);
-  await rm(path.join(ctx.layout.bundle(job.container), MARKER), { force: true });
+  if (!job.migration.pid) await rm(path.join(ctx.layout.bundle(job.container), MARKER), { force: true });
   return { cleaned: job.migration.uid };
 }
 
 /** Rollback: no half-restored copy stays behind. Only this migration's own container is touched. */
 export async function rollbackTarget(ctx: AgentContext, job: JobOf<'rollbackTarget'>) {
   await stopBackground(ctx, job.migration.uid);
+  if (job.migration.pid) {
+    const removed = await killRestored(ctx, job.migration.uid);
+    await dropIncoming(ctx, job.migration.uid);
+    return { removedProcess: removed };
+  }
   const removed = await ownedBy(ctx, job.container, job.migration.uid);
   if (removed) await removeContainer(ctx, job.container);
   await dropIncoming(ctx, job.migration.uid);
   return { removedContainer: removed };
+}
+
+/** A bare process tree: restored detached from the received images, with its CPU affinity. */
+async function restoreBareProcess(ctx: AgentContext, job: JobOf<'restore'>) {
+  const uid = job.migration.uid;
+  const already = await restoredPid(ctx, uid);
+  if (already && (await alive(already)))
+    return { restoredAt: new Date().toISOString(), restoreMs: 0, pid: already };
+  await ctx.hooks.fire('target.beforeRestore', job.migration.name, ctx.layout.images(uid));
+  const started = Date.now();
+  const pid = await restoreProcess(ctx, uid, `on ${ctx.config.node}`);
+  const restoredAt = new Date().toISOString();
+  const affinity = await readFile(path.join(ctx.layout.images(uid), AFFINITY_FILE), 'utf8').catch(() => '{}');
+  await applyAffinity(await treePids(pid), JSON.parse(affinity) as AffinityMap);
+  return { restoredAt, restoreMs: Date.now() - started, pid };
+}
+
+async function verifyBareProcess(ctx: AgentContext, uid: string) {
+  const pid = await restoredPid(ctx, uid);
+  await new Promise((r) => setTimeout(r, 200));
+  if (!pid || !(await alive(pid)))
+    throw new FerryError('CriuRestoreFailed', `restored process ${pid ?? '?'} is gone on ${ctx.config.node}`);
+  return { status: 'running', pid };
 }

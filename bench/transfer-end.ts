@@ -1,6 +1,6 @@
 // One end of a transfer-benchmark stream, run inside a node's network namespace by
 // bench/transfer.ts: a plain TCP sink, a plain TCP sender, or ferry's SSH sender to a node's agent.
-//   tcp-sink PORT | tcp-send HOST PORT FILE | ssh-send CLUSTER NODE TARGET FILE
+//   tcp-sink PORT | tcp-send HOST PORT FILE | ssh-send CLUSTER NODE TARGET FILE [zstd|plain] [BYTES_PER_SECOND]
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
@@ -29,23 +29,26 @@ if (mode === 'tcp-sink') {
   console.log(JSON.stringify({ bytes: (await stat(file)).size, ms: performance.now() - t0 }));
   sock.destroy();
 } else if (mode === 'ssh-send') {
-  const [cluster, node, target, file] = args as [string, string, string, string];
+  const [cluster, node, target, file, compression, limit] = args as [string, string, string, string, string?, string?];
   const peers = await loadPeers(`${clusterDir(cluster)}/peers.json`);
   const session = await TransferSession.open({
     self: node,
     privateKey: await readFile(nodePaths(cluster, node).keyFile, 'utf8'),
     peer: peers.find((p) => p.node === target)!,
     migration: 'bench-transfer-0001',
+    ...(limit ? { bandwidth: Number(limit) } : {}),
   });
   const t0 = performance.now();
-  const bytes = await session.sendFile(file, 'bench/payload.bin');
+  await session.sendFile(file, 'bench/payload.bin', { compress: compression === 'zstd' });
+  const bytes = (await stat(file)).size; // what arrived; session.bytes is what crossed the wire
+  const wire = session.bytes;
   await session.finish();
   const ms = performance.now() - t0;
   session.close();
-  console.log(JSON.stringify({ bytes, ms }));
+  console.log(JSON.stringify({ bytes, ms, wire }));
 } else {
   console.error(
-    'usage: transfer-end tcp-sink PORT | tcp-send HOST PORT FILE | ssh-send CLUSTER NODE TARGET FILE',
+    'usage: transfer-end tcp-sink PORT | tcp-send HOST PORT FILE | ssh-send CLUSTER NODE TARGET FILE [zstd|plain] [BYTES_PER_SECOND]',
   );
   process.exit(2);
 }

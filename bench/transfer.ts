@@ -1,9 +1,11 @@
 // Transfer throughput between two local nodes (network namespaces on a bridge): ferry's SSH
-// transfer (AES-GCM, framed, sha256 per item) against a plain TCP stream between the same two
-// namespaces, measured in the same run, the physical limit here. Writes bench/results/transfer.json.
+// transfer (AES-GCM, framed, sha256 per item), with and without zstd, on random and on
+// compressible data, against a plain TCP stream (no encryption) between the same two namespaces,
+// measured in the same run: the physical limit here. Writes bench/results/transfer.json.
 //   node --import tsx bench/transfer.ts [--mib 512] [--runs 3]
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { randomFillSync } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -30,14 +32,54 @@ const inNode = (node: string, argv: string[]) => [
 ];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+/** Pages as a process's memory often looks: a quarter random, the rest zero or repeated. */
+async function writeCompressible(file: string, mib: number): Promise<void> {
+  const page = 4096;
+  const buf = Buffer.alloc(mib * 2 ** 20);
+  for (let off = 0; off < buf.length; off += page) {
+    const kind = (off / page) % 4;
+    if (kind === 0) randomFillSync(buf, off, page);
+    else if (kind === 1) buf.fill('ferry log line 0123456789\n', off, off + page);
+  }
+  await writeFile(file, buf, { mode: 0o600 });
+}
+
+interface Variant {
+  path: string;
+  payload: 'random' | 'compressible';
+  compression?: 'zstd';
+  /** A bandwidth limit (spec.strategy.bandwidth), standing for a slower link than this bridge. */
+  limit?: number;
+}
+const SLOW = 64 * 2 ** 20;
+
+const VARIANTS: Variant[] = [
+  { path: 'ferry over SSH (aes128-gcm, sha256 per item), random data', payload: 'random' },
+  { path: 'ferry over SSH + zstd, random data', payload: 'random', compression: 'zstd' },
+  { path: 'ferry over SSH, compressible data', payload: 'compressible' },
+  { path: 'ferry over SSH + zstd, compressible data', payload: 'compressible', compression: 'zstd' },
+  { path: 'ferry over SSH limited to 64 MiB/s, compressible data', payload: 'compressible', limit: SLOW },
+  {
+    path: 'ferry over SSH limited to 64 MiB/s + zstd, compressible data',
+    payload: 'compressible',
+    compression: 'zstd',
+    limit: SLOW,
+  },
+];
+
 async function main() {
   await clusterUp({ name: CLUSTER, nodes: 2, subnet: SUBNET, faultHooks: false, diskGiB: 8, imagesGiB: 6 });
   const n1 = nodePaths(CLUSTER, 'node1');
-  const file = path.join(n1.imagesDir, 'bench-payload.bin');
-  // Random data: what CRIU's page images look like to a compressor.
-  await run('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', `count=${values.mib}`, 'status=none']);
+  const files = {
+    // Random data: what CRIU's page images of a busy heap look like to a compressor.
+    random: path.join(n1.imagesDir, 'bench-random.bin'),
+    compressible: path.join(n1.imagesDir, 'bench-compressible.bin'),
+  };
+  await run('dd', ['if=/dev/urandom', `of=${files.random}`, 'bs=1M', `count=${values.mib}`, 'status=none']);
+  await writeCompressible(files.compressible, Number(values.mib));
   const tcp: number[] = [];
-  const ssh: number[] = [];
+  const ssh: number[][] = VARIANTS.map(() => []);
+  const wire: number[] = VARIANTS.map(() => 0);
   try {
     for (let r = 0; r < Number(values.runs); r++) {
       const [cmd, ...args] = inNode('node2', nodeEntry('bench/transfer-end.ts', ['tcp-sink', '9099']));
@@ -45,7 +87,7 @@ async function main() {
       await once(sink.stdout!, 'data');
       const t = inNode(
         'node1',
-        nodeEntry('bench/transfer-end.ts', ['tcp-send', nodeAddress(SUBNET, 2), '9099', file]),
+        nodeEntry('bench/transfer-end.ts', ['tcp-send', nodeAddress(SUBNET, 2), '9099', files.random]),
       );
       const tcpResult = JSON.parse((await run(t[0]!, t.slice(1), { cwd: REPO_ROOT })).stdout) as {
         bytes: number;
@@ -53,46 +95,65 @@ async function main() {
       };
       sink.kill();
       tcp.push((tcpResult.bytes / tcpResult.ms) * 1000);
-      const s = inNode(
-        'node1',
-        nodeEntry('bench/transfer-end.ts', ['ssh-send', CLUSTER, 'node1', 'node2', file]),
+      for (const [i, v] of VARIANTS.entries()) {
+        const argv = [
+          'ssh-send',
+          CLUSTER,
+          'node1',
+          'node2',
+          files[v.payload],
+          ...(v.compression ? [v.compression] : []),
+        ];
+        const e = inNode('node1', nodeEntry('bench/transfer-end.ts', argv));
+        const res = JSON.parse((await run(e[0]!, e.slice(1), { cwd: REPO_ROOT })).stdout) as {
+          bytes: number;
+          ms: number;
+          wire: number;
+        };
+        ssh[i]!.push((res.bytes / res.ms) * 1000);
+        wire[i] = res.wire;
+        await rm(
+          fsLayout(nodePaths(CLUSTER, 'node2').fsRoot, nodePaths(CLUSTER, 'node2').imagesDir).images(
+            'bench-transfer-0001',
+          ),
+          { recursive: true, force: true },
+        );
+      }
+      console.log(
+        `  run ${r + 1}: plain TCP ${bytes(tcp.at(-1))}/s, ` +
+          VARIANTS.map(
+            (v, i) => `${v.payload}${v.compression ? '+zstd' : ''}${v.limit ? '@64Mi' : ''} ${bytes(ssh[i]!.at(-1))}/s`,
+          ).join(', '),
       );
-      const sshResult = JSON.parse((await run(s[0]!, s.slice(1), { cwd: REPO_ROOT })).stdout) as {
-        bytes: number;
-        ms: number;
-      };
-      ssh.push((sshResult.bytes / sshResult.ms) * 1000);
-      await rm(
-        fsLayout(nodePaths(CLUSTER, 'node2').fsRoot, nodePaths(CLUSTER, 'node2').imagesDir).images(
-          'bench-transfer-0001',
-        ),
-        { recursive: true, force: true },
-      );
-      console.log(`  run ${r + 1}: plain TCP ${bytes(tcp.at(-1))}/s, ferry SSH ${bytes(ssh.at(-1))}/s`);
     }
   } finally {
-    await rm(file, { force: true });
+    await rm(files.random, { force: true });
+    await rm(files.compressible, { force: true });
     if (!values.keep) await clusterDown(CLUSTER);
   }
+  const base = median(tcp);
+  const size = Number(values.mib) * 2 ** 20;
   const rows = [
     {
-      path: 'plain TCP between the namespaces (no encryption, no framing)',
-      bytesPerSecond: Math.round(median(tcp)),
+      path: 'plain TCP between the namespaces (no encryption, no framing): the limit',
+      bytesPerSecond: Math.round(base),
+      ratioToTcp: 1,
+      wireBytes: size,
     },
-    {
-      path: 'ferry transfer over SSH (aes128-gcm, sha256 per item)',
-      bytesPerSecond: Math.round(median(ssh)),
-    },
+    ...VARIANTS.map((v, i) => ({
+      path: v.path,
+      bytesPerSecond: Math.round(median(ssh[i]!)),
+      ratioToTcp: Number((median(ssh[i]!) / base).toFixed(3)),
+      wireBytes: wire[i]!,
+    })),
   ];
-  const ratio = Number((median(ssh) / median(tcp)).toFixed(3));
   console.log('');
   console.log(
     table(
-      ['PATH', 'THROUGHPUT (median)'],
-      rows.map((r) => [r.path, `${bytes(r.bytesPerSecond)}/s`]),
+      ['PATH', 'THROUGHPUT (median, of the data delivered)', 'RATIO TO TCP', 'ON THE WIRE'],
+      rows.map((r) => [r.path, `${bytes(r.bytesPerSecond)}/s`, `${r.ratioToTcp}`, bytes(r.wireBytes)]),
     ),
   );
-  console.log(`\nferry / plain TCP: ${ratio}  (compression: not implemented yet, so not measured)`);
   const out = path.join(REPO_ROOT, 'bench/results/transfer.json');
   await writeFile(
     out,
@@ -102,9 +163,10 @@ async function main() {
         date: new Date().toISOString(),
         payloadMiB: Number(values.mib),
         runs: Number(values.runs),
+        method:
+          'median of runs; throughput = payload bytes delivered over wall time, so compression counts as faster when it sends fewer bytes; plain TCP measured in the same run with random data',
         rows,
-        ratio,
-        runsBytesPerSecond: { tcp, ssh },
+        runsBytesPerSecond: { tcp, ...Object.fromEntries(VARIANTS.map((v, i) => [v.path, ssh[i]])) },
       },
       null,
       2,

@@ -156,7 +156,8 @@ function transition(
 const AFTER: Partial<Record<StepName, StepName>> = { preflightTarget: 'preflightSource' };
 
 function buildJob(m: StoredMigration, step: StepName, targetNode: string, jobs: Facts['jobs']): Job {
-  const migration = { uid: m.metadata.uid, name: m.metadata.name };
+  const pid = m.spec.source.pid;
+  const migration = { uid: m.metadata.uid, name: m.metadata.name, ...(pid ? { pid } : {}) };
   const container = m.spec.source.container;
   if (step === 'preflightTarget') {
     const src = (jobs.preflightSource?.result ?? {}) as Record<string, unknown>;
@@ -375,7 +376,9 @@ function decidePhase(m: StoredMigration, facts: Facts): Decision {
   for (const [step, side] of steps) {
     const fact = facts.jobs[step];
     const node = side === 'source' ? src : target;
-    const after = AFTER[step];
+    // A bare process tree keeps its PIDs: its target copy must be gone before the source's returns.
+    const after =
+      AFTER[step] ?? (m.spec.source.pid && step === 'resumeSource' ? 'rollbackTarget' : undefined);
     if (!fact && after && facts.jobs[after]?.state !== 'completed') {
       allDone = false; // waits for the step whose result it needs
     } else if (!fact) {

@@ -91,3 +91,20 @@ test("P.Haul's pre-copy stop rule: 8 rounds, 64 pages or fewer, or a dirty set g
   assert.equal(precopyStop([5000, 1000, 1100], 8), undefined);
   assert.equal(precopyStop([5000, 4000], 2), 'reached maxIterations (2)');
 });
+
+test('a bare process tree moves by StopAndCopy only', () => {
+  const bare = (mode: string) =>
+    MigrationSpecSchema.parse({
+      source: { node: 'node1', container: 'p', pid: 4242 },
+      target: { node: 'node2' },
+      strategy: { mode },
+    });
+  const all = { memDirtyTrack: true, lazyPages: true };
+  assert.equal(chooseMode(bare('Auto'), { features: all }, 'node1').mode, 'StopAndCopy');
+  const post = chooseMode(bare('PostCopy'), { features: all }, 'node1');
+  assert.equal(post.mode, undefined);
+  assert.match(
+    post.reason,
+    /^FeatureUnsupported: a bare process tree \(source.pid\) moves by StopAndCopy only/,
+  );
+});

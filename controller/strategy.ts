@@ -47,6 +47,17 @@ export function chooseMode(
   source: string,
 ): { mode?: Mode; reason: string } {
   const asked = spec.strategy.mode;
+  if (spec.source.pid) {
+    // Its PIDs are the kernel's own: the source must be gone before the target restores.
+    if (asked === 'StopAndCopy' || asked === 'Auto')
+      return {
+        mode: 'StopAndCopy',
+        reason: 'a bare process tree moves by StopAndCopy: its PIDs must be free on the target',
+      };
+    return {
+      reason: `FeatureUnsupported: a bare process tree (source.pid) moves by StopAndCopy only: its PIDs must be free on the target before it restores, so it cannot run on both sides as ${asked} needs`,
+    };
+  }
   if (asked !== 'Auto') {
     const why = unsupported(asked, m, source);
     return why ? { reason: why } : { mode: asked, reason: 'requested' };

@@ -58,7 +58,7 @@ export async function list(c: Client, node: string): Promise<ContainerInfo[]> {
 export async function migrate(
   c: Client,
   name: string,
-  source: { node: string; container: string },
+  source: { node: string; container: string; pid?: number },
   target: string,
   spec: Partial<MigrationInput['spec']> = {},
 ): Promise<StoredMigration> {

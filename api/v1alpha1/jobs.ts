@@ -7,6 +7,8 @@ const MigrationRef = z.strictObject({
   /** Migration uid: names image folders, snapshots and job ids, so retries find their own work. */
   uid: z.string().regex(/^[a-z0-9-]{8,64}$/),
   name: z.string(),
+  /** A bare process tree (spec.source.pid) rather than a container. */
+  pid: z.number().int().min(2).optional(),
 });
 
 /** How a checkpoint moves memory; Auto is resolved by the controller before any checkpoint. */

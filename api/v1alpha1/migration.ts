@@ -94,6 +94,14 @@ export const MigrationSpecSchema = z
         pod: NameSchema.optional().describe(
           "Pod of the workload, in the Migration's namespace (Kubernetes only).",
         ),
+        pid: z
+          .number()
+          .int()
+          .min(2)
+          .optional()
+          .describe(
+            'Move the bare process tree rooted at this PID instead of a container (as P.Haul did); container then only names it. Its PIDs must be free on the target, so the source is stopped before the restore, and its image is kept to bring it back if the restore fails.',
+          ),
       })
       .describe('The workload to move.'),
     target: z

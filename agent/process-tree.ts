@@ -1,0 +1,107 @@
+// Bare process trees (spec.source.pid), the way P.Haul moved them: no container, no PID namespace.
+// Their PIDs are the kernel's own, so on one kernel the restore needs them free: the dump ends the
+// source, and its image stays on the source so a failed restore can bring it back there.
+import { mkdir, readFile, readlink, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { JobOf } from '../api/v1alpha1/jobs.ts';
+import { FerryError, type ErrorCode } from '../lib/errors.ts';
+import { exec } from '../lib/exec.ts';
+import type { AgentContext } from './context.ts';
+import { criuErrorLines } from './criu/criu-log.ts';
+
+/** Carried on both ends, as for containers (see runtime/runc.ts). */
+const CRIU_FEATURES = ['--file-locks', '--tcp-established'];
+
+export async function alive(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat !== '' && !/^\d+ \(.*\) [ZX] /.test(stat);
+}
+
+/** The process and all its descendants, from /proc's children lists. */
+export async function treePids(root: number): Promise<number[]> {
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length) {
+    const pid = queue.shift()!;
+    out.push(pid);
+    for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+      const kids = await readFile(`/proc/${pid}/task/${tid}/children`, 'utf8').catch(() => '');
+      queue.push(...kids.split(/\s+/).filter(Boolean).map(Number));
+    }
+  }
+  return out;
+}
+
+/** Before anything stops: the process runs here, in this node's network namespace. */
+export async function requireProcess(ctx: AgentContext, pid: number): Promise<number[]> {
+  if (!(await alive(pid)))
+    throw new FerryError('ContainerNotFound', `process ${pid} is not running on ${ctx.config.node}`);
+  const [theirs, ours] = await Promise.all([
+    readlink(`/proc/${pid}/ns/net`).catch(() => ''),
+    readlink('/proc/self/ns/net'),
+  ]);
+  if (theirs !== ours)
+    throw new FerryError(
+      'UnsupportedWorkload',
+      `process ${pid} is not in ${ctx.config.node}'s network namespace, so it is not this node's to move`,
+    );
+  return treePids(pid);
+}
+
+async function criu(ctx: AgentContext, args: string[], log: string, code: ErrorCode, what: string) {
+  const r = await exec(ctx.config.criuPath, [...args, ...CRIU_FEATURES, '-o', log, '-v4']);
+  if (r.code === 0) return;
+  const lines = criuErrorLines(await readFile(log, 'utf8').catch(() => ''));
+  throw new FerryError(code, `${what}: CRIU says: ${lines.join(' | ') || `exit ${r.code}`}`);
+}
+
+/** Dumps the tree and thereby ends it; the images stay here until the target runs it. */
+export async function dumpProcess(ctx: AgentContext, job: JobOf<'checkpoint'>, pid: number) {
+  const { layout } = ctx;
+  const uid = job.migration.uid;
+  await criu(
+    ctx,
+    ['dump', '-t', String(pid), '-D', layout.checkpoint(uid), '-W', layout.work(uid)],
+    path.join(layout.work(uid), 'dump.log'),
+    'CriuDumpFailed',
+    `dump of process ${pid}`,
+  );
+}
+
+const pidFile = (ctx: AgentContext, uid: string) => path.join(ctx.layout.images(uid), 'restored.pid');
+
+/** Restores the tree from this node's copy of the images, detached; returns its root's PID. */
+export async function restoreProcess(ctx: AgentContext, uid: string, where: string): Promise<number> {
+  const { layout } = ctx;
+  const file = pidFile(ctx, uid);
+  await mkdir(layout.work(uid), { recursive: true, mode: 0o700 });
+  await criu(
+    ctx,
+    ['restore', '-D', layout.checkpoint(uid), '-W', layout.work(uid), '-d', '--pidfile', file],
+    path.join(layout.work(uid), `restore-${Date.now()}.log`),
+    'CriuRestoreFailed',
+    `restore of the process tree ${where}`,
+  );
+  return Number((await readFile(file, 'utf8')).trim());
+}
+
+/** The PID a restore on this node gave the tree, if it did. */
+export async function restoredPid(ctx: AgentContext, uid: string): Promise<number | undefined> {
+  const n = Number((await readFile(pidFile(ctx, uid), 'utf8').catch(() => '')).trim());
+  return n > 1 ? n : undefined;
+}
+
+/** Rollback on the target: ends the copy this migration restored here, and only that one. */
+export async function killRestored(ctx: AgentContext, uid: string): Promise<boolean> {
+  const pid = await restoredPid(ctx, uid);
+  if (!pid || !(await alive(pid))) return false;
+  for (const p of (await treePids(pid)).reverse()) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await rm(pidFile(ctx, uid), { force: true });
+  return true;
+}
