@@ -29,7 +29,14 @@ if (mode === 'tcp-sink') {
   console.log(JSON.stringify({ bytes: (await stat(file)).size, ms: performance.now() - t0 }));
   sock.destroy();
 } else if (mode === 'ssh-send') {
-  const [cluster, node, target, file, compression, limit] = args as [string, string, string, string, string?, string?];
+  const [cluster, node, target, file, compression, limit] = args as [
+    string,
+    string,
+    string,
+    string,
+    string?,
+    string?,
+  ];
   const peers = await loadPeers(`${clusterDir(cluster)}/peers.json`);
   const session = await TransferSession.open({
     self: node,

@@ -102,7 +102,8 @@ async function main() {
           'node1',
           'node2',
           files[v.payload],
-          ...(v.compression ? [v.compression] : []),
+          v.compression ?? 'plain',
+          ...(v.limit ? [String(v.limit)] : []),
         ];
         const e = inNode('node1', nodeEntry('bench/transfer-end.ts', argv));
         const res = JSON.parse((await run(e[0]!, e.slice(1), { cwd: REPO_ROOT })).stdout) as {
@@ -122,7 +123,8 @@ async function main() {
       console.log(
         `  run ${r + 1}: plain TCP ${bytes(tcp.at(-1))}/s, ` +
           VARIANTS.map(
-            (v, i) => `${v.payload}${v.compression ? '+zstd' : ''}${v.limit ? '@64Mi' : ''} ${bytes(ssh[i]!.at(-1))}/s`,
+            (v, i) =>
+              `${v.payload}${v.compression ? '+zstd' : ''}${v.limit ? '@64Mi' : ''} ${bytes(ssh[i]!.at(-1))}/s`,
           ).join(', '),
       );
     }
