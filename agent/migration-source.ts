@@ -9,6 +9,7 @@ import { checkCriu, unsupportedFds } from './preflight.ts';
 import type { AgentContext } from './context.ts';
 import { AFFINITY_FILE, captureAffinity } from './criu/affinity.ts';
 import { withSession } from './peers.ts';
+import { addressOf, lockNet, unlockNet } from './runtime/container-net.ts';
 import { alive, dumpProcess, requireProcess, restoreProcess } from './process-tree.ts';
 import { keepLazyServer, stopBackground } from './page-streams.ts';
 import { preDumpRounds } from './precopy.ts';
@@ -150,6 +151,10 @@ export async function checkpoint(ctx: AgentContext, job: JobOf<'checkpoint'>) {
   await mkdir(images, { recursive: true, mode: 0o700 });
   const precopy = job.mode === 'PreCopy' ? await preDumpRounds(ctx, job) : undefined;
   if (st.status === 'running') await runc.pause(job.container);
+  // A container with its own address: from now on its namespace neither takes nor sends a packet,
+  // and the address is no longer routed here (see runtime/container-net.ts).
+  const address = await addressOf(path.join(layout.bundle(job.container), 'config.json'));
+  if (address) await lockNet(ctx, job.container, address);
   const frozenAt = new Date().toISOString();
   const affinity = await captureAffinity(await runc.pids(job.container));
   await writeFile(path.join(layout.images(uid), AFFINITY_FILE), JSON.stringify(affinity), { mode: 0o600 });
@@ -269,6 +274,8 @@ export async function resumeSource(ctx: AgentContext, job: JobOf<'resumeSource'>
       `source container ${job.container} is ${st?.status ?? 'absent'} and cannot be resumed`,
     );
   }
+  const address = await addressOf(path.join(ctx.layout.bundle(job.container), 'config.json'));
+  if (address) await unlockNet(ctx, job.container, address);
   if (st.status === 'paused') await ctx.runc.resume(job.container);
   await dropMigrationFiles(ctx, job.migration.uid);
   return { resumed: job.container, wasFrozen: st.status === 'paused' };

@@ -10,6 +10,7 @@ import { AFFINITY_FILE, applyAffinity, type AffinityMap } from './criu/affinity.
 import { checkCriu, spaceProblem } from './preflight.ts';
 import type { AgentContext } from './context.ts';
 import { retargetSpec } from './runtime/oci-spec.ts';
+import { ADDRESS_ANNOTATION, announce, createNetns } from './runtime/container-net.ts';
 import { startLazyDaemon, stopBackground } from './page-streams.ts';
 import { alive, killRestored, restoreProcess, restoredPid, treePids } from './process-tree.ts';
 import { deleteSubvolume, exists, freeBytes, snapshot } from './snapshot/btrfs.ts';
@@ -80,7 +81,16 @@ export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
     string,
     unknown
   >;
-  const moved = retargetSpec(spec, cgroupsPathFor(ctx, job.container), await ctx.self.listen(job.container));
+  // A container with its own address restores into a namespace made here with that address; it
+  // is routed here and announced only once the restore worked.
+  const address = (spec.annotations as Record<string, string> | undefined)?.[ADDRESS_ANNOTATION];
+  const netns = address ? await createNetns(ctx, job.container, address, false) : undefined;
+  const moved = retargetSpec(
+    spec,
+    cgroupsPathFor(ctx, job.container),
+    await ctx.self.listen(job.container),
+    netns ? `/run/netns/${netns}` : undefined,
+  );
   await writeFile(path.join(bundle, 'config.json'), JSON.stringify(moved, null, 2), { mode: 0o600 });
   await ctx.hooks.fire('target.beforeRestore', job.migration.name, layout.images(uid));
   const started = Date.now();
@@ -99,6 +109,7 @@ export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
       `restored container is ${after?.status ?? 'absent'}, not running`,
     );
   }
+  if (address) await announce(ctx, job.container, address);
   const restoredAt = new Date().toISOString();
   const restoreMs = Date.now() - started;
   // CRIU does not carry CPU affinity: set what the source recorded while frozen.

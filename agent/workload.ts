@@ -7,9 +7,12 @@ import type { ContainerInfo, JobOf } from '../api/v1alpha1/jobs.ts';
 import { FerryError } from '../lib/errors.ts';
 import type { AgentContext } from './context.ts';
 import { buildOciSpec, type Device } from './runtime/oci-spec.ts';
+import { createNetns, removeNetns } from './runtime/container-net.ts';
 import { createSubvolume, deleteSubvolume, exists } from './snapshot/btrfs.ts';
 
 export const VERIFY_FILE = 'data/verify.txt';
+/** Says it is ready (as the other workloads do), then echoes every connection on port 7000. */
+const ECHO_SERVER = 'touch /data/ready; exec /bin/busybox nc -ll -p 7000 -e /bin/busybox cat';
 export const cgroupsPathFor = (ctx: AgentContext, container: string): string =>
   `${ctx.config.cgroupParent}/${container}`;
 
@@ -60,19 +63,29 @@ async function createBundle(ctx: AgentContext, job: JobOf<'run'>): Promise<void>
     selfDir,
     // The feature workload mounts a tmpfs of its own after it starts (its own mount tree).
     extraCaps: job.program === 'features' ? ['CAP_SYS_ADMIN'] : [],
+    ...(job.address
+      ? {
+          network: {
+            path: `/run/netns/${await createNetns(ctx, job.container, job.address, true)}`,
+            address: job.address,
+          },
+        }
+      : {}),
     args:
-      job.program === 'features'
-        ? ['/bin/features', '--dir', '/data']
-        : [
-            '/bin/workload',
-            '--mem-mib',
-            String(job.memoryMiB),
-            '--interval-ms',
-            String(job.intervalMs),
-            '--dir',
-            '/data',
-            ...job.open.flatMap((p) => ['--open', p]),
-          ],
+      job.program === 'echo'
+        ? ['/bin/busybox', 'sh', '-c', ECHO_SERVER]
+        : job.program === 'features'
+          ? ['/bin/features', '--dir', '/data']
+          : [
+              '/bin/workload',
+              '--mem-mib',
+              String(job.memoryMiB),
+              '--interval-ms',
+              String(job.intervalMs),
+              '--dir',
+              '/data',
+              ...job.open.flatMap((p) => ['--open', p]),
+            ],
     cgroupsPath: cgroupsPathFor(ctx, job.container),
     hostname: job.container,
     devices: await Promise.all(job.devices.map(hostDevice)),
@@ -140,6 +153,7 @@ export async function listContainers(ctx: AgentContext): Promise<ContainerInfo[]
 /** Removes a container, its root filesystem subvolume and its bundle. */
 export async function removeContainer(ctx: AgentContext, container: string): Promise<void> {
   await ctx.runc.remove(container);
+  await removeNetns(ctx, container);
   await ctx.self.close(container);
   await deleteSubvolume(ctx.layout.rootfs(container));
   await rm(ctx.layout.bundle(container), { recursive: true, force: true });

@@ -469,6 +469,7 @@ test('the transfer job names the target node, never an address', () => {
       migration: { uid: 'abcdef12-0000', name: 'm1' },
       container: 'web',
       targetNode: 'node2',
+      compression: 'Auto',
     },
   });
 });

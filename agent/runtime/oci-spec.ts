@@ -1,5 +1,6 @@
 // The OCI runtime spec for a workload container, modelled on `runc spec`'s defaults. Pure.
 import { FERRY_OPT } from '../../lib/paths.ts';
+import { ADDRESS_ANNOTATION } from './container-net.ts';
 
 export interface Device {
   path: string;
@@ -18,6 +19,8 @@ export interface SpecInput {
   selfDir?: string;
   /** Capabilities beyond the minimal set. */
   extraCaps?: string[];
+  /** A network namespace of its own, made beforehand (runtime/container-net.ts), and its address. */
+  network?: { path: string; address: string };
 }
 
 export const SELF_MOUNT = '/run/ferry';
@@ -46,7 +49,10 @@ export function buildOciSpec(input: SpecInput): Record<string, unknown> {
     hostname: input.hostname,
     // runc hands this file to CRIU: it adds ferry's action script, which brings a restored network
     // namespace's loopback up before CRIU reconnects its sockets (scripts/criu-action.sh).
-    annotations: { 'org.criu.config': CRIU_CONFIG },
+    annotations: {
+      'org.criu.config': CRIU_CONFIG,
+      ...(input.network ? { [ADDRESS_ANNOTATION]: input.network.address } : {}),
+    },
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc' },
       {
@@ -93,7 +99,13 @@ export function buildOciSpec(input: SpecInput): Record<string, unknown> {
           })),
         ],
       },
-      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      namespaces: [
+        { type: 'pid' },
+        input.network ? { type: 'network', path: input.network.path } : { type: 'network' },
+        { type: 'ipc' },
+        { type: 'uts' },
+        { type: 'mount' },
+      ],
       maskedPaths: [
         '/proc/acpi',
         '/proc/asound',
@@ -119,10 +131,15 @@ export function retargetSpec(
   spec: Record<string, unknown>,
   cgroupsPath: string,
   selfDir: string,
+  netnsPath?: string,
 ): Record<string, unknown> {
   const linux = (spec.linux ?? {}) as Record<string, unknown>;
   const mounts = ((spec.mounts ?? []) as Array<Record<string, unknown>>).map((m) =>
     m.destination === SELF_MOUNT ? { ...m, source: selfDir } : m,
   );
-  return { ...spec, mounts, linux: { ...linux, cgroupsPath } };
+  // A container with an address joins the namespace the target made for it, not the source's.
+  const namespaces = ((linux.namespaces ?? []) as Array<Record<string, unknown>>).map((n) =>
+    n.type === 'network' && netnsPath ? { ...n, path: netnsPath } : n,
+  );
+  return { ...spec, mounts, linux: { ...linux, cgroupsPath, namespaces } };
 }

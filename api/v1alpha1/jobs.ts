@@ -21,8 +21,16 @@ export const JobSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('run'),
     container: NameSchema,
-    /** workload: memory and a counter file; features: the kernel-feature list (workload/features.c). */
-    program: z.enum(['workload', 'features']).default('workload'),
+    /**
+     * workload: memory and a counter file; features: the kernel-feature list (workload/features.c);
+     * echo: a TCP echo server on port 7000 (busybox nc), for connections that must survive a move.
+     */
+    program: z.enum(['workload', 'features', 'echo']).default('workload'),
+    /**
+     * An address of its own on the cluster network (in the nodes' subnet), which moves with it;
+     * without one the container has a network namespace with loopback only.
+     */
+    address: z.ipv4().optional(),
     memoryMiB: z.number().int().min(1).max(65536),
     intervalMs: z.number().int().min(1).max(60000).default(20),
     /** Host device nodes to give the container (tests: a device ferry must refuse to move). */
