@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { JobOf, PreflightSourceResult } from '../api/v1alpha1/jobs.ts';
 import { FerryError, errorMessage } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
-import { checkCriu, unsupportedFds } from './preflight.ts';
+import { checkCriu, readMemoryPolicies, unsupportedFds } from './preflight.ts';
 import type { AgentContext } from './context.ts';
 import { AFFINITY_FILE, captureAffinity } from './criu/affinity.ts';
 import { withSession } from './peers.ts';
@@ -50,6 +50,12 @@ export async function preflightSource(
     );
   }
   const memoryBytes = (await Promise.all(pids.map(residentBytes))).reduce<number>((a, b) => a + (b ?? 0), 0);
+  const policies = await readMemoryPolicies(pids);
+  const warnings = policies.length
+    ? [
+        `NUMA memory policies are not carried by CRIU and will be default on the target: ${policies.slice(0, 3).join('; ')}`,
+      ]
+    : [];
   // A bare process has no root filesystem of its own to carry.
   const du = bare
     ? undefined
@@ -65,6 +71,7 @@ export async function preflightSource(
       : undefined;
     return {
       ...(linkBytesPerSecond ? { linkBytesPerSecond } : {}),
+      ...(warnings.length ? { warnings } : {}),
       status: st.status,
       ...(st.pid ? { pid: st.pid } : {}),
       memoryBytes,

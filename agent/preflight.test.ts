@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { criuTooOld, fdProblem, spaceProblem } from './preflight.ts';
+import { criuTooOld, fdProblem, memoryPolicies, spaceProblem } from './preflight.ts';
 
 test('stateless devices, pseudo-terminals and files pass; io_uring and unknown devices do not', () => {
   assert.equal(fdProblem('/dev/null', true), undefined);
@@ -24,4 +24,15 @@ test('CRIU must be 4.2 or newer', () => {
   assert.equal(criuTooOld('4.1.1'), true);
   assert.equal(criuTooOld('4.2.1'), false);
   assert.equal(criuTooOld('5.0'), false);
+});
+
+test('NUMA memory policies are found in numa_maps, default ones ignored', () => {
+  assert.deepEqual(
+    memoryPolicies({
+      10: '00400000 default file=/bin/x mapped=1\n7f0000000000 prefer:0 anon=1\n',
+      11: '00400000 default anon=2\n',
+      12: '7f0000000000 bind:0 anon=1\n7f0000001000 prefer:0 anon=1\n',
+    }),
+    ['pid 10: prefer:0', 'pid 12: bind:0, prefer:0'],
+  );
 });

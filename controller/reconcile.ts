@@ -454,8 +454,10 @@ function decidePhase(m: StoredMigration, facts: Facts): Decision {
       if (!choice.mode)
         return fail(choice.reason, { migrationState: { ...state, modeReason: choice.reason } });
       const linkRate = measured.linkBytesPerSecond;
+      const warnings = Array.isArray(r.warnings) ? (r.warnings as string[]) : [];
       return {
         status: transition(status, 'Syncing', facts.now, {
+          ...(warnings.length ? { warnings: [...(status.warnings ?? []), ...warnings] } : {}),
           migrationState: {
             ...state,
             mode: choice.mode,

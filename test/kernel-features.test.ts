@@ -30,6 +30,7 @@ const FEATURES = [
   'session',
   'shared-fds',
   'cpu-affinity',
+  'numa-policy',
   'posix-timer',
   'devices',
   'tcp-established',
@@ -46,6 +47,7 @@ let c: Client;
 const container = unique('features');
 let beforeMove: Record<string, string> = {};
 let afterMove: Record<string, string> = {};
+let warnings: string[] = [];
 let phase = '';
 let reason = '';
 
@@ -59,6 +61,7 @@ before(async () => {
   const m = await migrate(c, unique('feat'), { node: 'node1', container }, 'node2');
   phase = m.status.phase;
   reason = m.status.failureReason ?? '';
+  warnings = m.status.warnings ?? [];
   const where = phase === 'Succeeded' ? 'node2' : 'node1';
   afterMove = await c.bus.call(where, { kind: 'verifyFeatures', container });
 });
@@ -78,6 +81,12 @@ describe('after a move between nodes', () => {
   for (const f of FEATURES) {
     test(f, (t) => {
       if (afterMove[f]?.startsWith('SKIP')) return t.skip(afterMove[f]);
+      if (f === 'numa-policy' && afterMove[f] !== 'PASS') {
+        // CRIU 4.2 does not carry memory policies and no process can set another's: the loss is
+        // foreseen in preflight and stated on the Migration, never silent.
+        assert.match(warnings.join('\n'), /NUMA memory policies are not carried by CRIU.*prefer:0/);
+        return t.todo(`known loss, warned in status: ${afterMove[f]}`);
+      }
       assert.equal(beforeMove[f], 'PASS', `before the move: ${beforeMove[f]}`);
       assert.equal(afterMove[f], 'PASS', `after the move: ${afterMove[f]}`);
     });

@@ -35,6 +35,7 @@
 #include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 
 static volatile sig_atomic_t verify_requested;
 static void on_usr1(int s) { (void)s; verify_requested = 1; }
@@ -42,6 +43,13 @@ static void on_usr1(int s) { (void)s; verify_requested = 1; }
 static const char *dir = "/data";
 static char out[8192];
 static size_t outlen;
+
+/* From <linux/mempolicy.h>, which a static musl-free build may lack. */
+#define MPOL_PREFERRED_ 1
+#define MPOL_BIND_ 2
+#define MPOL_F_ADDR_ (1 << 1)
+static int numa_task_ok, numa_map_ok;
+static char *numa_map;
 
 static void report(const char *name, int ok, const char *why) {
     outlen += (size_t)snprintf(out + outlen, sizeof out - outlen, "%s %s%s%s\n", name, ok ? "PASS" : "FAIL", ok ? "" : " ", ok ? "" : why);
@@ -134,6 +142,13 @@ static void setup(void) {
     urandfd = open("/dev/urandom", O_RDONLY);
     cpu_set_t cpus; CPU_ZERO(&cpus); CPU_SET(0, &cpus);
     sched_setaffinity(0, sizeof cpus, &cpus);
+    /* A NUMA memory policy for the task (prefer node 0) and one for a mapping (bind to node 0),
+     * through the raw system calls: no libnuma in a static test binary. */
+    unsigned long node0 = 1;
+    numa_task_ok = syscall(SYS_set_mempolicy, MPOL_PREFERRED_, &node0, 8 * sizeof node0) == 0;
+    numa_map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    numa_map_ok = syscall(SYS_mbind, numa_map, 4096, MPOL_BIND_, &node0, 8 * sizeof node0, 0) == 0;
+    strcpy(numa_map, "numa-bound");
     struct sigevent sev = { .sigev_notify = SIGEV_NONE };
     timer_create(CLOCK_MONOTONIC, &sev, &ptimer);
     struct itimerspec pts = { { 0, 0 }, { 1000, 0 } };
@@ -233,6 +248,18 @@ static void check(void) {
     report("session", getsid(child) == child && getpgid(child) == child, "child session lost");
     report("shared-fds", kill(child, 0) == 0 && peek_equals(sk_stream[1], SOCK_DATA), "child or shared socket lost");
     cpu_set_t cpus; CPU_ZERO(&cpus);
+    {
+        int mode = -1, vmode = -1;
+        unsigned long mask = 0, vmask = 0;
+        syscall(SYS_get_mempolicy, &mode, &mask, 8 * sizeof mask, NULL, 0);
+        syscall(SYS_get_mempolicy, &vmode, &vmask, 8 * sizeof vmask, numa_map, MPOL_F_ADDR_);
+        if (!numa_task_ok || !numa_map_ok)
+            outlen += (size_t)snprintf(out + outlen, sizeof out - outlen, "numa-policy SKIP the kernel refused set_mempolicy/mbind\n");
+        else
+            report("numa-policy",
+                   mode == MPOL_PREFERRED_ && mask == 1 && vmode == MPOL_BIND_ && vmask == 1 && !strcmp(numa_map, "numa-bound"),
+                   mode != MPOL_PREFERRED_ ? "task memory policy lost" : "mapping memory policy lost");
+    }
     report("cpu-affinity", sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) == 1 && CPU_ISSET(0, &cpus), "affinity lost");
     struct itimerspec pts;
     report("posix-timer", timer_gettime(ptimer, &pts) == 0 && pts.it_value.tv_sec > 0 && pts.it_value.tv_sec <= 1000, "timer lost");

@@ -177,6 +177,8 @@ export const PreflightSourceResultSchema = z.strictObject({
   features: z.strictObject({ memDirtyTrack: z.boolean(), lazyPages: z.boolean() }),
   /** Why PostCopy cannot run on the source, quoted in the refusal. */
   lazyPagesProblem: z.string().optional(),
+  /** What will not survive the move, for the Migration's status.warnings. */
+  warnings: z.array(z.string()).optional(),
   /** Rate of a short probe over the SSH link to the target, bandwidth limit included. */
   linkBytesPerSecond: z.number().optional(),
 });
