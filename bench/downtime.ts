@@ -1,18 +1,22 @@
 // Downtime and total time of a ferry migration between two local nodes, per memory strategy,
-// against the bare baseline measured in the same run: CRIU's dump + restore of the same workload
-// on one node (through `runc checkpoint` + `runc restore`, which drive CRIU for a container),
-// images on the node's tmpfs, no transfer. A strategy the nodes cannot run (PreCopy without
+// against baselines measured in the same run on one node, images on its tmpfs, no transfer: bare
+// `criu dump` + `criu restore` of the same workload program as a plain process, and `runc
+// checkpoint` + `runc restore` of the same workload container. A strategy the nodes cannot run (PreCopy without
 // soft-dirty tracking, PostCopy where lazy pages fail) is reported with the reason preflight gave.
 // Prints each ratio and writes bench/results/downtime.json.
 //
 //   node --import tsx bench/downtime.ts [--sizes 64,256,1024] [--runs 3] [--modes StopAndCopy,PostCopy,PreCopy]
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Runc } from '../agent/runtime/runc.ts';
 import { clusterDown, clusterUp } from '../cluster/cluster.ts';
 import { REPO_ROOT } from '../cluster/processes.ts';
+import { netnsName } from '../cluster/netns.ts';
 import { connect } from '../cli/client.ts';
 import { bytes, ms, table } from '../cli/format.ts';
 import { exec } from '../lib/exec.ts';
@@ -60,7 +64,52 @@ async function main() {
   const rows = [];
   const unavailable = new Map<Mode, string>();
 
-  /** The baseline: the same workload, checkpointed and restored in place by runc + CRIU. */
+  /**
+   * The baseline the issue names: bare `criu dump` + `criu restore` of the same workload program,
+   * as a plain process in node1's network namespace, images on node1's tmpfs, no container.
+   */
+  async function bareCriuRun(size: number): Promise<number> {
+    const dir = await mkdtemp(path.join(node1.imagesDir, 'bare-'));
+    const data = path.join(dir, 'data');
+    await mkdir(data);
+    const ns = `--net=/run/netns/${netnsName(CLUSTER, 'node1')}`;
+    const workload = spawn(
+      'nsenter',
+      [ns, path.join(FERRY_OPT, 'bin/workload'), '--mem-mib', String(size)].concat([
+        '--interval-ms',
+        '20',
+        '--dir',
+        data,
+      ]),
+      { detached: true, stdio: 'ignore' },
+    );
+    workload.unref();
+    for (let i = 0; i < 600 && !existsSync(path.join(data, 'ready')); i++) await sleep(100);
+    const criu = path.join(FERRY_OPT, 'bin/criu');
+    const pidFile = path.join(dir, 'restored.pid');
+    const t0 = performance.now();
+    await exec('nsenter', [ns, criu, 'dump', '-t', String(workload.pid), '-D', dir, '-o', 'dump.log'], {
+      errorCode: 'CriuDumpFailed',
+    });
+    await exec('nsenter', [ns, criu, 'restore', '-D', dir, '-d', '--pidfile', pidFile, '-o', 'restore.log'], {
+      errorCode: 'CriuRestoreFailed',
+    });
+    const took = performance.now() - t0;
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    await rm(path.join(data, 'verify.txt'), { force: true });
+    process.kill(pid, 'SIGUSR1');
+    let line = '';
+    for (let i = 0; i < 100 && !line.endsWith('\n'); i++) {
+      await sleep(50);
+      line = await readFile(path.join(data, 'verify.txt'), 'utf8').catch(() => '');
+    }
+    process.kill(pid, 'SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+    if (!line.startsWith('PASS')) throw new Error(`bare CRIU restore broke the workload: ${line}`);
+    return took;
+  }
+
+  /** The container baseline: the same workload checkpointed and restored in place by runc + CRIU. */
   async function baselineRun(size: number): Promise<number> {
     const id = unique(`base${size}`);
     await runWorkload(c, 'node1', id, size);
@@ -118,9 +167,13 @@ async function main() {
   try {
     for (const size of sizes) {
       const baseline: number[] = [];
+      const runcBaseline: number[] = [];
       for (let r = 0; r < runs; r++) {
-        baseline.push(await baselineRun(size));
-        process.stdout.write(`  ${size} MiB baseline run ${r + 1}: ${ms(baseline.at(-1))}\n`);
+        baseline.push(await bareCriuRun(size));
+        runcBaseline.push(await baselineRun(size));
+        process.stdout.write(
+          `  ${size} MiB baselines run ${r + 1}: bare CRIU ${ms(baseline.at(-1))}, runc ${ms(runcBaseline.at(-1))}\n`,
+        );
       }
       for (const mode of modes) {
         if (unavailable.has(mode)) continue;
@@ -143,6 +196,8 @@ async function main() {
           memoryMiB: size,
           mode,
           baselineMs: Math.round(median(baseline)),
+          runcBaselineMs: Math.round(median(runcBaseline)),
+          ratioToRunc: Number((pick('downtime') / median(runcBaseline)).toFixed(2)),
           ferryDowntimeMs: pick('downtime'),
           ratio: Number((pick('downtime') / median(baseline)).toFixed(2)),
           ferryTotalMs: pick('total'),
@@ -183,8 +238,10 @@ async function main() {
         `${r.memoryMiB} MiB`,
         r.mode,
         ms(r.baselineMs),
+        ms(r.runcBaselineMs),
         ms(r.ferryDowntimeMs),
         `${r.ratio}x`,
+        `${r.ratioToRunc}x`,
         ms(r.ferryTotalMs),
         `${r.totalRatio}x`,
         ms(r.dumpMs),
@@ -208,7 +265,7 @@ async function main() {
       criu,
     },
     method:
-      'median of runs; baseline = CRIU dump + restore of the same workload in place on node1 through runc checkpoint + runc restore (images on tmpfs); downtime = freeze on node1 to running on node2; total = Migration created to Succeeded',
+      'median of runs; baseline = bare criu dump + criu restore of the same workload program as a plain process in node1 (images on tmpfs); runc baseline = runc checkpoint + runc restore of the workload container in place on node1; downtime = freeze on node1 to running on node2; total = Migration created to Succeeded; ratios are downtime and total over the bare baseline',
     runs,
     rows,
     unavailable: Object.fromEntries(unavailable),
