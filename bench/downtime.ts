@@ -224,9 +224,11 @@ async function main() {
       [
         'MEMORY',
         'STRATEGY',
-        'BASELINE (CRIU C/R)',
+        'BARE CRIU C/R',
+        'RUNC C/R',
         'DOWNTIME',
         'RATIO',
+        'VS RUNC',
         'TOTAL',
         'RATIO',
         'DUMP+STREAM',
