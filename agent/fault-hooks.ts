@@ -12,6 +12,7 @@ export const HOOK_POINTS = [
   'source.afterCheckpoint',
   'source.beforeTransfer',
   'source.duringTransfer',
+  'source.duringSync',
 ] as const;
 export type HookPoint = (typeof HOOK_POINTS)[number];
 

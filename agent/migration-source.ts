@@ -118,7 +118,11 @@ export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
     ctx,
     job.targetNode,
     job.migration.uid,
-    async (s) => s.sendBtrfs(base, path.basename(base), undefined, { compress: await compressItem(job) }),
+    async (s) => {
+      const cut = await ctx.hooks.take('source.duringSync', job.migration.name);
+      if (cut?.action === 'cut') s.cutAfter(cut.afterBytes);
+      return s.sendBtrfs(base, path.basename(base), undefined, { compress: await compressItem(job) });
+    },
     {
       bandwidth: job.bandwidth,
     },

@@ -1,0 +1,137 @@
+// Filesystem state across a move (issue 5's guarantees for the btrfs driver): nothing written
+// before the freeze is lost, the received tree is the source's final snapshot to the byte, mode,
+// owner and extended attribute, and a broken filesystem transfer leaves the source running and
+// the target without partial subvolumes.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, chown, lstat, readFile, readdir, readlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Client } from '../cli/client.ts';
+import { hooksKey, releaseKey } from '../agent/fault-hooks.ts';
+import { exec, run } from '../lib/exec.ts';
+import { nodePaths } from '../lib/paths.ts';
+import {
+  CLUSTER,
+  armHook,
+  expectRolledBack,
+  migrate,
+  runWorkload,
+  testCluster,
+  unique,
+  verify,
+} from './helpers.ts';
+
+let c: Client;
+before(async () => (c = await testCluster()));
+after(async () => c.close());
+
+const rootfs = (node: string, container: string) =>
+  path.join(nodePaths(CLUSTER, node).fsRoot, 'containers', container, 'rootfs');
+
+/** Every entry of a tree: path, type, mode, owner, size, content hash or link target, xattrs. */
+async function treeDigest(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string) => {
+    for (const name of (await readdir(dir)).sort()) {
+      const p = path.join(dir, name);
+      const st = await lstat(p);
+      const rel = path.relative(root, p);
+      const what = st.isFile()
+        ? createHash('sha256')
+            .update(await readFile(p))
+            .digest('hex')
+        : st.isSymbolicLink()
+          ? `-> ${await readlink(p)}`
+          : st.isDirectory()
+            ? 'dir'
+            : 'special';
+      out.push(`${rel} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.isFile() ? st.size : ''} ${what}`);
+      if (st.isDirectory()) await walk(p);
+    }
+  };
+  await walk(root);
+  const attrs = (await exec('getfattr', ['-R', '-h', '-d', '-m', '-', '.'], { cwd: root })).stdout
+    .split('\n')
+    .filter(Boolean);
+  return [...out, ...attrs];
+}
+
+test('the counter file on the target ends with the last value written before the freeze, and grows on', async () => {
+  const container = unique('fs-counter');
+  await runWorkload(c, 'node1', container, 8);
+  const m = await migrate(c, unique('m-fs'), { node: 'node1', container }, 'node2');
+  assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  const read = async () =>
+    (await readFile(path.join(rootfs('node2', container), 'data/counter.log'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map(Number);
+  const lines = await read();
+  lines.forEach((n, i) => assert.equal(n, i + 1, `line ${i + 1} holds ${n}: nothing lost or repeated`));
+  await new Promise((r) => setTimeout(r, 300));
+  const later = await read();
+  assert.ok(later.length > lines.length, 'the restored process appends after the last value');
+  later.forEach((n, i) => assert.equal(n, i + 1));
+  assert.ok((await verify(c, 'node2', container)).pass);
+  await c.bus.call('node2', { kind: 'remove', container });
+});
+
+test("the received tree is the source's final snapshot: content, mode, owner and extended attributes", async () => {
+  const container = unique('fs-tree');
+  await runWorkload(c, 'node1', container, 8);
+  const src = rootfs('node1', container);
+  // Things a careless copy loses: an owner, an odd mode, an extended attribute, a symlink.
+  await writeFile(path.join(src, 'data/owned'), 'owned by 1234:5678', { mode: 0o640 });
+  await chmod(path.join(src, 'data/owned'), 0o640); // whatever this process's umask
+  await chown(path.join(src, 'data/owned'), 1234, 5678);
+  await run('setfattr', ['-n', 'user.ferry', '-v', 'kept', path.join(src, 'data/owned')]);
+  await run('ln', ['-s', '/data/owned', path.join(src, 'data/link')]);
+  const name = unique('m-tree');
+  const gate = unique('gate');
+  await armHook(c, 'node2', 'target.beforeRestore', { action: 'block', release: gate, migration: name });
+  const done = migrate(c, name, { node: 'node1', container }, 'node2');
+  // While the target holds the restore, both frozen trees exist: compare them.
+  let uid = '';
+  for (let i = 0; i < 200 && !uid; i++) {
+    const m = await c.store.get('default', name);
+    if (m?.status?.phase === 'Restoring') uid = m.metadata.uid;
+    else await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(uid, 'reached Restoring');
+  const sourceFinal = path.join(nodePaths(CLUSTER, 'node1').fsRoot, 'snapshots', `${uid}-final`);
+  const targetFinal = path.join(nodePaths(CLUSTER, 'node2').fsRoot, 'incoming', uid, `${uid}-final`);
+  for (let i = 0; i < 100 && !existsSync(targetFinal); i++) await new Promise((r) => setTimeout(r, 100));
+  const [a, b] = [await treeDigest(sourceFinal), await treeDigest(targetFinal)];
+  await c.redis.set(releaseKey(CLUSTER, gate), '1');
+  assert.ok(
+    a.some((l) => l.startsWith('data/owned 100640 1234:5678')),
+    'the odd file is in the digest',
+  );
+  assert.ok(
+    a.some((l) => l.includes('user.ferry="kept"')),
+    'the xattr is in the digest',
+  );
+  assert.deepEqual(b, a);
+  assert.equal((await done).status.phase, 'Succeeded');
+  await c.bus.call('node2', { kind: 'remove', container });
+});
+
+test('a filesystem transfer that keeps breaking leaves the source running and no partial subvolume', async () => {
+  const container = unique('fs-cut');
+  await runWorkload(c, 'node1', container, 8);
+  const v0 = await verify(c, 'node1', container);
+  const name = unique('m-cut');
+  // Every attempt of the running send breaks after 1 MiB.
+  await armHook(c, 'node1', 'source.duringSync', {
+    action: 'cut',
+    afterBytes: 2 ** 20,
+    times: 10,
+    migration: name,
+  });
+  await migrate(c, name, { node: 'node1', container }, 'node2');
+  await expectRolledBack(c, container, name, /sync on node1 failed/, v0.counter!);
+  await c.redis.hdel(hooksKey(CLUSTER, 'node1'), 'source.duringSync');
+  await c.bus.call('node1', { kind: 'remove', container });
+});
