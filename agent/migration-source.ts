@@ -127,7 +127,12 @@ export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
       bandwidth: job.bandwidth,
     },
   );
-  return { bytes, durationMs: Date.now() - started, files: 1 };
+  return {
+    bytes,
+    durationMs: Date.now() - started,
+    files: 1,
+    volumes: [{ name: 'rootfs', driver: 'btrfs', bytes }],
+  };
 }
 
 /**
@@ -242,13 +247,19 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
     await s.sendFile(path.join(layout.images(uid), AFFINITY_FILE), AFFINITY_FILE, { resume: true });
     if (job.migration.pid) return { bytes: s.bytes, durationMs: Date.now() - started, files: s.items };
     await s.sendFile(path.join(layout.bundle(job.container), 'config.json'), 'config.json', { resume: true });
-    await s.sendBtrfs(
+    const increment = await s.sendBtrfs(
       final,
       path.basename(final),
       { path: base, name: path.basename(base) },
       { compress: await compressItem(job) },
     );
-    return { bytes: s.bytes, durationMs: Date.now() - started, files: s.items, resumedBytes: s.resumedBytes };
+    return {
+      bytes: s.bytes,
+      durationMs: Date.now() - started,
+      files: s.items,
+      resumedBytes: s.resumedBytes,
+      volumes: [{ name: 'rootfs', driver: 'btrfs', bytes: increment }],
+    };
   };
   return withSession(ctx, job.targetNode, uid, send, { bandwidth: job.bandwidth, totalBytes });
 }

@@ -102,6 +102,11 @@ export function describe(m: StoredMigration, events: MigrationEvent[] = []): str
       `Dump:         ${ms(s.dumpMs)}   Restore: ${ms(s.restoreMs)}`,
       `Sent:         ${bytes(s.bytesBeforeFreeze)} before the freeze, ${bytes(s.bytesDuringFreeze)} during it in ${ms(s.transferMs)} (${rate(s.throughputBytesPerSecond)})`,
     );
+    if (s.linkBytesPerSecond) lines.push(`Link:         ${rate(s.linkBytesPerSecond)} measured in preflight`);
+    for (const v of s.volumes ?? [])
+      lines.push(
+        `Volume:       ${v.name} (${v.driver}): ${bytes(v.bytesBeforeFreeze)} before the freeze, ${bytes(v.bytesDuringFreeze)} during it`,
+      );
   }
   const indent = (text: string) => text.split('\n').map((l) => `  ${l}`);
   lines.push('', 'Timeline:', ...indent(timeline(m)));

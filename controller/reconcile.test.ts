@@ -581,3 +581,16 @@ test('spec.strategy.bandwidth reaches the sending agent in bytes per second', ()
   const d = decide(m, facts({}));
   assert.equal((d.actions[0] as { job: { bandwidth?: number } }).job.bandwidth, 20 * 2 ** 20);
 });
+
+test('each volume is listed with its driver and the bytes sent before and during the freeze', () => {
+  const vol = (bytes: number) => ({ volumes: [{ name: 'rootfs', driver: 'btrfs', bytes }] });
+  const synced = decide(
+    migration('Syncing'),
+    facts({ sync: done({ bytes: 5000, durationMs: 10, files: 1, ...vol(5000) }) }),
+  );
+  const m = migration('Transferring', { migrationState: synced.status.migrationState! });
+  const d = decide(m, facts({ transfer: done({ bytes: 900, durationMs: 10, files: 3, ...vol(300) }) }));
+  assert.deepEqual(d.status.migrationState?.volumes, [
+    { name: 'rootfs', driver: 'btrfs', bytesBeforeFreeze: 5000, bytesDuringFreeze: 300 },
+  ]);
+});

@@ -214,12 +214,35 @@ const drop = (o: Record<string, unknown>) =>
 const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
 const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
 
+type Volume = NonNullable<MigrationState['volumes']>[number];
+
+/** Adds a step's per-volume byte counts to migrationState.volumes, by volume name. */
+function volumesFrom(
+  state: MigrationState,
+  reported: unknown,
+  field: 'bytesBeforeFreeze' | 'bytesDuringFreeze',
+): { volumes?: Volume[] } {
+  if (!Array.isArray(reported)) return {};
+  const volumes = [...(state.volumes ?? [])];
+  for (const v of reported as Array<{ name: string; driver: Volume['driver']; bytes: number }>) {
+    const i = volumes.findIndex((x) => x.name === v.name);
+    const entry: Volume = { ...(volumes[i] ?? { name: v.name, driver: v.driver }), [field]: v.bytes };
+    if (i >= 0) volumes[i] = entry;
+    else volumes.push(entry);
+  }
+  return { volumes };
+}
+
 /** What a finished phase's results add to migrationState. */
 function recordResults(phase: Phase, state: MigrationState, jobs: Facts['jobs']): MigrationState {
   const r = (s: StepName) => (jobs[s]?.result ?? {}) as Record<string, unknown>;
   switch (phase) {
     case 'Syncing':
-      return { ...state, ...drop({ bytesBeforeFreeze: num(r('sync').bytes) }) };
+      return {
+        ...state,
+        ...drop({ bytesBeforeFreeze: num(r('sync').bytes) }),
+        ...volumesFrom(state, r('sync').volumes, 'bytesBeforeFreeze'),
+      };
     case 'Checkpointing':
       return {
         ...state,
@@ -239,6 +262,7 @@ function recordResults(phase: Phase, state: MigrationState, jobs: Facts['jobs'])
       const throughput = bytes !== undefined && ms ? Math.round((bytes * 1000) / ms) : undefined;
       return {
         ...state,
+        ...volumesFrom(state, r('transfer').volumes, 'bytesDuringFreeze'),
         ...drop({
           bytesDuringFreeze: bytes === undefined ? undefined : bytes + (state.bytesDuringFreeze ?? 0),
           transferMs: ms,

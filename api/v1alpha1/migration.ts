@@ -191,6 +191,19 @@ export const MigrationStateSchema = z
       .optional()
       .describe('PostCopy: loopback port of the source page server the target tunnels to.'),
     pagesAfterRestore: bytes('PostCopy: memory the target pulled from the source after it started running'),
+    volumes: z
+      .array(
+        z
+          .strictObject({
+            name: z.string().describe('rootfs, or a node-local volume.'),
+            driver: z.enum(['btrfs', 'dm-thin', 'overlay']).describe('Snapshot driver that moved it.'),
+            bytesBeforeFreeze: bytes('Sent while the workload ran (the full snapshot)'),
+            bytesDuringFreeze: bytes('Sent while it was frozen (the increment)'),
+          })
+          .describe('One volume moved with the workload.'),
+      )
+      .optional()
+      .describe('Each volume, its driver, and the bytes sent before and during the freeze.'),
     frozenAt: z.string().optional().describe('When the source was frozen (source agent clock, RFC 3339).'),
     restoredAt: z.string().optional().describe('When the target reported the workload running (RFC 3339).'),
     downtimeMs: ms('Frozen to running on the target'),
