@@ -1,0 +1,145 @@
+// The overlay driver: for root filesystems that are overlay mounts (a read-only image below, the
+// container's changes in the upper directory), what moves is the rootfs diff, the way Podman and
+// CRI-O write it into their checkpoint archives: a tar of the upper directory's files and a list of
+// the paths the container deleted (overlay's whiteouts). The target mounts the same image with a
+// fresh upper directory and applies the diff through the merged view.
+import { lstat, readdir, rm, writeFile, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { FerryError } from '../../lib/errors.ts';
+import { exec, run } from '../../lib/exec.ts';
+
+export const DIFF_TAR = 'rootfs-diff.tar';
+export const DELETED_FILES = 'deleted.files';
+
+/** What the upper directory says changed: files to carry, and paths deleted (or made opaque). */
+export interface UpperChanges {
+  files: string[];
+  deleted: string[];
+}
+
+/** overlayfs marks a deleted path with a 0/0 character device, and a replaced directory as opaque. */
+async function isOpaque(p: string): Promise<boolean> {
+  const r = await exec('getfattr', ['--only-values', '-h', '-n', 'trusted.overlay.opaque', p]);
+  return r.code === 0 && r.stdout.trim() === 'y';
+}
+
+/** Walks an upper directory. */
+export async function upperChanges(upper: string): Promise<UpperChanges> {
+  const files: string[] = [];
+  const deleted: string[] = [];
+  const walk = async (dir: string) => {
+    for (const name of (await readdir(dir)).sort()) {
+      const p = path.join(dir, name);
+      const rel = path.relative(upper, p);
+      const st = await lstat(p);
+      if (st.isCharacterDevice() && st.rdev === 0) {
+        deleted.push(rel);
+        continue;
+      }
+      if (st.isDirectory() && (await isOpaque(p))) deleted.push(rel); // the image's contents go
+      files.push(rel);
+      if (st.isDirectory()) await walk(p);
+    }
+  };
+  await walk(upper);
+  return { files, deleted };
+}
+
+/** Writes rootfs-diff.tar and deleted.files for an upper directory into `out`. */
+export async function writeRootfsDiff(upper: string, out: string): Promise<UpperChanges> {
+  const changes = await upperChanges(upper);
+  await writeFile(path.join(out, DELETED_FILES), changes.deleted.map((d) => `${d}\n`).join(''), {
+    mode: 0o600,
+  });
+  const list = path.join(out, '.diff-list');
+  await writeFile(list, changes.files.map((f) => `${f}\0`).join(''), { mode: 0o600 });
+  try {
+    await run(
+      'tar',
+      ['--create', '--file', path.join(out, DIFF_TAR), '--directory', upper, '--no-recursion'].concat([
+        '--xattrs',
+        '--xattrs-include=*',
+        '--numeric-owner',
+        '--null',
+        '--files-from',
+        list,
+      ]),
+      'SnapshotFailed',
+    );
+  } finally {
+    await rm(list, { force: true });
+  }
+  return changes;
+}
+
+/** A path from a diff that stays inside the root: relative, no "..", no empty part. Pure. */
+export function safeRelative(p: string): boolean {
+  const clean = p.replace(/\/+$/, '');
+  return (
+    clean !== '' &&
+    !clean.startsWith('/') &&
+    clean.split('/').every((s) => s !== '' && s !== '.' && s !== '..')
+  );
+}
+
+/**
+ * Checks a diff before anything is written: every deleted path and tar member stays inside the
+ * root, and no link in the tar points outside it. Rejects with the first offending entry.
+ */
+export async function checkRootfsDiff(dir: string): Promise<void> {
+  const deleted = (await readFile(path.join(dir, DELETED_FILES), 'utf8')).split('\n').filter(Boolean);
+  for (const d of deleted)
+    if (!safeRelative(d))
+      throw new FerryError('StreamRejected', `deleted.files: ${JSON.stringify(d)} leaves the root`);
+  const listing = await run(
+    'tar',
+    ['--list', '--verbose', '--file', path.join(dir, DIFF_TAR)],
+    'StreamRejected',
+  );
+  for (const line of listing.split('\n').filter(Boolean)) {
+    const name = memberName(line);
+    if (!safeRelative(name))
+      throw new FerryError('StreamRejected', `${DIFF_TAR}: member ${JSON.stringify(name)} leaves the root`);
+    const link = /^h/.test(line) ? / link to (.*)$/.exec(line)?.[1] : undefined;
+    if (link !== undefined && !safeRelative(link))
+      throw new FerryError('StreamRejected', `${DIFF_TAR}: hard link ${name} points outside the root`);
+  }
+}
+
+/** The member name of a `tar -tv` line ("-rw-r--r-- 0/0 5 2026-01-01 00:00 a/b -> c"). Pure. */
+export function memberName(line: string): string {
+  const rest = line.split(/\s+/).slice(5).join(' ');
+  return rest.replace(/ (->|link to) .*$/, '');
+}
+
+/**
+ * Applies a checked diff to a freshly mounted rootfs (the same image below): removes the deleted
+ * paths through the merged view, which leaves whiteouts in the new upper, then unpacks the files.
+ */
+export async function applyRootfsDiff(dir: string, rootfs: string): Promise<void> {
+  await checkRootfsDiff(dir);
+  const deleted = (await readFile(path.join(dir, DELETED_FILES), 'utf8')).split('\n').filter(Boolean);
+  for (const d of deleted) await rm(path.join(rootfs, d), { recursive: true, force: true });
+  await run(
+    'tar',
+    [
+      '--extract',
+      '--file',
+      path.join(dir, DIFF_TAR),
+      '--directory',
+      rootfs,
+      '--xattrs',
+      '--xattrs-include=*',
+    ].concat(['--numeric-owner', '--same-permissions']),
+    'SnapshotFailed',
+  );
+}
+
+/** Mounts an overlay of `lower` with `upper` and `work` at `merged`. */
+export function mountOverlay(lower: string, upper: string, work: string, merged: string): Promise<string> {
+  return run(
+    'mount',
+    ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged],
+    'SnapshotFailed',
+  );
+}
