@@ -9,6 +9,7 @@ import { checkCriu, readMemoryPolicies, unsupportedFds } from './preflight.ts';
 import type { AgentContext } from './context.ts';
 import { AFFINITY_FILE, captureAffinity } from './criu/affinity.ts';
 import { withSession } from './peers.ts';
+import { chooseDriver, filesystemOf } from './snapshot/driver.ts';
 import { addressOf, lockNet, unlockNet } from './runtime/container-net.ts';
 import { alive, dumpProcess, requireProcess, restoreProcess } from './process-tree.ts';
 import { keepLazyServer, stopBackground } from './page-streams.ts';
@@ -56,6 +57,15 @@ export async function preflightSource(
         `NUMA memory policies are not carried by CRIU and will be default on the target: ${policies.slice(0, 3).join('; ')}`,
       ]
     : [];
+  if (!bare) {
+    // Before anything is frozen: the root filesystem has a driver that this flow runs.
+    const choice = chooseDriver({ fsType: await filesystemOf(ctx.layout.rootfs(job.container)) }, {});
+    if (choice.driver !== 'btrfs')
+      throw new FerryError(
+        'UnsupportedWorkload',
+        `the root filesystem of ${job.container} is ${choice.reason}; migrations move btrfs volumes so far (the overlay and dm-thin drivers are not wired into the flow yet)`,
+      );
+  }
   // A bare process has no root filesystem of its own to carry.
   const du = bare
     ? undefined
