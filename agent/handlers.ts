@@ -1,6 +1,7 @@
 // Maps each job kind to the function that does it. The worker parses jobs before they get here.
 import type { Job, JobKind, JobOf } from '../api/v1alpha1/jobs.ts';
 import type { AgentContext } from './context.ts';
+import { exportCheckpoint, importCheckpoint } from './archive.ts';
 import * as source from './migration-source.ts';
 import * as target from './migration-target.ts';
 import {
@@ -20,6 +21,8 @@ export const handlers: Handlers = {
   verifyFeatures,
   selfRequest,
   list: listContainers,
+  export: exportCheckpoint,
+  import: importCheckpoint,
   remove: async (ctx, job) => {
     await removeContainer(ctx, job.container);
     return { removed: job.container };

@@ -81,17 +81,7 @@ export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
     string,
     unknown
   >;
-  // A container with its own address restores into a namespace made here with that address; it
-  // is routed here and announced only once the restore worked.
-  const address = (spec.annotations as Record<string, string> | undefined)?.[ADDRESS_ANNOTATION];
-  const netns = address ? await createNetns(ctx, job.container, address, false) : undefined;
-  const moved = retargetSpec(
-    spec,
-    cgroupsPathFor(ctx, job.container),
-    await ctx.self.listen(job.container),
-    netns ? `/run/netns/${netns}` : undefined,
-  );
-  await writeFile(path.join(bundle, 'config.json'), JSON.stringify(moved, null, 2), { mode: 0o600 });
+  const address = await writeRestoreSpec(ctx, job.container, spec);
   await ctx.hooks.fire('target.beforeRestore', job.migration.name, layout.images(uid));
   const started = Date.now();
   // PostCopy: the lazy-pages daemon must be listening before CRIU hands it the workload's memory.
@@ -117,6 +107,30 @@ export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
   const unset = await applyAffinity(await runc.pids(job.container), JSON.parse(affinity) as AffinityMap);
   if (unset.length) ctx.log.warn({ unset }, 'could not restore the CPU affinity of some tasks');
   return { restoredAt, restoreMs, pid: after.pid };
+}
+
+/**
+ * Writes the bundle's config.json for restoring `spec` on this node: its cgroup, self-service
+ * socket and, for a container with its own address, a namespace made here with that address (it is
+ * routed here and announced only once the restore worked). Returns that address.
+ */
+export async function writeRestoreSpec(
+  ctx: AgentContext,
+  container: string,
+  spec: Record<string, unknown>,
+): Promise<string | undefined> {
+  const address = (spec.annotations as Record<string, string> | undefined)?.[ADDRESS_ANNOTATION];
+  const netns = address ? await createNetns(ctx, container, address, false) : undefined;
+  const moved = retargetSpec(
+    spec,
+    cgroupsPathFor(ctx, container),
+    await ctx.self.listen(container),
+    netns ? `/run/netns/${netns}` : undefined,
+  );
+  await writeFile(path.join(ctx.layout.bundle(container), 'config.json'), JSON.stringify(moved, null, 2), {
+    mode: 0o600,
+  });
+  return address;
 }
 
 /** The restored workload is still up a moment later: CRIU restored it whole and it did not crash. */

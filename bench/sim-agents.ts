@@ -26,6 +26,8 @@ const DELAY: Record<Job['kind'], number> = {
   verifyFeatures: 1,
   selfRequest: 1,
   list: 1,
+  export: 1,
+  import: 1,
   remove: 1,
   preflightSource: 5,
   preflightTarget: 5,

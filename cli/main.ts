@@ -1,6 +1,8 @@
 // The ferry command line. It speaks kubectl's language for Migrations and adds the local
 // cluster's own verbs. Run `ferry --help` or `ferry COMMAND --help`.
-import { readFile } from 'node:fs/promises';
+import { chmod, copyFile, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { nodePaths } from '../lib/paths.ts';
 import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
 import { clusterDown, clusterUp, readClusterConfig, type UpOptions } from '../cluster/cluster.ts';
@@ -142,6 +144,53 @@ program
       const r = await verify(c, o.node, container);
       say(r.line);
       if (!r.pass) process.exitCode = 1;
+    }),
+  );
+
+program
+  .command('export <container>')
+  .description(
+    'checkpoint a container into an archive in the layout Podman and the kubelet write (checkpoint/, spec.dump, config.dump, rootfs-diff.tar, …); it keeps running unless --stop',
+  )
+  .requiredOption('--node <node>', 'node it runs on')
+  .requiredOption('-o, --output <file>', 'archive to write (mode 0600)')
+  .option('--stop', 'remove the container once it is checkpointed')
+  .action(async (container: string, o: { node: string; output: string; stop?: boolean }) =>
+    withClient(async (c) => {
+      const r = (await c.bus.call(o.node, { kind: 'export', container, stop: Boolean(o.stop) }, 600_000)) as {
+        archive: string;
+        bytes: number;
+      };
+      await copyFile(r.archive, o.output);
+      await chmod(o.output, 0o600);
+      await rm(r.archive, { force: true });
+      say(
+        `${container} on ${o.node} checkpointed to ${o.output} (${r.bytes} bytes)${o.stop ? '; container removed' : ''}`,
+      );
+    }),
+  );
+
+program
+  .command('import <archive>')
+  .description(
+    'restore a container on a node from a checkpoint archive (checked first: layout, paths, links)',
+  )
+  .requiredOption('--node <node>', 'node to restore it on')
+  .requiredOption('--name <container>', 'container id to give it')
+  .action(async (archive: string, o: { node: string; name: string }) =>
+    withClient(async (c) => {
+      // The agent reads the archive from its node's own image folder, never from an arbitrary path.
+      const staged = path.join(nodePaths(cluster(), o.node).imagesDir, `incoming-${o.name}.tar`);
+      await copyFile(archive, staged).catch((err: Error) => {
+        throw new Error(`cannot read ${archive}: ${err.message.split(',')[0]}`);
+      });
+      await chmod(staged, 0o600);
+      try {
+        await c.bus.call(o.node, { kind: 'import', container: o.name, archive: staged }, 600_000);
+      } finally {
+        await rm(staged, { force: true });
+      }
+      say(`${o.name} restored on ${o.node} from ${archive}`);
     }),
   );
 

@@ -46,6 +46,10 @@ export const JobSchema = z.discriminatedUnion('kind', [
   /** Runs the container's own /bin/ferryctl to ask for a move (tests of self-checkpoint). */
   z.strictObject({ kind: z.literal('selfRequest'), container: NameSchema, target: NameSchema }),
   z.strictObject({ kind: z.literal('list') }),
+  /** A checkpoint archive of a container (Podman's and the kubelet's layout), on this node. */
+  z.strictObject({ kind: z.literal('export'), container: NameSchema, stop: z.boolean().default(false) }),
+  /** Restores a container from a checkpoint archive at this absolute path on the node. */
+  z.strictObject({ kind: z.literal('import'), container: NameSchema, archive: z.string().startsWith('/') }),
   z.strictObject({ kind: z.literal('remove'), container: NameSchema }),
   z.strictObject({
     kind: z.literal('preflightSource'),

@@ -1,0 +1,175 @@
+// Checkpoint archives in the layout Podman and the kubelet's checkpoint API write, so tools that
+// read theirs (checkpointctl show/inspect) can read ferry's, and ferry can restore theirs:
+//
+//   checkpoint/       CRIU's images (inventory.img, pstree.img, pages-*.img, stats-dump, …)
+//   config.dump       the container's runtime configuration (JSON)
+//   spec.dump         its OCI runtime spec (JSON)
+//   rootfs-diff.tar   its root filesystem's changes (here: the whole tree, there is no image below)
+//   deleted.files     paths deleted from the image below (none here)
+//   stats-dump        CRIU's dump statistics
+//
+// An archive to import is checked before anything is written: its layout, every member's path,
+// links, and that it is a whole tar; a bad one is refused with the reason.
+import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { JobOf } from '../api/v1alpha1/jobs.ts';
+import { FerryError } from '../lib/errors.ts';
+import { exec, run } from '../lib/exec.ts';
+import type { AgentContext } from './context.ts';
+import { writeRestoreSpec } from './migration-target.ts';
+import { announce } from './runtime/container-net.ts';
+import { DELETED_FILES, DIFF_TAR, memberName, safeRelative } from './snapshot/overlay.ts';
+import { createSubvolume, exists } from './snapshot/btrfs.ts';
+import { removeContainer } from './workload.ts';
+
+const REQUIRED = ['checkpoint/inventory.img', 'config.dump', 'spec.dump', DIFF_TAR];
+
+/** Why an archive listing (`tar -tv`) is not a checkpoint archive ferry will unpack, or undefined. Pure. */
+export function archiveProblem(listing: string): string | undefined {
+  const names = new Set<string>();
+  for (const line of listing.split('\n').filter(Boolean)) {
+    const type = line[0];
+    const name = memberName(line).replace(/\/$/, '').replace(/^\.\//, '');
+    if (name === '.' || name === '') continue;
+    if (!safeRelative(name)) return `member ${JSON.stringify(name)} leaves the archive's folder`;
+    if (type === 'l' || type === 'h')
+      return `member ${name} is a link (${line.split(/ (?:->|link to) /)[1] ?? '?'}): archives carry none`;
+    if (type !== '-' && type !== 'd') return `member ${name} is a special file`;
+    names.add(name);
+  }
+  const missing = REQUIRED.filter((r) => !names.has(r));
+  return missing.length ? `not a checkpoint archive: ${missing.join(', ')} missing` : undefined;
+}
+
+/** Checkpoints a container into an archive on this node; it keeps running unless asked to stop. */
+export async function exportCheckpoint(ctx: AgentContext, job: JobOf<'export'>) {
+  const { layout, runc } = ctx;
+  const st = await runc.state(job.container);
+  if (!st || (st.status !== 'running' && st.status !== 'paused'))
+    throw new FerryError(
+      'ContainerNotFound',
+      `container ${job.container} on ${ctx.config.node} is ${st?.status ?? 'absent'}`,
+    );
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const dir = path.join(ctx.config.imagesDir, `export-${job.container}-${stamp}`);
+  const images = path.join(dir, 'checkpoint');
+  await mkdir(images, { recursive: true, mode: 0o700 });
+  const spec = await readFile(path.join(layout.bundle(job.container), 'config.json'), 'utf8');
+  if (st.status === 'running') await runc.pause(job.container);
+  try {
+    await runc.checkpointLeavingStopped(job.container, images, path.join(dir, 'work'));
+    // Taken while frozen, like the images: the tree the restored processes expect.
+    await run(
+      'tar',
+      ['--create', '--file', path.join(dir, DIFF_TAR), '--directory', layout.rootfs(job.container)].concat([
+        '--xattrs',
+        '--xattrs-include=*',
+        '--numeric-owner',
+        '.',
+      ]),
+      'SnapshotFailed',
+    );
+  } finally {
+    if (job.stop) await removeContainer(ctx, job.container);
+    else if (st.status === 'running') await runc.resume(job.container);
+  }
+  // CRIU writes its statistics into the work folder when runc gives it one.
+  for (const from of [path.join(dir, 'work', 'stats-dump'), path.join(images, 'stats-dump')])
+    if (!(await exists(path.join(dir, 'stats-dump'))) && (await exists(from)))
+      await copyFile(from, path.join(dir, 'stats-dump'));
+  await rm(path.join(dir, 'work'), { recursive: true, force: true });
+  await writeFile(path.join(dir, DELETED_FILES), '', { mode: 0o600 });
+  await writeFile(path.join(dir, 'spec.dump'), spec, { mode: 0o600 });
+  const now = new Date().toISOString();
+  await writeFile(
+    path.join(dir, 'config.dump'),
+    JSON.stringify(
+      {
+        id: job.container,
+        name: job.container,
+        rootfsImageName: '',
+        runtimeName: 'runc',
+        createdTime: now,
+        checkpointedTime: now,
+        ferryNode: ctx.config.node,
+      },
+      null,
+      2,
+    ),
+    { mode: 0o600 },
+  );
+  const archive = `${dir}.tar`;
+  await run('tar', ['--create', '--file', archive, '--directory', dir, '.'], 'SnapshotFailed');
+  await rm(dir, { recursive: true, force: true });
+  return { archive, bytes: (await stat(archive)).size, stopped: job.stop };
+}
+
+/** Restores a container on this node from an archive, after checking it. */
+export async function importCheckpoint(ctx: AgentContext, job: JobOf<'import'>) {
+  const { layout, runc } = ctx;
+  const listed = await exec('tar', ['--list', '--verbose', '--file', job.archive]);
+  if (listed.code !== 0)
+    throw new FerryError(
+      'StreamRejected',
+      `${job.archive} is not a whole tar archive: ${listed.stderr.trim().split('\n').pop()}`,
+    );
+  const problem = archiveProblem(listed.stdout);
+  if (problem) throw new FerryError('StreamRejected', `${job.archive}: ${problem}`);
+  if ((await runc.state(job.container)) || (await exists(layout.bundle(job.container))))
+    throw new FerryError(
+      'ContainerExists',
+      `node ${ctx.config.node} already has a container ${job.container}`,
+    );
+  const dir = path.join(ctx.config.imagesDir, `import-${job.container}`);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    await run(
+      'tar',
+      ['--extract', '--file', job.archive, '--directory', dir, '--no-same-owner'],
+      'StreamRejected',
+    );
+    const spec = JSON.parse(await readFile(path.join(dir, 'spec.dump'), 'utf8')) as Record<string, unknown>;
+    if (typeof spec.ociVersion !== 'string')
+      throw new FerryError('StreamRejected', 'spec.dump is not an OCI runtime spec');
+    // The root filesystem: the archive's tree, checked like the archive itself.
+    const inner = await exec('tar', ['--list', '--verbose', '--file', path.join(dir, DIFF_TAR)]);
+    if (inner.code !== 0) throw new FerryError('StreamRejected', `${DIFF_TAR} is not a whole tar archive`);
+    for (const line of inner.stdout.split('\n').filter(Boolean)) {
+      const name = memberName(line).replace(/^\.\//, '').replace(/\/$/, '');
+      if (name && name !== '.' && !safeRelative(name))
+        throw new FerryError('StreamRejected', `${DIFF_TAR}: member ${JSON.stringify(name)} leaves the root`);
+    }
+    await mkdir(layout.bundle(job.container), { recursive: true, mode: 0o700 });
+    await createSubvolume(layout.rootfs(job.container));
+    await run(
+      'tar',
+      ['--extract', '--file', path.join(dir, DIFF_TAR), '--directory', layout.rootfs(job.container)].concat([
+        '--xattrs',
+        '--xattrs-include=*',
+        '--numeric-owner',
+        '--same-permissions',
+      ]),
+      'SnapshotFailed',
+    );
+    const address = await writeRestoreSpec(ctx, job.container, spec);
+    await runc.restore(
+      job.container,
+      layout.bundle(job.container),
+      path.join(dir, 'checkpoint'),
+      path.join(dir, 'work'),
+    );
+    const st = await runc.state(job.container);
+    if (st?.status !== 'running')
+      throw new FerryError('CriuRestoreFailed', `imported container is ${st?.status ?? 'absent'}`);
+    if (address) await announce(ctx, job.container, address);
+    return { restored: job.container, pid: st.pid };
+  } catch (err) {
+    // Nothing half-made stays: no container, no bundle, no root filesystem.
+    if (!(err instanceof FerryError && err.code === 'ContainerExists'))
+      await removeContainer(ctx, job.container).catch(() => undefined);
+    throw err;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,132 @@
+// Checkpoint archives (Podman's and the kubelet's layout): a running workload exported on node1
+// and imported on node2 checks itself there; bad archives are refused with their reason and leave
+// nothing behind (no container, nothing written outside the node's folders).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, truncate, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Client } from '../cli/client.ts';
+import { run } from '../lib/exec.ts';
+import { nodePaths } from '../lib/paths.ts';
+import { CLUSTER, list, runWorkload, testCluster, unique, verify } from './helpers.ts';
+
+let c: Client;
+let dir: string;
+before(async () => {
+  c = await testCluster();
+  dir = await mkdtemp('/tmp/ferry-archive-');
+});
+after(async () => {
+  await c.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const staged = (name: string) => path.join(nodePaths(CLUSTER, 'node2').imagesDir, `incoming-${name}.tar`);
+
+async function importAs(name: string, archive: string) {
+  const at = staged(name);
+  await run('cp', [archive, at]);
+  try {
+    return await c.bus.call('node2', { kind: 'import', container: name, archive: at }, 120_000);
+  } finally {
+    await rm(at, { force: true });
+  }
+}
+
+test('an exported checkpoint has the kubelet/Podman layout and restores on another node', async () => {
+  const container = unique('arch');
+  await runWorkload(c, 'node1', container, 16);
+  const r = (await c.bus.call('node1', { kind: 'export', container }, 120_000)) as { archive: string };
+  const archive = path.join(dir, 'good.tar');
+  await run('mv', [r.archive, archive]);
+  assert.equal((await stat(archive)).mode & 0o077, 0, 'not readable by others');
+  const members = (await run('tar', ['--list', '--file', archive]))
+    .split('\n')
+    .map((m) => m.replace(/^\.\//, ''));
+  for (const m of [
+    'checkpoint/inventory.img',
+    'checkpoint/pstree.img',
+    'config.dump',
+    'spec.dump',
+    'rootfs-diff.tar',
+    'deleted.files',
+    'stats-dump',
+  ])
+    assert.ok(members.includes(m), `${m} in the archive`);
+  // It kept running on node1; now it also starts on node2 from the archive, memory and file intact.
+  assert.ok((await verify(c, 'node1', container)).pass);
+  await c.bus.call('node1', { kind: 'remove', container });
+  await importAs(container, archive);
+  const v = await verify(c, 'node2', container);
+  assert.ok(v.pass, v.line);
+  await c.bus.call('node2', { kind: 'remove', container });
+});
+
+/** Builds a tar from a folder laid out by `make`, with extra tar arguments. */
+async function badArchive(
+  name: string,
+  make: (d: string) => Promise<void>,
+  extra: string[] = [],
+): Promise<string> {
+  const d = path.join(dir, name);
+  await mkdir(path.join(d, 'checkpoint'), { recursive: true });
+  await writeFile(path.join(d, 'checkpoint/inventory.img'), 'x');
+  for (const f of ['config.dump', 'spec.dump', 'rootfs-diff.tar', 'deleted.files'])
+    await writeFile(path.join(d, f), '{}');
+  await make(d);
+  const out = path.join(dir, `${name}.tar`);
+  await run('tar', ['--create', '--file', out, '--directory', d, ...extra, '.']);
+  return out;
+}
+
+const cases: Array<[string, () => Promise<string>, RegExp]> = [
+  [
+    'a member that climbs out with ..',
+    () => badArchive('climb', async () => undefined, ['--transform', 's,^\\./config.dump,../../escape,']),
+    /leaves the archive's folder/,
+  ],
+  [
+    'a link pointing outside',
+    () =>
+      badArchive('link', (d) =>
+        run('ln', ['-s', '/etc/shadow', path.join(d, 'checkpoint/evil')]).then(() => undefined),
+      ),
+    /is a link/,
+  ],
+  [
+    'a truncated file',
+    async () => {
+      const a = await badArchive('short', (d) =>
+        writeFile(path.join(d, 'checkpoint/pages-1.img'), Buffer.alloc(100_000, 1)),
+      );
+      await truncate(a, 20_000);
+      return a;
+    },
+    /not a whole tar archive/,
+  ],
+  [
+    'the wrong layout',
+    () => badArchive('layout', (d) => rm(path.join(d, 'spec.dump'))),
+    /not a checkpoint archive: spec.dump missing/,
+  ],
+];
+
+for (const [what, make, reason] of cases) {
+  test(`an archive with ${what} is refused with its reason, and nothing is written`, async () => {
+    const name = unique('bad');
+    const archive = await make();
+    await assert.rejects(importAs(name, archive), reason);
+    assert.ok(!(await list(c, 'node2')).some((x) => x.id === name), 'no container');
+    assert.ok(!existsSync(path.join(nodePaths(CLUSTER, 'node2').fsRoot, 'containers', name)), 'no bundle');
+    assert.ok(
+      !existsSync(path.join(nodePaths(CLUSTER, 'node2').imagesDir, `import-${name}`)),
+      'no unpacked folder',
+    );
+    assert.ok(
+      !existsSync(path.resolve(nodePaths(CLUSTER, 'node2').imagesDir, '../escape')),
+      'nothing outside',
+    );
+  });
+}
+
