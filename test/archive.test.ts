@@ -129,4 +129,3 @@ for (const [what, make, reason] of cases) {
     );
   });
 }
-
