@@ -17,7 +17,7 @@ import { preDumpRounds } from './precopy.ts';
 import { freePort } from './transfer/tunnels.ts';
 import { TYPICAL, sampleFile, worthCompressing } from './transfer/zstd.ts';
 import type { TransferSession } from './transfer/sender.ts';
-import { deleteSubvolume, snapshot } from './snapshot/btrfs.ts';
+import { deleteSubvolume, exists, snapshot } from './snapshot/btrfs.ts';
 import { dirBytes, removeContainer } from './workload.ts';
 
 async function requireState(ctx: AgentContext, container: string, allowed: string[]) {
@@ -116,7 +116,16 @@ async function compressItem(job: JobOf<'sync' | 'transfer'>, file?: string): Pro
   return worthCompressing(job.linkBytesPerSecond, file ? await sampleFile(file) : TYPICAL);
 }
 
-/** Sends a read-only snapshot of the running workload's root filesystem, in full. */
+/**
+ * Whether a first running send was long enough that a second running round pays: more than a
+ * second, or more than 64 MiB, is time in which the workload may have written much that would
+ * otherwise cross while it is frozen. Pure.
+ */
+export function anotherRound(firstBytes: number, firstMs: number): boolean {
+  return firstMs > 1000 || firstBytes > 64 * 1024 * 1024;
+}
+
+/** Sends a read-only snapshot of the running workload's root filesystem in full, then maybe a second round. */
 export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
   if (job.migration.pid) return { bytes: 0, durationMs: 0, files: 0 }; // no filesystem of its own
   await requireState(ctx, job.container, ['running']);
@@ -124,14 +133,26 @@ export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
   const base = layout.snapshot(job.migration.uid, 'base');
   await snapshot(layout.rootfs(job.container), base, { readonly: true });
   const started = Date.now();
-  const bytes = await withSession(
+  const { bytes, rounds } = await withSession(
     ctx,
     job.targetNode,
     job.migration.uid,
     async (s) => {
       const cut = await ctx.hooks.take('source.duringSync', job.migration.name);
       if (cut?.action === 'cut') s.cutAfter(cut.afterBytes);
-      return s.sendBtrfs(base, path.basename(base), undefined, { compress: await compressItem(job) });
+      const compress = await compressItem(job);
+      const t = Date.now();
+      const first = await s.sendBtrfs(base, path.basename(base), undefined, { compress });
+      if (!anotherRound(first, Date.now() - t)) return { bytes: first, rounds: 1 };
+      // What the workload wrote during a long first send goes now, still running, so the frozen
+      // increment only holds what it writes from here on.
+      const sync2 = layout.snapshot(job.migration.uid, 'sync2');
+      await snapshot(layout.rootfs(job.container), sync2, { readonly: true });
+      const parent = { path: base, name: path.basename(base) };
+      return {
+        bytes: first + (await s.sendBtrfs(sync2, path.basename(sync2), parent, { compress })),
+        rounds: 2,
+      };
     },
     {
       bandwidth: job.bandwidth,
@@ -140,7 +161,8 @@ export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
   return {
     bytes,
     durationMs: Date.now() - started,
-    files: 1,
+    files: rounds,
+    rounds,
     volumes: [{ name: 'rootfs', driver: 'btrfs', bytes }],
   };
 }
@@ -237,7 +259,10 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
   const images = layout.checkpoint(uid);
   await ctx.hooks.fire('source.beforeTransfer', job.migration.name, layout.images(uid));
   const started = Date.now();
-  const base = layout.snapshot(uid, 'base');
+  // The increment goes against the newest running snapshot the target has.
+  const base = (await exists(layout.snapshot(uid, 'sync2')))
+    ? layout.snapshot(uid, 'sync2')
+    : layout.snapshot(uid, 'base');
   const final = layout.snapshot(uid, 'final');
   // The images' size is known, so progress can say how long is left (the btrfs increment is small).
   const totalBytes = await dirBytes(layout.images(uid));
@@ -275,8 +300,8 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
 }
 
 async function dropMigrationFiles(ctx: AgentContext, uid: string): Promise<void> {
-  await deleteSubvolume(ctx.layout.snapshot(uid, 'final'));
-  await deleteSubvolume(ctx.layout.snapshot(uid, 'base'));
+  for (const which of ['final', 'sync2', 'base'] as const)
+    await deleteSubvolume(ctx.layout.snapshot(uid, which));
   await rm(ctx.layout.images(uid), { recursive: true, force: true });
 }
 

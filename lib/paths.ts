@@ -36,7 +36,9 @@ export function fsLayout(fsRoot: string, imagesDir: string) {
     bundle: (c: string) => path.join(fsRoot, 'containers', c),
     rootfs: (c: string) => path.join(fsRoot, 'containers', c, 'rootfs'),
     snapshots: path.join(fsRoot, 'snapshots'),
-    snapshot: (uid: string, which: 'base' | 'final') => path.join(fsRoot, 'snapshots', `${uid}-${which}`),
+    /** base: the first running send; sync2: a second running round; final: taken while frozen. */
+    snapshot: (uid: string, which: 'base' | 'sync2' | 'final') =>
+      path.join(fsRoot, 'snapshots', `${uid}-${which}`),
     incoming: (uid: string) => path.join(fsRoot, 'incoming', uid),
     images: (uid: string) => path.join(imagesDir, uid),
     checkpoint: (uid: string) => path.join(imagesDir, uid, 'checkpoint'),

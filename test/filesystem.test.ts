@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, chown, lstat, readFile, readdir, readlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, stat, readFile, readdir, readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '../cli/client.ts';
 import { hooksKey, releaseKey } from '../agent/fault-hooks.ts';
@@ -134,4 +134,28 @@ test('a filesystem transfer that keeps breaking leaves the source running and no
   await expectRolledBack(c, container, name, /sync on node1 failed/, v0.counter!);
   await c.redis.hdel(hooksKey(CLUSTER, 'node1'), 'source.duringSync');
   await c.bus.call('node1', { kind: 'remove', container });
+});
+
+test('a large first running send is followed by a second running round, and the move loses nothing', async () => {
+  const container = unique('fs-big');
+  await runWorkload(c, 'node1', container, 8);
+  // 80 MiB in the root filesystem makes the first send long enough for another round.
+  await run('dd', [
+    'if=/dev/urandom',
+    `of=${path.join(rootfs('node1', container), 'data/big')}`,
+    'bs=1M',
+    'count=80',
+    'status=none',
+  ]);
+  const m = await migrate(c, unique('m-big'), { node: 'node1', container }, 'node2');
+  assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  const job = await c.bus.queue('node1').getJob(`${m.metadata.uid}.sync`);
+  assert.equal((job?.returnvalue as { rounds: number }).rounds, 2);
+  assert.ok(
+    (m.status.migrationState?.volumes?.[0]?.bytesDuringFreeze ?? Infinity) < 8 * 2 ** 20,
+    'the frozen increment is small',
+  );
+  assert.ok((await verify(c, 'node2', container)).pass);
+  assert.equal((await stat(path.join(rootfs('node2', container), 'data/big'))).size, 80 * 2 ** 20);
+  await c.bus.call('node2', { kind: 'remove', container });
 });
