@@ -10,6 +10,7 @@ import type { AgentContext } from './context.ts';
 import { AFFINITY_FILE, captureAffinity } from './criu/affinity.ts';
 import { withSession } from './peers.ts';
 import { chooseDriver, filesystemOf } from './snapshot/driver.ts';
+import { DELETED_FILES, DIFF_TAR, writeRootfsDiff } from './snapshot/overlay.ts';
 import { addressOf, lockNet, unlockNet } from './runtime/container-net.ts';
 import { alive, dumpProcess, requireProcess, restoreProcess } from './process-tree.ts';
 import { keepLazyServer, stopBackground } from './page-streams.ts';
@@ -18,7 +19,7 @@ import { freePort } from './transfer/tunnels.ts';
 import { TYPICAL, sampleFile, worthCompressing } from './transfer/zstd.ts';
 import type { TransferSession } from './transfer/sender.ts';
 import { deleteSubvolume, exists, snapshot } from './snapshot/btrfs.ts';
-import { dirBytes, removeContainer } from './workload.ts';
+import { dirBytes, removeContainer, upperOf } from './workload.ts';
 
 async function requireState(ctx: AgentContext, container: string, allowed: string[]) {
   const st = await ctx.runc.state(container);
@@ -60,16 +61,19 @@ export async function preflightSource(
   if (!bare) {
     // Before anything is frozen: the root filesystem has a driver that this flow runs.
     const choice = chooseDriver({ fsType: await filesystemOf(ctx.layout.rootfs(job.container)) }, {});
-    if (choice.driver !== 'btrfs')
+    if (choice.driver !== 'btrfs' && choice.driver !== 'overlay')
       throw new FerryError(
         'UnsupportedWorkload',
-        `the root filesystem of ${job.container} is ${choice.reason}; migrations move btrfs volumes so far (the overlay and dm-thin drivers are not wired into the flow yet)`,
+        `the root filesystem of ${job.container} is ${choice.reason}; migrations move btrfs and overlay root filesystems (the dm-thin driver is not wired into the flow yet)`,
       );
   }
-  // A bare process has no root filesystem of its own to carry.
+  // A bare process has no root filesystem of its own to carry; an overlay one moves its changes.
+  const overlay = !bare && (await rootfsDriver(ctx, job.container)) === 'overlay';
   const du = bare
     ? undefined
-    : await exec('du', ['-sb', ctx.layout.rootfs(job.container)], { errorCode: 'Internal' });
+    : await exec('du', ['-sb', overlay ? upperOf(ctx, job.container) : ctx.layout.rootfs(job.container)], {
+        errorCode: 'Internal',
+      });
   const rootfsBytes = du ? Number(du.stdout.split('\t')[0]) : 0;
   const dir = await mkdtemp(path.join(ctx.config.imagesDir, 'cpuinfo-'));
   try {
@@ -116,6 +120,11 @@ async function compressItem(job: JobOf<'sync' | 'transfer'>, file?: string): Pro
   return worthCompressing(job.linkBytesPerSecond, file ? await sampleFile(file) : TYPICAL);
 }
 
+/** Which driver moves a container's root filesystem (preflight refused any other). */
+async function rootfsDriver(ctx: AgentContext, container: string): Promise<'btrfs' | 'overlay'> {
+  return (await filesystemOf(ctx.layout.rootfs(container))) === 'overlayfs' ? 'overlay' : 'btrfs';
+}
+
 /**
  * Whether a first running send was long enough that a second running round pays: more than a
  * second, or more than 64 MiB, is time in which the workload may have written much that would
@@ -129,6 +138,9 @@ export function anotherRound(firstBytes: number, firstMs: number): boolean {
 export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
   if (job.migration.pid) return { bytes: 0, durationMs: 0, files: 0 }; // no filesystem of its own
   await requireState(ctx, job.container, ['running']);
+  // An overlay root's image is on every node already: its changes move frozen, as a rootfs diff.
+  if ((await rootfsDriver(ctx, job.container)) === 'overlay')
+    return { bytes: 0, durationMs: 0, files: 0, volumes: [{ name: 'rootfs', driver: 'overlay', bytes: 0 }] };
   const { layout } = ctx;
   const base = layout.snapshot(job.migration.uid, 'base');
   await snapshot(layout.rootfs(job.container), base, { readonly: true });
@@ -234,7 +246,9 @@ export async function checkpoint(ctx: AgentContext, job: JobOf<'checkpoint'>) {
   }
   const dumpMs = Date.now() - started;
   // Taken while frozen, so it holds every byte the workload wrote before the freeze.
-  await snapshot(layout.rootfs(job.container), layout.snapshot(uid, 'final'), { readonly: true });
+  if ((await rootfsDriver(ctx, job.container)) === 'overlay')
+    await writeRootfsDiff(upperOf(ctx, job.container), layout.images(uid));
+  else await snapshot(layout.rootfs(job.container), layout.snapshot(uid, 'final'), { readonly: true });
   await ctx.hooks.fire('source.afterCheckpoint', job.migration.name, layout.images(uid));
   return {
     frozenAt,
@@ -267,6 +281,7 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
   // The images' size is known, so progress can say how long is left (the btrfs increment is small).
   const totalBytes = await dirBytes(layout.images(uid));
   const cut = await ctx.hooks.take('source.duringTransfer', job.migration.name);
+  const overlay = !job.migration.pid && (await rootfsDriver(ctx, job.container)) === 'overlay';
   const send = async (s: TransferSession) => {
     if (cut?.action === 'cut') s.cutAfter(cut.afterBytes);
     // Files are resumable: a retry after a broken link sends only what had not arrived.
@@ -282,6 +297,21 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
     await s.sendFile(path.join(layout.images(uid), AFFINITY_FILE), AFFINITY_FILE, { resume: true });
     if (job.migration.pid) return { bytes: s.bytes, durationMs: Date.now() - started, files: s.items };
     await s.sendFile(path.join(layout.bundle(job.container), 'config.json'), 'config.json', { resume: true });
+    if (overlay) {
+      let diff = 0;
+      for (const f of [DIFF_TAR, DELETED_FILES]) {
+        const file = path.join(layout.images(uid), f);
+        diff += await s.sendFile(file, f, { resume: true, compress: await compressItem(job, file) });
+      }
+      const volumes = [{ name: 'rootfs', driver: 'overlay', bytes: diff }];
+      return {
+        bytes: s.bytes,
+        durationMs: Date.now() - started,
+        files: s.items,
+        resumedBytes: s.resumedBytes,
+        volumes,
+      };
+    }
     const increment = await s.sendBtrfs(
       final,
       path.basename(final),

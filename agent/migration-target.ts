@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import path from 'node:path';
 import type { JobOf } from '../api/v1alpha1/jobs.ts';
 import { FerryError } from '../lib/errors.ts';
-import { exec } from '../lib/exec.ts';
+import { exec, run } from '../lib/exec.ts';
 import { criuErrorLines } from './criu/criu-log.ts';
 import { AFFINITY_FILE, applyAffinity, type AffinityMap } from './criu/affinity.ts';
 import { checkCriu, spaceProblem } from './preflight.ts';
@@ -14,7 +14,9 @@ import { ADDRESS_ANNOTATION, announce, createNetns } from './runtime/container-n
 import { startLazyDaemon, stopBackground } from './page-streams.ts';
 import { alive, killRestored, restoreProcess, restoredPid, treePids } from './process-tree.ts';
 import { deleteSubvolume, exists, freeBytes, snapshot } from './snapshot/btrfs.ts';
-import { cgroupsPathFor, removeContainer } from './workload.ts';
+import { cgroupsPathFor, mountContainerOverlay, removeContainer, workloadImage } from './workload.ts';
+import { applyRootfsDiff, DIFF_TAR } from './snapshot/overlay.ts';
+import { filesystemOf } from './snapshot/driver.ts';
 
 /** Marks a bundle as made by one migration, so a rollback only ever removes its own container. */
 const MARKER = '.ferry-migration';
@@ -71,12 +73,24 @@ export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
     return { restoredAt: new Date().toISOString(), restoreMs: 0, pid: st.pid };
   }
   const received = path.join(layout.incoming(uid), path.basename(layout.snapshot(uid, 'final')));
-  if (!(await exists(received)))
+  const diff = path.join(layout.images(uid), DIFF_TAR);
+  const overlay = await exists(diff);
+  if (!overlay && !(await exists(received)))
     throw new FerryError('CriuRestoreFailed', `no received filesystem for migration ${job.migration.name}`);
   const bundle = layout.bundle(job.container);
   await mkdir(bundle, { recursive: true, mode: 0o700 });
   await writeFile(path.join(bundle, MARKER), uid, { mode: 0o600 });
-  await snapshot(received, layout.rootfs(job.container), { readonly: false });
+  if (overlay) {
+    // The same image below, a fresh upper directory, and the source's changes applied through it.
+    if (
+      (await exists(layout.rootfs(job.container))) &&
+      (await filesystemOf(layout.rootfs(job.container))) === 'overlayfs'
+    )
+      await run('umount', [layout.rootfs(job.container)], 'SnapshotFailed'); // a retry starts afresh
+    await rm(path.join(bundle, 'overlay'), { recursive: true, force: true });
+    await mountContainerOverlay(ctx, job.container, await workloadImage(ctx));
+    await applyRootfsDiff(layout.images(uid), layout.rootfs(job.container));
+  } else await snapshot(received, layout.rootfs(job.container), { readonly: false });
   const spec = JSON.parse(await readFile(path.join(layout.images(uid), 'config.json'), 'utf8')) as Record<
     string,
     unknown

@@ -9,6 +9,9 @@ import type { AgentContext } from './context.ts';
 import { buildOciSpec, type Device } from './runtime/oci-spec.ts';
 import { createNetns, removeNetns } from './runtime/container-net.ts';
 import { createSubvolume, deleteSubvolume, exists } from './snapshot/btrfs.ts';
+import { filesystemOf } from './snapshot/driver.ts';
+import { mountOverlay } from './snapshot/overlay.ts';
+import { run } from '../lib/exec.ts';
 
 export const VERIFY_FILE = 'data/verify.txt';
 /** Says it is ready (as the other workloads do), then echoes every connection on port 7000. */
@@ -46,17 +49,12 @@ async function createBundle(ctx: AgentContext, job: JobOf<'run'>): Promise<void>
   const bundle = ctx.layout.bundle(job.container);
   await mkdir(bundle, { recursive: true, mode: 0o700 });
   const rootfs = ctx.layout.rootfs(job.container);
-  await createSubvolume(rootfs);
-  for (const d of ['bin', 'proc', 'dev', 'sys', 'tmp', 'data', 'mnt'])
-    await mkdir(path.join(rootfs, d), { recursive: true });
-  for (const [src, name] of [
-    [ctx.config.busybox, 'busybox'],
-    [ctx.config.workloadBinary, 'workload'],
-    [ctx.config.featuresBinary, 'features'],
-    [ctx.config.ferryctlBinary, 'ferryctl'],
-  ] as const) {
-    await copyFile(src, path.join(rootfs, 'bin', name));
-    await chmod(path.join(rootfs, 'bin', name), 0o755);
+  if (job.rootfs === 'overlay') {
+    // An image below (the same on every node), the container's changes in an upper directory.
+    await mountContainerOverlay(ctx, job.container, await workloadImage(ctx));
+  } else {
+    await createSubvolume(rootfs);
+    await fillWorkloadTree(ctx, rootfs);
   }
   const selfDir = await ctx.self.listen(job.container);
   const spec = buildOciSpec({
@@ -155,9 +153,61 @@ export async function removeContainer(ctx: AgentContext, container: string): Pro
   await ctx.runc.remove(container);
   await removeNetns(ctx, container);
   await ctx.self.close(container);
-  await deleteSubvolume(ctx.layout.rootfs(container));
+  // An overlay root is a mount, not a subvolume: unmount it; its upper directory goes with the bundle.
+  const rootfs = ctx.layout.rootfs(container);
+  if ((await exists(rootfs)) && (await filesystemOf(rootfs)) === 'overlayfs')
+    await run('umount', [rootfs], 'SnapshotFailed');
+  else if ((await exists(upperOf(ctx, container))) === false) await deleteSubvolume(rootfs);
   await rm(ctx.layout.bundle(container), { recursive: true, force: true });
 }
+
+/** busybox and the test programs, and the folders a container needs, in `root`. */
+async function fillWorkloadTree(ctx: AgentContext, root: string): Promise<void> {
+  for (const d of ['bin', 'proc', 'dev', 'sys', 'tmp', 'data', 'mnt'])
+    await mkdir(path.join(root, d), { recursive: true });
+  for (const [src, name] of [
+    [ctx.config.busybox, 'busybox'],
+    [ctx.config.workloadBinary, 'workload'],
+    [ctx.config.featuresBinary, 'features'],
+    [ctx.config.ferryctlBinary, 'ferryctl'],
+  ] as const) {
+    await copyFile(src, path.join(root, 'bin', name));
+    await chmod(path.join(root, 'bin', name), 0o755);
+  }
+}
+
+/**
+ * The read-only image below overlay containers: built the same way on every node from the same
+ * installed files, so only a container's own changes ever need to move.
+ */
+export async function workloadImage(ctx: AgentContext): Promise<string> {
+  const image = path.join(ctx.config.fsRoot, 'images', 'workload');
+  if (!(await exists(path.join(image, '.complete')))) {
+    await rm(image, { recursive: true, force: true });
+    await mkdir(image, { recursive: true, mode: 0o755 });
+    await fillWorkloadTree(ctx, image);
+    await writeFile(path.join(image, '.complete'), '');
+  }
+  return image;
+}
+
+/** Mounts a container's overlay root: `image` below, its upper and work folders in its bundle. */
+export async function mountContainerOverlay(
+  ctx: AgentContext,
+  container: string,
+  image: string,
+): Promise<string> {
+  const bundle = ctx.layout.bundle(container);
+  const upper = path.join(bundle, 'overlay', 'upper');
+  const work = path.join(bundle, 'overlay', 'work');
+  for (const d of [upper, work, ctx.layout.rootfs(container)])
+    await mkdir(d, { recursive: true, mode: 0o755 });
+  await mountOverlay(image, upper, work, ctx.layout.rootfs(container));
+  return upper;
+}
+
+export const upperOf = (ctx: AgentContext, container: string): string =>
+  path.join(ctx.layout.bundle(container), 'overlay', 'upper');
 
 export async function dirBytes(dir: string): Promise<number> {
   let total = 0;

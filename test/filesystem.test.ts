@@ -6,12 +6,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, chown, lstat, stat, readFile, readdir, readlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, rm, stat, readFile, readdir, readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '../cli/client.ts';
 import { hooksKey, releaseKey } from '../agent/fault-hooks.ts';
 import { exec, run } from '../lib/exec.ts';
 import { nodePaths } from '../lib/paths.ts';
+import { filesystemOf } from '../agent/snapshot/driver.ts';
 import {
   CLUSTER,
   armHook,
@@ -158,4 +159,49 @@ test('a large first running send is followed by a second running round, and the 
   assert.ok((await verify(c, 'node2', container)).pass);
   assert.equal((await stat(path.join(rootfs('node2', container), 'data/big'))).size, 80 * 2 ** 20);
   await c.bus.call('node2', { kind: 'remove', container });
+});
+
+test('an overlay root filesystem moves as its rootfs diff over the same image on the target', async () => {
+  const container = unique('fs-ovl');
+  await c.bus.call(
+    'node1',
+    { kind: 'run', container, memoryMiB: 8, intervalMs: 10, rootfs: 'overlay' },
+    120_000,
+  );
+  const src = rootfs('node1', container);
+  await writeFile(path.join(src, 'data/added'), 'only in the upper directory');
+  await rm(path.join(src, 'bin/features')); // a whiteout over the image
+  const m = await migrate(c, unique('m-ovl'), { node: 'node1', container }, 'node2');
+  assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  assert.equal(m.status.migrationState?.volumes?.[0]?.driver, 'overlay');
+  const dst = rootfs('node2', container);
+  assert.equal(await filesystemOf(dst), 'overlayfs');
+  assert.equal(await readFile(path.join(dst, 'data/added'), 'utf8'), 'only in the upper directory');
+  assert.ok(!existsSync(path.join(dst, 'bin/features')), 'the deletion moved too');
+  assert.ok(existsSync(path.join(dst, 'bin/workload')), 'the image is below');
+  assert.ok((await verify(c, 'node2', container)).pass);
+  assert.ok(!existsSync(src), 'the source root is unmounted and gone');
+  await c.bus.call('node2', { kind: 'remove', container });
+});
+
+test('an overlay container whose restore fails rolls back: source running, target unmounted and clean', async () => {
+  const container = unique('fs-ovl-rb');
+  await c.bus.call(
+    'node1',
+    { kind: 'run', container, memoryMiB: 8, intervalMs: 10, rootfs: 'overlay' },
+    120_000,
+  );
+  const v0 = await verify(c, 'node1', container);
+  const name = unique('m-ovl-rb');
+  await armHook(c, 'node2', 'target.beforeRestore', {
+    action: 'corruptFile',
+    file: 'checkpoint/pstree.img',
+    migration: name,
+  });
+  await migrate(c, name, { node: 'node1', container }, 'node2');
+  await expectRolledBack(c, container, name, /restore on node2 failed: CriuRestoreFailed/, v0.counter!);
+  const mounts = await readFile('/proc/self/mounts', 'utf8');
+  assert.ok(!mounts.includes(rootfs('node2', container)), 'no overlay left mounted on the target');
+  await c.bus.call('node1', { kind: 'remove', container });
+  assert.ok(!(await readFile('/proc/self/mounts', 'utf8')).includes(rootfs('node1', container)));
 });

@@ -31,6 +31,8 @@ export const JobSchema = z.discriminatedUnion('kind', [
      * without one the container has a network namespace with loopback only.
      */
     address: z.ipv4().optional(),
+    /** btrfs: a subvolume of its own; overlay: the node's workload image below, its changes above. */
+    rootfs: z.enum(['btrfs', 'overlay']).default('btrfs'),
     memoryMiB: z.number().int().min(1).max(65536),
     intervalMs: z.number().int().min(1).max(60000).default(20),
     /** Host device nodes to give the container (tests: a device ferry must refuse to move). */
