@@ -18,6 +18,7 @@ import { exec, run } from '../lib/exec.ts';
 import type { AgentContext } from './context.ts';
 import { writeRestoreSpec } from './migration-target.ts';
 import { announce } from './runtime/container-net.ts';
+import { specVolumes } from './runtime/oci-spec.ts';
 import { DELETED_FILES, DIFF_TAR, memberName, safeRelative } from './snapshot/overlay.ts';
 import { createSubvolume, exists } from './snapshot/btrfs.ts';
 import { removeContainer } from './workload.ts';
@@ -55,6 +56,11 @@ export async function exportCheckpoint(ctx: AgentContext, job: JobOf<'export'>) 
   const images = path.join(dir, 'checkpoint');
   await mkdir(images, { recursive: true, mode: 0o700 });
   const spec = await readFile(path.join(layout.bundle(job.container), 'config.json'), 'utf8');
+  if (specVolumes(JSON.parse(spec) as Record<string, unknown>).length)
+    throw new FerryError(
+      'UnsupportedWorkload',
+      `${job.container} has node-local volumes, which archives do not carry yet`,
+    );
   if (st.status === 'running') await runc.pause(job.container);
   try {
     await runc.checkpointLeavingStopped(job.container, images, path.join(dir, 'work'));

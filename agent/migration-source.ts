@@ -11,6 +11,7 @@ import { AFFINITY_FILE, captureAffinity } from './criu/affinity.ts';
 import { withSession } from './peers.ts';
 import { chooseDriver, filesystemOf } from './snapshot/driver.ts';
 import { DELETED_FILES, DIFF_TAR, writeRootfsDiff } from './snapshot/overlay.ts';
+import { specVolumes } from './runtime/oci-spec.ts';
 import { addressOf, lockNet, unlockNet } from './runtime/container-net.ts';
 import { alive, dumpProcess, requireProcess, restoreProcess } from './process-tree.ts';
 import { keepLazyServer, stopBackground } from './page-streams.ts';
@@ -74,7 +75,10 @@ export async function preflightSource(
     : await exec('du', ['-sb', overlay ? upperOf(ctx, job.container) : ctx.layout.rootfs(job.container)], {
         errorCode: 'Internal',
       });
-  const rootfsBytes = du ? Number(du.stdout.split('\t')[0]) : 0;
+  const volumesDu = bare ? undefined : await exec('du', ['-sb', ctx.layout.volumes(job.container)]);
+  const volumesBytes = volumesDu?.code === 0 ? Number(volumesDu.stdout.split('\t')[0]) : 0;
+  // The target needs room for the root filesystem and every node-local volume.
+  const rootfsBytes = (du ? Number(du.stdout.split('\t')[0]) : 0) + volumesBytes;
   const dir = await mkdtemp(path.join(ctx.config.imagesDir, 'cpuinfo-'));
   try {
     await exec(ctx.config.criuPath, ['cpuinfo', 'dump', '-D', dir], { errorCode: 'CriuCheckFailed' });
@@ -120,6 +124,12 @@ async function compressItem(job: JobOf<'sync' | 'transfer'>, file?: string): Pro
   return worthCompressing(job.linkBytesPerSecond, file ? await sampleFile(file) : TYPICAL);
 }
 
+/** The container's node-local volumes, from its spec. */
+async function volumeNames(ctx: AgentContext, container: string): Promise<string[]> {
+  const file = path.join(ctx.layout.bundle(container), 'config.json');
+  return specVolumes(JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>).map((v) => v.name);
+}
+
 /** Which driver moves a container's root filesystem (preflight refused any other). */
 async function rootfsDriver(ctx: AgentContext, container: string): Promise<'btrfs' | 'overlay'> {
   return (await filesystemOf(ctx.layout.rootfs(container))) === 'overlayfs' ? 'overlay' : 'btrfs';
@@ -138,45 +148,52 @@ export function anotherRound(firstBytes: number, firstMs: number): boolean {
 export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
   if (job.migration.pid) return { bytes: 0, durationMs: 0, files: 0 }; // no filesystem of its own
   await requireState(ctx, job.container, ['running']);
-  // An overlay root's image is on every node already: its changes move frozen, as a rootfs diff.
-  if ((await rootfsDriver(ctx, job.container)) === 'overlay')
-    return { bytes: 0, durationMs: 0, files: 0, volumes: [{ name: 'rootfs', driver: 'overlay', bytes: 0 }] };
   const { layout } = ctx;
-  const base = layout.snapshot(job.migration.uid, 'base');
-  await snapshot(layout.rootfs(job.container), base, { readonly: true });
+  const uid = job.migration.uid;
+  // An overlay root's image is on every node already: its changes move frozen, as a rootfs diff.
+  const overlay = (await rootfsDriver(ctx, job.container)) === 'overlay';
+  const names = await volumeNames(ctx, job.container);
+  const volumes: Array<{ name: string; driver: string; bytes: number }> = [];
+  if (overlay) volumes.push({ name: 'rootfs', driver: 'overlay', bytes: 0 });
+  if (overlay && !names.length) return { bytes: 0, durationMs: 0, files: 0, volumes };
+  const base = layout.snapshot(uid, 'base');
   const started = Date.now();
-  const { bytes, rounds } = await withSession(
+  let rounds = overlay ? 0 : 1;
+  const bytes = await withSession(
     ctx,
     job.targetNode,
-    job.migration.uid,
+    uid,
     async (s) => {
       const cut = await ctx.hooks.take('source.duringSync', job.migration.name);
       if (cut?.action === 'cut') s.cutAfter(cut.afterBytes);
       const compress = await compressItem(job);
-      const t = Date.now();
-      const first = await s.sendBtrfs(base, path.basename(base), undefined, { compress });
-      if (!anotherRound(first, Date.now() - t)) return { bytes: first, rounds: 1 };
-      // What the workload wrote during a long first send goes now, still running, so the frozen
-      // increment only holds what it writes from here on.
-      const sync2 = layout.snapshot(job.migration.uid, 'sync2');
-      await snapshot(layout.rootfs(job.container), sync2, { readonly: true });
-      const parent = { path: base, name: path.basename(base) };
-      return {
-        bytes: first + (await s.sendBtrfs(sync2, path.basename(sync2), parent, { compress })),
-        rounds: 2,
-      };
+      if (!overlay) {
+        await snapshot(layout.rootfs(job.container), base, { readonly: true });
+        const t = Date.now();
+        let sent = await s.sendBtrfs(base, path.basename(base), undefined, { compress });
+        if (anotherRound(sent, Date.now() - t)) {
+          // What the workload wrote during a long first send goes now, still running, so the
+          // frozen increment only holds what it writes from here on.
+          const sync2 = layout.snapshot(uid, 'sync2');
+          await snapshot(layout.rootfs(job.container), sync2, { readonly: true });
+          const parent = { path: base, name: path.basename(base) };
+          sent += await s.sendBtrfs(sync2, path.basename(sync2), parent, { compress });
+          rounds = 2;
+        }
+        volumes.push({ name: 'rootfs', driver: 'btrfs', bytes: sent });
+      }
+      // Each node-local volume: a read-only snapshot, sent in full while the workload runs.
+      for (const name of names) {
+        const snap = layout.volumeSnapshot(uid, name, 'base');
+        await snapshot(layout.volume(job.container, name), snap, { readonly: true });
+        const sent = await s.sendBtrfs(snap, path.basename(snap), undefined, { compress });
+        volumes.push({ name, driver: 'btrfs', bytes: sent });
+      }
+      return s.bytes;
     },
-    {
-      bandwidth: job.bandwidth,
-    },
+    { bandwidth: job.bandwidth },
   );
-  return {
-    bytes,
-    durationMs: Date.now() - started,
-    files: rounds,
-    rounds,
-    volumes: [{ name: 'rootfs', driver: 'btrfs', bytes }],
-  };
+  return { bytes, durationMs: Date.now() - started, files: volumes.length, rounds, volumes };
 }
 
 /**
@@ -249,6 +266,10 @@ export async function checkpoint(ctx: AgentContext, job: JobOf<'checkpoint'>) {
   if ((await rootfsDriver(ctx, job.container)) === 'overlay')
     await writeRootfsDiff(upperOf(ctx, job.container), layout.images(uid));
   else await snapshot(layout.rootfs(job.container), layout.snapshot(uid, 'final'), { readonly: true });
+  for (const name of await volumeNames(ctx, job.container))
+    await snapshot(layout.volume(job.container, name), layout.volumeSnapshot(uid, name, 'final'), {
+      readonly: true,
+    });
   await ctx.hooks.fire('source.afterCheckpoint', job.migration.name, layout.images(uid));
   return {
     frozenAt,
@@ -297,33 +318,37 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
     await s.sendFile(path.join(layout.images(uid), AFFINITY_FILE), AFFINITY_FILE, { resume: true });
     if (job.migration.pid) return { bytes: s.bytes, durationMs: Date.now() - started, files: s.items };
     await s.sendFile(path.join(layout.bundle(job.container), 'config.json'), 'config.json', { resume: true });
+    const volumes: Array<{ name: string; driver: string; bytes: number }> = [];
     if (overlay) {
       let diff = 0;
       for (const f of [DIFF_TAR, DELETED_FILES]) {
         const file = path.join(layout.images(uid), f);
         diff += await s.sendFile(file, f, { resume: true, compress: await compressItem(job, file) });
       }
-      const volumes = [{ name: 'rootfs', driver: 'overlay', bytes: diff }];
-      return {
-        bytes: s.bytes,
-        durationMs: Date.now() - started,
-        files: s.items,
-        resumedBytes: s.resumedBytes,
-        volumes,
-      };
+      volumes.push({ name: 'rootfs', driver: 'overlay', bytes: diff });
+    } else {
+      const parent = { path: base, name: path.basename(base) };
+      const bytes = await s.sendBtrfs(final, path.basename(final), parent, {
+        compress: await compressItem(job),
+      });
+      volumes.push({ name: 'rootfs', driver: 'btrfs', bytes });
     }
-    const increment = await s.sendBtrfs(
-      final,
-      path.basename(final),
-      { path: base, name: path.basename(base) },
-      { compress: await compressItem(job) },
-    );
+    // Each node-local volume: its increment since the running send.
+    for (const name of await volumeNames(ctx, job.container)) {
+      const vBase = layout.volumeSnapshot(uid, name, 'base');
+      const vFinal = layout.volumeSnapshot(uid, name, 'final');
+      const parent = { path: vBase, name: path.basename(vBase) };
+      const bytes = await s.sendBtrfs(vFinal, path.basename(vFinal), parent, {
+        compress: await compressItem(job),
+      });
+      volumes.push({ name, driver: 'btrfs', bytes });
+    }
     return {
       bytes: s.bytes,
       durationMs: Date.now() - started,
       files: s.items,
       resumedBytes: s.resumedBytes,
-      volumes: [{ name: 'rootfs', driver: 'btrfs', bytes: increment }],
+      volumes,
     };
   };
   return withSession(ctx, job.targetNode, uid, send, { bandwidth: job.bandwidth, totalBytes });
@@ -332,6 +357,9 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
 async function dropMigrationFiles(ctx: AgentContext, uid: string): Promise<void> {
   for (const which of ['final', 'sync2', 'base'] as const)
     await deleteSubvolume(ctx.layout.snapshot(uid, which));
+  // Volume snapshots carry the uid in their names: whatever of them this migration made.
+  for (const e of await readdir(ctx.layout.snapshots).catch(() => [] as string[]))
+    if (e.startsWith(`${uid}-v-`)) await deleteSubvolume(path.join(ctx.layout.snapshots, e));
   await rm(ctx.layout.images(uid), { recursive: true, force: true });
 }
 

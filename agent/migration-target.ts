@@ -9,7 +9,7 @@ import { criuErrorLines } from './criu/criu-log.ts';
 import { AFFINITY_FILE, applyAffinity, type AffinityMap } from './criu/affinity.ts';
 import { checkCriu, spaceProblem } from './preflight.ts';
 import type { AgentContext } from './context.ts';
-import { retargetSpec } from './runtime/oci-spec.ts';
+import { retargetSpec, specVolumes } from './runtime/oci-spec.ts';
 import { ADDRESS_ANNOTATION, announce, createNetns } from './runtime/container-net.ts';
 import { startLazyDaemon, stopBackground } from './page-streams.ts';
 import { alive, killRestored, restoreProcess, restoredPid, treePids } from './process-tree.ts';
@@ -95,6 +95,14 @@ export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
     string,
     unknown
   >;
+  // Node-local volumes: a writable snapshot of each received final snapshot, in this bundle.
+  for (const v of specVolumes(spec)) {
+    const got = path.join(layout.incoming(uid), path.basename(layout.volumeSnapshot(uid, v.name, 'final')));
+    if (!(await exists(got)))
+      throw new FerryError('CriuRestoreFailed', `volume ${v.name} of ${job.container} was not received`);
+    await mkdir(layout.volumes(job.container), { recursive: true, mode: 0o700 });
+    await snapshot(got, layout.volume(job.container, v.name), { readonly: false });
+  }
   const address = await writeRestoreSpec(ctx, job.container, spec);
   await ctx.hooks.fire('target.beforeRestore', job.migration.name, layout.images(uid));
   const started = Date.now();
@@ -140,6 +148,7 @@ export async function writeRestoreSpec(
     cgroupsPathFor(ctx, container),
     await ctx.self.listen(container),
     netns ? `/run/netns/${netns}` : undefined,
+    ctx.layout.volumes(container),
   );
   await writeFile(path.join(ctx.layout.bundle(container), 'config.json'), JSON.stringify(moved, null, 2), {
     mode: 0o600,

@@ -57,8 +57,16 @@ async function createBundle(ctx: AgentContext, job: JobOf<'run'>): Promise<void>
     await fillWorkloadTree(ctx, rootfs);
   }
   const selfDir = await ctx.self.listen(job.container);
+  for (const v of job.volumes) {
+    await mkdir(ctx.layout.volumes(job.container), { recursive: true, mode: 0o700 });
+    await createSubvolume(ctx.layout.volume(job.container, v.name));
+  }
   const spec = buildOciSpec({
     selfDir,
+    volumes: job.volumes.map((v) => ({
+      source: ctx.layout.volume(job.container, v.name),
+      destination: v.path,
+    })),
     // The feature workload mounts a tmpfs of its own after it starts (its own mount tree).
     extraCaps: job.program === 'features' ? ['CAP_SYS_ADMIN'] : [],
     ...(job.address
@@ -158,6 +166,8 @@ export async function removeContainer(ctx: AgentContext, container: string): Pro
   if ((await exists(rootfs)) && (await filesystemOf(rootfs)) === 'overlayfs')
     await run('umount', [rootfs], 'SnapshotFailed');
   else if ((await exists(upperOf(ctx, container))) === false) await deleteSubvolume(rootfs);
+  const volumes = await readdir(ctx.layout.volumes(container)).catch(() => [] as string[]);
+  for (const v of volumes) await deleteSubvolume(ctx.layout.volume(container, v));
   await rm(ctx.layout.bundle(container), { recursive: true, force: true });
 }
 

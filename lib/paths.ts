@@ -39,6 +39,10 @@ export function fsLayout(fsRoot: string, imagesDir: string) {
     /** base: the first running send; sync2: a second running round; final: taken while frozen. */
     snapshot: (uid: string, which: 'base' | 'sync2' | 'final') =>
       path.join(fsRoot, 'snapshots', `${uid}-${which}`),
+    volumes: (c: string) => path.join(fsRoot, 'containers', c, 'volumes'),
+    volume: (c: string, name: string) => path.join(fsRoot, 'containers', c, 'volumes', name),
+    volumeSnapshot: (uid: string, name: string, which: 'base' | 'final') =>
+      path.join(fsRoot, 'snapshots', `${uid}-v-${name}-${which}`),
     incoming: (uid: string) => path.join(fsRoot, 'incoming', uid),
     images: (uid: string) => path.join(imagesDir, uid),
     checkpoint: (uid: string) => path.join(imagesDir, uid, 'checkpoint'),

@@ -17,6 +17,7 @@ import {
   CLUSTER,
   armHook,
   expectRolledBack,
+  list,
   migrate,
   runWorkload,
   testCluster,
@@ -204,4 +205,32 @@ test('an overlay container whose restore fails rolls back: source running, targe
   assert.ok(!mounts.includes(rootfs('node2', container)), 'no overlay left mounted on the target');
   await c.bus.call('node1', { kind: 'remove', container });
   assert.ok(!(await readFile('/proc/self/mounts', 'utf8')).includes(rootfs('node1', container)));
+});
+
+test('a node-local volume moves with the container and is mounted where it was on the target', async () => {
+  const container = unique('fs-vol');
+  await c.bus.call(
+    'node1',
+    { kind: 'run', container, memoryMiB: 8, intervalMs: 10, volumes: [{ name: 'state', path: '/state' }] },
+    120_000,
+  );
+  const vol = path.join(nodePaths(CLUSTER, 'node1').fsRoot, 'containers', container, 'volumes', 'state');
+  await writeFile(path.join(vol, 'ledger'), 'entry 1\nentry 2\n');
+  const m = await migrate(c, unique('m-vol'), { node: 'node1', container }, 'node2');
+  assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  const volumes = m.status.migrationState?.volumes ?? [];
+  assert.deepEqual(
+    volumes.map((v) => [v.name, v.driver]),
+    [
+      ['rootfs', 'btrfs'],
+      ['state', 'btrfs'],
+    ],
+  );
+  const pid = (await list(c, 'node2')).find((x) => x.id === container)?.pid;
+  assert.ok(pid, 'running on node2');
+  // Seen from inside the restored container, at the same place.
+  assert.equal(await readFile(`/proc/${pid}/root/state/ledger`, 'utf8'), 'entry 1\nentry 2\n');
+  assert.ok((await verify(c, 'node2', container)).pass);
+  await c.bus.call('node2', { kind: 'remove', container });
+  assert.ok(!existsSync(vol), 'the source volume is gone with its container');
 });

@@ -19,6 +19,8 @@ export interface SpecInput {
   selfDir?: string;
   /** Capabilities beyond the minimal set. */
   extraCaps?: string[];
+  /** Node-local volumes: btrfs subvolumes in the bundle, bind-mounted at `destination`. */
+  volumes?: Array<{ source: string; destination: string }>;
   /** A network namespace of its own, made beforehand (runtime/container-net.ts), and its address. */
   network?: { path: string; address: string };
 }
@@ -80,6 +82,12 @@ export function buildOciSpec(input: SpecInput): Record<string, unknown> {
         options: ['nosuid', 'noexec', 'nodev'],
       },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      ...(input.volumes ?? []).map((v) => ({
+        destination: v.destination,
+        type: 'bind',
+        source: v.source,
+        options: ['rbind', 'rw'],
+      })),
       ...(input.selfDir
         ? [{ destination: SELF_MOUNT, type: 'bind', source: input.selfDir, options: ['rbind', 'rw'] }]
         : []),
@@ -132,14 +140,32 @@ export function retargetSpec(
   cgroupsPath: string,
   selfDir: string,
   netnsPath?: string,
+  volumesDir?: string,
 ): Record<string, unknown> {
   const linux = (spec.linux ?? {}) as Record<string, unknown>;
-  const mounts = ((spec.mounts ?? []) as Array<Record<string, unknown>>).map((m) =>
-    m.destination === SELF_MOUNT ? { ...m, source: selfDir } : m,
-  );
+  const mounts = ((spec.mounts ?? []) as Array<Record<string, unknown>>).map((m) => {
+    if (m.destination === SELF_MOUNT) return { ...m, source: selfDir };
+    // A node-local volume lives in the bundle, whose path differs from node to node.
+    const vol = volumeName(m);
+    return vol && volumesDir ? { ...m, source: `${volumesDir}/${vol}` } : m;
+  });
   // A container with an address joins the namespace the target made for it, not the source's.
   const namespaces = ((linux.namespaces ?? []) as Array<Record<string, unknown>>).map((n) =>
     n.type === 'network' && netnsPath ? { ...n, path: netnsPath } : n,
   );
   return { ...spec, mounts, linux: { ...linux, cgroupsPath, namespaces } };
+}
+
+/** The volume a spec mount is, by its source: `…/containers/<container>/volumes/<name>`. Pure. */
+export function volumeName(m: Record<string, unknown>): string | undefined {
+  if (m.type !== 'bind' || typeof m.source !== 'string') return undefined;
+  return /\/containers\/[^/]+\/volumes\/([a-z0-9-]+)$/.exec(m.source)?.[1];
+}
+
+/** The node-local volumes of a spec: name and where the container sees it. Pure. */
+export function specVolumes(spec: Record<string, unknown>): Array<{ name: string; destination: string }> {
+  return ((spec.mounts ?? []) as Array<Record<string, unknown>>).flatMap((m) => {
+    const name = volumeName(m);
+    return name ? [{ name, destination: String(m.destination) }] : [];
+  });
 }

@@ -33,6 +33,13 @@ export const JobSchema = z.discriminatedUnion('kind', [
     address: z.ipv4().optional(),
     /** btrfs: a subvolume of its own; overlay: the node's workload image below, its changes above. */
     rootfs: z.enum(['btrfs', 'overlay']).default('btrfs'),
+    /** Node-local volumes: a btrfs subvolume each, mounted at `path`, moved with the container. */
+    volumes: z
+      .array(
+        z.strictObject({ name: z.string().regex(/^[a-z0-9-]{1,32}$/), path: z.string().startsWith('/') }),
+      )
+      .max(4)
+      .default([]),
     memoryMiB: z.number().int().min(1).max(65536),
     intervalMs: z.number().int().min(1).max(60000).default(20),
     /** Host device nodes to give the container (tests: a device ferry must refuse to move). */
