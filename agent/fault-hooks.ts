@@ -13,6 +13,7 @@ export const HOOK_POINTS = [
   'source.beforeTransfer',
   'source.duringTransfer',
   'source.duringSync',
+  'source.beforeSync',
 ] as const;
 export type HookPoint = (typeof HOOK_POINTS)[number];
 

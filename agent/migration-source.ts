@@ -150,6 +150,7 @@ export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
   await requireState(ctx, job.container, ['running']);
   const { layout } = ctx;
   const uid = job.migration.uid;
+  await ctx.hooks.fire('source.beforeSync', job.migration.name, layout.images(uid));
   // An overlay root's image is on every node already: its changes move frozen, as a rootfs diff.
   const overlay = (await rootfsDriver(ctx, job.container)) === 'overlay';
   const names = await volumeNames(ctx, job.container);

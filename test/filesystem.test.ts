@@ -6,7 +6,18 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, chown, lstat, rm, stat, readFile, readdir, readlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  lstat,
+  mkdir,
+  rm,
+  stat,
+  readFile,
+  readdir,
+  readlink,
+  writeFile,
+} from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '../cli/client.ts';
 import { hooksKey, releaseKey } from '../agent/fault-hooks.ts';
@@ -233,4 +244,34 @@ test('a node-local volume moves with the container and is mounted where it was o
   assert.ok((await verify(c, 'node2', container)).pass);
   await c.bus.call('node2', { kind: 'remove', container });
   assert.ok(!existsSync(vol), 'the source volume is gone with its container');
+});
+
+test('a target that runs out of space after preflight rolls back cleanly, the source never frozen', async () => {
+  const container = unique('fs-full');
+  await runWorkload(c, 'node1', container, 8);
+  const v0 = await verify(c, 'node1', container);
+  const name = unique('m-full');
+  const gate = unique('gate');
+  await armHook(c, 'node1', 'source.beforeSync', { action: 'block', release: gate, migration: name });
+  const done = migrate(c, name, { node: 'node1', container }, 'node2');
+  // Preflight passed (there was room); now something else takes the target's space.
+  for (let i = 0; i < 200 && (await c.store.get('default', name))?.status?.phase !== 'Syncing'; i++)
+    await new Promise((r) => setTimeout(r, 50));
+  const filler = path.join(nodePaths(CLUSTER, 'node2').fsRoot, 'filler');
+  await mkdir(filler);
+  try {
+    // Take the space in shrinking pieces until the filesystem refuses (df's figure is optimistic).
+    let n = 0;
+    for (const size of [256 * 2 ** 20, 16 * 2 ** 20, 2 ** 20, 64 * 1024])
+      while ((await exec('fallocate', ['-l', String(size), path.join(filler, `f${n++}`)])).code === 0);
+  } finally {
+    await c.redis.set(releaseKey(CLUSTER, gate), '1');
+  }
+  try {
+    await done;
+    await expectRolledBack(c, container, name, /sync on node1 failed: .*No space left/i, v0.counter!);
+  } finally {
+    await rm(filler, { recursive: true, force: true });
+  }
+  await c.bus.call('node1', { kind: 'remove', container });
 });

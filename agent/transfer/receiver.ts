@@ -183,7 +183,16 @@ async function btrfsSink(dir: string, item: Extract<Item, { type: 'btrfs' }>, lo
     async write(data) {
       hash.update(data);
       written += data.length;
-      if (!child.stdin.write(data)) await Promise.race([once(child.stdin, 'drain'), exited]);
+      try {
+        if (!child.stdin.write(data)) await Promise.race([once(child.stdin, 'drain'), exited]);
+      } catch {
+        // btrfs receive died under us (EPIPE): its own words say why (no space left, …).
+        await exited;
+        throw new FerryError(
+          'SnapshotFailed',
+          `btrfs receive of ${item.name} failed: ${stderr.trim().split('\n').slice(-2).join(' ') || 'it exited'}`,
+        );
+      }
     },
     async finish(end) {
       try {

@@ -83,7 +83,15 @@ export class TransferSession {
       }
     });
     channel.on('close', () => {
-      this.closedError ??= new FerryError('TransferFailed', 'the peer closed the transfer channel');
+      // A target that refused something says why before it closes: that is the reason to give,
+      // not the close itself (a sender busy writing data has not read the reply yet).
+      const refusal = this.replies.find((r): r is Extract<Reply, { ok: false }> => !r.ok);
+      this.closedError ??= refusal
+        ? new FerryError(
+            refusal.code === 'IntegrityError' ? 'IntegrityError' : 'TransferFailed',
+            `the target refused: ${refusal.error}`,
+          )
+        : new FerryError('TransferFailed', 'the peer closed the transfer channel');
       for (const w of this.waiters.splice(0))
         w({ ok: false, code: 'TransferFailed', error: this.closedError.message });
     });
