@@ -6,6 +6,7 @@
 //   spec.dump         its OCI runtime spec (JSON)
 //   rootfs-diff.tar   its root filesystem's changes (here: the whole tree, there is no image below)
 //   deleted.files     paths deleted from the image below (none here)
+//   volumes/NAME.tar  each node-local volume
 //   stats-dump        CRIU's dump statistics
 //
 // An archive to import is checked before anything is written: its layout, every member's path,
@@ -42,6 +43,29 @@ export function archiveProblem(listing: string): string | undefined {
   return missing.length ? `not a checkpoint archive: ${missing.join(', ')} missing` : undefined;
 }
 
+/** A tree as tar: owners as numbers, extended attributes kept. */
+function packTree(from: string, file: string): Promise<string> {
+  const args = ['--create', '--file', file, '--directory', from, '--xattrs', '--xattrs-include=*'];
+  return run('tar', [...args, '--numeric-owner', '.'], 'SnapshotFailed');
+}
+
+/** A whole tar whose every member stays inside the tree it unpacks into. */
+async function checkTree(file: string): Promise<void> {
+  const what = path.relative(path.dirname(path.dirname(file)), file);
+  const r = await exec('tar', ['--list', '--verbose', '--file', file]);
+  if (r.code !== 0) throw new FerryError('StreamRejected', `${what} is missing or not a whole tar archive`);
+  for (const line of r.stdout.split('\n').filter(Boolean)) {
+    const name = memberName(line).replace(/^\.\//, '').replace(/\/$/, '');
+    if (name && name !== '.' && !safeRelative(name))
+      throw new FerryError('StreamRejected', `${what}: member ${JSON.stringify(name)} leaves the root`);
+  }
+}
+
+function unpackTree(file: string, into: string): Promise<string> {
+  const args = ['--extract', '--file', file, '--directory', into, '--xattrs', '--xattrs-include=*'];
+  return run('tar', [...args, '--numeric-owner', '--same-permissions'], 'SnapshotFailed');
+}
+
 /** Checkpoints a container into an archive on this node; it keeps running unless asked to stop. */
 export async function exportCheckpoint(ctx: AgentContext, job: JobOf<'export'>) {
   const { layout, runc } = ctx;
@@ -56,25 +80,16 @@ export async function exportCheckpoint(ctx: AgentContext, job: JobOf<'export'>) 
   const images = path.join(dir, 'checkpoint');
   await mkdir(images, { recursive: true, mode: 0o700 });
   const spec = await readFile(path.join(layout.bundle(job.container), 'config.json'), 'utf8');
-  if (specVolumes(JSON.parse(spec) as Record<string, unknown>).length)
-    throw new FerryError(
-      'UnsupportedWorkload',
-      `${job.container} has node-local volumes, which archives do not carry yet`,
-    );
+  const volumes = specVolumes(JSON.parse(spec) as Record<string, unknown>);
   if (st.status === 'running') await runc.pause(job.container);
   try {
     await runc.checkpointLeavingStopped(job.container, images, path.join(dir, 'work'));
-    // Taken while frozen, like the images: the tree the restored processes expect.
-    await run(
-      'tar',
-      ['--create', '--file', path.join(dir, DIFF_TAR), '--directory', layout.rootfs(job.container)].concat([
-        '--xattrs',
-        '--xattrs-include=*',
-        '--numeric-owner',
-        '.',
-      ]),
-      'SnapshotFailed',
-    );
+    // Taken while frozen, like the images: the trees the restored processes expect. Node-local
+    // volumes go where Podman puts them, volumes/<name>.tar.
+    await packTree(layout.rootfs(job.container), path.join(dir, DIFF_TAR));
+    if (volumes.length) await mkdir(path.join(dir, 'volumes'), { mode: 0o700 });
+    for (const v of volumes)
+      await packTree(layout.volume(job.container, v.name), path.join(dir, 'volumes', `${v.name}.tar`));
   } finally {
     if (job.stop) await removeContainer(ctx, job.container);
     else if (st.status === 'running') await runc.resume(job.container);
@@ -138,26 +153,22 @@ export async function importCheckpoint(ctx: AgentContext, job: JobOf<'import'>) 
     const spec = JSON.parse(await readFile(path.join(dir, 'spec.dump'), 'utf8')) as Record<string, unknown>;
     if (typeof spec.ociVersion !== 'string')
       throw new FerryError('StreamRejected', 'spec.dump is not an OCI runtime spec');
-    // The root filesystem: the archive's tree, checked like the archive itself.
-    const inner = await exec('tar', ['--list', '--verbose', '--file', path.join(dir, DIFF_TAR)]);
-    if (inner.code !== 0) throw new FerryError('StreamRejected', `${DIFF_TAR} is not a whole tar archive`);
-    for (const line of inner.stdout.split('\n').filter(Boolean)) {
-      const name = memberName(line).replace(/^\.\//, '').replace(/\/$/, '');
-      if (name && name !== '.' && !safeRelative(name))
-        throw new FerryError('StreamRejected', `${DIFF_TAR}: member ${JSON.stringify(name)} leaves the root`);
-    }
+    // The root filesystem and each volume: checked like the archive itself, then unpacked.
+    const volumes = specVolumes(spec);
+    const trees = [
+      { tar: path.join(dir, DIFF_TAR), into: layout.rootfs(job.container) },
+      ...volumes.map((v) => ({
+        tar: path.join(dir, 'volumes', `${v.name}.tar`),
+        into: layout.volume(job.container, v.name),
+      })),
+    ];
+    for (const t of trees) await checkTree(t.tar);
     await mkdir(layout.bundle(job.container), { recursive: true, mode: 0o700 });
-    await createSubvolume(layout.rootfs(job.container));
-    await run(
-      'tar',
-      ['--extract', '--file', path.join(dir, DIFF_TAR), '--directory', layout.rootfs(job.container)].concat([
-        '--xattrs',
-        '--xattrs-include=*',
-        '--numeric-owner',
-        '--same-permissions',
-      ]),
-      'SnapshotFailed',
-    );
+    if (volumes.length) await mkdir(layout.volumes(job.container), { recursive: true, mode: 0o700 });
+    for (const t of trees) {
+      await createSubvolume(t.into);
+      await unpackTree(t.tar, t.into);
+    }
     const address = await writeRestoreSpec(ctx, job.container, spec);
     await runc.restore(
       job.container,

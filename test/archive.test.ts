@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, truncate, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, truncate, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '../cli/client.ts';
 import { run } from '../lib/exec.ts';
@@ -60,6 +60,28 @@ test('an exported checkpoint has the kubelet/Podman layout and restores on anoth
   await importAs(container, archive);
   const v = await verify(c, 'node2', container);
   assert.ok(v.pass, v.line);
+  await c.bus.call('node2', { kind: 'remove', container });
+});
+
+test('a container with a node-local volume carries it in the archive, as Podman does (volumes/NAME.tar)', async () => {
+  const container = unique('arch-vol');
+  await c.bus.call(
+    'node1',
+    { kind: 'run', container, memoryMiB: 8, intervalMs: 10, volumes: [{ name: 'state', path: '/state' }] },
+    120_000,
+  );
+  const vol = path.join(nodePaths(CLUSTER, 'node1').fsRoot, 'containers', container, 'volumes', 'state');
+  await writeFile(path.join(vol, 'ledger'), 'kept\n');
+  const r = (await c.bus.call('node1', { kind: 'export', container, stop: true }, 120_000)) as {
+    archive: string;
+  };
+  const archive = path.join(dir, 'vol.tar');
+  await run('mv', [r.archive, archive]);
+  assert.ok((await run('tar', ['--list', '--file', archive])).includes('volumes/state.tar'));
+  await importAs(container, archive);
+  const pid = (await list(c, 'node2')).find((x) => x.id === container)?.pid;
+  assert.equal(await readFile(`/proc/${pid}/root/state/ledger`, 'utf8'), 'kept\n');
+  assert.ok((await verify(c, 'node2', container)).pass);
   await c.bus.call('node2', { kind: 'remove', container });
 });
 

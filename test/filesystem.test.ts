@@ -271,7 +271,15 @@ test('a target that runs out of space after preflight rolls back cleanly, the so
     await done;
     await expectRolledBack(c, container, name, /sync on node1 failed: .*No space left/i, v0.counter!);
   } finally {
+    // Give the space back, and wait until btrfs has committed it: later tests need it.
     await rm(filler, { recursive: true, force: true });
+    const fs2 = nodePaths(CLUSTER, 'node2').fsRoot;
+    for (let i = 0; i < 100; i++) {
+      await run('btrfs', ['filesystem', 'sync', fs2]);
+      const free = Number((await run('df', ['--output=avail', '-B1', fs2])).trim().split('\n').pop());
+      if (free > 512 * 2 ** 20) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
   await c.bus.call('node1', { kind: 'remove', container });
 });
