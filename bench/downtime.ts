@@ -14,7 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Runc } from '../agent/runtime/runc.ts';
-import { clusterDown, clusterUp } from '../cluster/cluster.ts';
+import { clusterDown } from '../cluster/cluster.ts';
+import { BENCH_CLUSTER as CLUSTER, upBenchCluster } from './bench-cluster.ts';
 import { REPO_ROOT } from '../cluster/processes.ts';
 import { netnsName } from '../cluster/netns.ts';
 import { connect } from '../cli/client.ts';
@@ -35,7 +36,6 @@ const { values } = parseArgs({
 const modes = values.modes.split(',') as Mode[];
 const sizes = values.sizes.split(',').map(Number);
 const runs = Number(values.runs);
-const CLUSTER = 'bench';
 interface Sample {
   downtime: number;
   total: number;
@@ -50,14 +50,7 @@ async function main() {
   console.log(
     `ferry downtime benchmark: sizes ${sizes.join(', ')} MiB, ${runs} run(s) each, median reported`,
   );
-  await clusterUp({
-    name: CLUSTER,
-    nodes: 2,
-    subnet: '10.79.0',
-    faultHooks: false,
-    diskGiB: 8,
-    imagesGiB: 6,
-  });
+  await upBenchCluster();
   const c = await connect(CLUSTER);
   const node1 = nodePaths(CLUSTER, 'node1');
   const runc = new Runc(node1.runcRoot, path.join(FERRY_OPT, 'bin/criu'));

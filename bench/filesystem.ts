@@ -18,7 +18,8 @@ import {
   sendStream,
   snapshot,
 } from '../agent/snapshot/btrfs.ts';
-import { clusterDown, clusterUp } from '../cluster/cluster.ts';
+import { clusterDown } from '../cluster/cluster.ts';
+import { BENCH_CLUSTER as CLUSTER, upBenchCluster } from './bench-cluster.ts';
 import { REPO_ROOT } from '../cluster/processes.ts';
 import { bytes, ms, table } from '../cli/format.ts';
 import { clusterDir, fsLayout, nodePaths } from '../lib/paths.ts';
@@ -31,7 +32,6 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
   },
 });
-const CLUSTER = 'bench';
 const MIB = 2 ** 20;
 const FILE_MIB = 4;
 const MIGRATION = 'bench-fs-00000001';
@@ -69,14 +69,7 @@ async function plainSend(snap: string, into: string, parent?: string): Promise<n
 
 async function main() {
   const mib = Number(values.mib);
-  await clusterUp({
-    name: CLUSTER,
-    nodes: 2,
-    subnet: '10.79.0',
-    faultHooks: false,
-    diskGiB: 8,
-    imagesGiB: 6,
-  });
+  await upBenchCluster();
   const n1 = nodePaths(CLUSTER, 'node1');
   const n2 = nodePaths(CLUSTER, 'node2');
   const incoming = fsLayout(n2.fsRoot, n2.imagesDir).incoming(MIGRATION);

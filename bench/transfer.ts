@@ -9,7 +9,8 @@ import { randomFillSync } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { clusterDown, clusterUp } from '../cluster/cluster.ts';
+import { clusterDown } from '../cluster/cluster.ts';
+import { BENCH_CLUSTER as CLUSTER, BENCH_SUBNET, upBenchCluster } from './bench-cluster.ts';
 import { nodeEntry, REPO_ROOT } from '../cluster/processes.ts';
 import { netnsName, nodeAddress } from '../cluster/netns.ts';
 import { bytes, table } from '../cli/format.ts';
@@ -22,8 +23,7 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
   },
 });
-const CLUSTER = 'bench';
-const SUBNET = '10.79.0';
+const SUBNET = BENCH_SUBNET;
 const run = promisify(execFile);
 const inNode = (node: string, argv: string[]) => [
   'nsenter',
@@ -68,7 +68,7 @@ const VARIANTS: Variant[] = [
 ];
 
 async function main() {
-  await clusterUp({ name: CLUSTER, nodes: 2, subnet: SUBNET, faultHooks: false, diskGiB: 8, imagesGiB: 6 });
+  await upBenchCluster();
   const n1 = nodePaths(CLUSTER, 'node1');
   const files = {
     // Random data: what CRIU's page images of a busy heap look like to a compressor.

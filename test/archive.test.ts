@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Client } from '../cli/client.ts';
 import { run } from '../lib/exec.ts';
 import { nodePaths } from '../lib/paths.ts';
-import { CLUSTER, list, runWorkload, testCluster, unique, verify } from './helpers.ts';
+import { CLUSTER, list, runWithVolume, runWorkload, testCluster, unique, verify } from './helpers.ts';
 
 let c: Client;
 let dir: string;
@@ -65,12 +65,7 @@ test('an exported checkpoint has the kubelet/Podman layout and restores on anoth
 
 test('a container with a node-local volume carries it in the archive, as Podman does (volumes/NAME.tar)', async () => {
   const container = unique('arch-vol');
-  await c.bus.call(
-    'node1',
-    { kind: 'run', container, memoryMiB: 8, intervalMs: 10, volumes: [{ name: 'state', path: '/state' }] },
-    120_000,
-  );
-  const vol = path.join(nodePaths(CLUSTER, 'node1').fsRoot, 'containers', container, 'volumes', 'state');
+  const vol = await runWithVolume(c, 'node1', container);
   await writeFile(path.join(vol, 'ledger'), 'kept\n');
   const r = (await c.bus.call('node1', { kind: 'export', container, stop: true }, 120_000)) as {
     archive: string;

@@ -4,20 +4,8 @@
 // the target without partial subvolumes.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import {
-  chmod,
-  chown,
-  lstat,
-  mkdir,
-  rm,
-  stat,
-  readFile,
-  readdir,
-  readlink,
-  writeFile,
-} from 'node:fs/promises';
+import { chmod, chown, mkdir, rm, stat, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '../cli/client.ts';
 import { hooksKey, releaseKey } from '../agent/fault-hooks.ts';
@@ -28,6 +16,8 @@ import {
   CLUSTER,
   armHook,
   expectRolledBack,
+  runWithVolume,
+  treeDigest,
   list,
   migrate,
   runWorkload,
@@ -42,34 +32,6 @@ after(async () => c.close());
 
 const rootfs = (node: string, container: string) =>
   path.join(nodePaths(CLUSTER, node).fsRoot, 'containers', container, 'rootfs');
-
-/** Every entry of a tree: path, type, mode, owner, size, content hash or link target, xattrs. */
-async function treeDigest(root: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (dir: string) => {
-    for (const name of (await readdir(dir)).sort()) {
-      const p = path.join(dir, name);
-      const st = await lstat(p);
-      const rel = path.relative(root, p);
-      const what = st.isFile()
-        ? createHash('sha256')
-            .update(await readFile(p))
-            .digest('hex')
-        : st.isSymbolicLink()
-          ? `-> ${await readlink(p)}`
-          : st.isDirectory()
-            ? 'dir'
-            : 'special';
-      out.push(`${rel} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.isFile() ? st.size : ''} ${what}`);
-      if (st.isDirectory()) await walk(p);
-    }
-  };
-  await walk(root);
-  const attrs = (await exec('getfattr', ['-R', '-h', '-d', '-m', '-', '.'], { cwd: root })).stdout
-    .split('\n')
-    .filter(Boolean);
-  return [...out, ...attrs];
-}
 
 test('the counter file on the target ends with the last value written before the freeze, and grows on', async () => {
   const container = unique('fs-counter');
@@ -220,12 +182,7 @@ test('an overlay container whose restore fails rolls back: source running, targe
 
 test('a node-local volume moves with the container and is mounted where it was on the target', async () => {
   const container = unique('fs-vol');
-  await c.bus.call(
-    'node1',
-    { kind: 'run', container, memoryMiB: 8, intervalMs: 10, volumes: [{ name: 'state', path: '/state' }] },
-    120_000,
-  );
-  const vol = path.join(nodePaths(CLUSTER, 'node1').fsRoot, 'containers', container, 'volumes', 'state');
+  const vol = await runWithVolume(c, 'node1', container);
   await writeFile(path.join(vol, 'ledger'), 'entry 1\nentry 2\n');
   const m = await migrate(c, unique('m-vol'), { node: 'node1', container }, 'node2');
   assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);

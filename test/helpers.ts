@@ -2,8 +2,10 @@
 // Redis and nodes, fault hooks on), and helpers to run workloads and migrations on it.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { exec } from '../lib/exec.ts';
 import { VerifyResultSchema, type ContainerInfo } from '../api/v1alpha1/jobs.ts';
 import { API_VERSION, type MigrationInput, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import { clusterUp } from '../cluster/cluster.ts';
@@ -120,4 +122,39 @@ export async function expectRolledBack(
   );
   assert.deepEqual(await leftovers('node2', m.metadata.uid), []);
   assert.deepEqual(await leftovers('node1', m.metadata.uid), []);
+}
+
+/** Every entry of a tree: path, type, mode, owner, size, content hash or link target, xattrs. */
+export async function treeDigest(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string) => {
+    for (const name of (await readdir(dir)).sort()) {
+      const p = path.join(dir, name);
+      const st = await lstat(p);
+      const rel = path.relative(root, p);
+      const what = st.isFile()
+        ? createHash('sha256')
+            .update(await readFile(p))
+            .digest('hex')
+        : st.isSymbolicLink()
+          ? `-> ${await readlink(p)}`
+          : st.isDirectory()
+            ? 'dir'
+            : 'special';
+      out.push(`${rel} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.isFile() ? st.size : ''} ${what}`);
+      if (st.isDirectory()) await walk(p);
+    }
+  };
+  await walk(root);
+  const attrs = (await exec('getfattr', ['-R', '-h', '-d', '-m', '-', '.'], { cwd: root })).stdout
+    .split('\n')
+    .filter(Boolean);
+  return [...out, ...attrs];
+}
+
+/** Starts the test workload with one node-local volume, "state" at /state; returns its path. */
+export async function runWithVolume(c: Client, node: string, container: string): Promise<string> {
+  const volumes = [{ name: 'state', path: '/state' }];
+  await c.bus.call(node, { kind: 'run', container, memoryMiB: 8, intervalMs: 10, volumes }, 120_000);
+  return path.join(nodePaths(CLUSTER, node).fsRoot, 'containers', container, 'volumes', 'state');
 }

@@ -4,10 +4,10 @@
 // would write outside the root is refused before anything is written.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { chown, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { exec, run } from '../lib/exec.ts';
+import { treeDigest } from './helpers.ts';
 import {
   DELETED_FILES,
   DIFF_TAR,
@@ -41,28 +41,6 @@ async function overlay(name: string, lower: string): Promise<{ upper: string; me
   return { upper, merged };
 }
 
-async function digest(root: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    for (const name of (await readdir(d)).sort()) {
-      const p = path.join(d, name);
-      const st = await lstat(p);
-      const what = st.isFile()
-        ? createHash('sha256')
-            .update(await readFile(p))
-            .digest('hex')
-        : st.isSymbolicLink()
-          ? `-> ${await readlink(p)}`
-          : 'dir';
-      out.push(`${path.relative(root, p)} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${what}`);
-      if (st.isDirectory()) await walk(p);
-    }
-  };
-  await walk(root);
-  const attrs = (await exec('getfattr', ['-R', '-h', '-d', '-m', 'user.', '.'], { cwd: root })).stdout;
-  return [...out, ...attrs.split('\n').filter(Boolean)];
-}
-
 test('a rootfs diff carries changes, deletions, replaced directories, owners and xattrs', async () => {
   const lower = path.join(dir, 'image');
   await mkdir(path.join(lower, 'etc/conf.d'), { recursive: true });
@@ -87,8 +65,8 @@ test('a rootfs diff carries changes, deletions, replaced directories, owners and
   assert.deepEqual(changes.deleted, ['etc/conf.d', 'etc/remove']);
   const dst = await overlay('dst', lower);
   await applyRootfsDiff(diff, dst.merged);
-  assert.deepEqual(await digest(dst.merged), await digest(src.merged));
-  assert.ok((await digest(dst.merged)).some((l) => l.startsWith('etc/added 100600 1234:5678')));
+  assert.deepEqual(await treeDigest(dst.merged), await treeDigest(src.merged));
+  assert.ok((await treeDigest(dst.merged)).some((l) => l.startsWith('etc/added 100600 1234:5678')));
 });
 
 test('a diff that would write outside the root is refused, naming the entry', async () => {

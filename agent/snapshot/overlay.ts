@@ -59,6 +59,8 @@ export async function writeRootfsDiff(upper: string, out: string): Promise<Upper
       ['--create', '--file', path.join(out, DIFF_TAR), '--directory', upper, '--no-recursion'].concat([
         '--xattrs',
         '--xattrs-include=*',
+        // overlayfs's own bookkeeping on the upper directory (origin, impure, opaque): never carried.
+        '--xattrs-exclude=trusted.overlay.*',
         '--numeric-owner',
         '--null',
         '--files-from',
