@@ -13,6 +13,8 @@ import { demo, verify } from './demo.ts';
 import { MIGRATION_COLUMNS, describe, migrationRow, table } from './format.ts';
 import { parseManifest } from './manifest.ts';
 import { waitForMigration } from './watch.ts';
+import { drain } from './drain.ts';
+import type { Mode } from '../api/v1alpha1/migration.ts';
 import type { ContainerInfo } from '../api/v1alpha1/jobs.ts';
 
 const say = (line: string) => console.log(line);
@@ -144,6 +146,27 @@ program
       const r = await verify(c, o.node, container);
       say(r.line);
       if (!r.pass) process.exitCode = 1;
+    }),
+  );
+
+program
+  .command('drain <node>')
+  .description(
+    'move every workload off a node (one Migration each, within the controller limits); those that cannot move say why and keep running there',
+  )
+  .option('--to <node>', 'move everything to this node (default: the least busy other node, each)')
+  .addOption(
+    new Option('--strategy <mode>', 'memory strategy for every move').choices([
+      'Auto',
+      'StopAndCopy',
+      'PreCopy',
+      'PostCopy',
+    ]),
+  )
+  .action(async (node: string, o: { to?: string; strategy?: Mode }) =>
+    withClient(async (c) => {
+      const r = await drain(c, node, { to: o.to, mode: o.strategy, say });
+      if (r.failed.length) process.exitCode = 1;
     }),
   );
 
