@@ -48,6 +48,7 @@ function upOptions(o: {
   diskGib: string;
   imagesGib: string;
   redisUrl?: string;
+  metricsPort: string;
 }): UpOptions {
   return {
     name: cluster(),
@@ -56,6 +57,7 @@ function upOptions(o: {
     faultHooks: Boolean(o.faultHooks),
     diskGiB: Number(o.diskGib),
     imagesGiB: Number(o.imagesGib),
+    metricsPort: Number(o.metricsPort),
     ...(o.redisUrl ? { redisUrl: o.redisUrl } : {}),
     say,
   };
@@ -71,7 +73,12 @@ const addUpOptions = (c: Command) =>
     )
     .option('--disk-gib <n>', "size of each node's sparse btrfs disk", '8')
     .option('--images-gib <n>', "size limit of each node's image tmpfs", '4')
-    .option('--redis-url <url>', 'use this Redis instead of starting one');
+    .option('--redis-url <url>', 'use this Redis instead of starting one')
+    .option(
+      '--metrics-port <n>',
+      'the controller serves Prometheus metrics at http://127.0.0.1:N/metrics (0: off)',
+      '9477',
+    );
 
 const clusterCmd = program
   .command('cluster')

@@ -40,6 +40,7 @@ export interface UpOptions {
   redisUrl?: string;
   /** Leader lease of the controller (15 s, as client-go's default, unless set). */
   leaseMs?: number;
+  metricsPort?: number;
   say?: (line: string) => void;
 }
 
@@ -121,6 +122,7 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
     ownRedis: own,
     faultHooks: opts.faultHooks,
     leaseMs: opts.leaseMs ?? 15_000,
+    metricsPort: opts.metricsPort ?? 0,
   };
   const controllerPid = path.join(dir, 'controller.pid');
   const marker = `controller/main.ts --cluster ${opts.name}`;

@@ -38,6 +38,8 @@ export interface ControllerOptions {
   isLeader?: () => boolean;
   /** Test-only crash points (fault hooks), checked after each status write. */
   afterStatusWrite?: (m: StoredMigration, phase: string) => Promise<void>;
+  /** Told of every phase change written (metrics). */
+  onPhaseChange?: (next: StoredMigration['status']) => void;
 }
 
 /** Equal as documents: key order and undefined fields do not count (stores reorder keys). */
@@ -177,6 +179,7 @@ export class Controller {
       'phase change',
     );
     await this.announce(m, next);
+    this.opts.onPhaseChange?.(next);
     await this.opts.afterStatusWrite?.(m, next.phase);
     return true;
   }

@@ -9,6 +9,7 @@ import { createLogger } from '../lib/logger.ts';
 import { clusterConfigFile } from '../lib/paths.ts';
 import { connectRedis } from '../lib/redis.ts';
 import { Controller } from './controller.ts';
+import { ControllerMetrics } from './metrics.ts';
 import { DEFAULT_LIMITS } from './reconcile.ts';
 import { crashHook } from './crash-hook.ts';
 import { LeaderElector, RedisLease } from './leader.ts';
@@ -22,7 +23,10 @@ const USAGE = `usage: controller [--cluster NAME] [--kubeconfig FILE [--lease-na
   --lease-namespace NS  namespace of the leader-election Lease (default: default)
   --redis-url URL       work bus when there is no local cluster
   --max-running N       migrations running at once in the cluster (default 5)
-  --max-outbound-per-node N  migrations leaving one node at once (default 2)`;
+  --max-outbound-per-node N  migrations leaving one node at once (default 2)
+  --metrics-port N      serve Prometheus metrics at http://127.0.0.1:N/metrics (default: the
+                        cluster's metricsPort; 0 turns them off)
+  --metrics-host H      address to serve them on (default 127.0.0.1; 0.0.0.0 in a pod)`;
 
 async function main() {
   const { values } = parseArgs({
@@ -33,6 +37,8 @@ async function main() {
       'redis-url': { type: 'string' },
       'max-running': { type: 'string', default: String(DEFAULT_LIMITS.maxRunning) },
       'max-outbound-per-node': { type: 'string', default: String(DEFAULT_LIMITS.maxOutboundPerNode) },
+      'metrics-port': { type: 'string' },
+      'metrics-host': { type: 'string', default: '127.0.0.1' },
       help: { type: 'boolean' },
     },
   });
@@ -62,7 +68,9 @@ async function main() {
     store = new RedisMigrationStore(redis, values.cluster);
     elector = new LeaderElector(new RedisLease(redis, `ferry-${values.cluster}:leader`), log, leaseMs);
   }
+  let metrics: ControllerMetrics | undefined;
   const controller = new Controller({
+    onPhaseChange: (next) => metrics?.observe(next),
     cluster: values.cluster,
     redis,
     redisConfig,
@@ -87,6 +95,16 @@ async function main() {
       if (store instanceof KubeMigrationStore) store.stopInformer();
       void Promise.all([controller.stop(), elector.stop()]).finally(() => process.exit(0));
     });
+  }
+  // The cluster's metricsPort belongs to its own controller; one serving Kubernetes says its own.
+  const metricsPort = Number(values['metrics-port'] ?? (values.kubeconfig ? 0 : (cfg?.metricsPort ?? 0)));
+  if (metricsPort) {
+    metrics = new ControllerMetrics({ store, bus: controller.bus, redis, cluster: values.cluster });
+    // Metrics are for watching, not for running: a port already taken is logged, not fatal.
+    await metrics
+      .serve(metricsPort, values['metrics-host'])
+      .then(({ port }) => log.info({ port }, 'metrics at /metrics'))
+      .catch((err: Error) => log.error({ err: err.message, port: metricsPort }, 'cannot serve metrics'));
   }
   await elector.start();
   log.info({ identity: elector.identity }, 'controller running');

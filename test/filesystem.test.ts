@@ -217,10 +217,23 @@ test('a target that runs out of space after preflight rolls back cleanly, the so
   const filler = path.join(nodePaths(CLUSTER, 'node2').fsRoot, 'filler');
   await mkdir(filler);
   try {
-    // Take the space in shrinking pieces until the filesystem refuses (df's figure is optimistic).
+    // Subvolumes that earlier tests deleted are freed in the background: wait for that first, or
+    // the space they give back later would let the send through.
+    const fs2 = nodePaths(CLUSTER, 'node2').fsRoot;
+    await run('btrfs', ['subvolume', 'sync', fs2]);
+    // Take the space in shrinking pieces until the filesystem refuses (df's figure is optimistic),
+    // and again until not even 1 MiB more can be written.
     let n = 0;
-    for (const size of [256 * 2 ** 20, 16 * 2 ** 20, 2 ** 20, 64 * 1024])
-      while ((await exec('fallocate', ['-l', String(size), path.join(filler, `f${n++}`)])).code === 0);
+    const probe = path.join(filler, 'probe');
+    for (let round = 0; round < 5; round++) {
+      for (const size of [256 * 2 ** 20, 16 * 2 ** 20, 2 ** 20, 64 * 1024])
+        while ((await exec('fallocate', ['-l', String(size), path.join(filler, `f${n++}`)])).code === 0);
+      await run('btrfs', ['filesystem', 'sync', fs2]);
+      const full =
+        (await exec('dd', ['if=/dev/zero', `of=${probe}`, 'bs=1M', 'count=1', 'conv=fsync'])).code !== 0;
+      await rm(probe, { force: true });
+      if (full) break;
+    }
   } finally {
     await c.redis.set(releaseKey(CLUSTER, gate), '1');
   }

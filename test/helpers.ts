@@ -15,6 +15,8 @@ import { hooksKey, type HookInput, type HookPoint } from '../agent/fault-hooks.t
 import { nodePaths } from '../lib/paths.ts';
 
 export const CLUSTER = 'test';
+/** The test cluster's controller serves Prometheus metrics here. */
+export const METRICS_PORT = 9478;
 
 /** Brings the test cluster up, or repairs it (a killed controller is started again). */
 export const upTestCluster = () =>
@@ -26,6 +28,7 @@ export const upTestCluster = () =>
     diskGiB: 4,
     imagesGiB: 2,
     leaseMs: 3000,
+    metricsPort: METRICS_PORT,
   });
 
 export async function testCluster(): Promise<Client> {

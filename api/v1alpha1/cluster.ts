@@ -59,5 +59,7 @@ export const ClusterConfigSchema = z.strictObject({
   faultHooks: z.boolean(),
   /** How long the controller's leader lease lasts; a crashed leader is replaced after this. */
   leaseMs: z.number().int().min(1000).max(120_000).default(15_000),
+  /** Where the controller serves Prometheus metrics on 127.0.0.1; 0: not at all. */
+  metricsPort: z.number().int().min(0).max(65535).default(0),
 });
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
