@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { age, bytes, ms, table, timeline } from './format.ts';
+import { progressLine } from './watch.ts';
 import type { StoredMigration } from '../api/v1alpha1/migration.ts';
 
 test('sizes and durations read like kubectl output', () => {
@@ -35,4 +36,21 @@ test('the timeline shows when each phase began and how long it took', () => {
       'Succeeded   +1.60s',
     ].join('\n'),
   );
+});
+
+test('progress lines show a bar when the total is known, and bytes, rate and time left', () => {
+  assert.equal(
+    progressLine('transfer', {
+      bytes: 64 * 2 ** 20,
+      totalBytes: 256 * 2 ** 20,
+      bytesPerSecond: 128 * 2 ** 20,
+      etaSeconds: 2,
+    }),
+    '             transfer: [#####...............] 25% 64.0 MiB of 256.0 MiB sent at 128.0 MiB/s, 2s left',
+  );
+  assert.equal(
+    progressLine('checkpoint', { bytes: 2 ** 20, bytesPerSecond: 2 ** 20 }),
+    '             checkpoint: 1.0 MiB sent at 1.0 MiB/s',
+  );
+  assert.equal(progressLine('sync', undefined), '');
 });

@@ -6,6 +6,35 @@ import { jobIdFor } from '../controller/reconcile.ts';
 import type { Client } from './client.ts';
 import { bytes, ms } from './format.ts';
 
+/** The step that moves bytes in each phase: the running send, the streamed dump, the rest. */
+const SENDING_STEP: Partial<Record<string, 'sync' | 'checkpoint' | 'transfer'>> = {
+  Syncing: 'sync',
+  Checkpointing: 'checkpoint',
+  Transferring: 'transfer',
+};
+
+export interface Progress {
+  bytes?: number;
+  bytesPerSecond?: number;
+  totalBytes?: number;
+  etaSeconds?: number;
+}
+
+/** A progress line for a sending step: a bar when the total is known, bytes, rate, time left. Pure. */
+export function progressLine(step: string, p: Progress | undefined, width = 20): string {
+  if (!p?.bytes) return '';
+  const total = p.totalBytes;
+  const done = total ? Math.min(1, p.bytes / total) : undefined;
+  const bar =
+    done !== undefined
+      ? `[${'#'.repeat(Math.round(done * width)).padEnd(width, '.')}] ${Math.round(done * 100)}% `
+      : '';
+  const of = total ? ` of ${bytes(total)}` : '';
+  const rate = p.bytesPerSecond ? ` at ${bytes(p.bytesPerSecond)}/s` : '';
+  const eta = p.etaSeconds !== undefined ? `, ${p.etaSeconds}s left` : '';
+  return `             ${step}: ${bar}${bytes(p.bytes)}${of} sent${rate}${eta}`;
+}
+
 export async function waitForMigration(
   client: Client,
   namespace: string,
@@ -24,15 +53,10 @@ export async function waitForMigration(
     for (; seen < ts.length; seen++)
       out(`  +${ms(Date.parse(ts[seen]!.time) - t0).padEnd(8)} ${ts[seen]!.phase}`);
     if (TERMINAL_PHASES.includes(m.status.phase)) return m;
-    if (m.status.phase === 'Syncing' || m.status.phase === 'Transferring') {
-      const step = m.status.phase === 'Syncing' ? 'sync' : 'transfer';
+    const step = SENDING_STEP[m.status.phase];
+    if (step) {
       const job = await BullJob.fromId(client.bus.queue(m.spec.source.node), jobIdFor(m.metadata.uid, step));
-      const p = job?.progress as
-        { bytes?: number; bytesPerSecond?: number; totalBytes?: number; etaSeconds?: number } | undefined;
-      const of = p?.totalBytes ? ` of ${bytes(p.totalBytes)}` : '';
-      const rate = p?.bytesPerSecond ? ` at ${bytes(p.bytesPerSecond)}/s` : '';
-      const eta = p?.etaSeconds !== undefined ? `, ${p.etaSeconds}s left` : '';
-      const line = p?.bytes ? `             ${step}: ${bytes(p.bytes)}${of} sent${rate}${eta}` : '';
+      const line = progressLine(step, job?.progress as Progress | undefined);
       if (line && line !== lastProgress) out((lastProgress = line));
     }
     if (Date.now() > deadline) throw new Error(`migration ${name} did not finish within ${ms(timeoutMs)}`);
