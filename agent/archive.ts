@@ -20,7 +20,14 @@ import type { AgentContext } from './context.ts';
 import { writeRestoreSpec } from './migration-target.ts';
 import { announce } from './runtime/container-net.ts';
 import { specVolumes } from './runtime/oci-spec.ts';
-import { DELETED_FILES, DIFF_TAR, memberName, safeRelative } from './snapshot/overlay.ts';
+import {
+  DELETED_FILES,
+  DIFF_TAR,
+  checkTreeTar,
+  memberName,
+  safeRelative,
+  unpackTreeTar,
+} from './snapshot/overlay.ts';
 import { createSubvolume, exists } from './snapshot/btrfs.ts';
 import { removeContainer } from './workload.ts';
 
@@ -47,23 +54,6 @@ export function archiveProblem(listing: string): string | undefined {
 function packTree(from: string, file: string): Promise<string> {
   const args = ['--create', '--file', file, '--directory', from, '--xattrs', '--xattrs-include=*'];
   return run('tar', [...args, '--numeric-owner', '.'], 'SnapshotFailed');
-}
-
-/** A whole tar whose every member stays inside the tree it unpacks into. */
-async function checkTree(file: string): Promise<void> {
-  const what = path.relative(path.dirname(path.dirname(file)), file);
-  const r = await exec('tar', ['--list', '--verbose', '--file', file]);
-  if (r.code !== 0) throw new FerryError('StreamRejected', `${what} is missing or not a whole tar archive`);
-  for (const line of r.stdout.split('\n').filter(Boolean)) {
-    const name = memberName(line).replace(/^\.\//, '').replace(/\/$/, '');
-    if (name && name !== '.' && !safeRelative(name))
-      throw new FerryError('StreamRejected', `${what}: member ${JSON.stringify(name)} leaves the root`);
-  }
-}
-
-function unpackTree(file: string, into: string): Promise<string> {
-  const args = ['--extract', '--file', file, '--directory', into, '--xattrs', '--xattrs-include=*'];
-  return run('tar', [...args, '--numeric-owner', '--same-permissions'], 'SnapshotFailed');
 }
 
 /** Checkpoints a container into an archive on this node; it keeps running unless asked to stop. */
@@ -162,12 +152,12 @@ export async function importCheckpoint(ctx: AgentContext, job: JobOf<'import'>) 
         into: layout.volume(job.container, v.name),
       })),
     ];
-    for (const t of trees) await checkTree(t.tar);
+    for (const t of trees) await checkTreeTar(t.tar, path.relative(dir, t.tar));
     await mkdir(layout.bundle(job.container), { recursive: true, mode: 0o700 });
     if (volumes.length) await mkdir(layout.volumes(job.container), { recursive: true, mode: 0o700 });
     for (const t of trees) {
       await createSubvolume(t.into);
-      await unpackTree(t.tar, t.into);
+      await unpackTreeTar(t.tar, t.into);
     }
     const address = await writeRestoreSpec(ctx, job.container, spec);
     await runc.restore(

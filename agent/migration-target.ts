@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import path from 'node:path';
 import type { JobOf } from '../api/v1alpha1/jobs.ts';
 import { FerryError } from '../lib/errors.ts';
-import { exec, run } from '../lib/exec.ts';
+import { exec } from '../lib/exec.ts';
 import { criuErrorLines } from './criu/criu-log.ts';
 import { AFFINITY_FILE, applyAffinity, type AffinityMap } from './criu/affinity.ts';
 import { checkCriu, spaceProblem } from './preflight.ts';
@@ -16,7 +16,6 @@ import { alive, killRestored, restoreProcess, restoredPid, treePids } from './pr
 import { deleteSubvolume, exists, freeBytes, snapshot } from './snapshot/btrfs.ts';
 import { cgroupsPathFor, mountContainerOverlay, removeContainer, workloadImage } from './workload.ts';
 import { applyRootfsDiff, DIFF_TAR } from './snapshot/overlay.ts';
-import { filesystemOf } from './snapshot/driver.ts';
 
 /** Marks a bundle as made by one migration, so a rollback only ever removes its own container. */
 const MARKER = '.ferry-migration';
@@ -82,12 +81,6 @@ export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
   await writeFile(path.join(bundle, MARKER), uid, { mode: 0o600 });
   if (overlay) {
     // The same image below, a fresh upper directory, and the source's changes applied through it.
-    if (
-      (await exists(layout.rootfs(job.container))) &&
-      (await filesystemOf(layout.rootfs(job.container))) === 'overlayfs'
-    )
-      await run('umount', [layout.rootfs(job.container)], 'SnapshotFailed'); // a retry starts afresh
-    await rm(path.join(bundle, 'overlay'), { recursive: true, force: true });
     await mountContainerOverlay(ctx, job.container, await workloadImage(ctx));
     await applyRootfsDiff(layout.images(uid), layout.rootfs(job.container));
   } else await snapshot(received, layout.rootfs(job.container), { readonly: false });

@@ -30,8 +30,7 @@ export async function startDumpReceiver(
     'TransferFailed',
     `page server on ${ctx.config.node}`,
   );
-  ctx.tunnels.allow(port, peerNode);
-  void server.done.catch(() => undefined).finally(() => ctx.tunnels.revoke(port));
+  ctx.tunnels.allowWhile(port, peerNode, server.done);
   return { port, done: server.done, stop: () => server.stop() };
 }
 
@@ -57,8 +56,7 @@ export function keepLazyServer(
   port: number,
   targetNode: string,
 ): void {
-  ctx.tunnels.allow(port, targetNode);
-  void server.done.catch(() => undefined).finally(() => ctx.tunnels.revoke(port));
+  ctx.tunnels.allowWhile(port, targetNode, server.done);
   keep(ctx, uid, server);
 }
 

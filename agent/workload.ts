@@ -162,10 +162,8 @@ export async function removeContainer(ctx: AgentContext, container: string): Pro
   await removeNetns(ctx, container);
   await ctx.self.close(container);
   // An overlay root is a mount, not a subvolume: unmount it; its upper directory goes with the bundle.
-  const rootfs = ctx.layout.rootfs(container);
-  if ((await exists(rootfs)) && (await filesystemOf(rootfs)) === 'overlayfs')
-    await run('umount', [rootfs], 'SnapshotFailed');
-  else if ((await exists(upperOf(ctx, container))) === false) await deleteSubvolume(rootfs);
+  if (!(await unmountOverlayRoot(ctx, container)) && !(await exists(upperOf(ctx, container))))
+    await deleteSubvolume(ctx.layout.rootfs(container));
   const volumes = await readdir(ctx.layout.volumes(container)).catch(() => [] as string[]);
   for (const v of volumes) await deleteSubvolume(ctx.layout.volume(container, v));
   await rm(ctx.layout.bundle(container), { recursive: true, force: true });
@@ -201,13 +199,26 @@ export async function workloadImage(ctx: AgentContext): Promise<string> {
   return image;
 }
 
-/** Mounts a container's overlay root: `image` below, its upper and work folders in its bundle. */
+/** Unmounts a container's overlay root if it is mounted; true if it was. */
+async function unmountOverlayRoot(ctx: AgentContext, container: string): Promise<boolean> {
+  const rootfs = ctx.layout.rootfs(container);
+  if (!(await exists(rootfs)) || (await filesystemOf(rootfs)) !== 'overlayfs') return false;
+  await run('umount', [rootfs], 'SnapshotFailed');
+  return true;
+}
+
+/**
+ * Mounts a container's overlay root: `image` below, a fresh upper and work folder in its bundle.
+ * Whatever an earlier attempt mounted there is unmounted and dropped first, so a retry starts afresh.
+ */
 export async function mountContainerOverlay(
   ctx: AgentContext,
   container: string,
   image: string,
 ): Promise<string> {
   const bundle = ctx.layout.bundle(container);
+  await unmountOverlayRoot(ctx, container);
+  await rm(path.join(bundle, 'overlay'), { recursive: true, force: true });
   const upper = path.join(bundle, 'overlay', 'upper');
   const work = path.join(bundle, 'overlay', 'work');
   for (const d of [upper, work, ctx.layout.rootfs(container)])

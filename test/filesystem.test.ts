@@ -135,13 +135,13 @@ test('a large first running send is followed by a second running round, and the 
   await c.bus.call('node2', { kind: 'remove', container });
 });
 
+/** The test workload on node1 with an overlay root: the node's image below, its changes above. */
+const runOverlay = (container: string) =>
+  c.bus.call('node1', { kind: 'run', container, memoryMiB: 8, intervalMs: 10, rootfs: 'overlay' }, 120_000);
+
 test('an overlay root filesystem moves as its rootfs diff over the same image on the target', async () => {
   const container = unique('fs-ovl');
-  await c.bus.call(
-    'node1',
-    { kind: 'run', container, memoryMiB: 8, intervalMs: 10, rootfs: 'overlay' },
-    120_000,
-  );
+  await runOverlay(container);
   const src = rootfs('node1', container);
   await writeFile(path.join(src, 'data/added'), 'only in the upper directory');
   await rm(path.join(src, 'bin/features')); // a whiteout over the image
@@ -160,11 +160,7 @@ test('an overlay root filesystem moves as its rootfs diff over the same image on
 
 test('an overlay container whose restore fails rolls back: source running, target unmounted and clean', async () => {
   const container = unique('fs-ovl-rb');
-  await c.bus.call(
-    'node1',
-    { kind: 'run', container, memoryMiB: 8, intervalMs: 10, rootfs: 'overlay' },
-    120_000,
-  );
+  await runOverlay(container);
   const v0 = await verify(c, 'node1', container);
   const name = unique('m-ovl-rb');
   await armHook(c, 'node2', 'target.beforeRestore', {

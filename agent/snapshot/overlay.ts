@@ -93,19 +93,31 @@ export async function checkRootfsDiff(dir: string): Promise<void> {
   for (const d of deleted)
     if (!safeRelative(d))
       throw new FerryError('StreamRejected', `deleted.files: ${JSON.stringify(d)} leaves the root`);
-  const listing = await run(
-    'tar',
-    ['--list', '--verbose', '--file', path.join(dir, DIFF_TAR)],
-    'StreamRejected',
-  );
-  for (const line of listing.split('\n').filter(Boolean)) {
-    const name = memberName(line);
+  await checkTreeTar(path.join(dir, DIFF_TAR), DIFF_TAR);
+}
+
+/**
+ * A tree's tar, before it is unpacked anywhere: whole, every member inside the root it unpacks
+ * into, and no hard link to anything outside it. Used for rootfs diffs and for archives' trees.
+ */
+export async function checkTreeTar(file: string, what: string): Promise<void> {
+  const r = await exec('tar', ['--list', '--verbose', '--file', file]);
+  if (r.code !== 0) throw new FerryError('StreamRejected', `${what} is missing or not a whole tar archive`);
+  for (const line of r.stdout.split('\n').filter(Boolean)) {
+    const name = memberName(line).replace(/^\.\//, '').replace(/\/$/, '');
+    if (!name || name === '.') continue;
     if (!safeRelative(name))
-      throw new FerryError('StreamRejected', `${DIFF_TAR}: member ${JSON.stringify(name)} leaves the root`);
+      throw new FerryError('StreamRejected', `${what}: member ${JSON.stringify(name)} leaves the root`);
     const link = /^h/.test(line) ? / link to (.*)$/.exec(line)?.[1] : undefined;
-    if (link !== undefined && !safeRelative(link))
-      throw new FerryError('StreamRejected', `${DIFF_TAR}: hard link ${name} points outside the root`);
+    if (link !== undefined && !safeRelative(link.replace(/^\.\//, '')))
+      throw new FerryError('StreamRejected', `${what}: hard link ${name} points outside the root`);
   }
+}
+
+/** Unpacks a checked tree tar into `into`, owners, modes and extended attributes as they were. */
+export function unpackTreeTar(file: string, into: string): Promise<string> {
+  const args = ['--extract', '--file', file, '--directory', into, '--xattrs', '--xattrs-include=*'];
+  return run('tar', [...args, '--numeric-owner', '--same-permissions'], 'SnapshotFailed');
 }
 
 /** The member name of a `tar -tv` line ("-rw-r--r-- 0/0 5 2026-01-01 00:00 a/b -> c"). Pure. */
@@ -122,19 +134,7 @@ export async function applyRootfsDiff(dir: string, rootfs: string): Promise<void
   await checkRootfsDiff(dir);
   const deleted = (await readFile(path.join(dir, DELETED_FILES), 'utf8')).split('\n').filter(Boolean);
   for (const d of deleted) await rm(path.join(rootfs, d), { recursive: true, force: true });
-  await run(
-    'tar',
-    [
-      '--extract',
-      '--file',
-      path.join(dir, DIFF_TAR),
-      '--directory',
-      rootfs,
-      '--xattrs',
-      '--xattrs-include=*',
-    ].concat(['--numeric-owner', '--same-permissions']),
-    'SnapshotFailed',
-  );
+  await unpackTreeTar(path.join(dir, DIFF_TAR), rootfs);
 }
 
 /** Mounts an overlay of `lower` with `upper` and `work` at `merged`. */

@@ -21,6 +21,12 @@ export class TunnelPermits {
     this.ports.delete(port);
   }
 
+  /** Allows the port for as long as the server behind it runs (`done` settles when it ends). */
+  allowWhile(port: number, peerNode: string, done: Promise<unknown>): void {
+    this.allow(port, peerNode);
+    void done.catch(() => undefined).finally(() => this.revoke(port));
+  }
+
   allows(host: string, port: number, peerNode: string): boolean {
     return host === '127.0.0.1' && this.ports.get(port) === peerNode;
   }
