@@ -457,6 +457,16 @@ test('throughput is computed from the transfer’s bytes and time', () => {
   assert.equal(d.status.migrationState?.bytesDuringFreeze, 2_000_000);
 });
 
+test('with a streamed dump, the freeze’s throughput counts the streamed bytes and the dump’s time', () => {
+  const state = { sourceNode: 'node1', targetNode: 'node2', bytesDuringFreeze: 8_000_000, dumpMs: 1500 };
+  const d = decide(
+    migration('Transferring', { migrationState: state }),
+    facts({ transfer: done({ bytes: 2_000_000, durationMs: 500, files: 9 }) }),
+  );
+  assert.equal(d.status.migrationState?.bytesDuringFreeze, 10_000_000);
+  assert.equal(d.status.migrationState?.throughputBytesPerSecond, 5_000_000);
+});
+
 test('the transfer job names the target node, never an address', () => {
   const d = decide(migration('Transferring'), facts({}));
   assert.deepEqual(d.actions[0], {

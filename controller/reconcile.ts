@@ -259,7 +259,12 @@ function recordResults(phase: Phase, state: MigrationState, jobs: Facts['jobs'])
     case 'Transferring': {
       const bytes = num(r('transfer').bytes);
       const ms = num(r('transfer').durationMs);
-      const throughput = bytes !== undefined && ms ? Math.round((bytes * 1000) / ms) : undefined;
+      // Everything sent while frozen over the time spent sending it: with StopAndCopy streaming,
+      // most of it went during the dump, so the dump's time counts too.
+      const streamed = state.bytesDuringFreeze ?? 0;
+      const sendingMs = (ms ?? 0) + (streamed ? (state.dumpMs ?? 0) : 0);
+      const throughput =
+        bytes !== undefined && sendingMs ? Math.round(((bytes + streamed) * 1000) / sendingMs) : undefined;
       return {
         ...state,
         ...volumesFrom(state, r('transfer').volumes, 'bytesDuringFreeze'),

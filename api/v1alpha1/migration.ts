@@ -213,7 +213,9 @@ export const MigrationStateSchema = z
     throughputBytesPerSecond: z
       .number()
       .optional()
-      .describe('bytesDuringFreeze over transferMs, in bytes per second.'),
+      .describe(
+        'bytesDuringFreeze over the time spent sending them (transferMs, plus dumpMs when the dump streamed), in bytes per second.',
+      ),
     imageBytes: bytes('Size of the CRIU images, the measure of the workload memory'),
     dumpMs: ms('Time CRIU spent dumping'),
     restoreMs: ms('Time CRIU spent restoring'),
