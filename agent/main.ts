@@ -1,15 +1,17 @@
 // The node agent: a BullMQ worker on its node's queue, an SSH server for peers, and a heartbeat
 // that registers the node. Started by `ferry cluster up` inside the node's network namespace.
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { UnrecoverableError, Worker } from 'bullmq';
-import { AgentConfigSchema, type AgentConfig } from '../api/v1alpha1/cluster.ts';
+import { AgentConfigSchema, type AgentConfig, type Peer } from '../api/v1alpha1/cluster.ts';
 import { JobSchema } from '../api/v1alpha1/jobs.ts';
 import { FerryError, errorMessage } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { fsLayout } from '../lib/paths.ts';
 import { agentQueueName, connectRedis, queuePrefix } from '../lib/redis.ts';
-import { nodeKey } from '../controller/nodes.ts';
+import { nodeKey, readyNodes } from '../controller/nodes.ts';
+import { agentConfigFromEnv, peersFromRegistry, publicKeyLine } from './kube/node-env.ts';
 import type { AgentContext } from './context.ts';
 import { FaultHooks, hooksKey } from './fault-hooks.ts';
 import { dispatch } from './handlers.ts';
@@ -59,7 +61,12 @@ async function criuVersion(criu: string): Promise<string> {
   return /Version: (\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
 }
 
-export async function startAgent(config: AgentConfig, log: Logger) {
+export async function startAgent(
+  config: AgentConfig,
+  log: Logger,
+  /** sharedKey: every agent holds the same key (Kubernetes); peers come from the node registry. */
+  opts: { sharedKey?: boolean } = {},
+) {
   process.umask(0o077); // images, snapshots' metadata and logs are for root only
   log.info({ pid: process.pid }, 'agent starting: checking CRIU');
   const redis = connectRedis(config.redis);
@@ -95,6 +102,17 @@ export async function startAgent(config: AgentConfig, log: Logger) {
   for (const c of await ctx.runc.list().catch(() => [])) await ctx.self.listen(c.id).catch(() => undefined);
   if (ctx.criuProblem) log.error({ problem: ctx.criuProblem }, 'CRIU does not work on this node');
   const version = ctx.criuVersion;
+
+  const sharedPublicKey = opts.sharedKey ? publicKeyLine(ctx.privateKey) : undefined;
+  const writePeers = async (peers: Peer[]) => {
+    await mkdir(path.dirname(config.peersFile), { recursive: true, mode: 0o700 });
+    await writeFile(`${config.peersFile}.new`, JSON.stringify(peers), { mode: 0o600 });
+    await rename(`${config.peersFile}.new`, config.peersFile);
+  };
+  if (sharedPublicKey)
+    await writePeers([
+      { node: config.node, address: config.address, sshPort: config.sshPort, publicKey: sharedPublicKey },
+    ]);
 
   const ssh = await startSshServer({
     address: config.address,
@@ -172,6 +190,10 @@ export async function startAgent(config: AgentConfig, log: Logger) {
     await redis
       .set(nodeKey(config.cluster, config.node), JSON.stringify(info), 'PX', 6000)
       .catch((err: Error) => log.warn({ err: err.message }, 'heartbeat failed'));
+    if (sharedPublicKey)
+      await readyNodes(redis, config.cluster)
+        .then((nodes) => writePeers(peersFromRegistry(nodes, sharedPublicKey)))
+        .catch((err: Error) => log.warn({ err: err.message }, 'cannot refresh peers from the registry'));
   };
   await beat();
   const timer = setInterval(() => void beat(), 2000);
@@ -189,16 +211,24 @@ export async function startAgent(config: AgentConfig, log: Logger) {
   };
 }
 
+const USAGE = `usage: agent --config AGENT.json   a local cluster's node (written by ferry cluster up)
+       agent --kube                 a Kubernetes node: configuration from the pod's environment
+                                    (FERRY_NODE, FERRY_ADDRESS, FERRY_REDIS_URL, ...; see charts/ferry)`;
+
 async function main() {
   const i = process.argv.indexOf('--config');
   const file = i > 0 ? process.argv[i + 1] : undefined;
-  if (!file) {
-    console.error('usage: agent --config AGENT.json');
+  const kube = process.argv.includes('--kube');
+  if (process.argv.includes('--help')) return console.log(USAGE);
+  if (!file && !kube) {
+    console.error(USAGE);
     process.exit(2);
   }
-  const config = AgentConfigSchema.parse(JSON.parse(await readFile(file, 'utf8')));
+  const config = kube
+    ? agentConfigFromEnv(process.env)
+    : AgentConfigSchema.parse(JSON.parse(await readFile(file!, 'utf8')));
   const log = createLogger('agent').child({ node: config.node });
-  const agent = await startAgent(config, log);
+  const agent = await startAgent(config, log, kube ? { sharedKey: true } : {});
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => {
       log.info({ sig }, 'stopping');

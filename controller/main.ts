@@ -17,11 +17,12 @@ import { KubeLease } from './store/kube-lease.ts';
 import { KubeMigrationStore, loadKubeConfig } from './store/kube-store.ts';
 import { RedisMigrationStore } from './store/redis-store.ts';
 
-const USAGE = `usage: controller [--cluster NAME] [--kubeconfig FILE [--lease-namespace NS]] [--redis-url URL]
-  --cluster NAME        local cluster whose Redis is the work bus (default: local)
+const USAGE = `usage: controller [--cluster NAME] [--kubeconfig FILE | --in-cluster] [--redis-url URL]
+  --cluster NAME        local cluster whose Redis is the work bus (default: local; kube in a pod)
   --kubeconfig FILE     keep Migrations in Kubernetes instead of the local cluster's Redis
+  --in-cluster          the same, with the pod's service account (what the Helm chart runs)
   --lease-namespace NS  namespace of the leader-election Lease (default: default)
-  --redis-url URL       work bus when there is no local cluster
+  --redis-url URL       work bus when there is no local cluster (default: $FERRY_REDIS_URL)
   --max-running N       migrations running at once in the cluster (default 5)
   --max-outbound-per-node N  migrations leaving one node at once (default 2)
   --metrics-port N      serve Prometheus metrics at http://127.0.0.1:N/metrics (default: the
@@ -33,8 +34,9 @@ async function main() {
     options: {
       cluster: { type: 'string', default: 'local' },
       kubeconfig: { type: 'string' },
+      'in-cluster': { type: 'boolean' },
       'lease-namespace': { type: 'string', default: process.env.FERRY_NAMESPACE ?? 'default' },
-      'redis-url': { type: 'string' },
+      'redis-url': { type: 'string', default: process.env.FERRY_REDIS_URL },
       'max-running': { type: 'string', default: String(DEFAULT_LIMITS.maxRunning) },
       'max-outbound-per-node': { type: 'string', default: String(DEFAULT_LIMITS.maxOutboundPerNode) },
       'metrics-port': { type: 'string' },
@@ -43,9 +45,10 @@ async function main() {
     },
   });
   if (values.help) return console.log(USAGE);
+  const kube = values.kubeconfig !== undefined || values['in-cluster'] === true;
   const log = createLogger('controller').child({
     cluster: values.cluster,
-    store: values.kubeconfig ? 'kubernetes' : 'redis',
+    store: kube ? 'kubernetes' : 'redis',
   });
   const cfg = values['redis-url']
     ? undefined
@@ -56,7 +59,8 @@ async function main() {
 
   let store;
   let elector;
-  if (values.kubeconfig) {
+  if (kube) {
+    // Without a file, the default chain: KUBECONFIG, ~/.kube/config, or the pod's service account.
     const kc = loadKubeConfig(values.kubeconfig);
     store = new KubeMigrationStore(kc, log);
     elector = new LeaderElector(
@@ -97,7 +101,7 @@ async function main() {
     });
   }
   // The cluster's metricsPort belongs to its own controller; one serving Kubernetes says its own.
-  const metricsPort = Number(values['metrics-port'] ?? (values.kubeconfig ? 0 : (cfg?.metricsPort ?? 0)));
+  const metricsPort = Number(values['metrics-port'] ?? (kube ? 0 : (cfg?.metricsPort ?? 0)));
   if (metricsPort) {
     metrics = new ControllerMetrics({ store, bus: controller.bus, redis, cluster: values.cluster });
     // Metrics are for watching, not for running: a port already taken is logged, not fatal.

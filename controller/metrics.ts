@@ -104,6 +104,10 @@ export class ControllerMetrics {
   /** Serves /metrics on `port` (0: any free port); resolves to the port it listens on. */
   async serve(port: number, host = '127.0.0.1'): Promise<{ port: number; server: Server }> {
     const server = createServer((req, res) => {
+      if (req.url === '/healthz') {
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+        return;
+      }
       if (req.url !== '/metrics') {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('ferry controller: see /metrics\n');
         return;

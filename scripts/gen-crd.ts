@@ -1,5 +1,6 @@
-// Writes crds/ferry.dev_migrations.yaml from the zod schema (api/v1alpha1/crd.ts). Never edit the
-// YAML by hand: change the schema and run `node --import tsx scripts/gen-crd.ts`.
+// Writes crds/ferry.dev_migrations.yaml, and the Helm chart's copy of it, from the zod schema
+// (api/v1alpha1/crd.ts). Never edit the YAML by hand: change the schema and run
+// `node --import tsx scripts/gen-crd.ts`.
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,10 +11,17 @@ export const CRD_FILE = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
   '../crds/ferry.dev_migrations.yaml',
 );
+/** The chart reads the CRD through .Files, which cannot reach outside the chart's folder. */
+export const CHART_CRD_FILE = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../charts/ferry/files/ferry.dev_migrations.yaml',
+);
 export const renderCrd = (): string =>
   `# Generated from api/v1alpha1 by scripts/gen-crd.ts. Do not edit by hand.\n${stringify(migrationCrd(), { lineWidth: 0 })}`;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await writeFile(CRD_FILE, renderCrd());
-  console.log(`wrote ${path.relative(process.cwd(), CRD_FILE)}`);
+  for (const file of [CRD_FILE, CHART_CRD_FILE]) {
+    await writeFile(file, renderCrd());
+    console.log(`wrote ${path.relative(process.cwd(), file)}`);
+  }
 }

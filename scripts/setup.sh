@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything ferry needs on a Debian 12 or 13 machine, as root, idempotently:
-# apt packages, a CRIU >= 4.2 (scripts/install-criu.sh), npm modules and the test workload.
+# apt packages, a CRIU >= 4.2 (scripts/install-criu.sh), npm modules and the test workload;
+# with --test, what the tests need besides (scripts/test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OPT=${FERRY_OPT:-/opt/ferry}
@@ -8,6 +9,12 @@ OPT=${FERRY_OPT:-/opt/ferry}
 if [ "$(id -u)" != 0 ]; then echo "setup: run as root (network namespaces, mounts, runc)" >&2; exit 1; fi
 
 APT_PKGS=(runc iptables btrfs-progs redis-server redis-tools iproute2 busybox-static gcc libc6-dev util-linux zstd openssl attr thin-provisioning-tools)
+# For the tests only (scripts/test.sh passes --test): headless Chromium for the dashboard test, and
+# Go with sprig and yaml for test/helm-render (the chart rendered as Helm's engine would, no Helm
+# here), skopeo to check and import checkpoint OCI images.
+if [ "${1:-}" = "--test" ]; then
+  APT_PKGS+=(chromium fonts-dejavu-core golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev skopeo)
+fi
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -5,7 +5,7 @@
 # this script removes it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 echo "== typecheck"; npx tsc --noEmit -p .
 echo "== lint"; npx eslint . && npx prettier --check . >/dev/null
 cleanup() { ./bin/ferry --cluster test cluster down >/dev/null 2>&1 || true; }

@@ -36,7 +36,9 @@ export async function startSshServer(opts: SshServerOptions): Promise<{ port: nu
       // Re-read on every attempt so nodes added to the cluster are trusted without a restart.
       loadPeers(opts.peersFile)
         .then((peers) => {
-          const match = findPeerByKey(peers, ctx.key.algo, ctx.key.data);
+          // Only the peer the client claims to be: in a Kubernetes install all agents share one key.
+          const claimed = peers.filter((p) => p.node === ctx.username);
+          const match = findPeerByKey(claimed, ctx.key.algo, ctx.key.data);
           if (!match || match.node !== ctx.username) {
             log.warn(
               { remote: info.ip, user: ctx.username, fingerprint: fingerprint(ctx.key.data) },

@@ -1,0 +1,15 @@
+# The image the Helm chart runs (charts/ferry): the agent and the controller, chosen by the first
+# argument (bin/ferry-image). Not built on the project's machines (no container builder there):
+# what CI checks is the chart that runs it and the code inside it.
+FROM node:20-bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      runc iptables btrfs-progs iproute2 zstd tar openssl ca-certificates util-linux busybox-static \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY scripts/install-criu.sh scripts/
+RUN FERRY_IMAGE_BUILD=1 bash scripts/install-criu.sh
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error
+COPY . .
+ENTRYPOINT ["/app/bin/ferry-image"]
