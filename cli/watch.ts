@@ -2,23 +2,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Job as BullJob } from 'bullmq';
 import { TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
+import { SENDING_STEP, type Progress } from '../controller/progress.ts';
 import { jobIdFor } from '../controller/reconcile.ts';
 import type { Client } from './client.ts';
 import { bytes, ms } from './format.ts';
-
-/** The step that moves bytes in each phase: the running send, the streamed dump, the rest. */
-const SENDING_STEP: Partial<Record<string, 'sync' | 'checkpoint' | 'transfer'>> = {
-  Syncing: 'sync',
-  Checkpointing: 'checkpoint',
-  Transferring: 'transfer',
-};
-
-export interface Progress {
-  bytes?: number;
-  bytesPerSecond?: number;
-  totalBytes?: number;
-  etaSeconds?: number;
-}
 
 /** A progress line for a sending step: a bar when the total is known, bytes, rate, time left. Pure. */
 export function progressLine(step: string, p: Progress | undefined, width = 20): string {

@@ -10,6 +10,9 @@ import type { JobFact } from './reconcile.ts';
 
 const DAY = 24 * 3600;
 
+/** The job states the dashboard and /metrics count in each node's queue. */
+export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
+
 export class Bus {
   private readonly queues = new Map<string, Queue>();
   private readonly events = new Map<string, QueueEvents>();

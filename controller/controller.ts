@@ -8,6 +8,7 @@ import type { RedisConfig } from '../api/v1alpha1/cluster.ts';
 import { TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import type { Logger } from '../lib/logger.ts';
 import { Bus } from './bus.ts';
+import { addLoad, isRunning, loadOf } from './load.ts';
 import { readyNodes } from './nodes.ts';
 import {
   DEFAULT_LIMITS,
@@ -19,7 +20,6 @@ import {
   type Decision,
   type JobFact,
   type Limits,
-  type Load,
   type NodeFact,
   type StepName,
 } from './reconcile.ts';
@@ -46,24 +46,6 @@ export interface ControllerOptions {
 export function sameStatus(a: StoredMigration['status'], b: StoredMigration['status']): boolean {
   const norm = (x: unknown) => JSON.parse(JSON.stringify(x)) as unknown;
   return isDeepStrictEqual(norm(a), norm(b));
-}
-
-/** Running migrations (past Pending, not ended) by cluster, source node and target node. */
-export function loadOf(all: StoredMigration[]): Load {
-  const load: Load = { running: 0, outbound: {}, inbound: {} };
-  for (const m of all) if (isRunning(m)) addLoad(load, m, 1);
-  return load;
-}
-
-const isRunning = (m: StoredMigration): boolean =>
-  m.status.phase !== 'Pending' && !TERMINAL_PHASES.includes(m.status.phase);
-
-function addLoad(load: Load, m: StoredMigration, n: number): void {
-  load.running += n;
-  const src = m.spec.source.node;
-  load.outbound[src] = (load.outbound[src] ?? 0) + n;
-  const dst = m.status.migrationState?.targetNode;
-  if (dst) load.inbound[dst] = (load.inbound[dst] ?? 0) + n;
 }
 
 export class Controller {

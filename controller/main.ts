@@ -9,6 +9,8 @@ import { createLogger } from '../lib/logger.ts';
 import { clusterConfigFile } from '../lib/paths.ts';
 import { connectRedis } from '../lib/redis.ts';
 import { Controller } from './controller.ts';
+import { DashboardFeed } from './dashboard/collect.ts';
+import { serveHttp } from './http.ts';
 import { ControllerMetrics } from './metrics.ts';
 import { DEFAULT_LIMITS } from './reconcile.ts';
 import { crashHook } from './crash-hook.ts';
@@ -25,8 +27,8 @@ const USAGE = `usage: controller [--cluster NAME] [--kubeconfig FILE | --in-clus
   --redis-url URL       work bus when there is no local cluster (default: $FERRY_REDIS_URL)
   --max-running N       migrations running at once in the cluster (default 5)
   --max-outbound-per-node N  migrations leaving one node at once (default 2)
-  --metrics-port N      serve Prometheus metrics at http://127.0.0.1:N/metrics (default: the
-                        cluster's metricsPort; 0 turns them off)
+  --metrics-port N      serve the ops dashboard at http://127.0.0.1:N/ and Prometheus metrics at
+                        /metrics (default: the cluster's metricsPort; 0 turns them off)
   --metrics-host H      address to serve them on (default 127.0.0.1; 0.0.0.0 in a pod)`;
 
 async function main() {
@@ -105,10 +107,12 @@ async function main() {
   if (metricsPort) {
     metrics = new ControllerMetrics({ store, bus: controller.bus, redis, cluster: values.cluster });
     // Metrics are for watching, not for running: a port already taken is logged, not fatal.
-    await metrics
-      .serve(metricsPort, values['metrics-host'])
-      .then(({ port }) => log.info({ port }, 'metrics at /metrics'))
-      .catch((err: Error) => log.error({ err: err.message, port: metricsPort }, 'cannot serve metrics'));
+    const feed = new DashboardFeed({ store, bus: controller.bus, redis, cluster: values.cluster });
+    await serveHttp({ metrics, feed, log }, metricsPort, values['metrics-host'])
+      .then(({ port }) => log.info({ port }, 'dashboard at /, metrics at /metrics'))
+      .catch((err: Error) =>
+        log.error({ err: err.message, port: metricsPort }, 'cannot serve the dashboard'),
+      );
   }
   await elector.start();
   log.info({ identity: elector.identity }, 'controller running');

@@ -1,15 +1,12 @@
-// Prometheus metrics of the controller, at /metrics (prom-client). Counts and histograms are
+// Prometheus metrics of the controller, served at /metrics by controller/http.ts (prom-client). Counts and histograms are
 // observed as migrations end (the controller calls `observe` on each phase change it writes);
 // gauges are read from the store, the bus and the node registry when Prometheus scrapes.
-import { createServer, type Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import client from 'prom-client';
 import { PHASES, TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
-import type { Bus } from './bus.ts';
+import { QUEUE_STATES, type Bus } from './bus.ts';
 import { readyNodes } from './nodes.ts';
 import type { MigrationStore } from './store/migration-store.ts';
-
-const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
 
 export class ControllerMetrics {
   readonly registry = new client.Registry();
@@ -99,29 +96,5 @@ export class ControllerMetrics {
     if (ok && s?.throughputBytesPerSecond) this.rate.observe(s.throughputBytesPerSecond);
     if (s?.bytesBeforeFreeze) this.bytes.inc({ when: 'before_freeze' }, s.bytesBeforeFreeze);
     if (s?.bytesDuringFreeze) this.bytes.inc({ when: 'during_freeze' }, s.bytesDuringFreeze);
-  }
-
-  /** Serves /metrics on `port` (0: any free port); resolves to the port it listens on. */
-  async serve(port: number, host = '127.0.0.1'): Promise<{ port: number; server: Server }> {
-    const server = createServer((req, res) => {
-      if (req.url === '/healthz') {
-        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-        return;
-      }
-      if (req.url !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('ferry controller: see /metrics\n');
-        return;
-      }
-      this.registry
-        .metrics()
-        .then((text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text))
-        .catch((err: Error) => res.writeHead(500).end(err.message));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve());
-    });
-    const addr = server.address();
-    return { port: typeof addr === 'object' && addr ? addr.port : port, server };
   }
 }

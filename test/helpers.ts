@@ -1,5 +1,6 @@
 // Shared set-up for tests on the real local cluster: a cluster named "test" (its own subnet,
 // Redis and nodes, fault hooks on), and helpers to run workloads and migrations on it.
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
@@ -15,7 +16,7 @@ import { hooksKey, type HookInput, type HookPoint } from '../agent/fault-hooks.t
 import { nodePaths } from '../lib/paths.ts';
 
 export const CLUSTER = 'test';
-/** The test cluster's controller serves Prometheus metrics here. */
+/** The test cluster's controller serves its dashboard and Prometheus metrics here. */
 export const METRICS_PORT = 9478;
 
 /** Brings the test cluster up, or repairs it (a killed controller is started again). */
@@ -34,6 +35,21 @@ export const upTestCluster = () =>
 export async function testCluster(): Promise<Client> {
   await upTestCluster();
   return connect(CLUSTER);
+}
+
+/** The test controller's web address, once it answers: a controller just (re)started by
+ * upTestCluster opens its port a moment after its process starts. */
+export async function controllerUrl(): Promise<string> {
+  const base = `http://127.0.0.1:${METRICS_PORT}`;
+  for (let i = 0; ; i++) {
+    const ok = await fetch(`${base}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return base;
+    if (i > 200) throw new Error(`the test cluster's controller does not answer at ${base}`);
+    await sleep(100);
+  }
 }
 
 /** A name no other test uses, so tests never see each other's containers or Migrations. */

@@ -3,7 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from '../cli/client.ts';
-import { METRICS_PORT, migrate, runWorkload, testCluster, unique } from './helpers.ts';
+import { controllerUrl, migrate, runWorkload, testCluster, unique } from './helpers.ts';
 
 let c: Client;
 before(async () => (c = await testCluster()));
@@ -19,7 +19,7 @@ test('/metrics counts migrations, their downtime, agents and queues, in Promethe
   await runWorkload(c, 'node1', container, 8);
   const m = await migrate(c, unique('m-metrics'), { node: 'node1', container }, 'node2');
   assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
-  const res = await fetch(`http://127.0.0.1:${METRICS_PORT}/metrics`);
+  const res = await fetch(`${await controllerUrl()}/metrics`);
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type') ?? '', /text\/plain/);
   const text = await res.text();

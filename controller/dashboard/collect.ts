@@ -1,0 +1,42 @@
+// Gathers what the dashboard shows: Migrations from the store, nodes from the registry, job counts
+// from the bus, and the progress of each sending step, sampled on every snapshot so the page can
+// draw the transfer rate over time.
+import { Job as BullJob } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { TERMINAL_PHASES } from '../../api/v1alpha1/migration.ts';
+import { QUEUE_STATES, type Bus } from '../bus.ts';
+import { readyNodes } from '../nodes.ts';
+import { SENDING_STEP, type Progress } from '../progress.ts';
+import { jobIdFor } from '../reconcile.ts';
+import type { MigrationStore } from '../store/migration-store.ts';
+import { overview, RateHistory, type Overview, type QueueCounts } from './model.ts';
+
+export class DashboardFeed {
+  private readonly rates = new RateHistory();
+
+  constructor(private readonly deps: { store: MigrationStore; bus: Bus; redis: Redis; cluster: string }) {}
+
+  async snapshot(now = Date.now()): Promise<Overview> {
+    const { store, bus, redis, cluster } = this.deps;
+    const migrations = await store.list();
+    for (const m of migrations) {
+      const step = SENDING_STEP[m.status.phase];
+      if (!step || TERMINAL_PHASES.includes(m.status.phase)) continue;
+      const job = await BullJob.fromId(bus.queue(m.spec.source.node), jobIdFor(m.metadata.uid, step));
+      this.rates.record(m.metadata.uid, step, job?.progress as Progress | undefined, now);
+    }
+    this.rates.retain(new Set(migrations.map((m) => m.metadata.uid)));
+    const nodes = await readyNodes(redis, cluster);
+    const queues = new Map<string, QueueCounts>();
+    for (const node of nodes.keys()) {
+      const c = await bus.queue(node).getJobCounts(...QUEUE_STATES);
+      queues.set(node, {
+        waiting: c.waiting ?? 0,
+        active: c.active ?? 0,
+        delayed: c.delayed ?? 0,
+        failed: c.failed ?? 0,
+      });
+    }
+    return overview({ cluster, now, migrations, nodes, queues, rates: (uid) => this.rates.of(uid) });
+  }
+}
