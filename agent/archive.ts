@@ -96,12 +96,13 @@ export async function exportCheckpoint(ctx: AgentContext, job: JobOf<'export'>) 
     path.join(dir, 'config.dump'),
     JSON.stringify(
       {
+        // Podman's ContainerConfig fields, which checkpointctl and image builders read.
         id: job.container,
         name: job.container,
-        rootfsImageName: '',
-        runtimeName: 'runc',
+        runtime: 'runc',
         createdTime: now,
         checkpointedTime: now,
+        restored: false,
         ferryNode: ctx.config.node,
       },
       null,
