@@ -2,6 +2,7 @@
 import type { Job, JobKind, JobOf } from '../api/v1alpha1/jobs.ts';
 import type { AgentContext } from './context.ts';
 import { exportCheckpoint, importCheckpoint } from './archive.ts';
+import * as pods from './kube/pod-jobs.ts';
 import * as source from './migration-source.ts';
 import * as target from './migration-target.ts';
 import {
@@ -38,6 +39,13 @@ export const handlers: Handlers = {
   verifyTarget: target.verifyTarget,
   cleanupTarget: target.cleanupTarget,
   rollbackTarget: target.rollbackTarget,
+  podFreeze: pods.podFreeze,
+  podThaw: pods.podThaw,
+  podCheckpoint: pods.podCheckpoint,
+  podSend: pods.podSend,
+  podImport: pods.podImport,
+  podRemoveImages: pods.podRemoveImages,
+  podCleanup: pods.podCleanup,
 };
 
 export function dispatch(ctx: AgentContext, job: Job): Promise<unknown> {

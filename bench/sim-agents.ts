@@ -38,6 +38,13 @@ const DELAY: Record<Job['kind'], number> = {
   verifyTarget: 10,
   cleanupSource: 5,
   cleanupTarget: 5,
+  podFreeze: 1,
+  podThaw: 1,
+  podCheckpoint: 30,
+  podSend: 50,
+  podImport: 10,
+  podRemoveImages: 1,
+  podCleanup: 1,
   resumeSource: 5,
   rollbackTarget: 5,
 };

@@ -13,7 +13,15 @@ import {
 import { FerryError } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
 import { connectRedis } from '../lib/redis.ts';
-import { FERRY_OPT, FERRY_RUN, clusterConfigFile, clusterDir, nodePaths, nodeRunDir } from '../lib/paths.ts';
+import {
+  FERRY_OPT,
+  FERRY_RUN,
+  clusterConfigFile,
+  clusterDir,
+  nodeDir,
+  nodePaths,
+  nodeRunDir,
+} from '../lib/paths.ts';
 import { readyNodes } from '../controller/nodes.ts';
 import { generateNodeKey } from '../agent/transfer/keys.ts';
 import {
@@ -41,8 +49,26 @@ export interface UpOptions {
   /** Leader lease of the controller (15 s, as client-go's default, unless set). */
   leaseMs?: number;
   metricsPort?: number;
+  /**
+   * Test clusters: each node's agent takes pods through a fake kubelet on the bridge address, at
+   * this port plus the node's number, with a CRI-O-style image store of its own (test/fake-kubelet.ts).
+   */
+  kubeletPortBase?: number;
   say?: (line: string) => void;
 }
+
+/** The token and CA an agent of a test cluster presents to and expects from its fake kubelet. */
+export const kubeletFiles = (cluster: string) => ({
+  token: path.join(clusterDir(cluster), 'kubelet', 'token'),
+  ca: path.join(clusterDir(cluster), 'kubelet', 'ca.pem'),
+});
+
+/** Where a test node keeps its checkpoint images (containers-storage, as CRI-O does). */
+export const nodeImageStore = (cluster: string, node: string) => ({
+  root: path.join(nodeDir(cluster, node), 'containers-storage'),
+  runRoot: path.join(nodeRunDir(cluster, node), 'containers-storage'),
+  driver: 'vfs',
+});
 
 export const nodeName = (i: number): string => `node${i}`;
 
@@ -151,6 +177,18 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
       ferryctlBinary: path.join(FERRY_OPT, 'bin/ferryctl'),
       runDir: nodeRunDir(opts.name, node),
       faultHooks: opts.faultHooks,
+      ...(opts.kubeletPortBase
+        ? {
+            kube: {
+              kubeletAddress: `${opts.subnet}.1`,
+              kubeletPort: opts.kubeletPortBase + i + 1,
+              tokenFile: kubeletFiles(opts.name).token,
+              caFile: kubeletFiles(opts.name).ca,
+              runtime: 'cri-o',
+              imageStore: nodeImageStore(opts.name, node),
+            },
+          }
+        : {}),
     });
     const changed =
       (await readFile(p.configFile, 'utf8').catch(() => '')) !== JSON.stringify(agentConfig, null, 2);

@@ -9,6 +9,7 @@ import { TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration
 import type { Logger } from '../lib/logger.ts';
 import { Bus } from './bus.ts';
 import { addLoad, isRunning, loadOf } from './load.ts';
+import type { PodRunner } from './kube/pod-runner.ts';
 import { readyNodes } from './nodes.ts';
 import {
   DEFAULT_LIMITS,
@@ -16,6 +17,7 @@ import {
   jobIdFor,
   PHASE_STEPS,
   sideNode,
+  transition,
   type Action,
   type Decision,
   type JobFact,
@@ -40,6 +42,8 @@ export interface ControllerOptions {
   afterStatusWrite?: (m: StoredMigration, phase: string) => Promise<void>;
   /** Told of every phase change written (metrics). */
   onPhaseChange?: (next: StoredMigration['status']) => void;
+  /** Runs pod Migrations past Pending (Kubernetes only); without it, they are refused. */
+  pods?: PodRunner;
 }
 
 /** Equal as documents: key order and undefined fields do not count (stores reorder keys). */
@@ -123,6 +127,15 @@ export class Controller {
     const load = loadOf(all);
     let changed = 0;
     let batch = all.filter((m) => !TERMINAL_PHASES.includes(m.status.phase) || m.metadata.deletionTimestamp);
+    // Pod Migrations: placed and admitted here like any other, then run by the pod runner.
+    for (const m of batch.filter((x) => x.spec.source.pod && x.status.phase !== 'Pending')) {
+      if (TERMINAL_PHASES.includes(m.status.phase)) await this.act(m, [{ type: 'release' }]);
+      else if (this.opts.pods) this.opts.pods.reconcile(m);
+      else await this.refusePod(m);
+    }
+    for (const m of batch.filter((x) => x.spec.source.pod && x.status.phase === 'Pending' && !this.opts.pods))
+      await this.refusePod(m);
+    batch = batch.filter((m) => !m.spec.source.pod || (this.opts.pods && m.status.phase === 'Pending'));
     // Rounds: a migration that changed phase usually has jobs to enqueue, so it is decided again
     // at once rather than a pass later. In each round, observing and acting run for all
     // migrations at once (Redis pipelines the requests); deciding stays sequential, oldest first,
@@ -148,6 +161,24 @@ export class Controller {
     }
     return changed;
   }
+
+  private async refusePod(m: StoredMigration): Promise<void> {
+    const reason =
+      'InvalidInput: spec.source.pod: pods move on a Kubernetes cluster only; this controller serves a local cluster, so name the container instead';
+    const next = transition(m.status, 'Failed', new Date().toISOString(), { failureReason: reason });
+    if (await this.opts.store.updateStatus(m.metadata.namespace, m.metadata.name, next))
+      await this.announce(m, next);
+  }
+
+  /** Announces and counts a phase a pod run wrote. */
+  readonly podPhase = async (m: StoredMigration, next: StoredMigration['status']): Promise<void> => {
+    this.opts.log.info(
+      { migration: m.metadata.name, next: next.phase, reason: next.failureReason },
+      'phase change',
+    );
+    await this.announce(m, next);
+    this.opts.onPhaseChange?.(next);
+  };
 
   /** Carries out one decision: its actions, then its status and an Event. True if the phase moved. */
   private async apply(m: StoredMigration, decision: Decision): Promise<boolean> {

@@ -10,6 +10,9 @@ import { clusterConfigFile } from '../lib/paths.ts';
 import { connectRedis } from '../lib/redis.ts';
 import { Controller } from './controller.ts';
 import { DashboardFeed } from './dashboard/collect.ts';
+import { busPodAgents, KubePodApi } from './kube/pod-ports.ts';
+import type { PodAgents } from './kube/pod-migration.ts';
+import { PodRunner } from './kube/pod-runner.ts';
 import { serveHttp } from './http.ts';
 import { ControllerMetrics } from './metrics.ts';
 import { DEFAULT_LIMITS } from './reconcile.ts';
@@ -61,9 +64,10 @@ async function main() {
 
   let store;
   let elector;
+  let kc;
   if (kube) {
     // Without a file, the default chain: KUBECONFIG, ~/.kube/config, or the pod's service account.
-    const kc = loadKubeConfig(values.kubeconfig);
+    kc = loadKubeConfig(values.kubeconfig);
     store = new KubeMigrationStore(kc, log);
     elector = new LeaderElector(
       new KubeLease(kc, values['lease-namespace'], 'ferry-controller'),
@@ -75,7 +79,19 @@ async function main() {
     elector = new LeaderElector(new RedisLease(redis, `ferry-${values.cluster}:leader`), log, leaseMs);
   }
   let metrics: ControllerMetrics | undefined;
-  const controller = new Controller({
+  // Pods move only on Kubernetes; the runner reaches agents through the controller's bus.
+  const pods: PodRunner | undefined =
+    kc &&
+    new PodRunner({
+      store,
+      pods: new KubePodApi(kc),
+      agents: (m): PodAgents => busPodAgents(controller.bus, { uid: m.metadata.uid, name: m.metadata.name }),
+      log,
+      isLeader: elector.isLeader,
+      onPhase: (m, next) => controller.podPhase(m, next),
+    });
+  const controller: Controller = new Controller({
+    ...(pods ? { pods } : {}),
     onPhaseChange: (next) => metrics?.observe(next),
     cluster: values.cluster,
     redis,

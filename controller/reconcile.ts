@@ -138,7 +138,7 @@ export function sideNode(m: StoredMigration, side: Side): string | undefined {
   return side === 'source' ? m.spec.source.node : (m.status.migrationState?.targetNode ?? m.spec.target.node);
 }
 
-function transition(
+export function transition(
   status: MigrationStatus,
   phase: Phase,
   now: string,

@@ -6,17 +6,15 @@
 // stale resourceVersion and 409 AlreadyExists; 404 NotFound; 422 Invalid with field causes; the
 // status subresource (a main-resource update ignores status, a /status update ignores everything
 // else); metadata.generation bumped on spec changes; deletionTimestamp held by finalizers; Leases
-// (coordination.k8s.io/v1) and Events (v1), with fieldSelector on involvedObject.name.
+// (coordination.k8s.io/v1) and Events (v1), with fieldSelector on involvedObject.name; Pods (v1)
+// with their status subresource, which the fake kubelets (test/fake-kubelet.ts) write.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { MigrationSchema } from '../api/v1alpha1/migration.ts';
 import { specChange } from '../controller/store/migration-store.ts';
+import { selfSignedCert } from './self-signed.ts';
 
 type Obj = Record<string, unknown> & { metadata: Record<string, unknown> };
 interface WatchEvent {
@@ -51,6 +49,7 @@ const KINDS: Kind[] = [
     statusSubresource: false,
   },
   { kind: 'Event', apiVersion: 'v1', group: '/api/v1', plural: 'events', statusSubresource: false },
+  { kind: 'Pod', apiVersion: 'v1', group: '/api/v1', plural: 'pods', statusSubresource: true },
 ];
 
 /** How many past events a watch can resume from; older resourceVersions get 410 Expired. */
@@ -70,37 +69,9 @@ export class FakeApiServer {
 
   /** Serves HTTPS with a throw-away self-signed certificate, as client-node refuses plain HTTP. */
   async start(): Promise<string> {
-    const dir = mkdtempSync(path.join(tmpdir(), 'fake-apiserver-'));
-    const [key, cert] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
-    this.ca = readFileSync(cert, 'utf8');
-    this.server = createServer(
-      { key: readFileSync(key), cert: this.ca },
-      (req, res) => void this.handle(req, res),
-    );
-    rmSync(dir, { recursive: true, force: true });
+    const { key, cert } = selfSignedCert('127.0.0.1');
+    this.ca = cert;
+    this.server = createServer({ key, cert }, (req, res) => void this.handle(req, res));
     await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', () => r()));
     this.url = `https://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this.url;
@@ -358,8 +329,23 @@ export class FakeApiServer {
   }
 }
 
+/** The little of pod validation ferry's pods meet: a DNS name, containers with a name and an image. */
+function validatePod(obj: Obj): string | undefined {
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(String(obj.metadata.name)))
+    return `metadata.name: Invalid value: "${String(obj.metadata.name)}": a lowercase RFC 1123 label`;
+  const containers = (obj.spec as { containers?: { name?: string; image?: string }[] } | undefined)
+    ?.containers;
+  if (!containers?.length) return 'spec.containers: Required value';
+  for (const [i, c] of containers.entries()) {
+    if (!c.name) return `spec.containers[${i}].name: Required value`;
+    if (!c.image) return `spec.containers[${i}].image: Required value`;
+  }
+  return undefined;
+}
+
 /** OpenAPI validation and CEL rules, as the CRD declares them, for Migrations. */
 function validate(kind: Kind, obj: Obj, old?: Obj): string | undefined {
+  if (kind.kind === 'Pod') return validatePod(obj);
   if (kind.kind !== 'Migration') return undefined;
   const { status: _s, ...rest } = obj;
   const parsed = MigrationSchema.safeParse({

@@ -248,6 +248,18 @@ describe('the Helm chart', () => {
     );
     assert.match(Object.entries(off.files).find(([f]) => f.endsWith('NOTES.txt'))![1], /crds\.install=false/);
 
+    // The runtime decides where checkpoint images are imported: containerd's socket or CRI-O's store.
+    const crio = (await render({ agent: { runtime: { name: 'cri-o', runcRoot: '/run/runc' } } })).find(
+      'DaemonSet',
+    ).spec.template.spec;
+    const crioMounts = crio.containers[0].volumeMounts.map((v: { mountPath: string }) => v.mountPath);
+    assert.ok(crioMounts.includes('/var/lib/containers/storage') && crioMounts.includes('/run/runc'));
+    assert.ok(!crioMounts.includes('/run/containerd/containerd.sock'));
+    assert.deepEqual(
+      crio.containers[0].env.find((e: { name: string }) => e.name === 'FERRY_RUNTIME'),
+      { name: 'FERRY_RUNTIME', value: 'cri-o' },
+    );
+
     const unkept = await render({ crds: { keep: false } });
     assert.equal(unkept.find('CustomResourceDefinition').metadata.annotations, undefined);
 

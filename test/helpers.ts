@@ -18,6 +18,8 @@ import { nodePaths } from '../lib/paths.ts';
 export const CLUSTER = 'test';
 /** The test cluster's controller serves its dashboard and Prometheus metrics here. */
 export const METRICS_PORT = 9478;
+/** Node N's agent finds its fake kubelet at the bridge address, this port + N (pod-migration test). */
+export const KUBELET_PORT_BASE = 10250;
 
 /** Brings the test cluster up, or repairs it (a killed controller is started again). */
 export const upTestCluster = () =>
@@ -30,6 +32,7 @@ export const upTestCluster = () =>
     imagesGiB: 2,
     leaseMs: 3000,
     metricsPort: METRICS_PORT,
+    kubeletPortBase: KUBELET_PORT_BASE,
   });
 
 export async function testCluster(): Promise<Client> {

@@ -65,10 +65,16 @@ export function checkpointAnnotations(
   const a = specAnnotations ?? {};
   const manager = a['io.container.manager'];
   const containerd = a['io.kubernetes.cri.container-name'] !== undefined;
-  const engine = manager === 'cri-o' ? 'cri-o' : manager === 'libpod' ? 'podman' : containerd ? 'containerd' : 'ferry';
+  const engine =
+    manager === 'cri-o' ? 'cri-o' : manager === 'libpod' ? 'podman' : containerd ? 'containerd' : 'ferry';
   const container =
-    a['io.kubernetes.container.name'] ?? a['io.kubernetes.cri.container-name'] ?? config.name ?? config.id ?? '';
-  if (!container) throw new FerryError('StreamRejected', 'the archive names no container (config.dump has no name)');
+    a['io.kubernetes.container.name'] ??
+    a['io.kubernetes.cri.container-name'] ??
+    config.name ??
+    config.id ??
+    '';
+  if (!container)
+    throw new FerryError('StreamRejected', 'the archive names no container (config.dump has no name)');
   const out: Record<string, string> = {
     [ANNOTATION.engine]: engine,
     [ANNOTATION.container]: container,
@@ -91,7 +97,9 @@ export function checkpointAnnotations(
 
 /** An image reference's tag (what the OCI layout's ref.name carries): "repo:tag" -> "tag". */
 export function tagOf(ref: string): string {
-  const m = /^(?:[^/]+\/)*[^/:@]+(?::([\w][\w.-]{0,127}))?$/.exec(ref);
+  const m = /^(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?(?:[a-z0-9._-]+\/)*[a-z0-9._-]+(?::(\w[\w.-]{0,127}))?$/.exec(
+    ref,
+  );
   if (!m) throw new FerryError('InvalidInput', `${JSON.stringify(ref)} is not an image reference`);
   return m[1] ?? 'latest';
 }
@@ -131,7 +139,11 @@ export async function buildCheckpointImage(opts: {
     await link(opts.archive, path.join(blobs, layerHex)).catch(() =>
       copyFile(opts.archive, path.join(blobs, layerHex)),
     );
-    const layer = { mediaType: MEDIA.layer, digest: `sha256:${layerHex}`, size: (await stat(opts.archive)).size };
+    const layer = {
+      mediaType: MEDIA.layer,
+      digest: `sha256:${layerHex}`,
+      size: (await stat(opts.archive)).size,
+    };
     const created = (opts.created ?? new Date()).toISOString();
     const config = await putJson(blobs, MEDIA.config, {
       created,
@@ -154,7 +166,10 @@ export async function buildCheckpointImage(opts: {
         schemaVersion: 2,
         mediaType: MEDIA.index,
         manifests: [
-          { ...manifest, annotations: { ...opts.annotations, 'org.opencontainers.image.ref.name': tagOf(opts.ref) } },
+          {
+            ...manifest,
+            annotations: { ...opts.annotations, 'org.opencontainers.image.ref.name': tagOf(opts.ref) },
+          },
         ],
       }),
       { mode: 0o600 },
@@ -164,7 +179,17 @@ export async function buildCheckpointImage(opts: {
     });
     await run(
       'tar',
-      ['--create', '--file', opts.out, '--directory', work, '--numeric-owner', 'oci-layout', 'index.json', 'blobs'],
+      [
+        '--create',
+        '--file',
+        opts.out,
+        '--directory',
+        work,
+        '--numeric-owner',
+        'oci-layout',
+        'index.json',
+        'blobs',
+      ],
       'SnapshotFailed',
     );
     return { manifestDigest: manifest.digest, bytes: (await stat(opts.out)).size };
@@ -191,5 +216,22 @@ export function importCommand(
     return ['ctr', '--namespace', 'k8s.io', 'images', 'import', '--base-name', repo, ociArchive];
   }
   const store = storage ? `[${storage.driver}@${storage.root}+${storage.runRoot}]` : '';
-  return ['skopeo', 'copy', '--quiet', `oci-archive:${ociArchive}:${tagOf(ref)}`, `containers-storage:${store}${ref}`];
+  return [
+    'skopeo',
+    'copy',
+    '--quiet',
+    `oci-archive:${ociArchive}:${tagOf(ref)}`,
+    `containers-storage:${store}${ref}`,
+  ];
+}
+
+/** The command that removes a checkpoint image from a node's runtime image store. Pure. */
+export function removeImageCommand(
+  runtime: NodeRuntime,
+  ref: string,
+  storage?: { root: string; runRoot: string; driver: string },
+): [string, ...string[]] {
+  if (runtime === 'containerd') return ['ctr', '--namespace', 'k8s.io', 'images', 'rm', ref];
+  const store = storage ? `[${storage.driver}@${storage.root}+${storage.runRoot}]` : '';
+  return ['skopeo', 'delete', `containers-storage:${store}${ref}`];
 }

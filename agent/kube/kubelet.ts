@@ -37,8 +37,10 @@ export function kubeletError(status: number, body: string, what: string): FerryE
       'FeatureUnsupported',
       `the kubelet has no checkpoint API: enable the ContainerCheckpoint feature gate (Kubernetes >= 1.25, beta in 1.30)`,
     );
-  if (status === 404) return new FerryError('ContainerNotFound', `the kubelet cannot checkpoint ${what}: ${said}`);
-  if (status >= 500) return new FerryError('CriuDumpFailed', `the kubelet's checkpoint of ${what} failed: ${said}`);
+  if (status === 404)
+    return new FerryError('ContainerNotFound', `the kubelet cannot checkpoint ${what}: ${said}`);
+  if (status >= 500)
+    return new FerryError('CriuDumpFailed', `the kubelet's checkpoint of ${what} failed: ${said}`);
   return new FerryError('Internal', `the kubelet answered ${status} to the checkpoint of ${what}: ${said}`);
 }
 
@@ -70,14 +72,21 @@ export function checkpointContainer(kubelet: KubeletEndpoint, req: CheckpointReq
             if (!Array.isArray(items) || typeof items[0] !== 'string') throw new Error('no items');
             resolve(items[0]);
           } catch {
-            reject(new FerryError('Internal', `the kubelet's answer for ${what} names no archive: ${body.slice(0, 200)}`));
+            reject(
+              new FerryError(
+                'Internal',
+                `the kubelet's answer for ${what} names no archive: ${body.slice(0, 200)}`,
+              ),
+            );
           }
         });
       },
     );
     r.on('timeout', () => r.destroy(new Error('no answer in time')));
     r.on('error', (err) =>
-      reject(new FerryError('TransferFailed', `cannot reach the kubelet at ${kubelet.address}: ${err.message}`)),
+      reject(
+        new FerryError('TransferFailed', `cannot reach the kubelet at ${kubelet.address}: ${err.message}`),
+      ),
     );
     r.end();
   });

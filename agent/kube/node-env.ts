@@ -20,6 +20,14 @@ const ENV: Partial<Record<keyof AgentConfig, string>> = {
   keyFile: 'FERRY_SSH_KEY_FILE',
 };
 
+const KUBE_ENV: Record<string, string> = {
+  kubeletAddress: 'FERRY_ADDRESS',
+  kubeletPort: 'FERRY_KUBELET_PORT',
+  tokenFile: 'FERRY_TOKEN_FILE',
+  caFile: 'FERRY_KUBELET_CA',
+  runtime: 'FERRY_RUNTIME',
+};
+
 /** The agent's configuration from its pod's environment; a missing or bad variable is named. */
 export function agentConfigFromEnv(env: NodeJS.ProcessEnv): AgentConfig {
   const opt = '/opt/ferry/bin';
@@ -43,12 +51,22 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv): AgentConfig {
     runDir: '/run/ferry',
     faultHooks: false,
     labels: {},
+    // The pod path: the kubelet on this node's address, the pod's service account token.
+    kube: {
+      kubeletAddress: env.FERRY_ADDRESS,
+      kubeletPort: Number(env.FERRY_KUBELET_PORT ?? 10250),
+      tokenFile: env.FERRY_TOKEN_FILE ?? '/var/run/secrets/kubernetes.io/serviceaccount/token',
+      ...(env.FERRY_KUBELET_CA ? { caFile: env.FERRY_KUBELET_CA } : {}),
+      insecureSkipTLSVerify: env.FERRY_KUBELET_INSECURE === 'true',
+      runtime: env.FERRY_RUNTIME ?? 'containerd',
+    },
   };
   const parsed = AgentConfigSchema.safeParse(candidate);
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((i) => {
-    const field = String(i.path[0]) as keyof AgentConfig;
-    return `${ENV[field] ?? field}: ${candidate[field] === undefined ? 'not set' : i.message}`;
+    const field = String(i.path[0]) as keyof typeof candidate;
+    const name = field === 'kube' ? KUBE_ENV[String(i.path[1])] : ENV[field];
+    return `${name ?? i.path.join('.')}: ${candidate[field] === undefined ? 'not set' : i.message}`;
   });
   throw new FerryError('InvalidInput', `agent environment: ${problems.join('; ')}`);
 }

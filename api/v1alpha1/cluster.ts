@@ -18,6 +18,29 @@ export const PeerSchema = z.strictObject({
 export type Peer = z.infer<typeof PeerSchema>;
 export const PeersSchema = z.array(PeerSchema);
 
+/** How an agent on a Kubernetes node reaches its kubelet and its container runtime (the pod path). */
+export const KubeNodeSchema = z.strictObject({
+  /** The kubelet's address and port: the node's own, 10250, in a cluster. */
+  kubeletAddress: z.ipv4(),
+  kubeletPort: z.number().int().min(1).max(65535).default(10250),
+  /** Bearer token file: the agent's service account token. */
+  tokenFile: z.string().startsWith('/'),
+  /** CA of the kubelet's serving certificate; the system's CAs without it. */
+  caFile: z.string().startsWith('/').optional(),
+  insecureSkipTLSVerify: z.boolean().default(false),
+  /** The runtime whose image store receives checkpoint images. */
+  runtime: z.enum(['containerd', 'cri-o']),
+  /** containers-storage's location (CRI-O), when not the system's. */
+  imageStore: z
+    .strictObject({
+      root: z.string().startsWith('/'),
+      runRoot: z.string().startsWith('/'),
+      driver: z.string().regex(/^[a-z0-9]+$/),
+    })
+    .optional(),
+});
+export type KubeNode = z.infer<typeof KubeNodeSchema>;
+
 export const AgentConfigSchema = z.strictObject({
   cluster: z.string(),
   node: NameSchema,
@@ -45,6 +68,8 @@ export const AgentConfigSchema = z.strictObject({
   faultHooks: z.boolean().default(false),
   /** Node labels, matched by Migration target node selectors. */
   labels: z.record(z.string(), z.string()).default({}),
+  /** Set on Kubernetes nodes (and test clusters with fake kubelets): pods can move. */
+  kube: KubeNodeSchema.optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 

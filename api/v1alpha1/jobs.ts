@@ -11,6 +11,13 @@ const MigrationRef = z.strictObject({
   pid: z.number().int().min(2).optional(),
 });
 
+/** A container id as runc knows it under a Kubernetes runtime's root (hex). */
+const RuntimeIdSchema = z.string().regex(/^[0-9a-f]{12,64}$/, 'a runtime container id (hex)');
+/** A checkpoint image reference ferry makes: localhost/ferry-checkpoint/CONTAINER:TAG. */
+const ImageRefSchema = z.string().regex(/^localhost\/ferry-checkpoint\/[a-z0-9-]{1,63}:[a-z0-9]{1,32}$/);
+/** A checkpoint image's file inside the migration's folder on a node: pod-images/CONTAINER.tar. */
+export const PodImageFileSchema = z.string().regex(/^pod-images\/[a-z0-9-]{1,63}\.tar$/);
+
 /** How a checkpoint moves memory; Auto is resolved by the controller before any checkpoint. */
 export const MemoryModeSchema = z.enum(['StopAndCopy', 'PreCopy', 'PostCopy']);
 export type MemoryMode = z.infer<typeof MemoryModeSchema>;
@@ -136,6 +143,41 @@ export const JobSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('cleanupTarget'), migration: MigrationRef, container: NameSchema }),
   z.strictObject({ kind: z.literal('resumeSource'), migration: MigrationRef, container: NameSchema }),
   z.strictObject({ kind: z.literal('rollbackTarget'), migration: MigrationRef, container: NameSchema }),
+  // The pod path (controller/kube/pod-migration.ts). Container ids are the runtime's (runc's).
+  z.strictObject({
+    kind: z.literal('podFreeze'),
+    migration: MigrationRef,
+    ids: z.array(RuntimeIdSchema).min(1),
+  }),
+  z.strictObject({
+    kind: z.literal('podThaw'),
+    migration: MigrationRef,
+    ids: z.array(RuntimeIdSchema).min(1),
+  }),
+  z.strictObject({
+    kind: z.literal('podCheckpoint'),
+    migration: MigrationRef,
+    namespace: NameSchema,
+    pod: NameSchema,
+    containers: z.array(z.strictObject({ name: NameSchema, ref: ImageRefSchema })).min(1),
+  }),
+  z.strictObject({
+    kind: z.literal('podSend'),
+    migration: MigrationRef,
+    targetNode: NameSchema,
+    files: z.array(PodImageFileSchema).min(1),
+  }),
+  z.strictObject({
+    kind: z.literal('podImport'),
+    migration: MigrationRef,
+    images: z.array(z.strictObject({ file: PodImageFileSchema, ref: ImageRefSchema })).min(1),
+  }),
+  z.strictObject({
+    kind: z.literal('podRemoveImages'),
+    migration: MigrationRef,
+    refs: z.array(ImageRefSchema).min(1),
+  }),
+  z.strictObject({ kind: z.literal('podCleanup'), migration: MigrationRef }),
 ]);
 export type Job = z.infer<typeof JobSchema>;
 /** What a sender may leave out: defaults the agent fills in when it parses the job. */

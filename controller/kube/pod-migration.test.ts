@@ -4,7 +4,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { migratePod, type CheckpointedImage, type PodAgents, type PodApi } from './pod-migration.ts';
 import { runningPod } from './fixtures.ts';
 
-type Failing = 'freeze' | 'checkpoint' | 'importImages' | 'create' | 'ready' | 'delete' | undefined;
+type Failing = 'freeze' | 'checkpoint' | 'send' | 'importImages' | 'create' | 'ready' | 'delete' | undefined;
 
 /** In-memory Kubernetes and agents that log every call and fail where told. */
 function world(fail: Failing) {
@@ -52,14 +52,19 @@ function world(fail: Failing) {
       cs.forEach((c) => frozen.delete(c.id));
     },
     checkpoint: async (node, req) => {
-      log.push(`checkpoint ${node} -> ${req.target}`);
+      log.push(`checkpoint ${node}`);
       boom('checkpoint');
       return req.containers.map((c): CheckpointedImage => ({
         container: c.name,
         ref: c.ref,
-        file: `/img/${c.name}.tar`,
+        file: `pod-images/${c.name}.tar`,
         bytes: 10,
       }));
+    },
+    send: async (node, target, images) => {
+      log.push(`send ${node} -> ${target}`);
+      boom('send');
+      return images.length * 10;
     },
     importImages: async (node) => {
       log.push(`import ${node}`);
@@ -87,7 +92,8 @@ describe('moving a pod (in-memory Kubernetes and agents)', () => {
     assert.equal(r.targetPod, 'db-abcde');
     assert.deepEqual(w.log, [
       'freeze node1',
-      'checkpoint node1 -> node2',
+      'checkpoint node1',
+      'send node1 -> node2',
       'import node2',
       'create db-abcde on node2',
       'delete db',
@@ -98,7 +104,7 @@ describe('moving a pod (in-memory Kubernetes and agents)', () => {
     assert.deepEqual(r.warnings, []);
   });
 
-  for (const fail of ['freeze', 'checkpoint', 'importImages', 'create', 'ready'] as const)
+  for (const fail of ['freeze', 'checkpoint', 'send', 'importImages', 'create', 'ready'] as const)
     it(`rolls back when ${fail} fails: no replacement, the source pod thawed and kept`, async () => {
       const w = world(fail);
       await assert.rejects(

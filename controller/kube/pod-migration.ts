@@ -25,30 +25,30 @@ export interface PodApi {
 export interface CheckpointedImage {
   container: string;
   ref: string;
-  /** The OCI archive's path on the target node. */
+  /** The OCI archive, inside the migration's folder on a node: pod-images/CONTAINER.tar. */
   file: string;
   bytes: number;
 }
 
+/** The node agents, bound to one migration (its uid names every folder and job they use). */
 export interface PodAgents {
   freeze(node: string, containers: RuntimeContainer[]): Promise<void>;
   thaw(node: string, containers: RuntimeContainer[]): Promise<void>;
-  /** Kubelet checkpoint of each container, its OCI image, sent to `target`. */
+  /** Kubelet checkpoint of each container, each made a checkpoint OCI image on `node`. */
   checkpoint(
     node: string,
-    req: {
-      namespace: string;
-      pod: string;
-      containers: { name: string; ref: string }[];
-      target: string;
-      uid: string;
-    },
+    req: { namespace: string; pod: string; containers: { name: string; ref: string }[] },
   ): Promise<CheckpointedImage[]>;
+  /** Sends the images to `target`, into the same place in its migration folder; resolves to bytes sent. */
+  send(node: string, target: string, images: CheckpointedImage[]): Promise<number>;
   importImages(node: string, images: CheckpointedImage[]): Promise<void>;
   removeImages(node: string, images: CheckpointedImage[]): Promise<void>;
-  /** Removes the migration's files (archives, OCI archives) on a node. */
-  cleanup(node: string, uid: string): Promise<void>;
+  /** Removes the migration's folder on a node. */
+  cleanup(node: string): Promise<void>;
 }
+
+/** Thrown by `check` when this controller no longer leads: stop, and leave the rest to the leader. */
+export class LeadershipLost extends Error {}
 
 export interface PodMigrationPlan {
   namespace: string;
@@ -63,16 +63,30 @@ export type PodStep =
   | 'Preflight'
   | 'Freezing'
   | 'Checkpointing'
+  | 'Sending'
   | 'Importing'
   | 'Creating'
   | 'Verifying'
   | 'CleaningUp'
   | 'RollingBack';
 
+/** What a step tells the one watching (the runner writes it into the Migration's status). */
+export interface StepInfo {
+  targetPod?: string;
+  frozenAt?: number;
+  restoredAt?: number;
+  bytesSent?: number;
+  reason?: string;
+}
+
 export interface PodMigrationResult {
   targetPod: string;
   images: CheckpointedImage[];
   downtimeMs: number;
+  /** Bytes sent to the target while the source was frozen. */
+  bytesSent: number;
+  frozenAt: number;
+  restoredAt: number;
   /** Trouble after success (a clean-up that failed): reported, not fatal. */
   warnings: string[];
 }
@@ -81,19 +95,27 @@ export async function migratePod(
   ports: {
     pods: PodApi;
     agents: PodAgents;
-    onStep?: (step: PodStep) => void;
+    onStep?: (step: PodStep, info?: StepInfo) => void | Promise<void>;
+    /** Between steps: throws to stop (an abort rolls back; LeadershipLost leaves things as they are). */
+    check?: () => Promise<void>;
     sleep?: (ms: number) => Promise<void>;
     now?: () => number;
   },
   plan: PodMigrationPlan,
 ): Promise<PodMigrationResult> {
   const { pods, agents } = ports;
-  const step = ports.onStep ?? (() => undefined);
+  const onStep = ports.onStep ?? (() => undefined);
+  const check = ports.check ?? (async () => undefined);
+  const step = async (s: PodStep, info?: StepInfo) => {
+    // Aborts and lost leadership stop a migration only while undoing it is still the way out.
+    if (s !== 'Preflight' && s !== 'RollingBack' && s !== 'CleaningUp') await check();
+    await onStep(s, info);
+  };
   const sleep = ports.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const now = ports.now ?? Date.now;
   const where = `pod ${plan.namespace}/${plan.pod}`;
 
-  step('Preflight');
+  await step('Preflight');
   const source = await pods.get(plan.namespace, plan.pod);
   if (!source) throw new FerryError('ContainerNotFound', `${where} does not exist`);
   if (source.spec?.nodeName !== plan.sourceNode)
@@ -118,24 +140,25 @@ export async function migratePod(
   let frozenAt: number | undefined;
   let images: CheckpointedImage[] = [];
   let created = false;
+  let bytesSent: number;
   try {
-    step('Freezing');
+    await step('Freezing', { targetPod });
     frozenAt = now();
     await agents.freeze(plan.sourceNode, containers);
-    step('Checkpointing');
+    await step('Checkpointing', { frozenAt });
     images = await agents.checkpoint(plan.sourceNode, {
       namespace: plan.namespace,
       pod: plan.pod,
       containers: refs,
-      target: plan.targetNode,
-      uid: plan.migration.uid,
     });
-    step('Importing');
+    await step('Sending');
+    bytesSent = await agents.send(plan.sourceNode, plan.targetNode, images);
+    await step('Importing');
     await agents.importImages(plan.targetNode, images);
-    step('Creating');
+    await step('Creating');
     await pods.create(replacement);
     created = true;
-    step('Verifying');
+    await step('Verifying');
     const deadline = now() + (plan.readyTimeoutMs ?? 120_000);
     for (;;) {
       const state = podRunning(await pods.get(plan.namespace, targetPod));
@@ -151,9 +174,11 @@ export async function migratePod(
           `replacement pod ${targetPod} on ${plan.targetNode} is not ready in time`,
         );
       await sleep(500);
+      await check();
     }
   } catch (err) {
-    step('RollingBack');
+    if (err instanceof LeadershipLost) throw err;
+    await step('RollingBack', { reason: errorMessage(err) });
     await rollBack(
       ports,
       plan,
@@ -162,12 +187,21 @@ export async function migratePod(
     );
     throw err;
   }
-  const downtimeMs = now() - frozenAt;
-
+  const restoredAt = now();
+  const downtimeMs = restoredAt - frozenAt;
   // The replacement runs: now, and only now, the source goes.
-  step('CleaningUp');
+  await step('CleaningUp', { restoredAt, bytesSent });
+  const warnings = await finish(ports, plan);
+  return { targetPod, images, downtimeMs, bytesSent, frozenAt, restoredAt, warnings };
+}
+
+/** After the replacement runs: the source pod goes, then both nodes' files. Failures are warnings. */
+export async function finish(
+  ports: { pods: PodApi; agents: PodAgents },
+  plan: PodMigrationPlan,
+): Promise<string[]> {
   const warnings: string[] = [];
-  await pods
+  await ports.pods
     .delete(plan.namespace, plan.pod)
     .catch((err: unknown) =>
       warnings.push(
@@ -175,10 +209,10 @@ export async function migratePod(
       ),
     );
   for (const node of [plan.sourceNode, plan.targetNode])
-    await agents
-      .cleanup(node, plan.migration.uid)
+    await ports.agents
+      .cleanup(node)
       .catch((err: unknown) => warnings.push(`clean-up on ${node}: ${errorMessage(err)}`));
-  return { targetPod, images, downtimeMs, warnings };
+  return warnings;
 }
 
 /** Undoes what was made, newest first; the source thaws last, once nothing else can run. */
@@ -194,6 +228,22 @@ async function rollBack(
   },
   cause: unknown,
 ): Promise<void> {
+  const problems = await undo(ports, plan, made);
+  if (problems.length && cause instanceof Error) cause.message += ` (rollback: ${problems.join('; ')})`;
+}
+
+/** Removes the replacement and the images, cleans both nodes, thaws the source. Resolves to what failed. */
+export async function undo(
+  ports: { pods: PodApi; agents: PodAgents },
+  plan: PodMigrationPlan,
+  made: {
+    containers: RuntimeContainer[];
+    images: CheckpointedImage[];
+    created: boolean;
+    targetPod: string;
+    frozen: boolean;
+  },
+): Promise<string[]> {
   const problems: string[] = [];
   const attempt = (what: string, p: Promise<unknown>) =>
     p.catch((err: unknown) => problems.push(`${what}: ${errorMessage(err)}`));
@@ -201,8 +251,8 @@ async function rollBack(
     await attempt(`deleting ${made.targetPod}`, ports.pods.delete(plan.namespace, made.targetPod));
   if (made.images.length)
     await attempt('removing the images', ports.agents.removeImages(plan.targetNode, made.images));
-  await attempt(`clean-up on ${plan.targetNode}`, ports.agents.cleanup(plan.targetNode, plan.migration.uid));
-  await attempt(`clean-up on ${plan.sourceNode}`, ports.agents.cleanup(plan.sourceNode, plan.migration.uid));
+  await attempt(`clean-up on ${plan.targetNode}`, ports.agents.cleanup(plan.targetNode));
+  await attempt(`clean-up on ${plan.sourceNode}`, ports.agents.cleanup(plan.sourceNode));
   if (made.frozen) await attempt(`thawing ${plan.pod}`, ports.agents.thaw(plan.sourceNode, made.containers));
-  if (problems.length && cause instanceof Error) cause.message += ` (rollback: ${problems.join('; ')})`;
+  return problems;
 }

@@ -1,0 +1,178 @@
+// The agent's side of the pod path (controller/kube/pod-migration.ts): freeze and thaw a pod's
+// containers under the runtime's runc root, checkpoint them through the kubelet and make each a
+// checkpoint OCI image, send the images to the target agent, import them into the target runtime's
+// image store, and clean up. Each job works inside its migration's own folder.
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { JobOf } from '../../api/v1alpha1/jobs.ts';
+import type { KubeNode } from '../../api/v1alpha1/cluster.ts';
+import { FerryError } from '../../lib/errors.ts';
+import { exec, run } from '../../lib/exec.ts';
+import type { AgentContext } from '../context.ts';
+import { withSession } from '../peers.ts';
+import {
+  buildCheckpointImage,
+  checkpointAnnotations,
+  importCommand,
+  removeImageCommand,
+  type ConfigDump,
+} from './checkpoint-image.ts';
+import { checkpointContainer } from './kubelet.ts';
+
+function kubeOf(ctx: AgentContext): KubeNode {
+  if (!ctx.config.kube)
+    throw new FerryError(
+      'FeatureUnsupported',
+      `node ${ctx.config.node} is not a Kubernetes node: it cannot move pods`,
+    );
+  return ctx.config.kube;
+}
+
+export async function podFreeze(ctx: AgentContext, job: JobOf<'podFreeze'>) {
+  for (const id of job.ids) {
+    const st = await ctx.runc.state(id);
+    if (st?.status === 'running') await ctx.runc.pause(id);
+    else if (st?.status !== 'paused')
+      throw new FerryError(
+        'ContainerNotFound',
+        `container ${id} on ${ctx.config.node} is ${st?.status ?? 'absent'}`,
+      );
+  }
+  return { frozen: job.ids, frozenAt: new Date().toISOString() };
+}
+
+/** Idempotent: a container already running stays so (a rollback may thaw twice). */
+export async function podThaw(ctx: AgentContext, job: JobOf<'podThaw'>) {
+  for (const id of job.ids) {
+    const st = await ctx.runc.state(id);
+    if (st?.status === 'paused') await ctx.runc.resume(id);
+    else if (st?.status !== 'running')
+      throw new FerryError(
+        'SourceResumeFailed',
+        `container ${id} on ${ctx.config.node} is ${st?.status ?? 'absent'}`,
+      );
+  }
+  return { thawed: job.ids };
+}
+
+/** Reads config.dump and spec.dump out of a checkpoint archive. */
+async function archiveMetadata(archive: string) {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'ferry-ckpt-'));
+  try {
+    const r = await exec('tar', [
+      '--extract',
+      '--file',
+      archive,
+      '--directory',
+      tmp,
+      '--no-anchored',
+      'config.dump',
+      'spec.dump',
+    ]);
+    if (r.code !== 0)
+      throw new FerryError(
+        'StreamRejected',
+        `${archive} is not a checkpoint archive: ${r.stderr.trim().split('\n').pop()}`,
+      );
+    const read = async (name: string) =>
+      JSON.parse(await readFile(path.join(tmp, name), 'utf8')) as Record<string, unknown>;
+    return { config: (await read('config.dump')) as ConfigDump, spec: await read('spec.dump') };
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+export async function podCheckpoint(ctx: AgentContext, job: JobOf<'podCheckpoint'>) {
+  const kube = kubeOf(ctx);
+  const dir = path.join(ctx.layout.images(job.migration.uid), 'pod-images');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const images = [];
+  for (const c of job.containers) {
+    // Read on every use: service account tokens are rotated under the agent's feet.
+    const token = (await readFile(kube.tokenFile, 'utf8')).trim();
+    const archive = await checkpointContainer(
+      {
+        address: kube.kubeletAddress,
+        port: kube.kubeletPort,
+        token,
+        ...(kube.caFile ? { ca: await readFile(kube.caFile) } : {}),
+        insecureSkipTLSVerify: kube.insecureSkipTLSVerify,
+      },
+      { namespace: job.namespace, pod: job.pod, container: c.name, timeoutSeconds: 600 },
+    );
+    try {
+      const { config, spec } = await archiveMetadata(archive);
+      const annotations = checkpointAnnotations(
+        config,
+        spec.annotations as Record<string, string> | undefined,
+        {
+          criuVersion: ctx.criuVersion,
+          arch: process.arch === 'x64' ? 'amd64' : process.arch,
+          kernel: os.release(),
+        },
+      );
+      const file = `pod-images/${c.name}.tar`;
+      const built = await buildCheckpointImage({
+        archive,
+        out: path.join(ctx.layout.images(job.migration.uid), file),
+        ref: c.ref,
+        annotations,
+      });
+      images.push({ container: c.name, ref: c.ref, file, bytes: built.bytes });
+    } finally {
+      // The kubelet keeps every checkpoint it makes; ferry's copy is in the image now.
+      await rm(archive, { force: true });
+    }
+  }
+  return { images };
+}
+
+export async function podSend(ctx: AgentContext, job: JobOf<'podSend'>) {
+  const base = ctx.layout.images(job.migration.uid);
+  let total = 0;
+  for (const f of job.files) total += (await stat(path.join(base, f))).size;
+  const bytes = await withSession(
+    ctx,
+    job.targetNode,
+    job.migration.uid,
+    async (s) => {
+      let sent = 0;
+      for (const f of job.files) sent += await s.sendFile(path.join(base, f), f, { resume: true });
+      return sent;
+    },
+    { totalBytes: total },
+  );
+  return { bytes };
+}
+
+export async function podImport(ctx: AgentContext, job: JobOf<'podImport'>) {
+  const kube = kubeOf(ctx);
+  for (const img of job.images) {
+    const [cmd, ...args] = importCommand(
+      kube.runtime,
+      path.join(ctx.layout.images(job.migration.uid), img.file),
+      img.ref,
+      kube.imageStore,
+    );
+    await run(cmd, args, 'RuntimeFailed');
+  }
+  return { imported: job.images.map((i) => i.ref) };
+}
+
+/** Idempotent: an image already gone is not an error. */
+export async function podRemoveImages(ctx: AgentContext, job: JobOf<'podRemoveImages'>) {
+  const kube = kubeOf(ctx);
+  for (const ref of job.refs) {
+    const [cmd, ...args] = removeImageCommand(kube.runtime, ref, kube.imageStore);
+    const r = await exec(cmd, args);
+    if (r.code !== 0 && !/not found|not known|does not exist|unknown image/i.test(r.stderr))
+      throw new FerryError('RuntimeFailed', `${cmd} ${args.join(' ')}: ${r.stderr.trim()}`);
+  }
+  return { removed: job.refs };
+}
+
+export async function podCleanup(ctx: AgentContext, job: JobOf<'podCleanup'>) {
+  await rm(ctx.layout.images(job.migration.uid), { recursive: true, force: true });
+  return { cleaned: job.migration.uid };
+}

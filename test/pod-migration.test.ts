@@ -1,0 +1,278 @@
+// A pod moves between the test cluster's nodes through the Kubernetes pod path: a Migration with
+// spec.source.pod, applied to the (fake) API server, is run by the controller's pod runner; the
+// source agent freezes the pod's runc container, checkpoints it through the (fake) kubelet's
+// checkpoint API, builds a checkpoint OCI image and sends it over SSH; the target agent imports it
+// into its containers-storage with skopeo; the replacement pod is created bound to node2, where
+// the fake kubelet restores it from the image (real CRIU); the source pod goes only then. The
+// fakes are the API server and the kubelets with their CRI-O (test/fake-*.ts); the rest is real.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { API_VERSION, TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
+import type { Client } from '../cli/client.ts';
+import { kubeletFiles, nodeImageStore } from '../cluster/cluster.ts';
+import { nodeEntry, REPO_ROOT } from '../cluster/processes.ts';
+import { checkpointImageRef } from '../controller/kube/pod-spec.ts';
+import { KubeMigrationStore, loadKubeConfig } from '../controller/store/kube-store.ts';
+import { createLogger } from '../lib/logger.ts';
+import { exec } from '../lib/exec.ts';
+import { fsLayout, nodePaths } from '../lib/paths.ts';
+import { FakeApiServer } from './fake-apiserver.ts';
+import { FakeKubelet } from './fake-kubelet.ts';
+import { selfSignedCert } from './self-signed.ts';
+import { CLUSTER, KUBELET_PORT_BASE, list, runWorkload, testCluster, unique, verify } from './helpers.ts';
+
+const BRIDGE = '10.78.0.1';
+const api = new FakeApiServer();
+let c: Client;
+let controller: ChildProcess;
+let store: KubeMigrationStore;
+let core: CoreV1Api;
+const kubelets: Record<string, FakeKubelet> = {};
+
+before(async () => {
+  c = await testCluster();
+  await api.start();
+  const kubeconfig = path.join(await mkdtemp(path.join(tmpdir(), 'ferry-pods-')), 'config');
+  await writeFile(kubeconfig, api.kubeconfig(), { mode: 0o600 });
+  const kc = loadKubeConfig(kubeconfig);
+  core = kc.makeApiClient(CoreV1Api);
+  store = new KubeMigrationStore(kc, createLogger('test', '/dev/null'));
+  // The agents present this token and trust this certificate (cluster/cluster.ts kubeletFiles).
+  const token = randomBytes(16).toString('hex');
+  const tls = selfSignedCert(BRIDGE);
+  const files = kubeletFiles(CLUSTER);
+  await mkdir(path.dirname(files.token), { recursive: true, mode: 0o700 });
+  await writeFile(files.token, token, { mode: 0o600 });
+  await writeFile(files.ca, tls.cert, { mode: 0o600 });
+  for (const [i, node] of ['node1', 'node2'].entries()) {
+    kubelets[node] = new FakeKubelet({
+      node,
+      address: BRIDGE,
+      port: KUBELET_PORT_BASE + i + 1,
+      token,
+      tls,
+      bus: c.bus,
+      core,
+      imageStore: nodeImageStore(CLUSTER, node),
+    });
+    await kubelets[node].start();
+  }
+  const [cmd, ...args] = nodeEntry('controller/main.ts', ['--cluster', CLUSTER, '--kubeconfig', kubeconfig]);
+  controller = spawn(cmd!, args, { cwd: REPO_ROOT, stdio: 'ignore' });
+});
+after(async () => {
+  controller.kill('SIGTERM');
+  await new Promise((r) => controller.once('exit', r));
+  for (const k of Object.values(kubelets)) await k.stop();
+  await api.stop();
+  await c.close();
+});
+
+/** A pod running on node1 as the API server shows it: its container is a real runc container. */
+async function runningPod(name: string): Promise<string> {
+  const id = randomBytes(16).toString('hex');
+  await runWorkload(c, 'node1', id, 16);
+  await core.createNamespacedPod({
+    namespace: 'default',
+    body: {
+      metadata: { name, labels: { app: name } },
+      spec: { nodeName: 'node1', containers: [{ name: 'app', image: 'registry.example/counter:1' }] },
+    },
+  });
+  const cur = await core.readNamespacedPod({ namespace: 'default', name });
+  await core.replaceNamespacedPodStatus({
+    namespace: 'default',
+    name,
+    body: {
+      ...cur,
+      status: {
+        phase: 'Running',
+        conditions: [{ type: 'Ready', status: 'True' }],
+        containerStatuses: [
+          {
+            name: 'app',
+            containerID: `cri-o://${id}`,
+            image: 'registry.example/counter:1',
+            imageID: '',
+            ready: true,
+            restartCount: 0,
+            state: { running: {} },
+          },
+        ],
+      },
+    },
+  });
+  return id;
+}
+
+async function applyAndWait(name: string, pod: string): Promise<StoredMigration> {
+  await store.create({
+    apiVersion: API_VERSION,
+    kind: 'Migration',
+    metadata: { name, namespace: 'default' },
+    spec: { source: { node: 'node1', container: 'app', pod }, target: { node: 'node2' } },
+  });
+  for (let i = 0; i < 1800; i++) {
+    const m = await store.get('default', name);
+    if (m && TERMINAL_PHASES.includes(m.status.phase)) return m;
+    await sleep(100);
+  }
+  throw new Error(`${name} did not end`);
+}
+
+const pods = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: 'default' })).items;
+/** Whether a node's image store holds the migration's checkpoint image of container "app". */
+const hasImage = async (node: string, uid: string): Promise<boolean> => {
+  const st = nodeImageStore(CLUSTER, node);
+  const ref = checkpointImageRef(uid, 'app');
+  const r = await exec('skopeo', [
+    'inspect',
+    '--raw',
+    `containers-storage:[${st.driver}@${st.root}+${st.runRoot}]${ref}`,
+  ]);
+  return r.code === 0;
+};
+const migrationFolder = (node: string, uid: string) =>
+  readdir(fsLayout(nodePaths(CLUSTER, node).fsRoot, nodePaths(CLUSTER, node).imagesDir).images(uid)).catch(
+    () => [],
+  );
+
+test('a pod moves to node2: checkpoint image, replacement pod, source pod deleted only then', async () => {
+  const pod = unique('web');
+  const id = await runningPod(pod);
+  const before = await verify(c, 'node1', id);
+  const m = await applyAndWait(unique('mp'), pod);
+  assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  assert.deepEqual(
+    m.status.phaseTransitionTimestamps.map((t) => t.phase),
+    [
+      'Pending',
+      'Preflight',
+      'Checkpointing',
+      'Transferring',
+      'Restoring',
+      'Verifying',
+      'CleaningUp',
+      'Succeeded',
+    ],
+  );
+  const s = m.status.migrationState!;
+  assert.equal(s.sourcePod, pod);
+  assert.ok(s.targetPod?.startsWith(`${pod}-`));
+  assert.ok(s.downtimeMs! > 0 && s.bytesDuringFreeze! > 0, JSON.stringify(s));
+
+  // Exactly one pod, the replacement, running on node2 from a checkpoint image never pulled.
+  const left = (await pods()).filter((p) => p.metadata!.name!.startsWith(pod));
+  assert.deepEqual(
+    left.map((p) => p.metadata!.name),
+    [s.targetPod],
+  );
+  const r = left[0]!;
+  assert.equal(r.spec!.nodeName, 'node2');
+  assert.equal(r.status!.phase, 'Running');
+  assert.equal(r.metadata!.annotations!['ferry.dev/migrated-from'], `node1/${pod}`);
+  assert.match(r.spec!.containers[0]!.image!, /^localhost\/ferry-checkpoint\/app:/);
+  assert.equal(r.spec!.containers[0]!.imagePullPolicy, 'Never');
+
+  // The workload went on counting from where it was, on node2; nothing is left on node1.
+  const newId = r.status!.containerStatuses![0]!.containerID!.replace('cri-o://', '');
+  const after = await verify(c, 'node2', newId);
+  assert.ok(after.pass && after.counter! > before.counter!, after.line);
+  for (let i = 0; i < 50 && (await list(c, 'node1')).some((x) => x.id === id); i++) await sleep(100);
+  assert.ok(!(await list(c, 'node1')).some((x) => x.id === id), 'the source container is gone');
+  assert.ok(await hasImage('node2', m.metadata.uid), 'the checkpoint image stays while its pod runs');
+  assert.deepEqual(await migrationFolder('node1', m.metadata.uid), []);
+  assert.deepEqual(await migrationFolder('node2', m.metadata.uid), []);
+  await core.deleteNamespacedPod({ namespace: 'default', name: s.targetPod! });
+});
+
+test('a replacement that cannot be restored rolls back: no replacement, the source pod thawed and intact', async () => {
+  const pod = unique('web');
+  const id = await runningPod(pod);
+  kubelets.node2!.failRestores = true;
+  try {
+    const m = await applyAndWait(unique('mpf'), pod);
+    assert.equal(m.status.phase, 'Failed');
+    assert.match(
+      m.status.failureReason ?? '',
+      /^Verifying: CriuRestoreFailed: .*CreateContainerError \(.*criu failed/,
+    );
+    assert.ok(m.status.phaseTransitionTimestamps.some((t) => t.phase === 'RollingBack'));
+    const left = (await pods()).filter((p) => p.metadata!.name!.startsWith(pod));
+    assert.deepEqual(
+      left.map((p) => p.metadata!.name),
+      [pod],
+      'only the source pod is left',
+    );
+    const st = (await list(c, 'node1')).find((x) => x.id === id);
+    assert.equal(st?.status, 'running', 'the source container is thawed');
+    const v = await verify(c, 'node1', id);
+    assert.ok(v.pass, v.line);
+    assert.ok(!(await hasImage('node2', m.metadata.uid)), 'the checkpoint image is removed');
+    assert.deepEqual(await migrationFolder('node2', m.metadata.uid), []);
+    await core.deleteNamespacedPod({ namespace: 'default', name: pod });
+  } finally {
+    kubelets.node2!.failRestores = false;
+  }
+});
+
+test('a pod that cannot move is refused before anything is frozen, saying why', async () => {
+  const pod = unique('web');
+  await core.createNamespacedPod({
+    namespace: 'default',
+    body: {
+      metadata: {
+        name: pod,
+        ownerReferences: [
+          { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d9', uid: 'x', controller: true },
+        ],
+      },
+      spec: { nodeName: 'node1', containers: [{ name: 'app', image: 'x' }] },
+    },
+  });
+  const cur = await core.readNamespacedPod({ namespace: 'default', name: pod });
+  await core.replaceNamespacedPodStatus({
+    namespace: 'default',
+    name: pod,
+    body: { ...cur, status: { phase: 'Running' } },
+  });
+  const m = await applyAndWait(unique('mpr'), pod);
+  assert.equal(m.status.phase, 'Failed');
+  assert.match(m.status.failureReason ?? '', /UnsupportedWorkload: .*managed by ReplicaSet web-7d9/);
+  assert.ok(!m.status.phaseTransitionTimestamps.some((t) => t.phase === 'Checkpointing'));
+  await core.deleteNamespacedPod({ namespace: 'default', name: pod });
+});
+
+test('the kubelet checkpoint API refuses a wrong token and unknown pods, as the kubelet does', async () => {
+  const { checkpointContainer } = await import('../agent/kube/kubelet.ts');
+  const files = kubeletFiles(CLUSTER);
+  const { readFile } = await import('node:fs/promises');
+  const endpoint = { address: BRIDGE, port: KUBELET_PORT_BASE + 1, ca: await readFile(files.ca) };
+  await assert.rejects(
+    checkpointContainer(
+      { ...endpoint, token: 'wrong' },
+      { namespace: 'default', pod: 'x', container: 'app' },
+    ),
+    /AuthRefused: .*401.*nodes\/checkpoint/,
+  );
+  const token = (await readFile(files.token, 'utf8')).trim();
+  await assert.rejects(
+    checkpointContainer({ ...endpoint, token }, { namespace: 'default', pod: 'nope', container: 'app' }),
+    /ContainerNotFound: .*pod does not exist/,
+  );
+  // A kubelet whose certificate nobody vouched for is not trusted by default.
+  await assert.rejects(
+    checkpointContainer(
+      { address: BRIDGE, port: KUBELET_PORT_BASE + 1, token },
+      { namespace: 'default', pod: 'x', container: 'app' },
+    ),
+    /TransferFailed: cannot reach the kubelet.*self.signed/i,
+  );
+});
