@@ -14,6 +14,10 @@ import { MIGRATION_COLUMNS, describe, migrationRow, table } from './format.ts';
 import { parseManifest } from './manifest.ts';
 import { waitForMigration } from './watch.ts';
 import { drain } from './drain.ts';
+import { drainPods } from './drain-pods.ts';
+import { KubePodApi } from '../controller/kube/pod-ports.ts';
+import { podRunning } from '../controller/kube/pod-spec.ts';
+import { loadKubeConfig } from '../controller/store/kube-store.ts';
 import type { Mode } from '../api/v1alpha1/migration.ts';
 import type { ContainerInfo } from '../api/v1alpha1/jobs.ts';
 
@@ -31,6 +35,16 @@ const program = new Command('ferry')
 
 const cluster = () => program.opts<{ cluster: string }>().cluster;
 const kubeconfig = () => program.opts<{ kubeconfig?: string }>().kubeconfig;
+
+/** What a Kubernetes drain reads pods with. */
+function podDrainDeps(client: Client, kubeconfigFile: string) {
+  const pods = new KubePodApi(loadKubeConfig(kubeconfigFile));
+  return {
+    client,
+    listPods: (node: string) => pods.onNode(node),
+    podRunning: async (ns: string, name: string) => podRunning(await pods.get(ns, name)).running,
+  };
+}
 
 async function withClient<T>(fn: (c: Client) => Promise<T>): Promise<T> {
   const c = await connect(cluster(), kubeconfig());
@@ -159,7 +173,7 @@ program
 program
   .command('drain <node>')
   .description(
-    'move every workload off a node (one Migration each, within the controller limits); those that cannot move say why and keep running there',
+    'move every workload off a node (one Migration each, within the controller limits); those that cannot move say why and keep running there. With --kubeconfig: every pod on a Kubernetes node, DaemonSet and static pods left alone',
   )
   .option('--to <node>', 'move everything to this node (default: the least busy other node, each)')
   .addOption(
@@ -172,7 +186,10 @@ program
   )
   .action(async (node: string, o: { to?: string; strategy?: Mode }) =>
     withClient(async (c) => {
-      const r = await drain(c, node, { to: o.to, mode: o.strategy, say });
+      const kc = kubeconfig();
+      const r = kc
+        ? await drainPods(podDrainDeps(c, kc), node, { to: o.to, mode: o.strategy, say })
+        : await drain(c, node, { to: o.to, mode: o.strategy, say });
       if (r.failed.length) process.exitCode = 1;
     }),
   );

@@ -99,3 +99,13 @@ test('defaults are filled in like the API server would', () => {
   assert.equal(m?.spec.sourcePolicy, 'Delete');
   assert.equal(m?.spec.abort, false);
 });
+
+test('the examples parse', async () => {
+  const { readFile } = await import('node:fs/promises');
+  for (const f of ['examples/migration.yaml', 'examples/pod-migration.yaml']) {
+    const [m] = parseManifest(await readFile(f, 'utf8'), f);
+    assert.equal(m?.kind, 'Migration', f);
+  }
+  const [pod] = parseManifest(await readFile('examples/pod-migration.yaml', 'utf8'));
+  assert.equal(pod?.spec.source.pod, 'cache-0');
+});

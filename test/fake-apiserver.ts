@@ -6,7 +6,8 @@
 // stale resourceVersion and 409 AlreadyExists; 404 NotFound; 422 Invalid with field causes; the
 // status subresource (a main-resource update ignores status, a /status update ignores everything
 // else); metadata.generation bumped on spec changes; deletionTimestamp held by finalizers; Leases
-// (coordination.k8s.io/v1) and Events (v1), with fieldSelector on involvedObject.name; Pods (v1)
+// (coordination.k8s.io/v1) and Events (v1), with fieldSelector on involvedObject.name; Pods (v1),
+// with fieldSelector on spec.nodeName
 // with their status subresource, which the fake kubelets (test/fake-kubelet.ts) write.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
@@ -154,9 +155,13 @@ export class FakeApiServer {
       const field = url.searchParams.get('fieldSelector');
       if (field) {
         const [path, value] = field.split('=');
-        items = items.filter(
-          (o) => path === 'involvedObject.name' && (o.involvedObject as { name?: string })?.name === value,
-        );
+        // The two field selectors ferry uses: events of an object, pods of a node.
+        const get: Record<string, (o: Obj) => unknown> = {
+          'involvedObject.name': (o) => (o.involvedObject as { name?: string } | undefined)?.name,
+          'spec.nodeName': (o) => (o.spec as { nodeName?: string } | undefined)?.nodeName,
+        };
+        if (!get[path!]) return fail(res, 400, 'BadRequest', `field label not supported: ${path}`);
+        items = items.filter((o) => get[path!]!(o) === value);
       }
       return json(res, 200, {
         apiVersion: kind.apiVersion,

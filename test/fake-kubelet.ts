@@ -10,7 +10,8 @@
 //   carries org.criu.checkpoint.container.name, as CRI-O checks) is restored from the image in the
 //   node's containers-storage (the agent's import job) and its status written through the API
 //   server's status subresource; a failed restore shows as CreateContainerError; the containers of
-//   a pod deleted from the API server are removed.
+//   a pod deleted from the API server are removed. Pods of other images are the test's: it runs
+//   their containers itself and writes their status.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
@@ -144,7 +145,7 @@ export class FakeKubelet {
             key,
             ids.filter((x): x is string => !!x),
           );
-        } else if (!this.known.has(key)) {
+        } else if (!this.known.has(key) && isCheckpointPod(pod)) {
           this.known.set(key, []);
           await this.start_(pod);
         }
@@ -235,6 +236,10 @@ export class FakeKubelet {
     });
   }
 }
+
+/** A pod this fake starts: every container from a checkpoint image. Others are the test's to run. */
+const isCheckpointPod = (pod: V1Pod): boolean =>
+  pod.spec!.containers.every((c) => c.image?.startsWith('localhost/ferry-checkpoint/'));
 
 /** Replaces one JSON member of a tar archive in place. */
 async function rewriteMember(

@@ -15,10 +15,12 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { API_VERSION, TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
-import type { Client } from '../cli/client.ts';
+import { connect, type Client } from '../cli/client.ts';
+import { drainPods } from '../cli/drain-pods.ts';
+import { KubePodApi } from '../controller/kube/pod-ports.ts';
 import { kubeletFiles, nodeImageStore } from '../cluster/cluster.ts';
 import { nodeEntry, REPO_ROOT } from '../cluster/processes.ts';
-import { checkpointImageRef } from '../controller/kube/pod-spec.ts';
+import { checkpointImageRef, podRunning } from '../controller/kube/pod-spec.ts';
 import { KubeMigrationStore, loadKubeConfig } from '../controller/store/kube-store.ts';
 import { createLogger } from '../lib/logger.ts';
 import { exec } from '../lib/exec.ts';
@@ -34,14 +36,15 @@ let c: Client;
 let controller: ChildProcess;
 let store: KubeMigrationStore;
 let core: CoreV1Api;
+let kubeconfigFile: string;
 const kubelets: Record<string, FakeKubelet> = {};
 
 before(async () => {
   c = await testCluster();
   await api.start();
-  const kubeconfig = path.join(await mkdtemp(path.join(tmpdir(), 'ferry-pods-')), 'config');
-  await writeFile(kubeconfig, api.kubeconfig(), { mode: 0o600 });
-  const kc = loadKubeConfig(kubeconfig);
+  kubeconfigFile = path.join(await mkdtemp(path.join(tmpdir(), 'ferry-pods-')), 'config');
+  await writeFile(kubeconfigFile, api.kubeconfig(), { mode: 0o600 });
+  const kc = loadKubeConfig(kubeconfigFile);
   core = kc.makeApiClient(CoreV1Api);
   store = new KubeMigrationStore(kc, createLogger('test', '/dev/null'));
   // The agents present this token and trust this certificate (cluster/cluster.ts kubeletFiles).
@@ -64,7 +67,12 @@ before(async () => {
     });
     await kubelets[node].start();
   }
-  const [cmd, ...args] = nodeEntry('controller/main.ts', ['--cluster', CLUSTER, '--kubeconfig', kubeconfig]);
+  const [cmd, ...args] = nodeEntry('controller/main.ts', [
+    '--cluster',
+    CLUSTER,
+    '--kubeconfig',
+    kubeconfigFile,
+  ]);
   controller = spawn(cmd!, args, { cwd: REPO_ROOT, stdio: 'ignore' });
 });
 after(async () => {
@@ -275,4 +283,78 @@ test('the kubelet checkpoint API refuses a wrong token and unknown pods, as the 
     ),
     /TransferFailed: cannot reach the kubelet.*self.signed/i,
   );
+});
+
+test('ferry drain on Kubernetes moves the node’s pods, leaves its DaemonSet pods, and reports what cannot move', async () => {
+  const movable = unique('web');
+  await runningPod(movable);
+  const stuck = unique('scratch');
+  await core.createNamespacedPod({
+    namespace: 'default',
+    body: {
+      metadata: { name: stuck },
+      spec: {
+        nodeName: 'node1',
+        containers: [{ name: 'app', image: 'x' }],
+        volumes: [{ name: 'tmp', emptyDir: {} }],
+      },
+    },
+  });
+  const daemon = unique('agent');
+  await core.createNamespacedPod({
+    namespace: 'default',
+    body: {
+      metadata: {
+        name: daemon,
+        ownerReferences: [
+          { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: 'd', controller: true },
+        ],
+      },
+      spec: { nodeName: 'node1', containers: [{ name: 'app', image: 'x' }] },
+    },
+  });
+  for (const name of [stuck, daemon]) {
+    const cur = await core.readNamespacedPod({ namespace: 'default', name });
+    await core.replaceNamespacedPodStatus({
+      namespace: 'default',
+      name,
+      body: { ...cur, status: { phase: 'Running' } },
+    });
+  }
+  const client = await connect(CLUSTER, kubeconfigFile);
+  const lines: string[] = [];
+  try {
+    const podApi = new KubePodApi(loadKubeConfig(kubeconfigFile));
+    const all = await podApi.onNode('node1');
+    const report = await drainPods(
+      {
+        client,
+        // Only this test's pods: earlier tests' pods are gone or elsewhere, but be exact.
+        listPods: async () => all.filter((p) => [movable, stuck, daemon].includes(p.metadata!.name!)),
+        podRunning: async (ns, name) => podRunning(await podApi.get(ns, name)).running,
+      },
+      'node1',
+      { say: (l) => lines.push(l) },
+    );
+    assert.deepEqual(
+      report.moved.map((m) => [m.container, m.to]),
+      [[`default/${movable}`, 'node2']],
+    );
+    assert.deepEqual(
+      report.failed.map((f) => f.container),
+      [`default/${stuck}`],
+    );
+    assert.match(report.failed[0]!.reason, /volume tmp is an emptyDir/);
+    assert.ok(
+      lines.some((l) => l.includes(daemon) && /stays: part of DaemonSet agent/.test(l)),
+      lines.join('\n'),
+    );
+    const left = (await podApi.onNode('node1')).map((p) => p.metadata!.name);
+    assert.ok(left.includes(stuck) && left.includes(daemon) && !left.includes(movable));
+  } finally {
+    await client.close();
+    for (const p of await pods())
+      if ([stuck, daemon].includes(p.metadata!.name!) || p.metadata!.name!.startsWith(`${movable}-`))
+        await core.deleteNamespacedPod({ namespace: 'default', name: p.metadata!.name! });
+  }
 });

@@ -92,7 +92,7 @@ export const MigrationSpecSchema = z
         node: NameSchema.describe('Node the workload runs on now.'),
         container: NameSchema.describe('Container id of the workload on the source node.'),
         pod: NameSchema.optional().describe(
-          "Pod of the workload, in the Migration's namespace (Kubernetes only).",
+          "Kubernetes only: move this pod, in the Migration's namespace, with all its containers, through the kubelet's checkpoint API; container then only names its main container.",
         ),
         pid: z
           .number()

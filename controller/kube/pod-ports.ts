@@ -22,6 +22,12 @@ export class KubePodApi implements PodApi {
     }
   }
 
+  /** Every pod bound to a node, in all namespaces. */
+  async onNode(node: string): Promise<V1Pod[]> {
+    const list = await this.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` });
+    return list.items.filter((p) => p.spec?.nodeName === node); // API servers that ignore the selector
+  }
+
   async create(pod: V1Pod): Promise<void> {
     try {
       await this.core.createNamespacedPod({ namespace: pod.metadata!.namespace!, body: pod });

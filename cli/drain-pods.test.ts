@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { runningPod } from '../controller/kube/fixtures.ts';
+import { sortPods } from './drain-pods.ts';
+
+test('a Kubernetes drain moves what can move, leaves the node’s own pods, and says why the rest stay', () => {
+  const plain = runningPod({}, { name: 'cache-0' });
+  const daemon = runningPod(
+    {},
+    {
+      name: 'node-exporter-x',
+      ownerReferences: [
+        { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'node-exporter', uid: 'd', controller: true },
+      ],
+    },
+  );
+  const mirror = runningPod(
+    {},
+    { name: 'kube-proxy-n1', annotations: { 'kubernetes.io/config.mirror': 'abc' } },
+  );
+  const scratch = runningPod({ volumes: [{ name: 'tmp', emptyDir: {} }] }, { name: 'builder' });
+  const done = runningPod({}, { name: 'job-1' });
+  done.status!.phase = 'Succeeded';
+  const { move, stay } = sortPods([plain, daemon, mirror, scratch, done]);
+  assert.deepEqual(
+    move.map((p) => p.metadata!.name),
+    ['cache-0'],
+  );
+  assert.deepEqual(
+    stay.map((s) => [s.pod, s.expected]),
+    [
+      ['shop/node-exporter-x', true],
+      ['shop/kube-proxy-n1', true],
+      ['shop/builder', false],
+      ['shop/job-1', true],
+    ],
+  );
+  assert.match(stay[2]!.reason, /volume tmp is an emptyDir/);
+});
