@@ -1,5 +1,6 @@
 // The ferry command line. It speaks kubectl's language for Migrations and adds the local
 // cluster's own verbs. Run `ferry --help` or `ferry COMMAND --help`.
+import { randomBytes } from 'node:crypto';
 import { chmod, copyFile, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { nodePaths } from '../lib/paths.ts';
@@ -18,7 +19,7 @@ import { drainPods } from './drain-pods.ts';
 import { KubePodApi } from '../controller/kube/pod-ports.ts';
 import { podRunning } from '../controller/kube/pod-spec.ts';
 import { loadKubeConfig } from '../controller/store/kube-store.ts';
-import type { Mode } from '../api/v1alpha1/migration.ts';
+import { API_VERSION, type Mode } from '../api/v1alpha1/migration.ts';
 import type { ContainerInfo } from '../api/v1alpha1/jobs.ts';
 
 const say = (line: string) => console.log(line);
@@ -274,6 +275,89 @@ program
       }
     });
   });
+
+program
+  .command('migrate <container>')
+  .description(
+    'move a workload now: a Migration from flags, validated like a manifest (the imperative twin of apply -f)',
+  )
+  .requiredOption('--from <node>', 'node the workload runs on')
+  .option('--to <node>', 'target node (default: the least busy other node)')
+  .option('--pod <pod>', 'Kubernetes: move this pod, all its containers (<container> names its main one)')
+  .option('--pid <pid>', 'move the bare process tree rooted at this PID instead of a container')
+  .addOption(
+    new Option('--strategy <mode>', 'memory strategy').choices([
+      'Auto',
+      'StopAndCopy',
+      'PreCopy',
+      'PostCopy',
+    ]),
+  )
+  .option('--max-downtime <duration>', 'longest acceptable freeze, used by Auto (e.g. 2s)')
+  .option('--bandwidth <quantity>', 'transfer rate limit per second (e.g. 200Mi)')
+  .addOption(
+    new Option('--compression <c>', 'zstd on images and filesystem streams').choices([
+      'Auto',
+      'Zstd',
+      'None',
+    ]),
+  )
+  .option('--name <name>', "the Migration's name (default: <container>-<random>)")
+  .option('-n, --namespace <ns>', "the Migration's namespace", 'default')
+  .option('--wait', 'follow the migration until it ends, with its progress')
+  .action(
+    async (
+      container: string,
+      o: {
+        from: string;
+        to?: string;
+        pod?: string;
+        pid?: string;
+        strategy?: Mode;
+        maxDowntime?: string;
+        bandwidth?: string;
+        compression?: string;
+        name?: string;
+        namespace: string;
+        wait?: boolean;
+      },
+    ) => {
+      const strategy = {
+        ...(o.strategy ? { mode: o.strategy } : {}),
+        ...(o.maxDowntime ? { maxDowntime: o.maxDowntime } : {}),
+        ...(o.bandwidth ? { bandwidth: o.bandwidth } : {}),
+        ...(o.compression ? { compression: o.compression } : {}),
+      };
+      const doc = {
+        apiVersion: API_VERSION,
+        kind: 'Migration',
+        metadata: {
+          name: o.name ?? `${container.slice(0, 58)}-${randomBytes(2).toString('hex')}`,
+          namespace: o.namespace,
+        },
+        spec: {
+          source: {
+            node: o.from,
+            container,
+            ...(o.pod ? { pod: o.pod } : {}),
+            ...(o.pid ? { pid: Number(o.pid) } : {}),
+          },
+          target: o.to ? { node: o.to } : { nodeSelector: {} },
+          ...(Object.keys(strategy).length ? { strategy } : {}),
+        },
+      };
+      // The same checks as a manifest, so a bad flag is refused naming the field it sets.
+      const [m] = parseManifest(JSON.stringify(doc), 'ferry migrate');
+      await withClient(async (c) => {
+        await c.store.create(m!);
+        say(`migration.ferry.dev/${m!.metadata.name} created`);
+        if (!o.wait) return;
+        const done = await waitForMigration(c, m!.metadata.namespace, m!.metadata.name, say);
+        say(describe(done));
+        if (done.status.phase !== 'Succeeded') process.exitCode = 1;
+      });
+    },
+  );
 
 const output = new Option('-o, --output <format>', 'output format')
   .choices(['table', 'yaml', 'json'])

@@ -45,6 +45,39 @@ test('ferry apply names the field at fault and creates nothing', async () => {
   assert.equal(await c.store.get('default', name), undefined);
 });
 
+test('ferry migrate refuses a bad flag naming the field it sets, and creates nothing', async () => {
+  const before = (await c.store.list()).length;
+  const r = await ferry(['migrate', 'web', '--from', 'node1', '--to', 'node2', '--bandwidth', 'fast']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /spec\.strategy\.bandwidth: bandwidth: a byte quantity per second/);
+  const same = await ferry(['migrate', 'web', '--from', 'node1', '--to', 'node1']);
+  assert.match(same.stderr, /spec\.target\.node: target\.node must differ/);
+  assert.equal((await c.store.list()).length, before);
+});
+
+test('ferry migrate --wait moves a workload and shows its phases, progress and outcome', async () => {
+  const container = unique('cli');
+  await runWorkload(c, 'node1', container, 32);
+  const r = await ferry([
+    'migrate',
+    container,
+    '--from',
+    'node1',
+    '--to',
+    'node2',
+    '--strategy',
+    'StopAndCopy',
+    '--wait',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`migration.ferry.dev/${container}-[0-9a-f]{4} created`));
+  for (const phase of ['Pending', 'Preflight', 'Checkpointing', 'Restoring', 'Succeeded'])
+    assert.match(r.stdout, new RegExp(phase));
+  assert.match(r.stdout, /Downtime:/);
+  assert.ok((await list(c, 'node2')).some((x) => x.id === container));
+  await c.bus.call('node2', { kind: 'remove', container });
+});
+
 test('ferry apply creates a valid Migration and reports an unchanged re-apply', async () => {
   const name = unique('ok');
   const dir = await mkdtemp(path.join(tmpdir(), 'ferry-'));
