@@ -83,40 +83,43 @@ after(async () => {
   await c.close();
 });
 
+/** Creates a pod and writes its status, as its kubelet would have (status is ignored on create). */
+async function createPod(body: V1Pod, status: V1Pod['status']): Promise<void> {
+  await core.createNamespacedPod({ namespace: 'default', body });
+  const cur = await core.readNamespacedPod({ namespace: 'default', name: body.metadata!.name! });
+  await core.replaceNamespacedPodStatus({
+    namespace: 'default',
+    name: body.metadata!.name!,
+    body: { ...cur, status },
+  });
+}
+
 /** A pod running on node1 as the API server shows it: its container is a real runc container. */
 async function runningPod(name: string): Promise<string> {
   const id = randomBytes(16).toString('hex');
   await runWorkload(c, 'node1', id, 16);
-  await core.createNamespacedPod({
-    namespace: 'default',
-    body: {
+  const image = 'registry.example/counter:1';
+  await createPod(
+    {
       metadata: { name, labels: { app: name } },
-      spec: { nodeName: 'node1', containers: [{ name: 'app', image: 'registry.example/counter:1' }] },
+      spec: { nodeName: 'node1', containers: [{ name: 'app', image }] },
     },
-  });
-  const cur = await core.readNamespacedPod({ namespace: 'default', name });
-  await core.replaceNamespacedPodStatus({
-    namespace: 'default',
-    name,
-    body: {
-      ...cur,
-      status: {
-        phase: 'Running',
-        conditions: [{ type: 'Ready', status: 'True' }],
-        containerStatuses: [
-          {
-            name: 'app',
-            containerID: `cri-o://${id}`,
-            image: 'registry.example/counter:1',
-            imageID: '',
-            ready: true,
-            restartCount: 0,
-            state: { running: {} },
-          },
-        ],
-      },
+    {
+      phase: 'Running',
+      conditions: [{ type: 'Ready', status: 'True' }],
+      containerStatuses: [
+        {
+          name: 'app',
+          containerID: `cri-o://${id}`,
+          image,
+          imageID: '',
+          ready: true,
+          restartCount: 0,
+          state: { running: {} },
+        },
+      ],
     },
-  });
+  );
   return id;
 }
 
@@ -233,24 +236,14 @@ test('a replacement that cannot be restored rolls back: no replacement, the sour
 
 test('a pod that cannot move is refused before anything is frozen, saying why', async () => {
   const pod = unique('web');
-  await core.createNamespacedPod({
-    namespace: 'default',
-    body: {
-      metadata: {
-        name: pod,
-        ownerReferences: [
-          { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d9', uid: 'x', controller: true },
-        ],
-      },
+  const owner = { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d9', uid: 'x', controller: true };
+  await createPod(
+    {
+      metadata: { name: pod, ownerReferences: [owner] },
       spec: { nodeName: 'node1', containers: [{ name: 'app', image: 'x' }] },
     },
-  });
-  const cur = await core.readNamespacedPod({ namespace: 'default', name: pod });
-  await core.replaceNamespacedPodStatus({
-    namespace: 'default',
-    name: pod,
-    body: { ...cur, status: { phase: 'Running' } },
-  });
+    { phase: 'Running' },
+  );
   const m = await applyAndWait(unique('mpr'), pod);
   assert.equal(m.status.phase, 'Failed');
   assert.match(m.status.failureReason ?? '', /UnsupportedWorkload: .*managed by ReplicaSet web-7d9/);
@@ -289,38 +282,20 @@ test('ferry drain on Kubernetes moves the node’s pods, leaves its DaemonSet po
   const movable = unique('web');
   await runningPod(movable);
   const stuck = unique('scratch');
-  await core.createNamespacedPod({
-    namespace: 'default',
-    body: {
+  const containers = [{ name: 'app', image: 'x' }];
+  await createPod(
+    {
       metadata: { name: stuck },
-      spec: {
-        nodeName: 'node1',
-        containers: [{ name: 'app', image: 'x' }],
-        volumes: [{ name: 'tmp', emptyDir: {} }],
-      },
+      spec: { nodeName: 'node1', containers, volumes: [{ name: 'tmp', emptyDir: {} }] },
     },
-  });
+    { phase: 'Running' },
+  );
   const daemon = unique('agent');
-  await core.createNamespacedPod({
-    namespace: 'default',
-    body: {
-      metadata: {
-        name: daemon,
-        ownerReferences: [
-          { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: 'd', controller: true },
-        ],
-      },
-      spec: { nodeName: 'node1', containers: [{ name: 'app', image: 'x' }] },
-    },
-  });
-  for (const name of [stuck, daemon]) {
-    const cur = await core.readNamespacedPod({ namespace: 'default', name });
-    await core.replaceNamespacedPodStatus({
-      namespace: 'default',
-      name,
-      body: { ...cur, status: { phase: 'Running' } },
-    });
-  }
+  const owner = { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: 'd', controller: true };
+  await createPod(
+    { metadata: { name: daemon, ownerReferences: [owner] }, spec: { nodeName: 'node1', containers } },
+    { phase: 'Running' },
+  );
   const client = await connect(CLUSTER, kubeconfigFile);
   const lines: string[] = [];
   try {

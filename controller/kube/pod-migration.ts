@@ -215,17 +215,20 @@ export async function finish(
   return warnings;
 }
 
+/** What a run has made so far, which a rollback undoes. */
+export interface Made {
+  containers: RuntimeContainer[];
+  images: CheckpointedImage[];
+  created: boolean;
+  targetPod: string;
+  frozen: boolean;
+}
+
 /** Undoes what was made, newest first; the source thaws last, once nothing else can run. */
 async function rollBack(
   ports: { pods: PodApi; agents: PodAgents },
   plan: PodMigrationPlan,
-  made: {
-    containers: RuntimeContainer[];
-    images: CheckpointedImage[];
-    created: boolean;
-    targetPod: string;
-    frozen: boolean;
-  },
+  made: Made,
   cause: unknown,
 ): Promise<void> {
   const problems = await undo(ports, plan, made);
@@ -236,13 +239,7 @@ async function rollBack(
 export async function undo(
   ports: { pods: PodApi; agents: PodAgents },
   plan: PodMigrationPlan,
-  made: {
-    containers: RuntimeContainer[];
-    images: CheckpointedImage[];
-    created: boolean;
-    targetPod: string;
-    frozen: boolean;
-  },
+  made: Made,
 ): Promise<string[]> {
   const problems: string[] = [];
   const attempt = (what: string, p: Promise<unknown>) =>
