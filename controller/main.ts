@@ -75,7 +75,12 @@ async function main() {
       leaseMs,
     );
   } else {
-    store = new RedisMigrationStore(redis, values.cluster);
+    const reported = new Set<string>();
+    store = new RedisMigrationStore(redis, values.cluster, (key, problem) => {
+      if (reported.has(`${key} ${problem}`)) return; // once, not on every pass
+      reported.add(`${key} ${problem}`);
+      log.warn({ migration: key, problem }, 'ignoring a stored Migration that fails the schema');
+    });
     elector = new LeaderElector(new RedisLease(redis, `ferry-${values.cluster}:leader`), log, leaseMs);
   }
   let metrics: ControllerMetrics | undefined;

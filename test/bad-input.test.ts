@@ -78,6 +78,27 @@ test('ferry migrate --wait moves a workload and shows its phases, progress and o
   await c.bus.call('node2', { kind: 'remove', container });
 });
 
+test('corrupt and foreign documents in the store are left out; the controller serves the rest', async () => {
+  const key = `ferry-${CLUSTER}:migrations`;
+  const bad = {
+    'default/garbage-json': '{not json',
+    'default/garbage-doc': JSON.stringify({ kind: 'Pod', spec: 7 }),
+  };
+  await c.redis.hset(key, bad);
+  try {
+    const container = unique('past-garbage');
+    await runWorkload(c, 'node1', container, 8);
+    const m = await migrate(c, unique('m-garbage'), { node: 'node1', container }, 'node2');
+    assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+    const got = await ferry(['get', 'migrations']);
+    assert.equal(got.code, 0, got.stderr);
+    assert.doesNotMatch(got.stdout, /garbage-json|garbage-doc/);
+    await c.bus.call('node2', { kind: 'remove', container });
+  } finally {
+    await c.redis.hdel(key, ...Object.keys(bad));
+  }
+});
+
 test('ferry apply creates a valid Migration and reports an unchanged re-apply', async () => {
   const name = unique('ok');
   const dir = await mkdtemp(path.join(tmpdir(), 'ferry-'));

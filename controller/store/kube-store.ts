@@ -3,6 +3,7 @@
 // list's resourceVersion with bookmarks; relist on 410 Expired and every resync period), writes
 // status only through the status subresource, retries on 409 Conflict, holds deleted objects with a
 // finalizer until they are rolled back, and records Kubernetes Events.
+import { formatIssues } from '../../api/v1alpha1/issues.ts';
 import { randomBytes } from 'node:crypto';
 import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node';
 import {
@@ -22,6 +23,7 @@ import {
   NotFoundError,
   byCreation,
   specChange,
+  validOnly,
   type MigrationEvent,
   type MigrationStore,
 } from './migration-store.ts';
@@ -62,11 +64,25 @@ export class KubeMigrationStore implements MigrationStore {
 
   private key = (ns: string, name: string) => `${ns}/${name}`;
 
+  private readonly reported = new Set<string>();
+
+  /** A Migration the API server holds that fails ferry's schema: said once per version, then left out. */
+  private invalid(key: string, problem: string): void {
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
+    this.log?.warn({ migration: key, problem }, 'ignoring a Migration that fails the schema');
+  }
+
   private toStored(raw: Raw): StoredMigration {
     const { managedFields: _mf, selfLink: _sl, ...metadata } = raw.metadata;
     const status =
       raw.status ?? initialStatus(String(metadata.creationTimestamp ?? new Date().toISOString()));
-    return MigrationSchema.parse({ ...raw, metadata, status }) as StoredMigration;
+    const parsed = MigrationSchema.safeParse({ ...raw, metadata, status });
+    if (!parsed.success)
+      throw new Error(
+        `stored Migration is invalid: ${formatIssues(parsed.error.issues).replace(/\n/g, '; ')}`,
+      );
+    return parsed.data as StoredMigration;
   }
 
   private remember(raw: Raw): void {
@@ -239,10 +255,15 @@ export class KubeMigrationStore implements MigrationStore {
       ) as { items: Raw[] };
       raws = list.items;
     }
-    return raws
-      .filter((r) => !namespace || r.metadata.namespace === namespace)
-      .map((r) => this.toStored(r))
-      .sort(byCreation);
+    const mine = raws.filter((r) => !namespace || r.metadata.namespace === namespace);
+    return validOnly(
+      mine.map((r) => [
+        `${r.metadata.namespace}/${r.metadata.name}@${String(r.metadata.resourceVersion)}`,
+        r,
+      ]),
+      (r) => this.toStored(r),
+      (key, problem) => this.invalid(key, problem),
+    ).sort(byCreation);
   }
 
   async updateSpec(namespace: string, name: string, spec: Migration['spec']): Promise<StoredMigration> {

@@ -67,3 +67,23 @@ export function prepareNew(
     metadata: { ...m.metadata, uid, creationTimestamp: now, generation: 1, finalizers: [FINALIZER] },
   } as Migration & { metadata: { uid: string } };
 }
+
+/**
+ * Parses every stored document, leaving out (and reporting once) those that fail the schema: one
+ * corrupt or foreign Migration must not stop the controller from serving all the others.
+ */
+export function validOnly<R>(
+  raws: Array<[key: string, raw: R]>,
+  parse: (raw: R, key: string) => StoredMigration,
+  onInvalid?: (key: string, problem: string) => void,
+): StoredMigration[] {
+  const out: StoredMigration[] = [];
+  for (const [key, raw] of raws) {
+    try {
+      out.push(parse(raw, key));
+    } catch (err) {
+      onInvalid?.(key, err instanceof Error ? err.message.split('\n')[0]!.slice(0, 300) : String(err));
+    }
+  }
+  return out;
+}

@@ -3,6 +3,7 @@
 // Migration, and a pub/sub channel that says when something changed.
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { formatIssues } from '../../api/v1alpha1/issues.ts';
 import {
   MigrationSchema,
   TERMINAL_PHASES,
@@ -19,6 +20,7 @@ import {
   prepareNew,
   byCreation,
   specChange,
+  validOnly,
   type MigrationEvent,
   type MigrationStore,
 } from './migration-store.ts';
@@ -40,6 +42,8 @@ export class RedisMigrationStore implements MigrationStore {
   constructor(
     private readonly redis: Redis,
     cluster: string,
+    /** Told of a stored document that fails the schema; list() leaves it out. */
+    private readonly onInvalid?: (key: string, problem: string) => void,
   ) {
     this.key = `ferry-${cluster}:migrations`;
     this.statusKey = `ferry-${cluster}:migrations:status`;
@@ -53,7 +57,12 @@ export class RedisMigrationStore implements MigrationStore {
     // Stored documents went through the schema on the way in; parse again to catch corruption.
     const doc = JSON.parse(raw) as Record<string, unknown>;
     if (status) doc.status = JSON.parse(status);
-    return MigrationSchema.parse(doc) as StoredMigration;
+    const parsed = MigrationSchema.safeParse(doc);
+    if (!parsed.success)
+      throw new Error(
+        `stored Migration is invalid: ${formatIssues(parsed.error.issues).replace(/\n/g, '; ')}`,
+      );
+    return parsed.data as StoredMigration;
   }
 
   private async changed(name: string): Promise<void> {
@@ -86,7 +95,7 @@ export class RedisMigrationStore implements MigrationStore {
       this.redis.hgetall(this.key),
       this.redis.hgetall(this.statusKey),
     ]);
-    const all = Object.entries(docs).map(([f, r]) => this.parse(r, statuses[f]));
+    const all = validOnly(Object.entries(docs), (r, f) => this.parse(r, statuses[f]), this.onInvalid);
     return all.filter((m) => !namespace || m.metadata.namespace === namespace).sort(byCreation);
   }
 
