@@ -19,6 +19,7 @@ import { Runc } from './runtime/runc.ts';
 import { startSshServer } from './transfer/ssh-server.ts';
 import { TunnelPermits } from './transfer/tunnels.ts';
 import { startDumpReceiver } from './page-streams.ts';
+import { transferExpected } from '../lib/expected-transfers.ts';
 import { probeLazyPages } from './criu/lazy-probe.ts';
 import { SelfService } from './self-service.ts';
 
@@ -123,6 +124,8 @@ export async function startAgent(
       imagesDir: ctx.layout.images,
       incomingDir: ctx.layout.incoming,
       startPageServer: (uid, peerNode, into) => startDumpReceiver(ctx, uid, peerNode, into),
+      expects: (uid, peerNode) =>
+        transferExpected(redis, config.cluster, { target: config.node, uid, source: peerNode }),
     },
     permits: ctx.tunnels,
     log,

@@ -1,6 +1,8 @@
 // The local cluster every benchmark runs on: its own name and subnet, so a benchmark never touches
 // the demo's or the tests' nodes; roomy disks for the 1 GiB runs.
-import { clusterUp } from '../cluster/cluster.ts';
+import { clusterUp, readClusterConfig } from '../cluster/cluster.ts';
+import { expectTransfer } from '../lib/expected-transfers.ts';
+import { connectRedis } from '../lib/redis.ts';
 
 export const BENCH_CLUSTER = 'bench';
 export const BENCH_SUBNET = '10.79.0';
@@ -14,3 +16,20 @@ export const upBenchCluster = () =>
     diskGiB: 8,
     imagesGiB: 6,
   });
+
+/**
+ * Lets `target` accept streams of the made-up migration `uid` from `source`, as the controller does
+ * for a real one (lib/expected-transfers.ts): benchmarks that drive a TransferSession need it.
+ */
+export async function expectBenchTransfer(
+  cluster: string,
+  t: { target: string; uid: string; source: string },
+) {
+  const config = await readClusterConfig(cluster);
+  const redis = connectRedis(config!.redis);
+  try {
+    await expectTransfer(redis, cluster, t);
+  } finally {
+    redis.disconnect();
+  }
+}

@@ -19,7 +19,7 @@ import {
   snapshot,
 } from '../agent/snapshot/btrfs.ts';
 import { clusterDown } from '../cluster/cluster.ts';
-import { BENCH_CLUSTER as CLUSTER, upBenchCluster } from './bench-cluster.ts';
+import { BENCH_CLUSTER as CLUSTER, expectBenchTransfer, upBenchCluster } from './bench-cluster.ts';
 import { REPO_ROOT } from '../cluster/processes.ts';
 import { bytes, ms, table } from '../cli/format.ts';
 import { clusterDir, fsLayout, nodePaths } from '../lib/paths.ts';
@@ -77,6 +77,7 @@ async function main() {
     (p) => p.node === 'node2',
   )!;
   const key = await readFile(n1.keyFile, 'utf8');
+  await expectBenchTransfer(CLUSTER, { target: 'node2', uid: MIGRATION, source: 'node1' });
   const volume = path.join(n1.fsRoot, 'bench-volume');
   const base = path.join(n1.fsRoot, 'bench-base');
   const plainDir = path.join(n2.fsRoot, 'bench-plain');

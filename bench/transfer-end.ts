@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { loadPeers } from '../agent/transfer/ssh-server.ts';
 import { TransferSession } from '../agent/transfer/sender.ts';
 import { nodePaths, clusterDir } from '../lib/paths.ts';
+import { expectBenchTransfer } from './bench-cluster.ts';
 
 const [mode, ...args] = process.argv.slice(2);
 
@@ -37,6 +38,7 @@ if (mode === 'tcp-sink') {
     string?,
     string?,
   ];
+  await expectBenchTransfer(cluster, { target, uid: 'bench-transfer-0001', source: node });
   const peers = await loadPeers(`${clusterDir(cluster)}/peers.json`);
   const session = await TransferSession.open({
     self: node,

@@ -9,6 +9,7 @@ import { TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration
 import type { Logger } from '../lib/logger.ts';
 import { Bus } from './bus.ts';
 import { addLoad, isRunning, loadOf } from './load.ts';
+import { endTransfer, expectTransfer } from '../lib/expected-transfers.ts';
 import type { PodRunner } from './kube/pod-runner.ts';
 import { readyNodes } from './nodes.ts';
 import {
@@ -170,6 +171,30 @@ export class Controller {
       await this.announce(m, next);
   }
 
+  /** Before a migration leaves Pending: its target accepts its streams from its source. */
+  private async expectTransfers(m: StoredMigration, next: StoredMigration['status']): Promise<void> {
+    const target = next.migrationState?.targetNode;
+    if (
+      m.status.phase !== 'Pending' ||
+      next.phase === 'Pending' ||
+      TERMINAL_PHASES.includes(next.phase) ||
+      !target
+    )
+      return;
+    await expectTransfer(this.opts.redis, this.opts.cluster, {
+      target,
+      uid: m.metadata.uid,
+      source: m.spec.source.node,
+    });
+  }
+
+  /** Once it ended: nothing more is accepted for it (a replayed stream is refused). */
+  private async endTransfers(m: StoredMigration, next: StoredMigration['status']): Promise<void> {
+    const target = next.migrationState?.targetNode;
+    if (TERMINAL_PHASES.includes(next.phase) && target)
+      await endTransfer(this.opts.redis, this.opts.cluster, target, m.metadata.uid);
+  }
+
   /** Announces and counts a phase a pod run wrote. */
   readonly podPhase = async (m: StoredMigration, next: StoredMigration['status']): Promise<void> => {
     this.opts.log.info(
@@ -178,6 +203,7 @@ export class Controller {
     );
     await this.announce(m, next);
     this.opts.onPhaseChange?.(next);
+    await this.endTransfers(m, next);
   };
 
   /** Carries out one decision: its actions, then its status and an Event. True if the phase moved. */
@@ -185,6 +211,7 @@ export class Controller {
     await this.act(m, decision.actions);
     const next = decision.status;
     if (sameStatus(next, m.status)) return false;
+    await this.expectTransfers(m, next);
     const written = await this.opts.store.updateStatus(m.metadata.namespace, m.metadata.name, next);
     if (!written || next.phase === m.status.phase) return false;
     this.opts.log.info(
@@ -193,6 +220,7 @@ export class Controller {
     );
     await this.announce(m, next);
     this.opts.onPhaseChange?.(next);
+    await this.endTransfers(m, next);
     await this.opts.afterStatusWrite?.(m, next.phase);
     return true;
   }

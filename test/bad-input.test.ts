@@ -3,6 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile, writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -158,6 +159,36 @@ test('an agent refuses an unknown SSH key and logs it', async () => {
   await sleep(200);
   const log = await readFile(nodePaths(CLUSTER, 'node2').logFile, 'utf8');
   assert.match(log, /refused SSH key: not an authorised agent key for that node/);
+});
+
+test('a stream replayed from an ended migration is refused by the target, and nothing is written', async () => {
+  const container = unique('replay');
+  await runWorkload(c, 'node1', container, 8);
+  const m = await migrate(c, unique('m-replay'), { node: 'node1', container }, 'node2');
+  assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  const peers = await loadPeers(path.join(clusterDir(CLUSTER), 'peers.json'));
+  const key = await readFile(nodePaths(CLUSTER, 'node1').keyFile, 'utf8');
+  // node1's own key, node2's pinned host key, the migration's real uid: only its time is wrong.
+  const s = await TransferSession.open({
+    self: 'node1',
+    privateKey: key,
+    peer: peers.find((p) => p.node === 'node2')!,
+    migration: m.metadata.uid,
+  });
+  try {
+    await assert.rejects(
+      (async () => {
+        await s.sendFile(nodePaths(CLUSTER, 'node1').configFile, 'checkpoint/inventory.img');
+        await s.finish();
+      })(),
+      new RegExp(`no migration ${m.metadata.uid} from node1 is expected here`),
+    );
+  } finally {
+    s.close();
+  }
+  const images = path.join(nodePaths(CLUSTER, 'node2').imagesDir, m.metadata.uid);
+  assert.equal(existsSync(images), false, `${images} was written`);
+  await c.bus.call('node2', { kind: 'remove', container });
 });
 
 test('an agent whose host key does not match the pinned one is refused', async () => {

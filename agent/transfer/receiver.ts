@@ -32,6 +32,8 @@ export interface ReceiverOptions {
   /** Folder where a migration's btrfs streams are received. */
   incomingDir: (uid: string) => string;
   log: Logger;
+  /** Whether this node expects migration `uid` from `peerNode` now (lib/expected-transfers.ts). */
+  expects?: (uid: string, peerNode: string) => Promise<boolean>;
   /** Starts a page server for a streamed dump from `peerNode` (see the pageServer item). */
   startPageServer?: (
     migration: string,
@@ -337,6 +339,11 @@ export async function receiveSession(channel: Duplex, opts: ReceiverOptions): Pr
           `stream claims source ${begin.sourceNode} but the SSH key is ${opts.peerNode}'s`,
         );
       }
+      if (opts.expects && !(await opts.expects(begin.migration, opts.peerNode)))
+        throw new FerryError(
+          'StreamRejected',
+          `no migration ${begin.migration} from ${opts.peerNode} is expected here: a stream replayed from an ended migration, or a foreign one`,
+        );
       migration = begin.migration;
       await mkdir(opts.imagesDir(migration), { recursive: true, mode: 0o700 });
       log.info({ migration, peer: opts.peerNode }, 'transfer session started');

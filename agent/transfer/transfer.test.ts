@@ -1,5 +1,6 @@
 // The transfer protocol over a real ssh2 connection on loopback: what arrives is what was sent,
 // and hostile or broken streams are rejected with their reason and leave nothing behind.
+import { existsSync } from 'node:fs';
 import { TunnelPermits, forwardLocal } from './tunnels.ts';
 import type { PageServer } from './receiver.ts';
 import { createServer, connect, type AddressInfo } from 'node:net';
@@ -64,6 +65,8 @@ before(async () => {
       imagesDir,
       incomingDir: (uid) => path.join(dir, 'incoming', uid),
       startPageServer: fakePageServer,
+      // What the controller's expected-transfer keys say: here, every migration but "ended-*" ones.
+      expects: async (uid, peerNode) => peerNode === 'src' && !uid.startsWith('ended-'),
     },
     permits,
     log: createLogger('test', '/dev/null'),
@@ -162,6 +165,15 @@ test('a stream that claims another node than its key is refused', async () => {
   const text = await replies();
   conn.end();
   assert.match(text, /claims source node7 but the SSH key is src's/);
+});
+
+test('a stream for a migration the target does not expect (a replay) is refused, and nothing is written', async () => {
+  const { channel, replies, conn } = await rawChannel();
+  channel.write(begin('ended-0000000a'));
+  const text = await replies();
+  conn.end();
+  assert.match(text, /no migration ended-0000000a from src is expected here: a stream replayed/);
+  assert.equal(existsSync(imagesDir('ended-0000000a')), false);
 });
 
 test('an oversized header is refused before it is buffered', async () => {
