@@ -8,7 +8,10 @@ import { FerryError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 
 export const HOOK_POINTS = [
+  'source.preflight',
   'target.beforeRestore',
+  'target.beforeVerify',
+  'source.beforeCleanup',
   'source.afterCheckpoint',
   'source.beforeTransfer',
   'source.duringTransfer',
@@ -28,6 +31,13 @@ export const HookActionSchema = z.discriminatedUnion('action', [
   /** Breaks the transfer's TCP connection once this many bytes have been sent. */
   z.strictObject({
     action: z.literal('cut'),
+    afterBytes: z.number().int().min(0),
+    migration: z.string().optional(),
+    times: z.number().int().min(1).default(1),
+  }),
+  /** Flips one byte of the data on the wire once this many bytes have been sent (after its checksum). */
+  z.strictObject({
+    action: z.literal('flip'),
     afterBytes: z.number().int().min(0),
     migration: z.string().optional(),
     times: z.number().int().min(1).default(1),
@@ -87,7 +97,7 @@ export class FaultHooks {
         await new Promise((r) => setTimeout(r, 50));
       return;
     }
-    if (hook.action === 'cut') return; // carried out inside the transfer itself (see take())
+    if (hook.action === 'cut' || hook.action === 'flip') return; // done inside the transfer (see take())
     const file = path.join(imagesDir, hook.file);
     const buf = await readFile(file);
     buf.fill(0xa5, Math.floor(buf.length / 4), Math.floor(buf.length / 2) + 1);

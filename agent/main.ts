@@ -19,9 +19,10 @@ import { Runc } from './runtime/runc.ts';
 import { startSshServer } from './transfer/ssh-server.ts';
 import { TunnelPermits } from './transfer/tunnels.ts';
 import { startDumpReceiver } from './page-streams.ts';
-import { transferExpected } from '../lib/expected-transfers.ts';
+import { isLive, transferExpected } from '../lib/live-migrations.ts';
 import { probeLazyPages } from './criu/lazy-probe.ts';
 import { SelfService } from './self-service.ts';
+import { sweepEnded } from './gc.ts';
 
 async function criuProblem(criu: string): Promise<string | undefined> {
   const r = await exec(criu, ['check']).catch((err: unknown) => ({
@@ -99,6 +100,8 @@ export async function startAgent(
     self: undefined as unknown as SelfService, // set just below: the service needs the context
   };
   ctx.self = new SelfService(ctx, config.runDir);
+  // What ended migrations left here (this node was gone as they ended, or died cleaning up).
+  void sweepEnded(ctx).catch((err: Error) => log.warn({ err: err.message }, 'start-up sweep failed'));
   // Containers already on the node (an agent restart) get their self-service socket back.
   for (const c of await ctx.runc.list().catch(() => [])) await ctx.self.listen(c.id).catch(() => undefined);
   if (ctx.criuProblem) log.error({ problem: ctx.criuProblem }, 'CRIU does not work on this node');
@@ -142,6 +145,12 @@ export async function startAgent(
         );
       }
       const job = parsed.data;
+      // A job of a migration that ended is never run: a node that comes back after being taken
+      // for dead finds its stalled jobs again, and must not restore or resume anything from them.
+      if ('migration' in job && !(await isLive(redis, config.cluster, job.migration.uid)))
+        throw new UnrecoverableError(
+          `InvalidInput: migration ${job.migration.name} has ended; its ${job.kind} job is not run`,
+        );
       const jlog = log.child({
         job: bullJob.id,
         kind: job.kind,
@@ -174,6 +183,8 @@ export async function startAgent(
       connection: connectRedis(config.redis, { forWorker: true }),
       prefix: queuePrefix(config.cluster),
       concurrency: 4,
+      // Test clusters (fault hooks on) notice a killed agent's jobs in seconds, not BullMQ's 30 s.
+      ...(config.faultHooks ? { lockDuration: 8000, stalledInterval: 4000 } : {}),
     },
   );
   worker.on('error', (err) => log.error({ err: err.message }, 'worker error'));

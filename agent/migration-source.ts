@@ -41,6 +41,7 @@ export async function preflightSource(
   ctx: AgentContext,
   job: JobOf<'preflightSource'>,
 ): Promise<PreflightSourceResult> {
+  await ctx.hooks.fire('source.preflight', job.migration.name, ctx.layout.images(job.migration.uid));
   checkCriu(ctx);
   const bare = job.migration.pid;
   const st = bare ? { status: 'running', pid: bare } : await requireState(ctx, job.container, ['running']);
@@ -167,6 +168,7 @@ export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
     async (s) => {
       const cut = await ctx.hooks.take('source.duringSync', job.migration.name);
       if (cut?.action === 'cut') s.cutAfter(cut.afterBytes);
+      if (cut?.action === 'flip') s.flipAfter(cut.afterBytes);
       const compress = await compressItem(job);
       if (!overlay) {
         await snapshot(layout.rootfs(job.container), base, { readonly: true });
@@ -251,6 +253,7 @@ export async function checkpoint(ctx: AgentContext, job: JobOf<'checkpoint'>) {
       uid,
       async (s) => {
         if (cut?.action === 'cut') s.cutAfter(cut.afterBytes);
+        if (cut?.action === 'flip') s.flipAfter(cut.afterBytes);
         await s.streamDump((port) =>
           runc.checkpointLeavingStopped(job.container, images, layout.work(uid), {
             pageServerPort: port,
@@ -306,6 +309,7 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
   const overlay = !job.migration.pid && (await rootfsDriver(ctx, job.container)) === 'overlay';
   const send = async (s: TransferSession) => {
     if (cut?.action === 'cut') s.cutAfter(cut.afterBytes);
+    if (cut?.action === 'flip') s.flipAfter(cut.afterBytes);
     // Files are resumable: a retry after a broken link sends only what had not arrived.
     // Regular files only: a PreCopy dump's "parent" link is made on the target by its page server.
     const files = (await readdir(images, { withFileTypes: true })).filter((e) => e.isFile());
@@ -355,7 +359,11 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
   return withSession(ctx, job.targetNode, uid, send, { bandwidth: job.bandwidth, totalBytes });
 }
 
-async function dropMigrationFiles(ctx: AgentContext, uid: string): Promise<void> {
+/** Marks a migration's images as kept after it ended (sourcePolicy KeepImages). */
+export const KEPT = '.kept';
+
+/** A migration's snapshots and images on its source node. */
+export async function dropMigrationFiles(ctx: AgentContext, uid: string): Promise<void> {
   for (const which of ['final', 'sync2', 'base'] as const)
     await deleteSubvolume(ctx.layout.snapshot(uid, which));
   // Volume snapshots carry the uid in their names: whatever of them this migration made.
@@ -371,10 +379,13 @@ async function dropMigrationFiles(ctx: AgentContext, uid: string): Promise<void>
 export async function cleanupSource(ctx: AgentContext, job: JobOf<'cleanupSource'>) {
   // PostCopy: the target has every page by now (verifyTarget waited for that), so CRIU has ended
   // the source; wait for it rather than kill it.
+  await ctx.hooks.fire('source.beforeCleanup', job.migration.name, ctx.layout.images(job.migration.uid));
   await ctx.background.get(job.migration.uid)?.done.catch(() => undefined);
   ctx.background.delete(job.migration.uid);
   if (!job.migration.pid) await removeContainer(ctx, job.container);
   if (!job.keepImages) await dropMigrationFiles(ctx, job.migration.uid);
+  // Kept on purpose (sourcePolicy KeepImages): the start-up sweep (gc.ts) leaves these alone.
+  else await writeFile(path.join(ctx.layout.images(job.migration.uid), KEPT), '', { mode: 0o600 });
   return { removed: job.container, keptImages: job.keepImages };
 }
 

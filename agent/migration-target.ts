@@ -151,6 +151,7 @@ export async function writeRestoreSpec(
 
 /** The restored workload is still up a moment later: CRIU restored it whole and it did not crash. */
 export async function verifyTarget(ctx: AgentContext, job: JobOf<'verifyTarget'>) {
+  await ctx.hooks.fire('target.beforeVerify', job.migration.name, ctx.layout.images(job.migration.uid));
   // PostCopy: not verified until every page has arrived; the daemon exits 0 once it has them all.
   const lazy = ctx.background.get(job.migration.uid);
   const waited = Date.now();
@@ -172,7 +173,8 @@ export async function verifyTarget(ctx: AgentContext, job: JobOf<'verifyTarget'>
   return { status: st.status, pid: st.pid, ...(lazyMs !== undefined ? { lazyMs } : {}) };
 }
 
-async function dropIncoming(ctx: AgentContext, uid: string): Promise<void> {
+/** What a migration's target received: subvolumes and images. */
+export async function dropIncoming(ctx: AgentContext, uid: string): Promise<void> {
   const dir = ctx.layout.incoming(uid);
   const entries = await readdir(dir).catch(() => [] as string[]);
   // Children first: the final snapshot was received against the base.

@@ -1,7 +1,7 @@
 // The local cluster every benchmark runs on: its own name and subnet, so a benchmark never touches
 // the demo's or the tests' nodes; roomy disks for the 1 GiB runs.
 import { clusterUp, readClusterConfig } from '../cluster/cluster.ts';
-import { expectTransfer } from '../lib/expected-transfers.ts';
+import { markLive } from '../lib/live-migrations.ts';
 import { connectRedis } from '../lib/redis.ts';
 
 export const BENCH_CLUSTER = 'bench';
@@ -19,7 +19,7 @@ export const upBenchCluster = () =>
 
 /**
  * Lets `target` accept streams of the made-up migration `uid` from `source`, as the controller does
- * for a real one (lib/expected-transfers.ts): benchmarks that drive a TransferSession need it.
+ * for a real one (lib/live-migrations.ts): benchmarks that drive a TransferSession need it.
  */
 export async function expectBenchTransfer(
   cluster: string,
@@ -28,7 +28,7 @@ export async function expectBenchTransfer(
   const config = await readClusterConfig(cluster);
   const redis = connectRedis(config!.redis);
   try {
-    await expectTransfer(redis, cluster, t);
+    await markLive(redis, cluster, t);
   } finally {
     redis.disconnect();
   }

@@ -9,7 +9,7 @@ import { TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration
 import type { Logger } from '../lib/logger.ts';
 import { Bus } from './bus.ts';
 import { addLoad, isRunning, loadOf } from './load.ts';
-import { endTransfer, expectTransfer } from '../lib/expected-transfers.ts';
+import { markEnded, markLive } from '../lib/live-migrations.ts';
 import type { PodRunner } from './kube/pod-runner.ts';
 import { readyNodes } from './nodes.ts';
 import {
@@ -171,8 +171,8 @@ export class Controller {
       await this.announce(m, next);
   }
 
-  /** Before a migration leaves Pending: its target accepts its streams from its source. */
-  private async expectTransfers(m: StoredMigration, next: StoredMigration['status']): Promise<void> {
+  /** Before a migration leaves Pending: it is live (its agents run its jobs, its target takes its streams). */
+  private async markLiveIfStarted(m: StoredMigration, next: StoredMigration['status']): Promise<void> {
     const target = next.migrationState?.targetNode;
     if (
       m.status.phase !== 'Pending' ||
@@ -181,18 +181,17 @@ export class Controller {
       !target
     )
       return;
-    await expectTransfer(this.opts.redis, this.opts.cluster, {
+    await markLive(this.opts.redis, this.opts.cluster, {
       target,
       uid: m.metadata.uid,
       source: m.spec.source.node,
     });
   }
 
-  /** Once it ended: nothing more is accepted for it (a replayed stream is refused). */
-  private async endTransfers(m: StoredMigration, next: StoredMigration['status']): Promise<void> {
-    const target = next.migrationState?.targetNode;
-    if (TERMINAL_PHASES.includes(next.phase) && target)
-      await endTransfer(this.opts.redis, this.opts.cluster, target, m.metadata.uid);
+  /** Once it ended: nothing more runs or is accepted for it (a stalled job, a replayed stream). */
+  private async markEndedIfOver(m: StoredMigration, next: StoredMigration['status']): Promise<void> {
+    if (TERMINAL_PHASES.includes(next.phase))
+      await markEnded(this.opts.redis, this.opts.cluster, m.metadata.uid);
   }
 
   /** Announces and counts a phase a pod run wrote. */
@@ -203,7 +202,7 @@ export class Controller {
     );
     await this.announce(m, next);
     this.opts.onPhaseChange?.(next);
-    await this.endTransfers(m, next);
+    await this.markEndedIfOver(m, next);
   };
 
   /** Carries out one decision: its actions, then its status and an Event. True if the phase moved. */
@@ -211,7 +210,7 @@ export class Controller {
     await this.act(m, decision.actions);
     const next = decision.status;
     if (sameStatus(next, m.status)) return false;
-    await this.expectTransfers(m, next);
+    await this.markLiveIfStarted(m, next);
     const written = await this.opts.store.updateStatus(m.metadata.namespace, m.metadata.name, next);
     if (!written || next.phase === m.status.phase) return false;
     this.opts.log.info(
@@ -220,7 +219,7 @@ export class Controller {
     );
     await this.announce(m, next);
     this.opts.onPhaseChange?.(next);
-    await this.endTransfers(m, next);
+    await this.markEndedIfOver(m, next);
     await this.opts.afterStatusWrite?.(m, next.phase);
     return true;
   }

@@ -604,3 +604,29 @@ test('each volume is listed with its driver and the bytes sent before and during
     { name: 'rootfs', driver: 'btrfs', bytesBeforeFreeze: 5000, bytesDuringFreeze: 300 },
   ]);
 });
+
+test('a target that is gone fails the step nobody picked up, at once', () => {
+  const m = migration('Restoring', {}, {});
+  const d = decide(m, facts({ restore: { state: 'waiting' } }, nodes('node1')));
+  assert.equal(d.status.phase, 'RollingBack');
+  assert.match(d.status.failureReason!, /restore on node2 failed: NodeNotFound: node node2 is gone/);
+  assert.deepEqual(steps(d.actions), [['restore', 'node2']]); // the waiting job is withdrawn
+  // A step the gone node had taken died with it: no worker there will ever finish it.
+  const taken = decide(m, facts({ restore: active }, nodes('node1')));
+  assert.equal(taken.status.phase, 'RollingBack');
+  assert.deepEqual(taken.actions, []);
+  // While the node is there, a running step is never raced.
+  assert.equal(decide(m, facts({ restore: active })).status.phase, 'Restoring');
+});
+
+test('a rollback whose target is gone skips the target and resumes the source', () => {
+  const m = migration('RollingBack', { failureReason: 'restore on node2 failed: NodeNotFound' });
+  const d1 = decide(m, facts({}, nodes('node1')));
+  assert.deepEqual(steps(d1.actions), [['resumeSource', 'node1']]);
+  const d2 = decide(m, facts({ resumeSource: done() }, nodes('node1')));
+  assert.equal(d2.status.phase, 'Failed');
+  assert.match(d2.status.warnings![0]!, /rollbackTarget skipped: node node2 is gone/);
+  // A bare process tree too: its target copy died with the node, so its PIDs are free.
+  const bare = migration('RollingBack', {}, { source: { node: 'node1', container: 'p', pid: 42 } });
+  assert.deepEqual(steps(decide(bare, facts({}, nodes('node1'))).actions), [['resumeSource', 'node1']]);
+});

@@ -314,7 +314,7 @@ function stopReason(m: StoredMigration, facts: Facts): string | undefined {
 }
 
 function decidePhase(m: StoredMigration, facts: Facts): Decision {
-  const status = m.status;
+  let status = m.status;
   const none: Decision = { status, actions: [] };
   const src = m.spec.source.node;
   const state: MigrationState = status.migrationState ?? { sourceNode: src };
@@ -401,14 +401,35 @@ function decidePhase(m: StoredMigration, facts: Facts): Decision {
   const steps = PHASE_STEPS[status.phase] ?? [];
   const actions: Action[] = [];
   const failures: string[] = [];
+  const warnings: string[] = [];
+  const skipped = new Set<StepName>();
+  const gone = new Set<StepName>();
   let allDone = true;
   for (const [step, side] of steps) {
     const fact = facts.jobs[step];
     const node = side === 'source' ? src : target;
+    // A node whose agent stopped beating is gone (fenced: its copy died with it). A step nobody
+    // there finished fails the migration at once; while rolling back or cleaning up, the target's
+    // steps are skipped, so a gone target never keeps the source frozen.
+    const unclaimed = !fact || fact.state === 'waiting' || fact.state === 'delayed';
+    // A job a gone node had taken died with it: no worker there will ever finish it or see it stall.
+    if (!facts.nodes.has(node) && (unclaimed || fact.state === 'active')) {
+      if (fact && unclaimed)
+        actions.push({ type: 'cancel', step, node, jobId: jobIdFor(m.metadata.uid, step) });
+      if ((status.phase === 'RollingBack' && side === 'target') || status.phase === 'CleaningUp') {
+        skipped.add(step);
+        warnings.push(
+          `${step} skipped: node ${node} is gone (no agent heartbeat); its agent removes the leftovers when it returns`,
+        );
+      } else
+        failures.push(`${step} on ${node} failed: NodeNotFound: node ${node} is gone (no agent heartbeat)`);
+      gone.add(step);
+      continue;
+    }
     // A bare process tree keeps its PIDs: its target copy must be gone before the source's returns.
     const after =
       AFTER[step] ?? (m.spec.source.pid && step === 'resumeSource' ? 'rollbackTarget' : undefined);
-    if (!fact && after && facts.jobs[after]?.state !== 'completed') {
+    if (!fact && after && facts.jobs[after]?.state !== 'completed' && !skipped.has(after)) {
       allDone = false; // waits for the step whose result it needs
     } else if (!fact) {
       const job = buildJob(m, step, target, facts.jobs);
@@ -425,13 +446,14 @@ function decidePhase(m: StoredMigration, facts: Facts): Decision {
     // Let sibling steps of the phase settle before moving on, so no step races a rollback.
     const unsettled = steps.some(([s]) => {
       const f = facts.jobs[s];
-      return f !== undefined && f.state !== 'completed' && f.state !== 'failed';
+      return !gone.has(s) && f !== undefined && f.state !== 'completed' && f.state !== 'failed';
     });
-    if (unsettled) return none;
+    const cancels = actions.filter((a) => a.type === 'cancel'); // jobs a gone node never took
+    if (unsettled) return { status, actions: cancels };
     const reason = failures.join('; ');
     switch (status.phase) {
       case 'Preflight':
-        return fail(reason); // nothing was frozen or written
+        return { ...fail(reason), actions: cancels }; // nothing was frozen or written
       case 'RollingBack':
         return fail(`${status.failureReason ?? 'rolled back'}; rollback incomplete: ${reason}`, {
           migrationState: {
@@ -450,12 +472,14 @@ function decidePhase(m: StoredMigration, facts: Facts): Decision {
       default:
         return {
           status: transition(status, 'RollingBack', facts.now, { failureReason: reason }),
-          actions: [],
+          actions: cancels,
         };
     }
   }
 
   if (!allDone) return { status, actions };
+  const noted = [...(status.warnings ?? []), ...warnings.filter((w) => !status.warnings?.includes(w))];
+  if (warnings.length) status = { ...status, warnings: noted };
 
   switch (status.phase) {
     case 'RollingBack':

@@ -32,7 +32,7 @@ export interface ReceiverOptions {
   /** Folder where a migration's btrfs streams are received. */
   incomingDir: (uid: string) => string;
   log: Logger;
-  /** Whether this node expects migration `uid` from `peerNode` now (lib/expected-transfers.ts). */
+  /** Whether this node expects migration `uid` from `peerNode` now (lib/live-migrations.ts). */
   expects?: (uid: string, peerNode: string) => Promise<boolean>;
   /** Starts a page server for a streamed dump from `peerNode` (see the pageServer item). */
   startPageServer?: (
@@ -345,7 +345,8 @@ export async function receiveSession(channel: Duplex, opts: ReceiverOptions): Pr
           `no migration ${begin.migration} from ${opts.peerNode} is expected here: a stream replayed from an ended migration, or a foreign one`,
         );
       migration = begin.migration;
-      await mkdir(opts.imagesDir(migration), { recursive: true, mode: 0o700 });
+      // Folders are made by the items that write into them: a session that only probes the link
+      // (preflight) leaves nothing on this node.
       log.info({ migration, peer: opts.peerNode }, 'transfer session started');
       return;
     }

@@ -62,6 +62,7 @@ export class TransferSession {
   /** Bytes an earlier session had delivered already, skipped thanks to resume. */
   resumedBytes = 0;
   private cutAt: number | undefined;
+  private flipAt: number | undefined;
   /** Every byte written to the channel, frames included: where the test cut is measured. */
   private wire = 0;
   private sock: Socket | undefined;
@@ -161,9 +162,14 @@ export class TransferSession {
     let n = 0;
     for await (const chunk of data as AsyncIterable<Buffer>) {
       for (let off = 0; off < chunk.length; off += MAX_DATA_BYTES) {
-        const part = chunk.subarray(off, off + MAX_DATA_BYTES);
+        let part = chunk.subarray(off, off + MAX_DATA_BYTES);
         hash.update(part);
         n += part.length;
+        if (this.flipAt !== undefined && this.wire >= this.flipAt) {
+          part = Buffer.from(part); // the checksum is of the true bytes; the wire carries one flipped
+          part[0] = part[0]! ^ 0xff;
+          this.flipAt = undefined;
+        }
         await this.write(encodeFrame(FrameType.Data, part));
         this.onBytes?.(this.bytes + n);
       }
@@ -326,6 +332,11 @@ export class TransferSession {
     await this.endItem(item, await this.streamData(Readable.from(zeros())));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return Math.round(bytes / Math.max(seconds, 1e-6));
+  }
+
+  /** Test hook: flips one byte of the next DATA frame once this many bytes have gone. */
+  flipAfter(bytes: number): void {
+    this.flipAt = bytes;
   }
 
   /** Test hook: breaks the TCP connection under the session once this many bytes have gone. */

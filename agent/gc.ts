@@ -1,0 +1,43 @@
+// At start-up, an agent removes what ended migrations left on its node. A migration's files live
+// only while the controller says it runs (lib/live-migrations.ts); they outlive it
+// when the node was gone as the migration ended (its steps were skipped) or the agent died in the
+// middle of a clean-up. Images kept on purpose (sourcePolicy KeepImages) stay.
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { errorMessage } from '../lib/errors.ts';
+import { liveUids } from '../lib/live-migrations.ts';
+import type { AgentContext } from './context.ts';
+import { exists } from './snapshot/btrfs.ts';
+import { dropMigrationFiles, KEPT } from './migration-source.ts';
+import { dropIncoming } from './migration-target.ts';
+
+const UID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
+
+/** Resolves to the uids whose leftovers it removed. */
+export async function sweepEnded(ctx: AgentContext): Promise<string[]> {
+  const { layout } = ctx;
+  const found = new Set<string>();
+  for (const dir of [ctx.config.imagesDir, path.dirname(layout.incoming('x')), layout.snapshots])
+    for (const e of await readdir(dir).catch(() => [] as string[])) {
+      const uid = UID.exec(e)?.[0];
+      if (uid) found.add(uid);
+    }
+  if (!found.size) return [];
+  const live = await liveUids(ctx.redis, ctx.config.cluster);
+  const swept: string[] = [];
+  for (const uid of found) {
+    if (live.has(uid) || (await exists(path.join(layout.images(uid), KEPT)))) continue;
+    try {
+      await dropIncoming(ctx, uid);
+      await dropMigrationFiles(ctx, uid);
+      swept.push(uid);
+    } catch (err) {
+      ctx.log.warn(
+        { migration: uid, err: errorMessage(err) },
+        'could not remove an ended migration’s leftovers',
+      );
+    }
+  }
+  if (swept.length) ctx.log.info({ migrations: swept }, 'removed the leftovers of ended migrations');
+  return swept;
+}

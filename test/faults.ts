@@ -1,0 +1,182 @@
+// The faults of the fault matrix (test/fault-matrix.test.ts) and where they strike. Each is real:
+// processes are SIGKILLed and started again, Redis is shut down and restarted, the target's veth
+// goes down, its filesystem fills up, a byte is flipped on the wire by a named hook, the target node
+// dies with its containers. Injection points are named hooks in the agents (agent/fault-hooks.ts).
+import { readFile, rm } from 'node:fs/promises';
+import { statfs } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { HookPoint } from '../agent/fault-hooks.ts';
+import type { Client } from '../cli/client.ts';
+import { vethName } from '../cluster/netns.ts';
+import { exec, run } from '../lib/exec.ts';
+import { clusterDir, nodePaths } from '../lib/paths.ts';
+import { armHook, CLUSTER, upTestCluster } from './helpers.ts';
+
+/** Where each phase is held while its fault strikes: a hook on the node that runs its step. */
+export const PHASE_POINTS = {
+  Preflight: { node: 'node1', point: 'source.preflight' },
+  Syncing: { node: 'node1', point: 'source.beforeSync' },
+  Checkpointing: { node: 'node1', point: 'source.afterCheckpoint' },
+  Transferring: { node: 'node1', point: 'source.beforeTransfer' },
+  Restoring: { node: 'node2', point: 'target.beforeRestore' },
+  Verifying: { node: 'node2', point: 'target.beforeVerify' },
+  CleaningUp: { node: 'node1', point: 'source.beforeCleanup' },
+} as const satisfies Record<string, { node: string; point: HookPoint }>;
+export type MatrixPhase = keyof typeof PHASE_POINTS;
+
+export interface FaultEnv {
+  c: Client;
+  name: string;
+  phase: MatrixPhase;
+  /** Lets the held step go on. */
+  release(): Promise<void>;
+}
+
+export interface Fault {
+  name: string;
+  /** What a Failed migration's reason must say about this fault (its cause, in its own words). */
+  reason: RegExp;
+  /** Phases where the fault cannot strike the migration, with why (the table says so). */
+  notApplicable?: Partial<Record<MatrixPhase, string>>;
+  /** Strikes while the phase is held, and lets it go on. */
+  strike(env: FaultEnv): Promise<void>;
+  /** Undone after the migration ended: the link back up, the disk emptied, the node back. */
+  heal?(env: FaultEnv): Promise<void>;
+}
+
+async function pidOf(file: string): Promise<number> {
+  return Number((await readFile(file, 'utf8')).trim());
+}
+
+async function killAgent(node: string): Promise<void> {
+  process.kill(await pidOf(nodePaths(CLUSTER, node).pidFile), 'SIGKILL');
+  await sleep(200);
+}
+
+const link = (node: string, state: 'up' | 'down') =>
+  run('ip', ['link', 'set', vethName(CLUSTER, Number(node.slice(4))), state]);
+
+const FILLER = (node: string) => path.join(nodePaths(CLUSTER, node).fsRoot, 'fault-filler');
+
+/** What a node's test runtime still runs, as a dead node would not. */
+async function killContainers(node: string): Promise<void> {
+  const root = nodePaths(CLUSTER, node).runcRoot;
+  const listed = await exec('runc', ['--root', root, 'list', '--quiet']);
+  for (const id of listed.stdout.split('\n').filter(Boolean)) {
+    await exec('runc', ['--root', root, 'kill', id, 'KILL']);
+    await exec('runc', ['--root', root, 'delete', '--force', id]);
+  }
+}
+
+export const FAULTS: Fault[] = [
+  {
+    name: 'source agent killed',
+    reason: /stalled|node1/,
+    async strike(env) {
+      await killAgent('node1');
+      await upTestCluster();
+      await env.release();
+    },
+  },
+  {
+    name: 'target agent killed',
+    reason: /stalled|node2/,
+    async strike(env) {
+      await killAgent('node2');
+      await upTestCluster();
+      await env.release();
+    },
+  },
+  {
+    name: 'controller killed',
+    reason: /./,
+    async strike(env) {
+      process.kill(await pidOf(path.join(clusterDir(CLUSTER), 'controller.pid')), 'SIGKILL');
+      await sleep(200);
+      await upTestCluster();
+      await env.release();
+    },
+  },
+  {
+    name: 'Redis restarted',
+    reason: /./,
+    async strike(env) {
+      // A clean shutdown writes its append-only file; the restart reads it back.
+      await exec('redis-cli', ['-s', path.join(clusterDir(CLUSTER), 'redis.sock'), 'shutdown']);
+      await sleep(300);
+      await upTestCluster();
+      await env.release();
+    },
+  },
+  {
+    name: 'link down for 2 s',
+    reason: /TransferFailed|connect|timed out|ECONN|closed/i,
+    async strike(env) {
+      await env.release();
+      await sleep(100);
+      await link('node2', 'down');
+      await sleep(2000);
+      await link('node2', 'up');
+    },
+  },
+  {
+    name: 'link cut for good',
+    reason: /TransferFailed|connect|timed out|ECONN|closed/i,
+    async strike(env) {
+      await env.release();
+      await sleep(100);
+      await link('node2', 'down');
+    },
+    async heal() {
+      await link('node2', 'up');
+    },
+  },
+  {
+    name: 'target filesystem full',
+    reason: /space|ENOSPC|InsufficientSpace/i,
+    async strike(env) {
+      const st = await statfs(nodePaths(CLUSTER, 'node2').fsRoot);
+      await run('fallocate', ['-l', String(st.bavail * st.bsize), FILLER('node2')]).catch(() => undefined);
+      await env.release();
+    },
+    async heal() {
+      await rm(FILLER('node2'), { force: true });
+      await exec('btrfs', ['filesystem', 'sync', nodePaths(CLUSTER, 'node2').fsRoot]);
+    },
+  },
+  {
+    name: 'a byte flipped in transit',
+    reason: /IntegrityError|sha256|checksum/i,
+    notApplicable: {
+      Preflight: 'no image moves yet (the link probe keeps nothing)',
+      Checkpointing:
+        "pages stream through CRIU's page-server protocol inside the SSH channel, whose MAC (AES-GCM) refuses a flipped byte; ferry's own checksums cover files and btrfs streams",
+      Restoring: 'nothing moves between the nodes after the transfer',
+      Verifying: 'nothing moves between the nodes after the transfer',
+      CleaningUp: 'nothing moves between the nodes after the transfer',
+    },
+    async strike(env) {
+      // The held step takes this hook as it opens its session: the first data frame goes out flipped.
+      const point = env.phase === 'Syncing' ? 'source.duringSync' : 'source.duringTransfer';
+      await armHook(env.c, 'node1', point, { action: 'flip', afterBytes: 0, migration: env.name });
+      await env.release();
+    },
+  },
+  {
+    name: 'target node removed',
+    reason: /NodeNotFound: node node2 is gone|ssh to node2: connect/,
+    notApplicable: {
+      CleaningUp:
+        'the workload already runs on the target, verified: a node that dies then takes it with it, migration or not',
+    },
+    async strike(env) {
+      await killAgent('node2');
+      await killContainers('node2');
+      await env.release();
+    },
+    async heal() {
+      await upTestCluster(); // the node returns; its agent sweeps what the migration left there
+    },
+  },
+];
