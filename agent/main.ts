@@ -174,7 +174,11 @@ export async function startAgent(
         return result;
       } catch (err) {
         const reason = errorMessage(err);
-        jlog.error({ reason }, 'job failed');
+        // An error ferry did not expect carries its stack: where it came from is the first question.
+        jlog.error(
+          { reason, ...(err instanceof FerryError ? {} : { stack: (err as Error).stack }) },
+          'job failed',
+        );
         if (err instanceof FerryError && err.final) throw new UnrecoverableError(reason);
         throw new Error(reason, { cause: err });
       }

@@ -57,7 +57,10 @@ async function killAgent(node: string): Promise<void> {
 const link = (node: string, state: 'up' | 'down') =>
   run('ip', ['link', 'set', vethName(CLUSTER, Number(node.slice(4))), state]);
 
-const FILLER = (node: string) => path.join(nodePaths(CLUSTER, node).fsRoot, 'fault-filler');
+const FILLERS = (node: string) => [
+  path.join(nodePaths(CLUSTER, node).fsRoot, 'fault-filler'),
+  path.join(nodePaths(CLUSTER, node).imagesDir, 'fault-filler'),
+];
 
 /** What a node's test runtime still runs, as a dead node would not. */
 async function killContainers(node: string): Promise<void> {
@@ -136,12 +139,15 @@ export const FAULTS: Fault[] = [
     name: 'target filesystem full',
     reason: /space|ENOSPC|InsufficientSpace/i,
     async strike(env) {
-      const st = await statfs(nodePaths(CLUSTER, 'node2').fsRoot);
-      await run('fallocate', ['-l', String(st.bavail * st.bsize), FILLER('node2')]).catch(() => undefined);
+      // Both of the target's filesystems: its btrfs (snapshots) and its image tmpfs (pages, images).
+      for (const file of FILLERS('node2')) {
+        const st = await statfs(path.dirname(file));
+        await run('fallocate', ['-l', String(st.bavail * st.bsize), file]).catch(() => undefined);
+      }
       await env.release();
     },
     async heal() {
-      await rm(FILLER('node2'), { force: true });
+      for (const file of FILLERS('node2')) await rm(file, { force: true });
       await exec('btrfs', ['filesystem', 'sync', nodePaths(CLUSTER, 'node2').fsRoot]);
     },
   },

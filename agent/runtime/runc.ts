@@ -1,6 +1,6 @@
 // The runc adapter: one node's containers, driven through runc's command line with its own state
 // root and the CRIU wrapper installed by scripts/setup.sh.
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { exec, type ExecResult } from '../../lib/exec.ts';
 import { FerryError, type ErrorCode } from '../../lib/errors.ts';
@@ -65,7 +65,18 @@ export class Runc {
   async state(id: string): Promise<ContainerInfo | undefined> {
     const r = await exec('runc', ['--root', this.root, 'state', id]);
     if (r.code !== 0) return undefined;
-    const s = JSON.parse(r.stdout) as { id: string; status: string; pid?: number };
+    let s: { id: string; status: string; pid?: number };
+    try {
+      s = JSON.parse(r.stdout) as typeof s;
+    } catch {
+      // runc's state file could not be written whole: most often its folder's filesystem is full.
+      const st = await statfs(this.root).catch(() => undefined);
+      const full = st && st.bavail === 0 ? `: no space left on ${this.root}` : '';
+      throw new FerryError(
+        'RuntimeFailed',
+        `runc state ${id} is unreadable (${r.stderr.trim() || 'empty output'})${full}`,
+      );
+    }
     return { id: s.id, status: s.status, ...(s.pid ? { pid: s.pid } : {}) };
   }
 

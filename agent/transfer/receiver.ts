@@ -4,7 +4,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -125,7 +125,13 @@ async function fileSink(
         mode: item.mode & 0o700,
         highWaterMark: 8 * 1024 * 1024,
       });
-  const failed = new Promise<never>((_, reject) => out?.once('error', reject));
+  let writeError: Error | undefined;
+  const failed = new Promise<never>((_, reject) =>
+    out?.once('error', (err) => {
+      writeError = err;
+      reject(err);
+    }),
+  );
   failed.catch(() => undefined);
   const close = () =>
     new Promise<void>((resolve) => (!out || out.closed ? resolve() : out.end(() => resolve())));
@@ -142,11 +148,27 @@ async function fileSink(
       if (!out.write(data)) await Promise.race([once(out, 'drain'), failed]);
     },
     async finish(end) {
-      await Promise.race([close(), failed]);
+      await Promise.race([close(), failed]).catch(() => undefined);
       try {
+        // A write that failed (a full filesystem) must fail the item: what was hashed is what was
+        // received, not what reached the disk. A stream destroyed by the error also counts as closed,
+        // so the error is checked here, not only raced above.
+        if (writeError)
+          throw new FerryError(
+            'InsufficientSpace',
+            `${item.path}: cannot write it on this node: ${writeError.message}`,
+          );
         if (written !== item.size)
           throw new FerryError('IntegrityError', `${item.path}: received ${written} of ${item.size} bytes`);
         checkEnd(hash, written, end, item.path);
+        const onDisk = (await stat(done ? dest : tmp)).size;
+        if (onDisk !== item.size) {
+          const full = (await statfs(dir).catch(() => undefined))?.bavail === 0;
+          throw new FerryError(
+            full ? 'InsufficientSpace' : 'IntegrityError',
+            `${item.path}: ${onDisk} of ${item.size} bytes reached the disk${full ? ': no space left on this node' : ''}`,
+          );
+        }
       } catch (err) {
         await rm(done ? dest : tmp, { force: true });
         throw err;

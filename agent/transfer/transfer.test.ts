@@ -7,8 +7,8 @@ import { createServer, connect, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import ssh2 from 'ssh2';
@@ -234,7 +234,27 @@ test('a link probe measures a rate and leaves nothing behind', async () => {
   await s.finish();
   s.close();
   assert.ok(rate > 0);
-  assert.deepEqual(await readdir(imagesDir('mig-00000011')), []);
+  // Not even an empty folder: a preflight that fails after its probe must leave the target as it was.
+  assert.equal(existsSync(imagesDir('mig-00000011')), false);
+});
+
+test('a file that cannot be written whole on the target (a full filesystem) is refused, nothing kept', async () => {
+  // /dev/full fails every write with ENOSPC: the folder's file is a link to it.
+  const uid = 'mig-0000full';
+  await mkdir(imagesDir(uid), { recursive: true });
+  await symlink('/dev/full', path.join(imagesDir(uid), 'pages-1.img.part'));
+  const file = path.join(dir, 'full-src.bin');
+  await writeFile(file, randomBytes(256 * 1024));
+  const s = await TransferSession.open({ self: 'src', privateKey: src.privateKey, peer, migration: uid });
+  try {
+    await assert.rejects(
+      s.sendFile(file, 'pages-1.img'),
+      /rejected by the target: pages-1\.img: (cannot write it on this node: ENOSPC|0 of 262144 bytes reached the disk)/,
+    );
+  } finally {
+    s.close();
+  }
+  assert.equal(existsSync(path.join(imagesDir(uid), 'pages-1.img')), false);
 });
 
 test('a file whose link broke mid-way resumes where it stopped, and its checksum covers the whole', async () => {
