@@ -3,7 +3,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from '../cli/client.ts';
-import { list, migrate, phases, testCluster, unique, verify } from './helpers.ts';
+import { markEnded, markLive } from '../lib/live-migrations.ts';
+import { CLUSTER, list, migrate, phases, testCluster, unique, verify } from './helpers.ts';
 
 let c: Client;
 before(async () => (c = await testCluster()));
@@ -54,6 +55,8 @@ test('PreCopy is refused in preflight on a kernel without soft-dirty tracking, n
 
 test('the target refuses a CPU image it cannot match, and a workload it has no room for', async () => {
   const migration = { uid: 'cafe0000-0001', name: 'direct' };
+  // Agents run jobs of live migrations only: this one is, as the controller would mark it.
+  await markLive(c.redis, CLUSTER, { uid: migration.uid, source: 'node1', target: 'node2' });
   await assert.rejects(
     c.bus.call('node2', {
       kind: 'preflightTarget',
@@ -71,5 +74,11 @@ test('the target refuses a CPU image it cannot match, and a workload it has no r
       requirements: { memoryBytes: 100 * 2 ** 30 },
     }),
     /InsufficientSpace: preflightTarget on node2: images on node2: \d+ MiB free, \d+ MiB needed/,
+  );
+  await markEnded(c.redis, CLUSTER, migration.uid);
+  // Once it ended, its jobs are refused without running, and not retried.
+  await assert.rejects(
+    c.bus.call('node2', { kind: 'preflightTarget', migration, container: 'nothing-here', requirements: {} }),
+    /InvalidInput: preflightTarget on node2: migration direct has ended; its preflightTarget job is not run/,
   );
 });

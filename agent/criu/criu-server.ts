@@ -4,7 +4,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, statfs } from 'node:fs/promises';
+import path from 'node:path';
 import { FerryError, type ErrorCode } from '../../lib/errors.ts';
 import { criuErrorLines } from './criu-log.ts';
 
@@ -65,6 +66,13 @@ export async function startWithStatusFd(
     const log = await readFile(logFile, 'utf8').catch(() => '');
     const lines = criuErrorLines(log);
     const why = lines.length ? lines.join(' | ') : stderr.trim() || `exit ${code ?? signal}`;
+    // A CRIU that wrote no error at all may not have been able to: its log's filesystem is full.
+    const full = !lines.length && (await statfs(path.dirname(logFile)).catch(() => undefined))?.bavail === 0;
+    if (full)
+      return new FerryError(
+        'InsufficientSpace',
+        `${what}: CRIU says: ${why}; no space left on ${path.dirname(logFile)} (not even for its log)`,
+      );
     return new FerryError(errorCode, `${what}: CRIU says: ${why}`);
   };
   let exitedYet = false;
