@@ -1,5 +1,6 @@
 // The target end of a migration: check it can take the workload, restore it from what the source
 // sent, and afterwards drop the leftovers, or on rollback remove every trace of it.
+import { sessionsSettled } from './transfer/receiver.ts';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { JobOf } from '../api/v1alpha1/jobs.ts';
@@ -175,6 +176,7 @@ export async function verifyTarget(ctx: AgentContext, job: JobOf<'verifyTarget'>
 
 /** What a migration's target received: subvolumes and images. */
 export async function dropIncoming(ctx: AgentContext, uid: string): Promise<void> {
+  await sessionsSettled(uid); // a session still aborting after a broken link would leave a folder
   const dir = ctx.layout.incoming(uid);
   const entries = await readdir(dir).catch(() => [] as string[]);
   // Children first: the final snapshot was received against the base.

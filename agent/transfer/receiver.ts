@@ -339,7 +339,49 @@ function probeSink(item: Extract<Item, { type: 'probe' }>): Sink {
 }
 
 /** Serves one transfer channel until DONE, a protocol error, or the channel closing. */
+/** Receiving sessions in progress, by migration: a rollback waits for them before it cleans up. */
+const sessions = new Map<string, Set<Promise<void>>>();
+
+/**
+ * Resolves once every session receiving for `uid` has ended (or after `timeoutMs`): a broken link's
+ * session is still aborting its item as the rollback starts, and would leave a folder behind it.
+ */
+export async function sessionsSettled(uid: string, timeoutMs = 15_000): Promise<void> {
+  const open = sessions.get(uid);
+  if (!open?.size) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.allSettled([...open]),
+    new Promise<void>((r) => (timer = setTimeout(r, timeoutMs))),
+  ]);
+  clearTimeout(timer);
+}
+
 export async function receiveSession(channel: Duplex, opts: ReceiverOptions): Promise<void> {
+  let ended!: () => void;
+  const session = new Promise<void>((r) => (ended = r));
+  let registered: string | undefined;
+  try {
+    return await receive(channel, opts, (uid) => {
+      registered = uid;
+      const open = sessions.get(uid) ?? new Set();
+      sessions.set(uid, open.add(session));
+    });
+  } finally {
+    ended();
+    if (registered) {
+      const open = sessions.get(registered);
+      open?.delete(session);
+      if (!open?.size) sessions.delete(registered);
+    }
+  }
+}
+
+async function receive(
+  channel: Duplex,
+  opts: ReceiverOptions,
+  onBegin: (uid: string) => void,
+): Promise<void> {
   const { log } = opts;
   const reply = (r: Reply) => channel.write(JSON.stringify(r) + '\n');
   const dec = new FrameDecoder();
@@ -367,6 +409,7 @@ export async function receiveSession(channel: Duplex, opts: ReceiverOptions): Pr
           `no migration ${begin.migration} from ${opts.peerNode} is expected here: a stream replayed from an ended migration, or a foreign one`,
         );
       migration = begin.migration;
+      onBegin(migration);
       // Folders are made by the items that write into them: a session that only probes the link
       // (preflight) leaves nothing on this node.
       log.info({ migration, peer: opts.peerNode }, 'transfer session started');
