@@ -23,6 +23,25 @@ export async function connect(cluster: string, kubeconfig?: string): Promise<Cli
   if (!config)
     throw new FerryError('NodeNotFound', `cluster ${cluster} is not up: run \`ferry cluster up\` first`);
   const redis = connectRedis(config.redis);
+  // Errors reach each command; ioredis's own "unhandled error" lines would only repeat them.
+  let lastError: string | undefined;
+  redis.on('error', (err: Error) => (lastError = err.message));
+  const answered = await Promise.race([
+    redis.ping().then(
+      () => undefined,
+      (err: Error) => lastError ?? err.message, // the connection's error says more than the retry count
+    ),
+    new Promise<string>((r) => setTimeout(() => r('no answer in 3 s'), 3000).unref()),
+  ]);
+  if (answered !== undefined) {
+    redis.disconnect();
+    // The socket path or the URL's host only: a URL may carry a password.
+    const where = 'path' in config.redis ? config.redis.path : new URL(config.redis.url).host;
+    throw new FerryError(
+      'ClusterUnavailable',
+      `cluster ${cluster}: its Redis at ${where} does not answer (${answered}); start it again with \`ferry --cluster ${cluster} cluster up\``,
+    );
+  }
   const bus = new Bus(redis, config.redis, config.name);
   return {
     config,

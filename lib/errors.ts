@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   AuthRefused: { final: true, doc: 'An SSH peer presented a key that is not authorised or pinned.' },
   TransferFailed: { final: false, doc: 'The SSH connection or stream broke.' },
   SourceResumeFailed: { final: true, doc: 'The frozen source could not be resumed during rollback.' },
+  ClusterUnavailable: { final: false, doc: "The cluster's Redis (work bus, local store) does not answer." },
   Internal: { final: false, doc: 'A bug or an unexpected state.' },
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;

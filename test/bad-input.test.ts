@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile, mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -44,6 +44,34 @@ test('ferry apply names the field at fault and creates nothing', async () => {
   assert.equal(r.code, 1);
   assert.match(r.stderr, /spec\.source\.container: required field is missing/);
   assert.equal(await c.store.get('default', name), undefined);
+});
+
+test('a command against a cluster whose Redis is down says so, and how to start it', async () => {
+  const dir = clusterDir('ghost');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const config = {
+    name: 'ghost',
+    subnet: '10.99.0',
+    nodes: ['node1'],
+    redis: { path: path.join(dir, 'redis.sock') },
+    ownRedis: true,
+    faultHooks: false,
+  };
+  await writeFile(path.join(dir, 'cluster.json'), JSON.stringify(config), { mode: 0o600 });
+  try {
+    const r = await run(path.join(REPO_ROOT, 'bin/ferry'), ['--cluster', 'ghost', 'get', 'migrations']).then(
+      (x) => ({ code: 0, ...x }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /ClusterUnavailable: cluster ghost: its Redis at \S+redis\.sock does not answer \(connect ENOENT[^)]*\); start it again with `ferry --cluster ghost cluster up`/,
+    );
+    assert.doesNotMatch(r.stderr, /Unhandled error event/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('ferry migrate refuses a bad flag naming the field it sets, and creates nothing', async () => {
