@@ -167,8 +167,7 @@ export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
     uid,
     async (s) => {
       const cut = await ctx.hooks.take('source.duringSync', job.migration.name);
-      if (cut?.action === 'cut') s.cutAfter(cut.afterBytes);
-      if (cut?.action === 'flip') s.flipAfter(cut.afterBytes);
+      s.injectFault(cut);
       const compress = await compressItem(job);
       if (!overlay) {
         await snapshot(layout.rootfs(job.container), base, { readonly: true });
@@ -252,8 +251,7 @@ export async function checkpoint(ctx: AgentContext, job: JobOf<'checkpoint'>) {
       job.targetNode,
       uid,
       async (s) => {
-        if (cut?.action === 'cut') s.cutAfter(cut.afterBytes);
-        if (cut?.action === 'flip') s.flipAfter(cut.afterBytes);
+        s.injectFault(cut);
         await s.streamDump((port) =>
           runc.checkpointLeavingStopped(job.container, images, layout.work(uid), {
             pageServerPort: port,
@@ -308,8 +306,7 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
   const cut = await ctx.hooks.take('source.duringTransfer', job.migration.name);
   const overlay = !job.migration.pid && (await rootfsDriver(ctx, job.container)) === 'overlay';
   const send = async (s: TransferSession) => {
-    if (cut?.action === 'cut') s.cutAfter(cut.afterBytes);
-    if (cut?.action === 'flip') s.flipAfter(cut.afterBytes);
+    s.injectFault(cut);
     // Files are resumable: a retry after a broken link sends only what had not arrived.
     // Regular files only: a PreCopy dump's "parent" link is made on the target by its page server.
     const files = (await readdir(images, { withFileTypes: true })).filter((e) => e.isFile());

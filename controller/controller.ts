@@ -129,13 +129,11 @@ export class Controller {
     let changed = 0;
     let batch = all.filter((m) => !TERMINAL_PHASES.includes(m.status.phase) || m.metadata.deletionTimestamp);
     // Pod Migrations: placed and admitted here like any other, then run by the pod runner.
-    for (const m of batch.filter((x) => x.spec.source.pod && x.status.phase !== 'Pending')) {
+    for (const m of batch.filter((x) => x.spec.source.pod)) {
       if (TERMINAL_PHASES.includes(m.status.phase)) await this.act(m, [{ type: 'release' }]);
-      else if (this.opts.pods) this.opts.pods.reconcile(m);
-      else await this.refusePod(m);
+      else if (!this.opts.pods) await this.refusePod(m);
+      else if (m.status.phase !== 'Pending') this.opts.pods.reconcile(m);
     }
-    for (const m of batch.filter((x) => x.spec.source.pod && x.status.phase === 'Pending' && !this.opts.pods))
-      await this.refusePod(m);
     batch = batch.filter((m) => !m.spec.source.pod || (this.opts.pods && m.status.phase === 'Pending'));
     // Rounds: a migration that changed phase usually has jobs to enqueue, so it is decided again
     // at once rather than a pass later. In each round, observing and acting run for all

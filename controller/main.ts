@@ -21,6 +21,7 @@ import { LeaderElector, RedisLease } from './leader.ts';
 import { KubeLease } from './store/kube-lease.ts';
 import { KubeMigrationStore, loadKubeConfig } from './store/kube-store.ts';
 import { RedisMigrationStore } from './store/redis-store.ts';
+import { reportOnce } from './store/migration-store.ts';
 
 const USAGE = `usage: controller [--cluster NAME] [--kubeconfig FILE | --in-cluster] [--redis-url URL]
   --cluster NAME        local cluster whose Redis is the work bus (default: local; kube in a pod)
@@ -75,12 +76,13 @@ async function main() {
       leaseMs,
     );
   } else {
-    const reported = new Set<string>();
-    store = new RedisMigrationStore(redis, values.cluster, (key, problem) => {
-      if (reported.has(`${key} ${problem}`)) return; // once, not on every pass
-      reported.add(`${key} ${problem}`);
-      log.warn({ migration: key, problem }, 'ignoring a stored Migration that fails the schema');
-    });
+    store = new RedisMigrationStore(
+      redis,
+      values.cluster,
+      reportOnce((key, problem) =>
+        log.warn({ migration: key, problem }, 'ignoring a stored Migration that fails the schema'),
+      ),
+    );
     elector = new LeaderElector(new RedisLease(redis, `ferry-${values.cluster}:leader`), log, leaseMs);
   }
   let metrics: ControllerMetrics | undefined;

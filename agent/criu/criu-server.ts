@@ -4,9 +4,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
-import { readFile, stat, statfs } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FerryError, type ErrorCode } from '../../lib/errors.ts';
+import { noSpaceLeft } from '../../lib/space.ts';
 import { criuErrorLines } from './criu-log.ts';
 
 export interface CriuServer {
@@ -67,7 +68,7 @@ export async function startWithStatusFd(
     const lines = criuErrorLines(log);
     const why = lines.length ? lines.join(' | ') : stderr.trim() || `exit ${code ?? signal}`;
     // A CRIU that wrote no error at all may not have been able to: its log's filesystem is full.
-    const full = !lines.length && (await statfs(path.dirname(logFile)).catch(() => undefined))?.bavail === 0;
+    const full = !lines.length && (await noSpaceLeft(path.dirname(logFile)));
     if (full)
       return new FerryError(
         'InsufficientSpace',

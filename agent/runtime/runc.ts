@@ -1,9 +1,10 @@
 // The runc adapter: one node's containers, driven through runc's command line with its own state
 // root and the CRIU wrapper installed by scripts/setup.sh.
-import { mkdir, readFile, rm, statfs } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { exec, type ExecResult } from '../../lib/exec.ts';
 import { FerryError, type ErrorCode } from '../../lib/errors.ts';
+import { noSpaceLeft } from '../../lib/space.ts';
 import { criuErrorLines } from '../criu/criu-log.ts';
 import type { ContainerInfo } from '../../api/v1alpha1/jobs.ts';
 import { startWithStatusFd, type CriuServer } from '../criu/criu-server.ts';
@@ -70,8 +71,7 @@ export class Runc {
       s = JSON.parse(r.stdout) as typeof s;
     } catch {
       // runc's state file could not be written whole: most often its folder's filesystem is full.
-      const st = await statfs(this.root).catch(() => undefined);
-      const full = st && st.bavail === 0 ? `: no space left on ${this.root}` : '';
+      const full = (await noSpaceLeft(this.root)) ? `: no space left on ${this.root}` : '';
       throw new FerryError(
         'RuntimeFailed',
         `runc state ${id} is unreadable (${r.stderr.trim() || 'empty output'})${full}`,

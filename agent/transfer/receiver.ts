@@ -4,11 +4,12 @@
 import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat, statfs } from 'node:fs/promises';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { FerryError, errorMessage } from '../../lib/errors.ts';
+import { noSpaceLeft } from '../../lib/space.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { readChunks } from './read-chunks.ts';
 import { decompressor } from './zstd.ts';
@@ -163,7 +164,7 @@ async function fileSink(
         checkEnd(hash, written, end, item.path);
         const onDisk = (await stat(done ? dest : tmp)).size;
         if (onDisk !== item.size) {
-          const full = (await statfs(dir).catch(() => undefined))?.bavail === 0;
+          const full = await noSpaceLeft(dir);
           throw new FerryError(
             full ? 'InsufficientSpace' : 'IntegrityError',
             `${item.path}: ${onDisk} of ${item.size} bytes reached the disk${full ? ': no space left on this node' : ''}`,

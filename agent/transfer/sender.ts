@@ -1,5 +1,6 @@
 // The sending end: connects to a peer agent over SSH (its host key pinned), opens the transfer
 // subsystem and streams files and btrfs sends as framed, checksummed items.
+import type { HookAction } from '../fault-hooks.ts';
 import { createHash, type Hash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { once } from 'node:events';
@@ -332,6 +333,12 @@ export class TransferSession {
     await this.endItem(item, await this.streamData(Readable.from(zeros())));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return Math.round(bytes / Math.max(seconds, 1e-6));
+  }
+
+  /** Carries out a fault hook that lives inside a session (a cut link, a flipped byte); others are not its. */
+  injectFault(hook: HookAction | undefined): void {
+    if (hook?.action === 'cut') this.cutAfter(hook.afterBytes);
+    if (hook?.action === 'flip') this.flipAfter(hook.afterBytes);
   }
 
   /** Test hook: flips one byte of the next DATA frame once this many bytes have gone. */

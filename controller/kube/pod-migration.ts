@@ -133,7 +133,7 @@ export async function migratePod(
     targetNode: plan.targetNode,
     images: Object.fromEntries(refs.map((r) => [r.name, r.ref])),
     migration: plan.migration.name,
-    suffix: plan.migration.uid.replace(/[^a-z0-9]/g, '').slice(0, 5),
+    migrationUid: plan.migration.uid,
   });
   const targetPod = replacement.metadata!.name!;
 

@@ -125,7 +125,7 @@ describe('the pod runner', () => {
           targetNode: 'node2',
           images: { db: 'i', exporter: 'j' },
           migration: 'move-db',
-          suffix: 'abcde',
+          migrationUid: 'abcdef12-3456',
         });
         w.pods.set('shop/db-abcde', { ...r, status: w.pods.get('shop/db')!.status! });
       },

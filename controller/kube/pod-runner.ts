@@ -20,7 +20,7 @@ import {
   type PodStep,
   type StepInfo,
 } from './pod-migration.ts';
-import { checkpointImageRef, podRunning, replacementName, runtimeContainers } from './pod-spec.ts';
+import { checkpointImageRef, podRunning, replacementPodName, runtimeContainers } from './pod-spec.ts';
 
 const PHASE_OF: Partial<Record<PodStep, Phase>> = {
   Freezing: 'Checkpointing',
@@ -147,9 +147,7 @@ export class PodRunner {
     const agents = this.deps.agents(m);
     const pods = this.deps.pods;
     const was = m.status.phase;
-    const targetPod =
-      m.status.migrationState?.targetPod ??
-      replacementName(plan.pod, plan.migration.uid.replace(/[^a-z0-9]/g, '').slice(0, 5));
+    const targetPod = m.status.migrationState?.targetPod ?? replacementPodName(plan.pod, plan.migration.uid);
     const replacement = await pods.get(plan.namespace, targetPod);
     const now = () => new Date().toISOString();
     if (was !== 'RollingBack' && podRunning(replacement).running) {

@@ -63,7 +63,7 @@ describe('the pod path: which pods move, and their replacement', () => {
       targetNode: 'node2',
       images,
       migration: 'move-db',
-      suffix: '9f1c2',
+      migrationUid: '9f1c2d3e-aaaa',
     });
     assert.equal(r.metadata!.name, 'db-9f1c2');
     assert.equal(r.metadata!.namespace, 'shop');

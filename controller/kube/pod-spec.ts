@@ -55,10 +55,18 @@ export function podProblem(pod: V1Pod): string | undefined {
   return undefined;
 }
 
+/** The first `n` letters and digits of a migration's uid: tags and names unique to it. */
+const uidPart = (migrationUid: string, n: number): string =>
+  migrationUid.replace(/[^a-z0-9]/g, '').slice(0, n);
+
 /** An image reference for one container's checkpoint, unique to the migration. Pure. */
 export function checkpointImageRef(migrationUid: string, container: string): string {
-  return `localhost/ferry-checkpoint/${container}:${migrationUid.replace(/[^a-z0-9]/g, '').slice(0, 12)}`;
+  return `localhost/ferry-checkpoint/${container}:${uidPart(migrationUid, 12)}`;
 }
+
+/** The replacement pod's name: the source's, with a suffix from the migration's uid. Pure. */
+export const replacementPodName = (source: string, migrationUid: string): string =>
+  replacementName(source, uidPart(migrationUid, 5));
 
 /** A pod name with a suffix, within the 63 characters of a DNS label. */
 export function replacementName(source: string, suffix: string): string {
@@ -74,7 +82,7 @@ export function replacementName(source: string, suffix: string): string {
  */
 export function replacementPod(
   source: V1Pod,
-  opts: { targetNode: string; images: Record<string, string>; migration: string; suffix: string },
+  opts: { targetNode: string; images: Record<string, string>; migration: string; migrationUid: string },
 ): V1Pod {
   const meta = source.metadata ?? {};
   const spec = structuredClone(source.spec ?? { containers: [] });
@@ -93,7 +101,7 @@ export function replacementPod(
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
-      name: replacementName(meta.name ?? 'pod', opts.suffix),
+      name: replacementPodName(meta.name ?? 'pod', opts.migrationUid),
       namespace: meta.namespace ?? 'default',
       ...(meta.labels ? { labels: { ...meta.labels } } : {}),
       annotations: {

@@ -24,6 +24,7 @@ import {
   byCreation,
   specChange,
   validOnly,
+  reportOnce,
   type MigrationEvent,
   type MigrationStore,
 } from './migration-store.ts';
@@ -64,14 +65,10 @@ export class KubeMigrationStore implements MigrationStore {
 
   private key = (ns: string, name: string) => `${ns}/${name}`;
 
-  private readonly reported = new Set<string>();
-
   /** A Migration the API server holds that fails ferry's schema: said once per version, then left out. */
-  private invalid(key: string, problem: string): void {
-    if (this.reported.has(key)) return;
-    this.reported.add(key);
-    this.log?.warn({ migration: key, problem }, 'ignoring a Migration that fails the schema');
-  }
+  private readonly invalid = reportOnce((key, problem) =>
+    this.log?.warn({ migration: key, problem }, 'ignoring a Migration that fails the schema'),
+  );
 
   private toStored(raw: Raw): StoredMigration {
     const { managedFields: _mf, selfLink: _sl, ...metadata } = raw.metadata;
@@ -262,7 +259,7 @@ export class KubeMigrationStore implements MigrationStore {
         r,
       ]),
       (r) => this.toStored(r),
-      (key, problem) => this.invalid(key, problem),
+      this.invalid,
     ).sort(byCreation);
   }
 

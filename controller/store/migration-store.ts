@@ -87,3 +87,15 @@ export function validOnly<R>(
   }
   return out;
 }
+
+/** Wraps `report` so each (document, problem) is reported once: list() meets it on every pass. */
+export function reportOnce(
+  report: (key: string, problem: string) => void,
+): (key: string, problem: string) => void {
+  const seen = new Set<string>();
+  return (key, problem) => {
+    if (seen.has(`${key} ${problem}`)) return;
+    seen.add(`${key} ${problem}`);
+    report(key, problem);
+  };
+}
