@@ -5,6 +5,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { Redis } from 'ioredis';
 import { FerryError } from '../lib/errors.ts';
+import { keyspace } from '../lib/keyspace.ts';
 import type { Logger } from '../lib/logger.ts';
 
 export const HOOK_POINTS = [
@@ -42,7 +43,7 @@ export const HookActionSchema = z.discriminatedUnion('action', [
     migration: z.string().optional(),
     times: z.number().int().min(1).default(1),
   }),
-  /** Holds the step until a test sets the Redis key `releaseKey(cluster, release)`. */
+  /** Holds the step until a test sets the Redis key `keyspace.hookRelease(cluster, release)`. */
   z.strictObject({
     action: z.literal('block'),
     release: z.string(),
@@ -59,9 +60,6 @@ export const HookActionSchema = z.discriminatedUnion('action', [
 ]);
 export type HookAction = z.infer<typeof HookActionSchema>;
 export type HookInput = z.input<typeof HookActionSchema>;
-
-export const hooksKey = (cluster: string, node: string): string => `ferry-${cluster}:hooks:${node}`;
-export const releaseKey = (cluster: string, name: string): string => `ferry-${cluster}:release:${name}`;
 
 export class FaultHooks {
   constructor(
@@ -92,7 +90,7 @@ export class FaultHooks {
     if (!hook) return;
     if (hook.action === 'fail') throw new FerryError('Internal', `fault hook ${point}: ${hook.message}`);
     if (hook.action === 'block') {
-      const key = releaseKey(this.cluster, hook.release);
+      const key = keyspace.hookRelease(this.cluster, hook.release);
       for (let i = 0; i < 1200 && !(await this.redis.exists(key)); i++)
         await new Promise((r) => setTimeout(r, 50));
       return;

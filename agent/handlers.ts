@@ -1,4 +1,6 @@
-// Maps each job kind to the function that does it. The worker parses jobs before they get here.
+// Maps each job kind to the function that does it, typed by the kind's result schema
+// (api/v1alpha1/job-results.ts). The worker parses jobs before they get here.
+import type { JobResultInput } from '../api/v1alpha1/job-results.ts';
 import type { Job, JobKind, JobOf } from '../api/v1alpha1/jobs.ts';
 import type { AgentContext } from './context.ts';
 import { exportCheckpoint, importCheckpoint } from './archive.ts';
@@ -14,7 +16,7 @@ import {
   verifyWorkload,
 } from './workload.ts';
 
-type Handlers = { [K in JobKind]: (ctx: AgentContext, job: JobOf<K>) => Promise<unknown> };
+type Handlers = { [K in JobKind]: (ctx: AgentContext, job: JobOf<K>) => Promise<JobResultInput<K>> };
 
 export const handlers: Handlers = {
   run: runWorkload,

@@ -5,15 +5,16 @@ import path from 'node:path';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { AgentConfigSchema, type AgentConfig, type Peer } from '../api/v1alpha1/cluster.ts';
 import { JobSchema } from '../api/v1alpha1/jobs.ts';
-import { FerryError, errorMessage } from '../lib/errors.ts';
+import { FerryError, encodeJobFailure, errorMessage, formatFailure, jobFailureOf } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { fsLayout } from '../lib/paths.ts';
-import { agentQueueName, connectRedis, queuePrefix } from '../lib/redis.ts';
-import { nodeKey, readyNodes } from '../controller/nodes.ts';
+import { connectRedis } from '../lib/redis.ts';
+import { keyspace } from '../lib/keyspace.ts';
+import { readyNodes, registerNode, unregisterNode } from '../lib/node-registry.ts';
 import { agentConfigFromEnv, peersFromRegistry, publicKeyLine } from './kube/node-env.ts';
 import type { AgentContext } from './context.ts';
-import { FaultHooks, hooksKey } from './fault-hooks.ts';
+import { FaultHooks } from './fault-hooks.ts';
 import { dispatch } from './handlers.ts';
 import { Runc } from './runtime/runc.ts';
 import { startSshServer } from './transfer/ssh-server.ts';
@@ -22,6 +23,8 @@ import { startDumpReceiver } from './page-streams.ts';
 import { isLive, transferExpected } from '../lib/live-migrations.ts';
 import { probeLazyPages } from './criu/lazy-probe.ts';
 import { SelfService } from './self-service.ts';
+import { RedisMigrationStore } from '../lib/store/redis-store.ts';
+import type { MigrationInput } from '../api/v1alpha1/migration.ts';
 import { sweepEnded } from './gc.ts';
 
 async function criuProblem(criu: string): Promise<string | undefined> {
@@ -66,16 +69,21 @@ async function criuVersion(criu: string): Promise<string> {
 export async function startAgent(
   config: AgentConfig,
   log: Logger,
-  /** sharedKey: every agent holds the same key (Kubernetes); peers come from the node registry. */
-  opts: { sharedKey?: boolean } = {},
+  opts: {
+    /** Every agent holds the same key (Kubernetes); peers come from the node registry. */
+    sharedKey?: boolean;
+    /** Where a container's own request to move (self-checkpoint) becomes a Migration. */
+    requestMigration: (m: MigrationInput) => Promise<void>;
+  },
 ) {
   process.umask(0o077); // images, snapshots' metadata and logs are for root only
   log.info({ pid: process.pid }, 'agent starting: checking CRIU');
   const redis = connectRedis(config.redis);
   const lazyProblem = await lazyPagesProblem(config, log);
+  const runc = new Runc(config.runcRoot, config.criuPath);
   const ctx: AgentContext = {
     config,
-    runc: new Runc(config.runcRoot, config.criuPath),
+    runc,
     layout: fsLayout(config.fsRoot, config.imagesDir),
     log,
     redis,
@@ -84,7 +92,7 @@ export async function startAgent(
       config.faultHooks,
       redis,
       config.cluster,
-      hooksKey(config.cluster, config.node),
+      keyspace.agentHooks(config.cluster, config.node),
       log,
     ),
     criuProblem: await criuProblem(config.criuPath),
@@ -97,9 +105,15 @@ export async function startAgent(
     progress: () => undefined,
     tunnels: new TunnelPermits(),
     background: new Map(),
-    self: undefined as unknown as SelfService, // set just below: the service needs the context
+    self: new SelfService({
+      node: config.node,
+      cgroupParent: config.cgroupParent,
+      runDir: config.runDir,
+      log,
+      containerPid: async (container) => (await runc.state(container))?.pid,
+      requestMigration: opts.requestMigration,
+    }),
   };
-  ctx.self = new SelfService(ctx, config.runDir);
   // What ended migrations left here (this node was gone as they ended, or died cleaning up).
   void sweepEnded(ctx).catch((err: Error) => log.warn({ err: err.message }, 'start-up sweep failed'));
   // Containers already on the node (an agent restart) get their self-service socket back.
@@ -135,21 +149,23 @@ export async function startAgent(
   });
 
   const worker = new Worker(
-    agentQueueName(config.node),
+    keyspace.agentQueue(config.node),
     async (bullJob) => {
       const parsed = JobSchema.safeParse(bullJob.data);
       if (!parsed.success) {
         // A payload that fails its schema will fail the same way every time: never retry it.
-        throw new UnrecoverableError(
-          `InvalidInput: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-        );
+        const message = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+        throw new UnrecoverableError(encodeJobFailure({ code: 'InvalidInput', message }));
       }
       const job = parsed.data;
       // A job of a migration that ended is never run: a node that comes back after being taken
       // for dead finds its stalled jobs again, and must not restore or resume anything from them.
       if ('migration' in job && !(await isLive(redis, config.cluster, job.migration.uid)))
         throw new UnrecoverableError(
-          `InvalidInput: migration ${job.migration.name} has ended; its ${job.kind} job is not run`,
+          encodeJobFailure({
+            code: 'InvalidInput',
+            message: `migration ${job.migration.name} has ended; its ${job.kind} job is not run`,
+          }),
         );
       const jlog = log.child({
         job: bullJob.id,
@@ -173,19 +189,23 @@ export async function startAgent(
         jlog.info('job done');
         return result;
       } catch (err) {
-        const reason = errorMessage(err);
+        const failure = jobFailureOf(err);
         // An error ferry did not expect carries its stack: where it came from is the first question.
         jlog.error(
-          { reason, ...(err instanceof FerryError ? {} : { stack: (err as Error).stack }) },
+          {
+            reason: formatFailure(failure),
+            ...(err instanceof FerryError ? {} : { stack: (err as Error).stack }),
+          },
           'job failed',
         );
-        if (err instanceof FerryError && err.final) throw new UnrecoverableError(reason);
-        throw new Error(reason, { cause: err });
+        // The failure travels as data (code and message); final ones are never retried.
+        if (err instanceof FerryError && err.final) throw new UnrecoverableError(encodeJobFailure(failure));
+        throw new Error(encodeJobFailure(failure), { cause: err });
       }
     },
     {
       connection: connectRedis(config.redis, { forWorker: true }),
-      prefix: queuePrefix(config.cluster),
+      prefix: keyspace.queuePrefix(config.cluster),
       concurrency: 4,
       // Test clusters (fault hooks on) notice a killed agent's jobs in seconds, not BullMQ's 30 s.
       ...(config.faultHooks ? { lockDuration: 8000, stalledInterval: 4000 } : {}),
@@ -205,9 +225,9 @@ export async function startAgent(
       pid: process.pid,
       time: new Date().toISOString(),
     };
-    await redis
-      .set(nodeKey(config.cluster, config.node), JSON.stringify(info), 'PX', 6000)
-      .catch((err: Error) => log.warn({ err: err.message }, 'heartbeat failed'));
+    await registerNode(redis, config.cluster, info, 6000).catch((err: Error) =>
+      log.warn({ err: err.message }, 'heartbeat failed'),
+    );
     if (sharedPublicKey)
       await readyNodes(redis, config.cluster)
         .then((nodes) => writePeers(peersFromRegistry(nodes, sharedPublicKey)))
@@ -223,7 +243,7 @@ export async function startAgent(
       ctx.self.closeAll();
       await worker.close();
       ssh.close();
-      await redis.del(nodeKey(config.cluster, config.node)).catch(() => undefined);
+      await unregisterNode(redis, config.cluster, config.node).catch(() => undefined);
       redis.disconnect();
     },
   };
@@ -246,7 +266,12 @@ async function main() {
     ? agentConfigFromEnv(process.env)
     : AgentConfigSchema.parse(JSON.parse(await readFile(file!, 'utf8')));
   const log = createLogger('agent').child({ node: config.node });
-  const agent = await startAgent(config, log, kube ? { sharedKey: true } : {});
+  // Self-checkpoint requests land in the cluster's Redis store, which the local controller serves.
+  const requests = new RedisMigrationStore(connectRedis(config.redis), config.cluster);
+  const agent = await startAgent(config, log, {
+    sharedKey: kube,
+    requestMigration: async (m) => void (await requests.create(m)),
+  });
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => {
       log.info({ sig }, 'stopping');

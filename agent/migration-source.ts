@@ -2,7 +2,8 @@
 // the rest, and afterwards either remove the stopped source or resume it.
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { JobOf, PreflightSourceResult } from '../api/v1alpha1/jobs.ts';
+import type { JobOf } from '../api/v1alpha1/jobs.ts';
+import type { PreflightSourceResult, VolumeBytes } from '../api/v1alpha1/job-results.ts';
 import { FerryError, errorMessage } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
 import { checkCriu, readMemoryPolicies, unsupportedFds } from './preflight.ts';
@@ -147,7 +148,7 @@ export function anotherRound(firstBytes: number, firstMs: number): boolean {
 
 /** Sends a read-only snapshot of the running workload's root filesystem in full, then maybe a second round. */
 export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
-  if (job.migration.pid) return { bytes: 0, durationMs: 0, files: 0 }; // no filesystem of its own
+  if (job.migration.pid) return { bytes: 0, durationMs: 0, files: 0, rounds: 0, volumes: [] }; // no filesystem of its own
   await requireState(ctx, job.container, ['running']);
   const { layout } = ctx;
   const uid = job.migration.uid;
@@ -155,9 +156,9 @@ export async function sync(ctx: AgentContext, job: JobOf<'sync'>) {
   // An overlay root's image is on every node already: its changes move frozen, as a rootfs diff.
   const overlay = (await rootfsDriver(ctx, job.container)) === 'overlay';
   const names = await volumeNames(ctx, job.container);
-  const volumes: Array<{ name: string; driver: string; bytes: number }> = [];
+  const volumes: VolumeBytes[] = [];
   if (overlay) volumes.push({ name: 'rootfs', driver: 'overlay', bytes: 0 });
-  if (overlay && !names.length) return { bytes: 0, durationMs: 0, files: 0, volumes };
+  if (overlay && !names.length) return { bytes: 0, durationMs: 0, files: 0, rounds: 0, volumes };
   const base = layout.snapshot(uid, 'base');
   const started = Date.now();
   let rounds = overlay ? 0 : 1;
@@ -320,7 +321,7 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
     await s.sendFile(path.join(layout.images(uid), AFFINITY_FILE), AFFINITY_FILE, { resume: true });
     if (job.migration.pid) return { bytes: s.bytes, durationMs: Date.now() - started, files: s.items };
     await s.sendFile(path.join(layout.bundle(job.container), 'config.json'), 'config.json', { resume: true });
-    const volumes: Array<{ name: string; driver: string; bytes: number }> = [];
+    const volumes: VolumeBytes[] = [];
     if (overlay) {
       let diff = 0;
       for (const f of [DIFF_TAR, DELETED_FILES]) {

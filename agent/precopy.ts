@@ -6,7 +6,7 @@
 import path from 'node:path';
 import type { JobOf } from '../api/v1alpha1/jobs.ts';
 import { FerryError } from '../lib/errors.ts';
-import { precopyStop } from '../controller/strategy.ts';
+import { precopyStop } from './precopy-rule.ts';
 import type { AgentContext } from './context.ts';
 import { withSession } from './peers.ts';
 

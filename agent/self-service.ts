@@ -9,11 +9,10 @@ import { mkdir, readFile, readlink, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
-import { API_VERSION, NameSchema } from '../api/v1alpha1/migration.ts';
+import { API_VERSION, NameSchema, type MigrationInput } from '../api/v1alpha1/migration.ts';
 import { FerryError, errorMessage } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
-import type { AgentContext } from './context.ts';
-import { RedisMigrationStore } from '../controller/store/redis-store.ts';
+import type { Logger } from '../lib/logger.ts';
 import { readChunks } from './transfer/read-chunks.ts';
 
 export const SelfRequestSchema = z.strictObject({ action: z.literal('migrate'), target: NameSchema });
@@ -34,13 +33,25 @@ export function peerPidFromSs(ssOutput: string, inode: string): number | undefin
   return undefined;
 }
 
+/** What the self-service needs of its agent: who it is, where containers run, and a way to ask. */
+export interface SelfServiceDeps {
+  node: string;
+  cgroupParent: string;
+  runDir: string;
+  log: Logger;
+  /** The host pid of a container's first process, whose network namespace names the caller. */
+  containerPid: (container: string) => Promise<number | undefined>;
+  /** The port to the Migration store the agent is given: a request becomes a Migration there. */
+  requestMigration: (m: MigrationInput) => Promise<void>;
+}
+
 export class SelfService {
   private readonly servers = new Map<string, Server>();
+  private readonly runDir: string;
 
-  constructor(
-    private readonly ctx: AgentContext,
-    private readonly runDir: string,
-  ) {}
+  constructor(private readonly deps: SelfServiceDeps) {
+    this.runDir = deps.runDir;
+  }
 
   /** Opens the container's socket (idempotent); must exist before the container starts or restores. */
   async listen(container: string): Promise<string> {
@@ -70,10 +81,10 @@ export class SelfService {
     const fd = (conn as unknown as { _handle?: { fd?: number } })._handle?.fd;
     const link = fd !== undefined ? await readlink(`/proc/self/fd/${fd}`).catch(() => '') : '';
     const inode = /socket:\[(\d+)\]/.exec(link)?.[1];
-    const st = await this.ctx.runc.state(container);
-    if (!inode || !st?.pid)
+    const containerPid = await this.deps.containerPid(container);
+    if (!inode || !containerPid)
       throw new FerryError('AuthRefused', 'cannot see the caller of the self-service socket');
-    const ss = await exec('nsenter', [`--net=/proc/${st.pid}/ns/net`, 'ss', '-xpn'], {
+    const ss = await exec('nsenter', [`--net=/proc/${containerPid}/ns/net`, 'ss', '-xpn'], {
       errorCode: 'Internal',
     });
     const pid = peerPidFromSs(ss.stdout, inode);
@@ -83,12 +94,12 @@ export class SelfService {
   }
 
   private async serve(container: string, conn: Socket): Promise<void> {
-    const log = this.ctx.log.child({ selfService: container });
+    const log = this.deps.log.child({ selfService: container });
     const reply = (v: unknown) => conn.end(JSON.stringify(v) + '\n');
     try {
       const pid = await this.peerPid(container, conn);
       const cgroup = await readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => '');
-      const expected = `${this.ctx.config.cgroupParent}/${container}`;
+      const expected = `${this.deps.cgroupParent}/${container}`;
       if (!cgroup.split('\n').some((l) => l.endsWith(`:${expected}`))) {
         throw new FerryError('AuthRefused', `caller pid ${pid} is not in container ${container}`);
       }
@@ -104,8 +115,7 @@ export class SelfService {
           req.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`).join('; '),
         );
       const name = `self-${container}-${randomBytes(3).toString('hex')}`.slice(0, 63);
-      const store = new RedisMigrationStore(this.ctx.redis, this.ctx.config.cluster);
-      await store.create({
+      await this.deps.requestMigration({
         apiVersion: API_VERSION,
         kind: 'Migration',
         metadata: {
@@ -113,7 +123,7 @@ export class SelfService {
           namespace: 'default',
           annotations: { 'ferry.dev/requested-by': `pid ${pid} in ${container}` },
         },
-        spec: { source: { node: this.ctx.config.node, container }, target: { node: req.data.target } },
+        spec: { source: { node: this.deps.node, container }, target: { node: req.data.target } },
       });
       log.info({ pid, migration: name, target: req.data.target }, 'self-migration requested');
       reply({ ok: true, migration: name });

@@ -3,7 +3,8 @@
 import { chmod, copyFile, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ContainerInfo, JobOf } from '../api/v1alpha1/jobs.ts';
+import type { JobOf } from '../api/v1alpha1/jobs.ts';
+import type { ContainerInfo } from '../api/v1alpha1/job-results.ts';
 import { FerryError } from '../lib/errors.ts';
 import type { AgentContext } from './context.ts';
 import { buildOciSpec, type Device } from './runtime/oci-spec.ts';
@@ -244,5 +245,5 @@ export async function selfRequest(ctx: AgentContext, job: JobOf<'selfRequest'>) 
   const answer = JSON.parse(r.stdout.trim() || '{}') as { ok?: boolean; migration?: string; error?: string };
   if (!answer.ok)
     throw new FerryError('InvalidInput', `the agent refused the request: ${answer.error ?? r.stderr.trim()}`);
-  return answer;
+  return { ok: true, migration: answer.migration };
 }

@@ -14,9 +14,10 @@ import { Job as BullJob, Queue } from 'bullmq';
 import { API_VERSION, TERMINAL_PHASES, type Phase, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import { bytes, ms, table } from '../cli/format.ts';
 import { nodeEntry, REPO_ROOT } from '../cluster/processes.ts';
-import { PHASE_STEPS, jobIdFor, sideNode } from '../controller/reconcile.ts';
-import { RedisMigrationStore } from '../controller/store/redis-store.ts';
-import { agentQueueName, connectRedis, queuePrefix } from '../lib/redis.ts';
+import { PHASE_STEPS, sideNode } from '../controller/reconcile.ts';
+import { RedisMigrationStore } from '../lib/store/redis-store.ts';
+import { connectRedis } from '../lib/redis.ts';
+import { keyspace } from '../lib/keyspace.ts';
 
 const { values } = parseArgs({
   options: {
@@ -107,7 +108,10 @@ async function runOnce(count: number) {
   const queue = (node: string) =>
     queues.get(node) ??
     queues
-      .set(node, new Queue(agentQueueName(node), { connection: redis, prefix: queuePrefix(CLUSTER) }))
+      .set(
+        node,
+        new Queue(keyspace.agentQueue(node), { connection: redis, prefix: keyspace.queuePrefix(CLUSTER) }),
+      )
       .get(node)!;
   const queueWait: number[] = [];
   const reconcile: number[] = [];
@@ -120,7 +124,9 @@ async function runOnce(count: number) {
       if (!steps.length) continue;
       const jobs = (
         await Promise.all(
-          steps.map(([s, side]) => BullJob.fromId(queue(sideNode(m, side)!), jobIdFor(m.metadata.uid, s))),
+          steps.map(([s, side]) =>
+            BullJob.fromId(queue(sideNode(m, side)!), keyspace.jobId(m.metadata.uid, s)),
+          ),
         )
       ).filter((j): j is BullJob => Boolean(j?.finishedOn && j.processedOn));
       if (jobs.length !== steps.length) continue;

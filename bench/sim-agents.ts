@@ -5,8 +5,8 @@
 import { parseArgs } from 'node:util';
 import { Worker } from 'bullmq';
 import { JobSchema, type Job } from '../api/v1alpha1/jobs.ts';
-import { nodeKey } from '../controller/nodes.ts';
-import { agentQueueName, connectRedis, queuePrefix, redisOptions } from '../lib/redis.ts';
+import { connectRedis, redisOptions } from '../lib/redis.ts';
+import { keyspace } from '../lib/keyspace.ts';
 
 const { values } = parseArgs({
   options: {
@@ -76,20 +76,20 @@ const nodes = Array.from({ length: Number(values.nodes) }, (_, i) => `sim${i + 1
 const workers = nodes.map(
   (node) =>
     new Worker(
-      agentQueueName(node),
+      keyspace.agentQueue(node),
       async (bull) => {
         const job = JobSchema.parse(bull.data);
         await new Promise((r) => setTimeout(r, DELAY[job.kind]));
         return result(job);
       },
-      { connection: redisOptions(redisConfig), prefix: queuePrefix(cluster), concurrency: 8 },
+      { connection: redisOptions(redisConfig), prefix: keyspace.queuePrefix(cluster), concurrency: 8 },
     ),
 );
 const beat = () =>
   Promise.all(
     nodes.map((node) =>
       redis.set(
-        nodeKey(cluster, node),
+        keyspace.node(cluster, node),
         JSON.stringify({
           node,
           address: '127.0.0.1',

@@ -2,10 +2,10 @@
 import type { Redis } from 'ioredis';
 import type { ClusterConfig } from '../api/v1alpha1/cluster.ts';
 import { readClusterConfig } from '../cluster/cluster.ts';
-import { Bus } from '../controller/bus.ts';
-import { RedisMigrationStore } from '../controller/store/redis-store.ts';
-import { KubeMigrationStore, loadKubeConfig } from '../controller/store/kube-store.ts';
-import type { MigrationStore } from '../controller/store/migration-store.ts';
+import { Bus } from '../lib/bus.ts';
+import { RedisMigrationStore } from '../lib/store/redis-store.ts';
+import { KubeMigrationStore, loadKubeConfig } from '../lib/store/kube-store.ts';
+import type { MigrationStore } from '../lib/store/migration-store.ts';
 import { FerryError } from '../lib/errors.ts';
 import { connectRedis } from '../lib/redis.ts';
 

@@ -2,7 +2,7 @@
 // moved from node1 to node2, and the workload's own verdict that nothing was lost.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { VerifyResultSchema, type ContainerInfo } from '../api/v1alpha1/jobs.ts';
+import { VerifyResultSchema, type ContainerInfo } from '../api/v1alpha1/job-results.ts';
 import { API_VERSION, type MigrationInput } from '../api/v1alpha1/migration.ts';
 import { clusterUp, type UpOptions } from '../cluster/cluster.ts';
 import { connect, type Client } from './client.ts';

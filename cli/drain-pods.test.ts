@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runningPod } from '../controller/kube/fixtures.ts';
+import { runningPod } from '../test/fixtures/pods.ts';
 import { sortPods } from './drain-pods.ts';
 
 test('a Kubernetes drain moves what can move, leaves the node’s own pods, and says why the rest stay', () => {

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { API_VERSION, type Mode } from '../api/v1alpha1/migration.ts';
-import { podProblem } from '../controller/kube/pod-spec.ts';
+import { podProblem } from '../lib/kube/pod-rules.ts';
 import type { Client } from './client.ts';
 import { outcome, type DrainReport } from './drain.ts';
 import { waitForMigration } from './watch.ts';

@@ -4,7 +4,7 @@
 // migration rolls back, and the drain checks afterwards that nothing was left stopped.
 import { randomBytes } from 'node:crypto';
 import { API_VERSION, type Mode, type StoredMigration } from '../api/v1alpha1/migration.ts';
-import type { ContainerInfo } from '../api/v1alpha1/jobs.ts';
+import type { ContainerInfo } from '../api/v1alpha1/job-results.ts';
 import type { Client } from './client.ts';
 import { waitForMigration } from './watch.ts';
 

@@ -38,9 +38,13 @@ test('the timeline shows when each phase began and how long it took', () => {
   );
 });
 
+const T = '2026-01-01T00:00:00.000Z';
+
 test('progress lines show a bar when the total is known, and bytes, rate and time left', () => {
   assert.equal(
-    progressLine('transfer', {
+    progressLine({
+      step: 'transfer',
+      updatedAt: T,
       bytes: 64 * 2 ** 20,
       totalBytes: 256 * 2 ** 20,
       bytesPerSecond: 128 * 2 ** 20,
@@ -49,8 +53,8 @@ test('progress lines show a bar when the total is known, and bytes, rate and tim
     '             transfer: [#####...............] 25% 64.0 MiB of 256.0 MiB sent at 128.0 MiB/s, 2s left',
   );
   assert.equal(
-    progressLine('checkpoint', { bytes: 2 ** 20, bytesPerSecond: 2 ** 20 }),
+    progressLine({ step: 'checkpoint', updatedAt: T, bytes: 2 ** 20, bytesPerSecond: 2 ** 20 }),
     '             checkpoint: 1.0 MiB sent at 1.0 MiB/s',
   );
-  assert.equal(progressLine('sync', undefined), '');
+  assert.equal(progressLine(undefined), '');
 });

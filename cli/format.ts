@@ -1,6 +1,6 @@
 // Text for people: tables like kubectl's, sizes, durations and the phase timeline. Pure.
 import type { StoredMigration } from '../api/v1alpha1/migration.ts';
-import type { MigrationEvent } from '../controller/store/migration-store.ts';
+import type { MigrationEvent } from '../lib/store/migration-store.ts';
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

@@ -7,7 +7,7 @@ import { nodePaths } from '../lib/paths.ts';
 import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
 import { clusterDown, clusterUp, readClusterConfig, type UpOptions } from '../cluster/cluster.ts';
-import { readyNodes } from '../controller/nodes.ts';
+import { readyNodes } from '../lib/node-registry.ts';
 import { errorMessage } from '../lib/errors.ts';
 import { connect, type Client } from './client.ts';
 import { demo, verify } from './demo.ts';
@@ -16,11 +16,11 @@ import { parseManifest } from './manifest.ts';
 import { waitForMigration } from './watch.ts';
 import { drain } from './drain.ts';
 import { drainPods } from './drain-pods.ts';
-import { KubePodApi } from '../controller/kube/pod-ports.ts';
-import { podRunning } from '../controller/kube/pod-spec.ts';
-import { loadKubeConfig } from '../controller/store/kube-store.ts';
+import { KubePodApi } from '../lib/kube/pods.ts';
+import { podRunning } from '../lib/kube/pod-rules.ts';
+import { loadKubeConfig } from '../lib/store/kube-store.ts';
 import { API_VERSION, type Mode } from '../api/v1alpha1/migration.ts';
-import type { ContainerInfo } from '../api/v1alpha1/jobs.ts';
+import type { ContainerInfo } from '../api/v1alpha1/job-results.ts';
 
 const say = (line: string) => console.log(line);
 

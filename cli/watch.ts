@@ -1,14 +1,12 @@
-// Follows a Migration until it ends, printing each phase as it begins and the transfer's progress.
+// Follows a Migration until it ends, printing each phase as it begins and the transfer's progress
+// (status.progress), reading only the Migration: it works the same on the local cluster and Kubernetes.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Job as BullJob } from 'bullmq';
-import { TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
-import { SENDING_STEP, type Progress } from '../controller/progress.ts';
-import { jobIdFor } from '../controller/reconcile.ts';
+import { TERMINAL_PHASES, type Progress, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import type { Client } from './client.ts';
 import { bytes, ms } from './format.ts';
 
 /** A progress line for a sending step: a bar when the total is known, bytes, rate, time left. Pure. */
-export function progressLine(step: string, p: Progress | undefined, width = 20): string {
+export function progressLine(p: Progress | undefined, width = 20): string {
   if (!p?.bytes) return '';
   const total = p.totalBytes;
   const done = total ? Math.min(1, p.bytes / total) : undefined;
@@ -19,7 +17,7 @@ export function progressLine(step: string, p: Progress | undefined, width = 20):
   const of = total ? ` of ${bytes(total)}` : '';
   const rate = p.bytesPerSecond ? ` at ${bytes(p.bytesPerSecond)}/s` : '';
   const eta = p.etaSeconds !== undefined ? `, ${p.etaSeconds}s left` : '';
-  return `             ${step}: ${bar}${bytes(p.bytes)}${of} sent${rate}${eta}`;
+  return `             ${p.step}: ${bar}${bytes(p.bytes)}${of} sent${rate}${eta}`;
 }
 
 export async function waitForMigration(
@@ -40,12 +38,9 @@ export async function waitForMigration(
     for (; seen < ts.length; seen++)
       out(`  +${ms(Date.parse(ts[seen]!.time) - t0).padEnd(8)} ${ts[seen]!.phase}`);
     if (TERMINAL_PHASES.includes(m.status.phase)) return m;
-    const step = SENDING_STEP[m.status.phase];
-    if (step) {
-      const job = await BullJob.fromId(client.bus.queue(m.spec.source.node), jobIdFor(m.metadata.uid, step));
-      const line = progressLine(step, job?.progress as Progress | undefined);
-      if (line && line !== lastProgress) out((lastProgress = line));
-    }
+    // The controller copies the sending step's progress into status: the same on any store.
+    const line = progressLine(m.status.progress);
+    if (line && line !== lastProgress) out((lastProgress = line));
     if (Date.now() > deadline) throw new Error(`migration ${name} did not finish within ${ms(timeoutMs)}`);
     await sleep(100);
   }

@@ -22,8 +22,8 @@ import {
   nodePaths,
   nodeRunDir,
 } from '../lib/paths.ts';
-import { readyNodes } from '../controller/nodes.ts';
-import { generateNodeKey } from '../agent/transfer/keys.ts';
+import { readyNodes } from '../lib/node-registry.ts';
+import { generateNodeKey } from '../lib/ssh-keys.ts';
 import {
   ensureBridge,
   ensureNodeNetwork,

@@ -6,27 +6,27 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Redis } from 'ioredis';
 import type { RedisConfig } from '../api/v1alpha1/cluster.ts';
 import { TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
+import { keyspace } from '../lib/keyspace.ts';
 import type { Logger } from '../lib/logger.ts';
-import { Bus } from './bus.ts';
+import { Bus } from '../lib/bus.ts';
 import { addLoad, isRunning, loadOf } from './load.ts';
 import { markEnded, markLive } from '../lib/live-migrations.ts';
 import type { PodRunner } from './kube/pod-runner.ts';
-import { readyNodes } from './nodes.ts';
+import { readyNodes } from '../lib/node-registry.ts';
 import {
   DEFAULT_LIMITS,
   decide,
-  jobIdFor,
   PHASE_STEPS,
   sideNode,
   transition,
   type Action,
   type Decision,
-  type JobFact,
+  observeJob,
+  type StepFacts,
   type Limits,
   type NodeFact,
-  type StepName,
 } from './reconcile.ts';
-import type { MigrationStore } from './store/migration-store.ts';
+import type { MigrationStore } from '../lib/store/migration-store.ts';
 
 export interface ControllerOptions {
   cluster: string;
@@ -81,13 +81,13 @@ export class Controller {
     ev.on('failed', this.poke);
   }
 
-  private async jobFacts(m: StoredMigration): Promise<Partial<Record<StepName, JobFact>>> {
-    const jobs: Partial<Record<StepName, JobFact>> = {};
+  private async jobFacts(m: StoredMigration): Promise<StepFacts> {
+    const jobs: StepFacts = {};
     for (const [step, side] of PHASE_STEPS[m.status.phase] ?? []) {
       const node = sideNode(m, side);
       if (!node) continue;
-      const fact = await this.bus.fact(node, jobIdFor(m.metadata.uid, step));
-      if (fact) jobs[step] = fact;
+      const raw = await this.bus.fact(node, keyspace.jobId(m.metadata.uid, step));
+      if (raw) Object.assign(jobs, { [step]: observeJob(step, raw) });
     }
     return jobs;
   }

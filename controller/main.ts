@@ -10,7 +10,9 @@ import { clusterConfigFile } from '../lib/paths.ts';
 import { connectRedis } from '../lib/redis.ts';
 import { Controller } from './controller.ts';
 import { DashboardFeed } from './dashboard/collect.ts';
-import { busPodAgents, KubePodApi } from './kube/pod-ports.ts';
+import { busPodAgents } from './kube/pod-ports.ts';
+import { KubePodApi } from '../lib/kube/pods.ts';
+import { keyspace } from '../lib/keyspace.ts';
 import type { PodAgents } from './kube/pod-migration.ts';
 import { PodRunner } from './kube/pod-runner.ts';
 import { serveHttp } from './http.ts';
@@ -19,9 +21,9 @@ import { DEFAULT_LIMITS } from './reconcile.ts';
 import { crashHook } from './crash-hook.ts';
 import { LeaderElector, RedisLease } from './leader.ts';
 import { KubeLease } from './store/kube-lease.ts';
-import { KubeMigrationStore, loadKubeConfig } from './store/kube-store.ts';
-import { RedisMigrationStore } from './store/redis-store.ts';
-import { reportOnce } from './store/migration-store.ts';
+import { KubeMigrationStore, loadKubeConfig } from '../lib/store/kube-store.ts';
+import { RedisMigrationStore } from '../lib/store/redis-store.ts';
+import { reportOnce } from '../lib/store/migration-store.ts';
 
 const USAGE = `usage: controller [--cluster NAME] [--kubeconfig FILE | --in-cluster] [--redis-url URL]
   --cluster NAME        local cluster whose Redis is the work bus (default: local; kube in a pod)
@@ -83,7 +85,7 @@ async function main() {
         log.warn({ migration: key, problem }, 'ignoring a stored Migration that fails the schema'),
       ),
     );
-    elector = new LeaderElector(new RedisLease(redis, `ferry-${values.cluster}:leader`), log, leaseMs);
+    elector = new LeaderElector(new RedisLease(redis, keyspace.leader(values.cluster)), log, leaseMs);
   }
   let metrics: ControllerMetrics | undefined;
   // Pods move only on Kubernetes; the runner reaches agents through the controller's bus.

@@ -4,9 +4,9 @@
 import type { Redis } from 'ioredis';
 import client from 'prom-client';
 import { PHASES, TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
-import { QUEUE_STATES, type Bus } from './bus.ts';
-import { readyNodes } from './nodes.ts';
-import type { MigrationStore } from './store/migration-store.ts';
+import { QUEUE_STATES, type Bus } from '../lib/bus.ts';
+import { readyNodes } from '../lib/node-registry.ts';
+import type { MigrationStore } from '../lib/store/migration-store.ts';
 
 export class ControllerMetrics {
   readonly registry = new client.Registry();

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { ErrorCode } from '../api/v1alpha1/errors.ts';
+import { keyspace } from '../lib/keyspace.ts';
 import {
+  initialStatus,
   MigrationSchema,
   type MigrationInput,
   type Phase,
@@ -9,8 +12,6 @@ import {
 import {
   DEFAULT_LIMITS,
   decide,
-  initialStatus,
-  jobIdFor,
   type Action,
   type Facts,
   type JobFact,
@@ -57,8 +58,12 @@ function migration(
   } as StoredMigration;
 }
 
-const done = (result: unknown = {}): JobFact => ({ state: 'completed', result });
-const failed = (reason: string): JobFact => ({ state: 'failed', failedReason: reason });
+// Results as an agent would report them, taken as parsed (a row gives only the fields it is about).
+const done = (result: unknown = {}): JobFact => ({ state: 'completed', result }) as JobFact;
+const failed = (reason: string): JobFact => {
+  const [code, ...rest] = reason.split(': ');
+  return { state: 'failed', failure: { code: code as ErrorCode, message: rest.join(': ') } };
+};
 const active: JobFact = { state: 'active' };
 const facts = (jobs: Partial<Record<StepName, JobFact>>, live = BOTH, load = IDLE): Facts => ({
   now: NOW,
@@ -419,7 +424,7 @@ const table: Row[] = [
   {
     name: 'Succeeded is never left',
     phase: 'Succeeded',
-    facts: facts({ restore: failed('x') }),
+    facts: facts({ restore: failed('Internal: x') }),
     next: 'Succeeded',
     actions: [],
   },
@@ -431,7 +436,8 @@ for (const row of table) {
     const d = decide(migration(row.phase, row.extra, row.spec, row.meta), row.facts);
     assert.equal(d.status.phase, row.next);
     assert.deepEqual(steps(d.actions), row.actions);
-    for (const a of d.actions) if ('jobId' in a) assert.equal(a.jobId, jobIdFor('abcdef12-0000', a.step));
+    for (const a of d.actions)
+      if ('jobId' in a) assert.equal(a.jobId, keyspace.jobId('abcdef12-0000', a.step));
     if (row.reason) assert.match(d.status.failureReason ?? '', row.reason);
     if (row.next !== row.phase)
       assert.deepEqual(d.status.phaseTransitionTimestamps.at(-1), { phase: row.next, time: row.facts.now });

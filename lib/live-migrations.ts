@@ -5,6 +5,7 @@
 // run again), and leftovers to sweep (gc.ts). The expiry only bounds a key a crashed controller
 // left behind.
 import type { Redis } from 'ioredis';
+import { keyspace } from './keyspace.ts';
 
 const WEEK_SECONDS = 7 * 24 * 3600;
 
@@ -14,11 +15,9 @@ export interface LiveMigration {
   target: string;
 }
 
-export const liveKey = (cluster: string, uid: string): string => `ferry-${cluster}:live:${uid}`;
-
 export async function markLive(redis: Redis, cluster: string, m: LiveMigration): Promise<void> {
   await redis.set(
-    liveKey(cluster, m.uid),
+    keyspace.live(cluster, m.uid),
     JSON.stringify({ source: m.source, target: m.target }),
     'EX',
     WEEK_SECONDS,
@@ -26,7 +25,7 @@ export async function markLive(redis: Redis, cluster: string, m: LiveMigration):
 }
 
 export async function markEnded(redis: Redis, cluster: string, uid: string): Promise<void> {
-  await redis.del(liveKey(cluster, uid));
+  await redis.del(keyspace.live(cluster, uid));
 }
 
 async function liveOf(
@@ -34,12 +33,12 @@ async function liveOf(
   cluster: string,
   uid: string,
 ): Promise<Omit<LiveMigration, 'uid'> | undefined> {
-  const raw = await redis.get(liveKey(cluster, uid));
+  const raw = await redis.get(keyspace.live(cluster, uid));
   return raw ? (JSON.parse(raw) as Omit<LiveMigration, 'uid'>) : undefined;
 }
 
 export async function isLive(redis: Redis, cluster: string, uid: string): Promise<boolean> {
-  return (await redis.exists(liveKey(cluster, uid))) === 1;
+  return (await redis.exists(keyspace.live(cluster, uid))) === 1;
 }
 
 /** Whether node `target` should accept streams of migration `uid` from node `source` now. */
@@ -49,6 +48,6 @@ export async function transferExpected(redis: Redis, cluster: string, t: LiveMig
 }
 
 export async function liveUids(redis: Redis, cluster: string): Promise<Set<string>> {
-  const prefix = liveKey(cluster, '');
+  const prefix = keyspace.live(cluster, '');
   return new Set((await redis.keys(`${prefix}*`)).map((k) => k.slice(prefix.length)));
 }

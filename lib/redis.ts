@@ -22,6 +22,3 @@ export function redisOptions(cfg: RedisConfig): RedisOptions {
     maxRetriesPerRequest: null,
   };
 }
-
-export const queuePrefix = (cluster: string): string => `ferry-${cluster}`;
-export const agentQueueName = (node: string): string => `agent-${node}`;

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 echo "== typecheck"; npx tsc --noEmit -p .
 echo "== lint"; npx eslint . && npx prettier --check . >/dev/null
+echo "== dependency rules (.dependency-cruiser.cjs)"; npm run -s deps
 cleanup() { ./bin/ferry --cluster test cluster down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 cleanup # a crashed earlier run must not leave state that changes this one

@@ -1,4 +1,5 @@
 // Bad input gets a clear error and changes nothing: manifests, missing containers and nodes,
+import { keyspace } from '../lib/keyspace.ts';
 // unknown SSH keys, and job payloads that fail their schema.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '../cli/client.ts';
-import { generateNodeKey } from '../agent/transfer/keys.ts';
+import { generateNodeKey } from '../lib/ssh-keys.ts';
 import { TransferSession } from '../agent/transfer/sender.ts';
 import { loadPeers } from '../agent/transfer/ssh-server.ts';
 import { clusterDir, nodePaths } from '../lib/paths.ts';
@@ -108,7 +109,7 @@ test('ferry migrate --wait moves a workload and shows its phases, progress and o
 });
 
 test('corrupt and foreign documents in the store are left out; the controller serves the rest', async () => {
-  const key = `ferry-${CLUSTER}:migrations`;
+  const key = keyspace.migrations(CLUSTER);
   const bad = {
     'default/garbage-json': '{not json',
     'default/garbage-doc': JSON.stringify({ kind: 'Pod', spec: 7 }),

@@ -6,10 +6,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '../cli/client.ts';
 import { waitForMigration } from '../cli/watch.ts';
-import { releaseKey } from '../agent/fault-hooks.ts';
 import { runningPid } from '../cluster/processes.ts';
-import { controllerHookKey } from '../controller/crash-hook.ts';
-import { jobIdFor, stepsFor } from '../controller/reconcile.ts';
+import { keyspace } from '../lib/keyspace.ts';
+import { stepsFor } from '../controller/reconcile.ts';
 import { API_VERSION, PHASES, type Phase, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import { clusterDir } from '../lib/paths.ts';
 import {
@@ -50,7 +49,7 @@ async function waitPhase(name: string, phase: Phase): Promise<StoredMigration> {
   );
 }
 
-const release = (key: string) => c.redis.set(releaseKey(CLUSTER, key), '1');
+const release = (key: string) => c.redis.set(keyspace.hookRelease(CLUSTER, key), '1');
 
 async function sourceIntact(container: string, counter: number): Promise<void> {
   assert.equal((await list(c, 'node1')).find((x) => x.id === container)?.status, 'running');
@@ -144,7 +143,7 @@ for (const phase of boundaries) {
     await runWorkload(c, 'node1', container, 16);
     const v0 = await verify(c, 'node1', container);
     await c.redis.hset(
-      controllerHookKey(CLUSTER),
+      keyspace.controllerHooks(CLUSTER),
       'crashAfterPhase',
       JSON.stringify({ phase, migration: name }),
     );
@@ -162,7 +161,7 @@ for (const phase of boundaries) {
         const node = ['preflightTarget', 'restore', 'verifyTarget', 'cleanupTarget'].includes(step)
           ? 'node2'
           : 'node1';
-        const job = await c.bus.queue(node).getJob(jobIdFor(m.metadata.uid, step));
+        const job = await c.bus.queue(node).getJob(keyspace.jobId(m.metadata.uid, step));
         assert.equal(job?.attemptsMade, 1, `${step} ran once`);
       }
     }
@@ -184,7 +183,7 @@ test('a controller killed right after writing RollingBack is replaced and the so
     migration: name,
   });
   await c.redis.hset(
-    controllerHookKey(CLUSTER),
+    keyspace.controllerHooks(CLUSTER),
     'crashAfterPhase',
     JSON.stringify({ phase: 'RollingBack', migration: name }),
   );

@@ -14,7 +14,7 @@ import { createServer } from 'node:https';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { MigrationSchema } from '../api/v1alpha1/migration.ts';
-import { specChange } from '../controller/store/migration-store.ts';
+import { specChange } from '../lib/store/migration-store.ts';
 import { selfSignedCert } from './self-signed.ts';
 
 type Obj = Record<string, unknown> & { metadata: Record<string, unknown> };

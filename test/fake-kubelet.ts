@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION } from '../agent/kube/checkpoint-image.ts';
-import type { Bus } from '../controller/bus.ts';
+import type { Bus } from '../lib/bus.ts';
 import { errorMessage } from '../lib/errors.ts';
 import { exec, run } from '../lib/exec.ts';
 
@@ -89,7 +89,7 @@ export class FakeKubelet {
       ?.containerID?.replace(/^cri-o:\/\//, '');
     if (!id) throw Object.assign(new Error(`container ${container} does not exist`), { code: 404 });
     try {
-      const { archive } = await this.opts.bus.call<{ archive: string }>(this.opts.node, {
+      const { archive } = await this.opts.bus.call(this.opts.node, {
         kind: 'export',
         container: id,
       });

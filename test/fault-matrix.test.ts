@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { API_VERSION, TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
-import { hooksKey, releaseKey } from '../agent/fault-hooks.ts';
+import { keyspace } from '../lib/keyspace.ts';
 import type { Client } from '../cli/client.ts';
 import { bytes, ms } from '../cli/format.ts';
 import { netnsName } from '../cluster/netns.ts';
@@ -95,18 +95,21 @@ async function cell(fault: Fault, phase: MatrixPhase): Promise<Outcome> {
     },
   });
   // The step reached its hook: the hook is taken (and the step held) once it is gone from Redis.
-  const held = await until(async () => !(await c.redis.hexists(hooksKey(CLUSTER, node), point)), 60_000);
+  const held = await until(
+    async () => !(await c.redis.hexists(keyspace.agentHooks(CLUSTER, node), point)),
+    60_000,
+  );
   assert.ok(held, `${phase} never reached ${point}`);
   const env = {
     c,
     name,
     phase,
-    release: async () => void (await c.redis.set(releaseKey(CLUSTER, release), '1')),
+    release: async () => void (await c.redis.set(keyspace.hookRelease(CLUSTER, release), '1')),
   };
   await fault.strike(env);
   const m = await ended(name);
   await fault.heal?.(env);
-  await c.redis.del(releaseKey(CLUSTER, release));
+  await c.redis.del(keyspace.hookRelease(CLUSTER, release));
 
   // Exactly one copy runs, where the outcome says, and passes its own check.
   const [on1, on2] = [

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, rm, stat, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '../cli/client.ts';
-import { hooksKey, releaseKey } from '../agent/fault-hooks.ts';
+import { keyspace } from '../lib/keyspace.ts';
 import { exec, run } from '../lib/exec.ts';
 import { nodePaths } from '../lib/paths.ts';
 import { filesystemOf } from '../agent/snapshot/driver.ts';
@@ -79,7 +79,7 @@ test("the received tree is the source's final snapshot: content, mode, owner and
   const targetFinal = path.join(nodePaths(CLUSTER, 'node2').fsRoot, 'incoming', uid, `${uid}-final`);
   for (let i = 0; i < 100 && !existsSync(targetFinal); i++) await new Promise((r) => setTimeout(r, 100));
   const [a, b] = [await treeDigest(sourceFinal), await treeDigest(targetFinal)];
-  await c.redis.set(releaseKey(CLUSTER, gate), '1');
+  await c.redis.set(keyspace.hookRelease(CLUSTER, gate), '1');
   assert.ok(
     a.some((l) => l.startsWith('data/owned 100640 1234:5678')),
     'the odd file is in the digest',
@@ -107,7 +107,7 @@ test('a filesystem transfer that keeps breaking leaves the source running and no
   });
   await migrate(c, name, { node: 'node1', container }, 'node2');
   await expectRolledBack(c, container, name, /sync on node1 failed/, v0.counter!);
-  await c.redis.hdel(hooksKey(CLUSTER, 'node1'), 'source.duringSync');
+  await c.redis.hdel(keyspace.agentHooks(CLUSTER, 'node1'), 'source.duringSync');
   await c.bus.call('node1', { kind: 'remove', container });
 });
 
@@ -231,7 +231,7 @@ test('a target that runs out of space after preflight rolls back cleanly, the so
       if (full) break;
     }
   } finally {
-    await c.redis.set(releaseKey(CLUSTER, gate), '1');
+    await c.redis.set(keyspace.hookRelease(CLUSTER, gate), '1');
   }
   try {
     await done;

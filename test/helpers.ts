@@ -7,12 +7,13 @@ import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { exec } from '../lib/exec.ts';
-import { VerifyResultSchema, type ContainerInfo } from '../api/v1alpha1/jobs.ts';
+import { VerifyResultSchema, type ContainerInfo } from '../api/v1alpha1/job-results.ts';
 import { API_VERSION, type MigrationInput, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import { clusterUp } from '../cluster/cluster.ts';
 import { connect, type Client } from '../cli/client.ts';
 import { waitForMigration } from '../cli/watch.ts';
-import { hooksKey, type HookInput, type HookPoint } from '../agent/fault-hooks.ts';
+import { keyspace } from '../lib/keyspace.ts';
+import { type HookInput, type HookPoint } from '../agent/fault-hooks.ts';
 import { nodePaths } from '../lib/paths.ts';
 
 export const CLUSTER = 'test';
@@ -96,7 +97,7 @@ export async function migrate(
 }
 
 export async function armHook(c: Client, node: string, point: HookPoint, action: HookInput): Promise<void> {
-  await c.redis.hset(hooksKey(CLUSTER, node), point, JSON.stringify(action));
+  await c.redis.hset(keyspace.agentHooks(CLUSTER, node), point, JSON.stringify(action));
 }
 
 /** What a node still holds for a migration: snapshots, received subvolumes and image folders. */

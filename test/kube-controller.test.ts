@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { API_VERSION, TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import type { Client } from '../cli/client.ts';
 import { nodeEntry, REPO_ROOT } from '../cluster/processes.ts';
-import { KubeMigrationStore, loadKubeConfig } from '../controller/store/kube-store.ts';
+import { KubeMigrationStore, loadKubeConfig } from '../lib/store/kube-store.ts';
 import { createLogger } from '../lib/logger.ts';
 import { FakeApiServer } from './fake-apiserver.ts';
 import { CLUSTER, list, runWorkload, testCluster, unique, verify } from './helpers.ts';

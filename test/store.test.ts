@@ -7,16 +7,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { API_VERSION, FINALIZER, type MigrationInput } from '../api/v1alpha1/migration.ts';
-import { initialStatus } from '../controller/reconcile.ts';
+import { initialStatus } from '../api/v1alpha1/migration.ts';
 import {
   AlreadyExistsError,
   ImmutableFieldError,
   type MigrationStore,
-} from '../controller/store/migration-store.ts';
-import { KubeMigrationStore, loadKubeConfig } from '../controller/store/kube-store.ts';
+} from '../lib/store/migration-store.ts';
+import { KubeMigrationStore, loadKubeConfig } from '../lib/store/kube-store.ts';
 import { KubeLease } from '../controller/store/kube-lease.ts';
 import { LeaderElector } from '../controller/leader.ts';
-import { RedisMigrationStore } from '../controller/store/redis-store.ts';
+import { RedisMigrationStore } from '../lib/store/redis-store.ts';
 import { createLogger } from '../lib/logger.ts';
 import type { Client } from '../cli/client.ts';
 import { FakeApiServer } from './fake-apiserver.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import ssh2 from 'ssh2';
 import { agentConfigFromEnv, peersFromRegistry, publicKeyLine } from './node-env.ts';
-import type { NodeInfo } from '../../controller/nodes.ts';
+import type { NodeInfo } from '../../lib/node-registry.ts';
 
 const env = {
   FERRY_NODE: 'worker-1',

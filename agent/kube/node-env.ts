@@ -4,7 +4,7 @@
 import ssh2 from 'ssh2';
 import { AgentConfigSchema, type AgentConfig, type Peer } from '../../api/v1alpha1/cluster.ts';
 import { FerryError } from '../../lib/errors.ts';
-import type { NodeInfo } from '../../controller/nodes.ts';
+import type { NodeInfo } from '../../lib/node-registry.ts';
 
 /** Where each AgentConfig field comes from; the chart sets these variables. */
 const ENV: Partial<Record<keyof AgentConfig, string>> = {

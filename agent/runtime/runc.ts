@@ -6,7 +6,7 @@ import { exec, type ExecResult } from '../../lib/exec.ts';
 import { FerryError, type ErrorCode } from '../../lib/errors.ts';
 import { noSpaceLeft } from '../../lib/space.ts';
 import { criuErrorLines } from '../criu/criu-log.ts';
-import type { ContainerInfo } from '../../api/v1alpha1/jobs.ts';
+import type { ContainerInfo } from '../../api/v1alpha1/job-results.ts';
 import { startWithStatusFd, type CriuServer } from '../criu/criu-server.ts';
 
 /**

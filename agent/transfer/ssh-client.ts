@@ -4,7 +4,7 @@ import { connect, type Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import { FerryError } from '../../lib/errors.ts';
 import type { Peer } from '../../api/v1alpha1/cluster.ts';
-import { fingerprint, publicBlob } from './keys.ts';
+import { fingerprint, publicBlob } from '../../lib/ssh-keys.ts';
 
 const { Client } = ssh2;
 

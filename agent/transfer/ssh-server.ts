@@ -6,7 +6,7 @@ import ssh2 from 'ssh2';
 import type { Logger } from '../../lib/logger.ts';
 import { PeersSchema, type Peer } from '../../api/v1alpha1/cluster.ts';
 import { PROTOCOL } from './frames.ts';
-import { findPeerByKey, fingerprint, verifySignature } from './keys.ts';
+import { findPeerByKey, fingerprint, verifySignature } from '../../lib/ssh-keys.ts';
 import { receiveSession, type ReceiverOptions } from './receiver.ts';
 import { acceptTunnel, type TunnelPermits } from './tunnels.ts';
 

@@ -14,7 +14,7 @@ import path from 'node:path';
 import ssh2 from 'ssh2';
 import { createLogger } from '../../lib/logger.ts';
 import { FrameType, PROTOCOL, encodeFrame, jsonFrame } from './frames.ts';
-import { generateNodeKey } from './keys.ts';
+import { generateNodeKey } from '../../lib/ssh-keys.ts';
 import { TransferSession } from './sender.ts';
 import { startSshServer } from './ssh-server.ts';
 

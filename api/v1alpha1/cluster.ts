@@ -88,3 +88,17 @@ export const ClusterConfigSchema = z.strictObject({
   metricsPort: z.number().int().min(0).max(65535).default(0),
 });
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
+
+/** What an agent publishes in the node registry with each heartbeat (lib/node-registry.ts). */
+export const NodeInfoSchema = z.object({
+  node: z.string(),
+  address: z.string(),
+  sshPort: z.number(),
+  criuVersion: z.string(),
+  criuProblem: z.string().nullable(),
+  features: z.object({ memDirtyTrack: z.boolean(), lazyPages: z.boolean() }).optional(),
+  labels: z.record(z.string(), z.string()).default({}),
+  pid: z.number(),
+  time: z.string(),
+});
+export type NodeInfo = z.infer<typeof NodeInfoSchema>;

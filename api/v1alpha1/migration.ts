@@ -241,6 +241,19 @@ export const ConditionSchema = z
   .describe('A Kubernetes condition.');
 export type Condition = z.infer<typeof ConditionSchema>;
 
+/** What an agent reports while a step sends bytes; the controller copies it into status.progress. */
+export const ProgressSchema = z
+  .strictObject({
+    step: z.string().describe('The step sending: sync (running), checkpoint (streamed dump) or transfer.'),
+    bytes: z.number().int().min(0).describe('Bytes sent so far by this step.'),
+    totalBytes: z.number().int().min(0).optional().describe('Bytes this step will send, when known.'),
+    bytesPerSecond: z.number().min(0).optional().describe('Current rate, in bytes per second.'),
+    etaSeconds: z.number().min(0).optional().describe('Time left at that rate, when the total is known.'),
+    updatedAt: z.string().describe('When the controller last copied it from the agent (RFC 3339).'),
+  })
+  .describe('Progress of the step now moving bytes; absent when none is.');
+export type Progress = z.infer<typeof ProgressSchema>;
+
 export const MigrationStatusSchema = z
   .strictObject({
     phase: PhaseSchema.describe('Where the migration is; Succeeded and Failed are final.'),
@@ -252,6 +265,7 @@ export const MigrationStatusSchema = z
       .optional()
       .describe('Admitted, Progressing, Completed and AbortRequested.'),
     migrationState: MigrationStateSchema.optional(),
+    progress: ProgressSchema.optional(),
     failureReason: z.string().optional().describe('Why it failed: the step, the node and the cause.'),
     warnings: z
       .array(z.string())
@@ -288,3 +302,8 @@ export type StoredMigration = Migration & {
 
 /** Keeps deleted Migrations until their rollback finished, like a Kubernetes finalizer. */
 export const FINALIZER = 'ferry.dev/migration-protection';
+
+/** A fresh status for a newly stored Migration. */
+export function initialStatus(now: string): MigrationStatus {
+  return { phase: 'Pending', phaseTransitionTimestamps: [{ phase: 'Pending', time: now }] };
+}

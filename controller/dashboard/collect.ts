@@ -1,14 +1,11 @@
 // Gathers what the dashboard shows: Migrations from the store, nodes from the registry, job counts
-// from the bus, and the progress of each sending step, sampled on every snapshot so the page can
+// from the bus, and each Migration's status.progress, sampled on every snapshot so the page can
 // draw the transfer rate over time.
-import { Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { TERMINAL_PHASES } from '../../api/v1alpha1/migration.ts';
-import { QUEUE_STATES, type Bus } from '../bus.ts';
-import { readyNodes } from '../nodes.ts';
-import { SENDING_STEP, type Progress } from '../progress.ts';
-import { jobIdFor } from '../reconcile.ts';
-import type { MigrationStore } from '../store/migration-store.ts';
+import { QUEUE_STATES, type Bus } from '../../lib/bus.ts';
+import { readyNodes } from '../../lib/node-registry.ts';
+import type { MigrationStore } from '../../lib/store/migration-store.ts';
 import { overview, RateHistory, type Overview, type QueueCounts } from './model.ts';
 
 export class DashboardFeed {
@@ -20,10 +17,9 @@ export class DashboardFeed {
     const { store, bus, redis, cluster } = this.deps;
     const migrations = await store.list();
     for (const m of migrations) {
-      const step = SENDING_STEP[m.status.phase];
-      if (!step || TERMINAL_PHASES.includes(m.status.phase)) continue;
-      const job = await BullJob.fromId(bus.queue(m.spec.source.node), jobIdFor(m.metadata.uid, step));
-      this.rates.record(m.metadata.uid, step, job?.progress as Progress | undefined, now);
+      const p = m.status.progress;
+      if (!p || TERMINAL_PHASES.includes(m.status.phase)) continue;
+      this.rates.record(m.metadata.uid, p.step, p, now);
     }
     this.rates.retain(new Set(migrations.map((m) => m.metadata.uid)));
     const nodes = await readyNodes(redis, cluster);

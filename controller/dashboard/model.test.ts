@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { StoredMigration } from '../../api/v1alpha1/migration.ts';
-import type { NodeInfo } from '../nodes.ts';
+import type { NodeInfo } from '../../lib/node-registry.ts';
 import { migrationRow, overview, RateHistory, timeline } from './model.ts';
 
 const T0 = Date.parse('2026-11-27T10:00:00Z');

@@ -1,8 +1,8 @@
 // What the ops dashboard shows, computed from the store's Migrations, the node registry, the
 // queues and the progress samples. Pure: controller/dashboard/collect.ts gathers the inputs.
 import { TERMINAL_PHASES, type StoredMigration } from '../../api/v1alpha1/migration.ts';
-import type { NodeInfo } from '../nodes.ts';
-import type { Progress } from '../progress.ts';
+import type { NodeInfo } from '../../lib/node-registry.ts';
+import type { Progress } from '../../api/v1alpha1/migration.ts';
 import { loadOf } from '../load.ts';
 
 export interface Segment {
@@ -138,7 +138,12 @@ export class RateHistory {
   private readonly samples = new Map<string, RateSample[]>();
   constructor(private readonly keep = 120) {}
 
-  record(uid: string, step: string, p: Progress | undefined, t: number): void {
+  record(
+    uid: string,
+    step: string,
+    p: Pick<Progress, 'bytes' | 'bytesPerSecond' | 'totalBytes'> | undefined,
+    t: number,
+  ): void {
     if (!p?.bytes) return;
     const list = this.samples.get(uid) ?? [];
     const last = list.at(-1);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { migratePod } from './pod-migration.ts';
-import { world } from './fixtures.ts';
+import { world } from '../../test/fixtures/pods.ts';
 
 describe('moving a pod (in-memory Kubernetes and agents)', () => {
   it('deletes the source pod only after the replacement runs', async () => {

@@ -5,22 +5,10 @@
 // and is ready, and only then delete the source pod. Any failure before that removes what was made
 // on the target and thaws the source: the workload runs exactly once, here or there.
 // The ports are the Kubernetes API (pods) and the node agents; tests give fakes for both.
-import type { V1Pod } from '@kubernetes/client-node';
 import { FerryError, errorMessage } from '../../lib/errors.ts';
-import {
-  checkpointImageRef,
-  podProblem,
-  podRunning,
-  replacementPod,
-  runtimeContainers,
-  type RuntimeContainer,
-} from './pod-spec.ts';
-
-export interface PodApi {
-  get(namespace: string, name: string): Promise<V1Pod | undefined>;
-  create(pod: V1Pod): Promise<void>;
-  delete(namespace: string, name: string): Promise<void>;
-}
+import { checkpointImageRef, replacementPod, runtimeContainers, type RuntimeContainer } from './pod-spec.ts';
+import type { PodApi } from '../../lib/kube/pods.ts';
+import { podProblem, podRunning } from '../../lib/kube/pod-rules.ts';
 
 export interface CheckpointedImage {
   container: string;

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { StoredMigration } from '../../api/v1alpha1/migration.ts';
 import { createLogger } from '../../lib/logger.ts';
-import type { MigrationStore } from '../store/migration-store.ts';
-import { world, type Failing } from './fixtures.ts';
+import type { MigrationStore } from '../../lib/store/migration-store.ts';
+import { world, type Failing } from '../../test/fixtures/pods.ts';
 import { PodRunner } from './pod-runner.ts';
 import { replacementPod } from './pod-spec.ts';
 

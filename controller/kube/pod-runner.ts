@@ -8,19 +8,20 @@ import { TERMINAL_PHASES, type Phase, type StoredMigration } from '../../api/v1a
 import { FerryError, errorMessage } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { transition } from '../reconcile.ts';
-import type { MigrationStore } from '../store/migration-store.ts';
+import type { MigrationStore } from '../../lib/store/migration-store.ts';
 import {
   finish,
   LeadershipLost,
   migratePod,
   undo,
   type PodAgents,
-  type PodApi,
   type PodMigrationPlan,
   type PodStep,
   type StepInfo,
 } from './pod-migration.ts';
-import { checkpointImageRef, podRunning, replacementPodName, runtimeContainers } from './pod-spec.ts';
+import { checkpointImageRef, replacementPodName, runtimeContainers } from './pod-spec.ts';
+import type { PodApi } from '../../lib/kube/pods.ts';
+import { podRunning } from '../../lib/kube/pod-rules.ts';
 
 const PHASE_OF: Partial<Record<PodStep, Phase>> = {
   Freezing: 'Checkpointing',

@@ -1,14 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  checkpointImageRef,
-  podProblem,
-  podRunning,
-  replacementName,
-  replacementPod,
-  runtimeContainers,
-} from './pod-spec.ts';
-import { runningPod } from './fixtures.ts';
+import { checkpointImageRef, replacementName, replacementPod, runtimeContainers } from './pod-spec.ts';
+import { podProblem, podRunning } from '../../lib/kube/pod-rules.ts';
+import { runningPod } from '../../test/fixtures/pods.ts';
 
 describe('the pod path: which pods move, and their replacement', () => {
   it('finds each container’s runtime id, and refuses one that is not running', () => {

@@ -32,29 +32,6 @@ export function runtimeContainers(pod: V1Pod): RuntimeContainer[] {
   });
 }
 
-/**
- * Why the pod cannot move, or undefined. Refused before anything is frozen: a pod its controller
- * would replace or scale down behind ferry's back, one that shares its node's namespaces, and one
- * whose files live on the node (emptyDir, hostPath), since the checkpoint does not carry them.
- */
-export function podProblem(pod: V1Pod): string | undefined {
-  const where = `pod ${pod.metadata?.namespace}/${pod.metadata?.name}`;
-  if (pod.status?.phase !== 'Running') return `${where} is ${pod.status?.phase ?? 'unknown'}, not Running`;
-  const owner = pod.metadata?.ownerReferences?.find((o) => o.controller);
-  if (owner)
-    return `${where} is managed by ${owner.kind} ${owner.name}, which would replace or remove the moved pod; migrate pods without a controlling owner`;
-  if (pod.spec?.hostNetwork || pod.spec?.hostPID || pod.spec?.hostIPC)
-    return `${where} shares its node's network, PID or IPC namespace, which does not move`;
-  for (const v of pod.spec?.volumes ?? []) {
-    if (v.emptyDir)
-      return `${where}: volume ${v.name} is an emptyDir on the source node; its files would not move`;
-    if (v.hostPath)
-      return `${where}: volume ${v.name} is a hostPath on the source node; its files would not move`;
-  }
-  if (pod.spec?.ephemeralContainers?.length) return `${where} has ephemeral (debug) containers`;
-  return undefined;
-}
-
 /** The first `n` letters and digits of a migration's uid: tags and names unique to it. */
 const uidPart = (migrationUid: string, n: number): string =>
   migrationUid.replace(/[^a-z0-9]/g, '').slice(0, n);
@@ -112,18 +89,4 @@ export function replacementPod(
     },
     spec,
   };
-}
-
-/** Whether the replacement runs: phase Running and every container ready. Pure. */
-export function podRunning(pod: V1Pod | undefined): { running: boolean; problem?: string } {
-  if (!pod) return { running: false, problem: 'the pod is gone' };
-  const waiting = pod.status?.containerStatuses?.find((s) => s.state?.waiting?.reason || s.state?.terminated);
-  const reason = waiting?.state?.waiting?.reason ?? waiting?.state?.terminated?.reason;
-  if (pod.status?.phase === 'Failed' || /Err|BackOff|Invalid/.test(reason ?? ''))
-    return {
-      running: false,
-      problem: `container ${waiting?.name ?? '?'}: ${reason ?? pod.status?.phase}${waiting?.state?.waiting?.message ? ` (${waiting.state.waiting.message})` : ''}`,
-    };
-  const ready = pod.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-  return { running: pod.status?.phase === 'Running' && ready };
 }

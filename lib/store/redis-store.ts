@@ -3,8 +3,10 @@
 // Migration, and a pub/sub channel that says when something changed.
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { keyspace } from '../keyspace.ts';
 import { formatIssues } from '../../api/v1alpha1/issues.ts';
 import {
+  initialStatus,
   MigrationSchema,
   TERMINAL_PHASES,
   type Migration,
@@ -12,7 +14,6 @@ import {
   type MigrationStatus,
   type StoredMigration,
 } from '../../api/v1alpha1/migration.ts';
-import { initialStatus } from '../reconcile.ts';
 import {
   AlreadyExistsError,
   ImmutableFieldError,
@@ -45,10 +46,10 @@ export class RedisMigrationStore implements MigrationStore {
     /** Told of a stored document that fails the schema; list() leaves it out. */
     private readonly onInvalid?: (key: string, problem: string) => void,
   ) {
-    this.key = `ferry-${cluster}:migrations`;
-    this.statusKey = `ferry-${cluster}:migrations:status`;
-    this.eventsPrefix = `ferry-${cluster}:events:`;
-    this.channel = `ferry-${cluster}:migrations:changed`;
+    this.key = keyspace.migrations(cluster);
+    this.statusKey = keyspace.migrationStatus(cluster);
+    this.eventsPrefix = keyspace.eventsPrefix(cluster);
+    this.channel = keyspace.migrationsChanged(cluster);
   }
 
   private field = (ns: string, name: string) => `${ns}/${name}`;

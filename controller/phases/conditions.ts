@@ -5,7 +5,7 @@ import {
   type Condition,
   type MigrationStatus,
   type StoredMigration,
-} from '../api/v1alpha1/migration.ts';
+} from '../../api/v1alpha1/migration.ts';
 
 function setCondition(list: Condition[], c: Omit<Condition, 'lastTransitionTime'>, now: string): Condition[] {
   const old = list.find((x) => x.type === c.type);

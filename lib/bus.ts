@@ -3,12 +3,24 @@
 import { Job as BullJob, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { RedisConfig } from '../api/v1alpha1/cluster.ts';
-import type { JobInput } from '../api/v1alpha1/jobs.ts';
-import { agentQueueName, queuePrefix, redisOptions } from '../lib/redis.ts';
-import { FerryError, parseErrorReason } from '../lib/errors.ts';
-import type { JobFact } from './reconcile.ts';
+import type { JobFailure } from '../api/v1alpha1/errors.ts';
+import { parseJobResult, type JobResult } from '../api/v1alpha1/job-results.ts';
+import type { JobInput, JobKind } from '../api/v1alpha1/jobs.ts';
+import { keyspace } from './keyspace.ts';
+import { redisOptions } from './redis.ts';
+import { FerryError, decodeJobFailure } from './errors.ts';
 
 const DAY = 24 * 3600;
+
+/** A job as BullMQ sees it. `failed` is final (retries show as waiting or delayed). */
+export interface RawJobFact {
+  state: 'waiting' | 'delayed' | 'active' | 'completed' | 'failed';
+  /** As the agent returned it; parse it by the job's kind before use (parseJobResult). */
+  result?: unknown;
+  failure?: JobFailure;
+  /** What the agent last reported while the job ran (bytes so far, rate, total). */
+  progress?: unknown;
+}
 
 /** The job states the dashboard and /metrics count in each node's queue. */
 export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
@@ -23,13 +35,13 @@ export class Bus {
     private readonly redisConfig: RedisConfig,
     cluster: string,
   ) {
-    this.prefix = queuePrefix(cluster);
+    this.prefix = keyspace.queuePrefix(cluster);
   }
 
   queue(node: string): Queue {
     let q = this.queues.get(node);
     if (!q) {
-      q = new Queue(agentQueueName(node), { connection: this.redis, prefix: this.prefix });
+      q = new Queue(keyspace.agentQueue(node), { connection: this.redis, prefix: this.prefix });
       this.queues.set(node, q);
     }
     return q;
@@ -40,7 +52,7 @@ export class Bus {
     let e = this.events.get(node);
     if (!e) {
       // Connection options, not an instance: BullMQ then owns the blocking connection and closes it.
-      e = new QueueEvents(agentQueueName(node), {
+      e = new QueueEvents(keyspace.agentQueue(node), {
         connection: redisOptions(this.redisConfig),
         prefix: this.prefix,
       });
@@ -69,7 +81,7 @@ export class Bus {
       await job.remove().catch(() => undefined);
   }
 
-  async fact(node: string, jobId: string): Promise<JobFact | undefined> {
+  async fact(node: string, jobId: string): Promise<RawJobFact | undefined> {
     const job = await BullJob.fromId(this.queue(node), jobId);
     if (!job) return undefined;
     const state = await job.getState();
@@ -77,8 +89,9 @@ export class Bus {
       case 'completed':
         return { state, result: job.returnvalue };
       case 'failed':
-        return { state, failedReason: job.failedReason };
+        return { state, failure: decodeJobFailure(job.failedReason) };
       case 'active':
+        return { state, progress: job.progress };
       case 'delayed':
         return { state };
       default:
@@ -86,21 +99,28 @@ export class Bus {
     }
   }
 
-  /** Runs a one-off job (for the CLI) and waits for its result. */
-  async call<T = unknown>(node: string, job: JobInput, timeoutMs = 120_000): Promise<T> {
+  /** Runs a one-off job (for the CLI) and waits for its result, parsed by the job's kind. */
+  async call<K extends JobKind>(
+    node: string,
+    job: JobInput & { kind: K },
+    timeoutMs = 120_000,
+  ): Promise<JobResult<K>> {
     const events = this.queueEvents(node);
     await events.waitUntilReady();
     const added = await this.queue(node).add(job.kind, job, {
       removeOnComplete: { age: DAY },
       removeOnFail: { age: DAY },
     });
+    let value: unknown;
     try {
-      return (await added.waitUntilFinished(events, timeoutMs)) as T;
+      value = await added.waitUntilFinished(events, timeoutMs);
     } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
-      const { code, message } = parseErrorReason(msg);
-      throw new FerryError(code ?? 'Internal', `${job.kind} on ${node}: ${message}`);
+      const { code, message } = decodeJobFailure(err instanceof Error ? err.message : String(err));
+      throw new FerryError(code, `${job.kind} on ${node}: ${message}`);
     }
+    const parsed = parseJobResult(job.kind, value);
+    if (!parsed.ok) throw new FerryError('Internal', `${job.kind} on ${node}: ${parsed.problem}`);
+    return parsed.value;
   }
 
   async close(): Promise<void> {

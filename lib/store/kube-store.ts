@@ -9,14 +9,14 @@ import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, Watch } from '@k
 import {
   API_VERSION,
   FINALIZER,
+  initialStatus,
   MigrationSchema,
   type Migration,
   type MigrationInput,
   type MigrationStatus,
   type StoredMigration,
 } from '../../api/v1alpha1/migration.ts';
-import type { Logger } from '../../lib/logger.ts';
-import { initialStatus } from '../reconcile.ts';
+import type { Logger } from '../logger.ts';
 import {
   AlreadyExistsError,
   ImmutableFieldError,

@@ -1,7 +1,7 @@
 // SSH key material for agents: generation, fingerprints, and matching a presented key to a peer.
 import { createHash } from 'node:crypto';
 import ssh2 from 'ssh2';
-import type { Peer } from '../../api/v1alpha1/cluster.ts';
+import type { Peer } from '../api/v1alpha1/cluster.ts';
 
 const { utils } = ssh2;
 

@@ -1,7 +1,7 @@
 // Where a migration goes: the named target node, or the least busy live node matching the
 // selector. Pure.
-import type { Migration } from '../api/v1alpha1/migration.ts';
-import type { Load, NodeFact } from './reconcile.ts';
+import type { Migration } from '../../api/v1alpha1/migration.ts';
+import type { Load, NodeFact } from './facts.ts';
 
 export function pickTarget(
   spec: Migration['spec'],

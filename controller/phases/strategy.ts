@@ -1,7 +1,7 @@
 // Which memory strategy a migration uses. Pure: what preflight measured goes in, a mode and the
 // reason for it come out (recorded in status.migrationState.modeReason).
-import type { Migration, Mode } from '../api/v1alpha1/migration.ts';
-import { parseDuration } from '../api/v1alpha1/quantity.ts';
+import type { Migration, Mode } from '../../api/v1alpha1/migration.ts';
+import { parseDuration } from '../../api/v1alpha1/quantity.ts';
 
 export interface Measured {
   /** What the source's CRIU can do (criu check --feature, and a real lazy-pages round trip). */
@@ -80,23 +80,4 @@ export function chooseMode(
     mode: 'StopAndCopy',
     reason: `chosen by Auto: ${facts}; ${source} has neither soft-dirty tracking (PreCopy) nor working lazy pages (PostCopy), so the freeze will be longer than asked`,
   };
-}
-
-/**
- * P.Haul's rule for ending PreCopy rounds: stop after `maxIterations` rounds, or once a round dirties
- * 64 pages or fewer (the rest is cheap to copy frozen), or when the dirty set grows by more than
- * 10% over the round before (the workload dirties memory faster than we copy it).
- */
-export const PRECOPY = { minDirtyPages: 64, maxGrowth: 0.1 };
-
-export function precopyStop(dirtyPages: readonly number[], maxIterations: number): string | undefined {
-  const n = dirtyPages.length;
-  const last = dirtyPages[n - 1];
-  if (last === undefined) return undefined;
-  if (n >= maxIterations) return `reached maxIterations (${maxIterations})`;
-  if (last <= PRECOPY.minDirtyPages) return `round ${n} dirtied ${last} pages (<= ${PRECOPY.minDirtyPages})`;
-  const prev = dirtyPages[n - 2];
-  if (prev !== undefined && last > prev * (1 + PRECOPY.maxGrowth))
-    return `dirty set grew from ${prev} to ${last} pages (> ${PRECOPY.maxGrowth * 100}%)`;
-  return undefined;
 }

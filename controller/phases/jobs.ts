@@ -1,0 +1,83 @@
+// The job each step sends its agent, built from the Migration and what earlier steps reported.
+// One small builder per step; pure.
+import type { JobOf } from '../../api/v1alpha1/jobs.ts';
+import type { StoredMigration } from '../../api/v1alpha1/migration.ts';
+import { parseQuantity } from '../../api/v1alpha1/quantity.ts';
+import type { StepFacts, StepName } from './facts.ts';
+
+interface Input {
+  m: StoredMigration;
+  targetNode: string;
+  jobs: StepFacts;
+}
+
+const ref = (m: StoredMigration) => {
+  const pid = m.spec.source.pid;
+  return { uid: m.metadata.uid, name: m.metadata.name, ...(pid ? { pid } : {}) };
+};
+const base = (m: StoredMigration) => ({ migration: ref(m), container: m.spec.source.container });
+
+const bandwidthOf = (m: StoredMigration): number | undefined =>
+  m.spec.strategy.bandwidth ? parseQuantity(m.spec.strategy.bandwidth) : undefined;
+
+/** What a send weighs compression against: the measured link, capped by the bandwidth limit. */
+function linkOptions(m: StoredMigration) {
+  const bandwidth = bandwidthOf(m);
+  const measured = m.status.migrationState?.linkBytesPerSecond;
+  const link = measured && bandwidth ? Math.min(measured, bandwidth) : (measured ?? bandwidth);
+  return {
+    compression: m.spec.strategy.compression,
+    ...(bandwidth ? { bandwidth } : {}),
+    ...(link ? { linkBytesPerSecond: link } : {}),
+  };
+}
+
+type Builders = { [S in StepName]: (i: Input) => JobOf<S> };
+
+const BUILDERS: Builders = {
+  preflightSource: ({ m, targetNode }) => ({ kind: 'preflightSource', ...base(m), targetNode }),
+  preflightTarget: ({ m, jobs }) => {
+    const src = jobs.preflightSource?.result;
+    const requirements = {
+      ...(src?.cpuinfo !== undefined ? { cpuinfo: src.cpuinfo } : {}),
+      ...(src?.memoryBytes !== undefined ? { memoryBytes: src.memoryBytes } : {}),
+      ...(src?.rootfsBytes !== undefined ? { rootfsBytes: src.rootfsBytes } : {}),
+    };
+    return { kind: 'preflightTarget', ...base(m), requirements };
+  },
+  sync: ({ m, targetNode }) => ({ kind: 'sync', ...base(m), targetNode, ...linkOptions(m) }),
+  checkpoint: ({ m, targetNode }) => {
+    const bandwidth = bandwidthOf(m);
+    const mode = m.status.migrationState?.mode;
+    return {
+      kind: 'checkpoint',
+      ...base(m),
+      targetNode,
+      mode: mode === 'PreCopy' || mode === 'PostCopy' ? mode : 'StopAndCopy',
+      maxIterations: m.spec.strategy.maxIterations,
+      ...(bandwidth ? { bandwidth } : {}),
+    };
+  },
+  transfer: ({ m, targetNode }) => ({ kind: 'transfer', ...base(m), targetNode, ...linkOptions(m) }),
+  restore: ({ m }) => {
+    const port = m.status.migrationState?.lazyPagesPort;
+    const lazy =
+      m.status.migrationState?.mode === 'PostCopy' && port
+        ? { sourceNode: m.spec.source.node, port }
+        : undefined;
+    return { kind: 'restore', ...base(m), ...(lazy ? { lazy } : {}) };
+  },
+  verifyTarget: ({ m }) => ({ kind: 'verifyTarget', ...base(m) }),
+  cleanupSource: ({ m }) => ({
+    kind: 'cleanupSource',
+    ...base(m),
+    keepImages: m.spec.sourcePolicy === 'KeepImages',
+  }),
+  cleanupTarget: ({ m }) => ({ kind: 'cleanupTarget', ...base(m) }),
+  rollbackTarget: ({ m }) => ({ kind: 'rollbackTarget', ...base(m) }),
+  resumeSource: ({ m }) => ({ kind: 'resumeSource', ...base(m) }),
+};
+
+export function buildJob<S extends StepName>(step: S, input: Input): JobOf<S> {
+  return BUILDERS[step](input);
+}

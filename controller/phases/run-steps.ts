@@ -1,0 +1,71 @@
+// The steps of the current phase, walked once: which jobs to enqueue, which failed, which a gone
+// node will never finish. Pure; outcome.ts decides what the walk means for the phase.
+import type { StoredMigration } from '../../api/v1alpha1/migration.ts';
+import { formatFailure } from '../../lib/errors.ts';
+import { keyspace } from '../../lib/keyspace.ts';
+import type { Action, Facts, JobFact, StepName } from './facts.ts';
+import { buildJob } from './jobs.ts';
+import { PHASE_STEPS, waitsFor } from './steps.ts';
+
+export interface Walk {
+  actions: Action[];
+  /** One line per failed step: "step on node failed: Code: message". */
+  failures: string[];
+  warnings: string[];
+  /** Steps of a gone node: neither running nor ever to finish. */
+  gone: Set<StepName>;
+  allDone: boolean;
+}
+
+const unclaimed = (fact: JobFact | undefined): boolean =>
+  !fact || fact.state === 'waiting' || fact.state === 'delayed';
+
+export function walkSteps(m: StoredMigration, facts: Facts, target: string): Walk {
+  const phase = m.status.phase;
+  const src = m.spec.source.node;
+  const w: Walk = { actions: [], failures: [], warnings: [], gone: new Set(), allDone: true };
+  const skipped = new Set<StepName>();
+  for (const [step, side] of PHASE_STEPS[phase] ?? []) {
+    const fact = facts.jobs[step] as JobFact | undefined;
+    const node = side === 'source' ? src : target;
+    const jobId = keyspace.jobId(m.metadata.uid, step);
+    // A node whose agent stopped beating is gone (fenced: its copy died with it). A step nobody
+    // there finished fails the migration at once; while rolling back or cleaning up, the target's
+    // steps are skipped, so a gone target never keeps the source frozen. A job a gone node had
+    // taken died with it: no worker there will ever finish it or see it stall.
+    if (!facts.nodes.has(node) && (unclaimed(fact) || fact!.state === 'active')) {
+      if (fact && unclaimed(fact)) w.actions.push({ type: 'cancel', step, node, jobId });
+      if ((phase === 'RollingBack' && side === 'target') || phase === 'CleaningUp') {
+        skipped.add(step);
+        w.warnings.push(
+          `${step} skipped: node ${node} is gone (no agent heartbeat); its agent removes the leftovers when it returns`,
+        );
+      } else
+        w.failures.push(`${step} on ${node} failed: NodeNotFound: node ${node} is gone (no agent heartbeat)`);
+      w.gone.add(step);
+      continue;
+    }
+    const after = waitsFor(m, step);
+    if (!fact && after && facts.jobs[after]?.state !== 'completed' && !skipped.has(after)) {
+      w.allDone = false; // waits for the step whose result it needs
+    } else if (!fact) {
+      const job = buildJob(step, { m, targetNode: target, jobs: facts.jobs });
+      w.actions.push({ type: 'enqueue', step, node, jobId, job });
+      w.allDone = false;
+    } else if (fact.state === 'failed') {
+      const failure = fact.failure ?? { code: 'Internal' as const, message: 'unknown error' };
+      w.failures.push(`${step} on ${node} failed: ${formatFailure(failure)}`);
+    } else if (fact.state !== 'completed') {
+      w.allDone = false;
+    }
+  }
+  return w;
+}
+
+/** Whether a step of the phase still runs (neither ended nor lost with its node). */
+export function unsettled(m: StoredMigration, facts: Facts, gone: Set<StepName>): boolean {
+  return (PHASE_STEPS[m.status.phase] ?? []).some(([s]) => {
+    const f = facts.jobs[s];
+    return !gone.has(s) && f !== undefined && f.state !== 'completed' && f.state !== 'failed';
+  });
+}

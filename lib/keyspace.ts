@@ -1,0 +1,32 @@
+// Every name ferry gives a Redis key, channel, queue or job, in one place. A cluster's keys all
+// start with `ferry-<cluster>`, so two clusters (the demo's and the tests') never see each other's.
+
+const base = (cluster: string): string => `ferry-${cluster}`;
+
+export const keyspace = {
+  /** BullMQ's prefix for the cluster's queues. */
+  queuePrefix: base,
+  /** The queue an agent works: one per node. */
+  agentQueue: (node: string): string => `agent-${node}`,
+  /** A step's job id: deterministic, so the same step of a migration is never enqueued twice. */
+  jobId: (uid: string, step: string): string => `${uid}.${step}`,
+
+  /** The node registry: one key per node, refreshed by its agent's heartbeat, with an expiry. */
+  node: (cluster: string, node: string): string => `${base(cluster)}:node:${node}`,
+  /** Marks of running migrations (lib/live-migrations.ts). */
+  live: (cluster: string, uid: string): string => `${base(cluster)}:live:${uid}`,
+
+  /** The local store: Migration documents, their status, events, and a change channel. */
+  migrations: (cluster: string): string => `${base(cluster)}:migrations`,
+  migrationStatus: (cluster: string): string => `${base(cluster)}:migrations:status`,
+  eventsPrefix: (cluster: string): string => `${base(cluster)}:events:`,
+  migrationsChanged: (cluster: string): string => `${base(cluster)}:migrations:changed`,
+
+  /** The controller's leader lease on the local cluster. */
+  leader: (cluster: string): string => `${base(cluster)}:leader`,
+
+  /** Test clusters' fault hooks: an agent's armed points, their releases, the controller's. */
+  agentHooks: (cluster: string, node: string): string => `${base(cluster)}:hooks:${node}`,
+  hookRelease: (cluster: string, name: string): string => `${base(cluster)}:release:${name}`,
+  controllerHooks: (cluster: string): string => `${base(cluster)}:hooks:controller`,
+} as const;
