@@ -17,7 +17,7 @@ import type { JobOf } from '../api/v1alpha1/jobs.ts';
 import { FerryError } from '../lib/errors.ts';
 import { exec, run } from '../lib/exec.ts';
 import type { AgentContext } from './context.ts';
-import { writeRestoreSpec } from './migration-target.ts';
+import { writeRestoreSpec } from './workloads/container.ts';
 import { announce } from './runtime/container-net.ts';
 import { specVolumes } from './runtime/oci-spec.ts';
 import {
@@ -29,7 +29,7 @@ import {
   unpackTreeTar,
 } from './snapshot/overlay.ts';
 import { createSubvolume, exists } from './snapshot/btrfs.ts';
-import { removeContainer } from './workload.ts';
+import { removeContainer } from './runtime/containers.ts';
 
 const REQUIRED = ['checkpoint/inventory.img', 'config.dump', 'spec.dump', DIFF_TAR];
 

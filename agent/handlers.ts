@@ -7,14 +7,8 @@ import { exportCheckpoint, importCheckpoint } from './archive.ts';
 import * as pods from './kube/pod-jobs.ts';
 import * as source from './migration-source.ts';
 import * as target from './migration-target.ts';
-import {
-  listContainers,
-  removeContainer,
-  runWorkload,
-  selfRequest,
-  verifyFeatures,
-  verifyWorkload,
-} from './workload.ts';
+import { runWorkload, selfRequest, verifyFeatures, verifyWorkload } from './workload.ts';
+import { listContainers, removeContainer } from './runtime/containers.ts';
 
 type Handlers = { [K in JobKind]: (ctx: AgentContext, job: JobOf<K>) => Promise<JobResultInput<K>> };
 

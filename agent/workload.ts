@@ -1,6 +1,7 @@
-// Workload containers on this node: the test workload's bundle on a btrfs subvolume, listing,
-// self-verification and removal.
-import { chmod, copyFile, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+// The test programs ferry runs on its local cluster: the memory-and-file workload, the kernel-feature
+// list and the echo server, each a runc container built from busybox, and their self-checks.
+// Container lifecycle the migration path needs is in runtime/containers.ts.
+import { chmod, copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JobOf } from '../api/v1alpha1/jobs.ts';
@@ -8,17 +9,13 @@ import type { ContainerInfo } from '../api/v1alpha1/job-results.ts';
 import { FerryError } from '../lib/errors.ts';
 import type { AgentContext } from './context.ts';
 import { buildOciSpec, type Device } from './runtime/oci-spec.ts';
-import { createNetns, removeNetns } from './runtime/container-net.ts';
-import { createSubvolume, deleteSubvolume, exists } from './snapshot/btrfs.ts';
-import { filesystemOf } from './snapshot/driver.ts';
-import { mountOverlay } from './snapshot/overlay.ts';
-import { run } from '../lib/exec.ts';
+import { createNetns } from './runtime/container-net.ts';
+import { cgroupsPathFor, mountContainerOverlay, removeContainer } from './runtime/containers.ts';
+import { createSubvolume, exists } from './snapshot/btrfs.ts';
 
 export const VERIFY_FILE = 'data/verify.txt';
 /** Says it is ready (as the other workloads do), then echoes every connection on port 7000. */
 const ECHO_SERVER = 'touch /data/ready; exec /bin/busybox nc -ll -p 7000 -e /bin/busybox cat';
-export const cgroupsPathFor = (ctx: AgentContext, container: string): string =>
-  `${ctx.config.cgroupParent}/${container}`;
 
 /** Creates the bundle of the test workload (busybox + the workload binary) and starts it. */
 export async function runWorkload(ctx: AgentContext, job: JobOf<'run'>): Promise<ContainerInfo> {
@@ -153,23 +150,6 @@ export async function verifyFeatures(ctx: AgentContext, job: JobOf<'verifyFeatur
   );
 }
 
-export async function listContainers(ctx: AgentContext): Promise<ContainerInfo[]> {
-  return ctx.runc.list();
-}
-
-/** Removes a container, its root filesystem subvolume and its bundle. */
-export async function removeContainer(ctx: AgentContext, container: string): Promise<void> {
-  await ctx.runc.remove(container);
-  await removeNetns(ctx, container);
-  await ctx.self.close(container);
-  // An overlay root is a mount, not a subvolume: unmount it; its upper directory goes with the bundle.
-  if (!(await unmountOverlayRoot(ctx, container)) && !(await exists(upperOf(ctx, container))))
-    await deleteSubvolume(ctx.layout.rootfs(container));
-  const volumes = await readdir(ctx.layout.volumes(container)).catch(() => [] as string[]);
-  for (const v of volumes) await deleteSubvolume(ctx.layout.volume(container, v));
-  await rm(ctx.layout.bundle(container), { recursive: true, force: true });
-}
-
 /** busybox and the test programs, and the folders a container needs, in `root`. */
 async function fillWorkloadTree(ctx: AgentContext, root: string): Promise<void> {
   for (const d of ['bin', 'proc', 'dev', 'sys', 'tmp', 'data', 'mnt'])
@@ -198,45 +178,6 @@ export async function workloadImage(ctx: AgentContext): Promise<string> {
     await writeFile(path.join(image, '.complete'), '');
   }
   return image;
-}
-
-/** Unmounts a container's overlay root if it is mounted; true if it was. */
-async function unmountOverlayRoot(ctx: AgentContext, container: string): Promise<boolean> {
-  const rootfs = ctx.layout.rootfs(container);
-  if (!(await exists(rootfs)) || (await filesystemOf(rootfs)) !== 'overlayfs') return false;
-  await run('umount', [rootfs], 'SnapshotFailed');
-  return true;
-}
-
-/**
- * Mounts a container's overlay root: `image` below, a fresh upper and work folder in its bundle.
- * Whatever an earlier attempt mounted there is unmounted and dropped first, so a retry starts afresh.
- */
-export async function mountContainerOverlay(
-  ctx: AgentContext,
-  container: string,
-  image: string,
-): Promise<string> {
-  const bundle = ctx.layout.bundle(container);
-  await unmountOverlayRoot(ctx, container);
-  await rm(path.join(bundle, 'overlay'), { recursive: true, force: true });
-  const upper = path.join(bundle, 'overlay', 'upper');
-  const work = path.join(bundle, 'overlay', 'work');
-  for (const d of [upper, work, ctx.layout.rootfs(container)])
-    await mkdir(d, { recursive: true, mode: 0o755 });
-  await mountOverlay(image, upper, work, ctx.layout.rootfs(container));
-  return upper;
-}
-
-export const upperOf = (ctx: AgentContext, container: string): string =>
-  path.join(ctx.layout.bundle(container), 'overlay', 'upper');
-
-export async function dirBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) total += (await stat(path.join(e.parentPath, e.name))).size;
-  }
-  return total;
 }
 
 /** Runs the container's /bin/ferryctl to ask its agent for a move, as the workload itself would. */

@@ -1,18 +1,17 @@
 // The README's main command: a 2-node local cluster, a workload with state in memory and on disk
 // moved from node1 to node2, and the workload's own verdict that nothing was lost.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { z } from 'zod';
-import { VerifyResultSchema, type ContainerInfo } from '../api/v1alpha1/job-results.ts';
+import type { JobResult } from '../api/v1alpha1/job-results.ts';
 import { API_VERSION, type MigrationInput } from '../api/v1alpha1/migration.ts';
 import { clusterUp, type UpOptions } from '../cluster/cluster.ts';
 import { connect, type Client } from './client.ts';
 import { bytes, describe, ms, rate } from './format.ts';
 import { waitForMigration } from './watch.ts';
 
-type Verify = z.infer<typeof VerifyResultSchema>;
+type Verify = JobResult<'verify'>;
 
 export async function verify(client: Client, node: string, container: string): Promise<Verify> {
-  return VerifyResultSchema.parse(await client.bus.call(node, { kind: 'verify', container }));
+  return client.bus.call(node, { kind: 'verify', container });
 }
 
 export interface DemoOptions {
@@ -36,11 +35,8 @@ export async function demo(opts: DemoOptions): Promise<boolean> {
     say(
       `\n== 2. Workload on node1: ${opts.memoryMiB} MiB of state in memory, a counter appended to /data/counter.log`,
     );
-    const info = (await client.bus.call(
-      'node1',
-      { kind: 'run', container, memoryMiB: opts.memoryMiB, intervalMs: 20 },
-      300_000,
-    )) as ContainerInfo;
+    const run = { kind: 'run' as const, container, memoryMiB: opts.memoryMiB, intervalMs: 20 };
+    const info = await client.bus.call('node1', run, 300_000);
     say(`  ${container} running on node1 (pid ${info.pid})`);
     await sleep(2000);
     const before = await verify(client, 'node1', container);
@@ -69,7 +65,7 @@ export async function demo(opts: DemoOptions): Promise<boolean> {
     await sleep(1000);
     const later = await verify(client, 'node2', container);
     say(`  one second later:    ${later.line}`);
-    const left = (await client.bus.call('node1', { kind: 'list' })) as ContainerInfo[];
+    const left = await client.bus.call('node1', { kind: 'list' });
     const continued =
       after.pass &&
       later.pass &&

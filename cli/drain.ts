@@ -4,7 +4,6 @@
 // migration rolls back, and the drain checks afterwards that nothing was left stopped.
 import { randomBytes } from 'node:crypto';
 import { API_VERSION, type Mode, type StoredMigration } from '../api/v1alpha1/migration.ts';
-import type { ContainerInfo } from '../api/v1alpha1/job-results.ts';
 import type { Client } from './client.ts';
 import { waitForMigration } from './watch.ts';
 
@@ -30,7 +29,7 @@ export function outcome(m: StoredMigration): { moved: true; to: string } | { mov
 }
 
 export async function drain(c: Client, node: string, o: DrainOptions): Promise<DrainReport> {
-  const running = ((await c.bus.call(node, { kind: 'list' })) as ContainerInfo[]).filter(
+  const running = (await c.bus.call(node, { kind: 'list' })).filter(
     (x) => (x.status === 'running' || x.status === 'paused') && (o.select?.(x.id) ?? true),
   );
   o.say(`draining ${node}: ${running.length} workload(s)${o.to ? ` to ${o.to}` : ''}`);
@@ -58,7 +57,7 @@ export async function drain(c: Client, node: string, o: DrainOptions): Promise<D
       return { container, m, r };
     }),
   );
-  const after = (await c.bus.call(node, { kind: 'list' })) as ContainerInfo[];
+  const after = await c.bus.call(node, { kind: 'list' });
   const report: DrainReport = { moved: [], failed: [] };
   for (const { container, m, r } of ended) {
     if (r.moved) report.moved.push({ container, to: r.to, downtimeMs: m.status.migrationState?.downtimeMs });

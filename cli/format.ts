@@ -94,6 +94,11 @@ export function describe(m: StoredMigration, events: MigrationEvent[] = []): str
     `Phase:        ${m.status.phase}${m.metadata.deletionTimestamp ? ' (being deleted)' : ''}`,
   ];
   if (s?.abortStatus) lines.push(`Abort:        ${s.abortStatus}`);
+  const p = m.status.progress;
+  if (p)
+    lines.push(
+      `Progress:     ${p.step}: ${bytes(p.bytes)}${p.totalBytes ? ` of ${bytes(p.totalBytes)}` : ''} sent${p.bytesPerSecond ? ` at ${rate(p.bytesPerSecond)}` : ''} (at ${p.updatedAt})`,
+    );
   if (m.status.failureReason) lines.push(`Reason:       ${m.status.failureReason}`);
   for (const w of m.status.warnings ?? []) lines.push(`Warning:      ${w}`);
   if (s) {

@@ -473,8 +473,15 @@ test('with a streamed dump, the freeze’s throughput counts the streamed bytes 
   assert.equal(d.status.migrationState?.throughputBytesPerSecond, 5_000_000);
 });
 
-test('the transfer job names the target node, never an address', () => {
-  const d = decide(migration('Transferring'), facts({}));
+test('the transfer job names the target node, never an address, and each volume with its driver', () => {
+  const volumes = [
+    { name: 'rootfs', driver: 'overlay' as const },
+    { name: 'data', driver: 'btrfs' as const },
+  ];
+  const m = migration('Transferring', {
+    migrationState: { sourceNode: 'node1', targetNode: 'node2', volumes },
+  });
+  const d = decide(m, facts({}));
   assert.deepEqual(d.actions[0], {
     type: 'enqueue',
     step: 'transfer',
@@ -482,12 +489,29 @@ test('the transfer job names the target node, never an address', () => {
     jobId: 'abcdef12-0000.transfer',
     job: {
       kind: 'transfer',
-      migration: { uid: 'abcdef12-0000', name: 'm1' },
+      migration: { uid: 'abcdef12-0000', name: 'm1', workload: 'container' },
       container: 'web',
+      volumes,
       targetNode: 'node2',
       compression: 'Auto',
     },
   });
+});
+
+test('the volumes and drivers the source found in preflight are what later steps act on', () => {
+  const src = { ...FEATURES, status: 'running', volumes: [{ name: 'rootfs', driver: 'btrfs' }] };
+  const d = decide(migration('Preflight'), facts({ preflightSource: done(src), preflightTarget: done() }));
+  assert.equal(d.status.phase, 'Syncing');
+  assert.deepEqual(d.status.migrationState?.volumes, [{ name: 'rootfs', driver: 'btrfs' }]);
+});
+
+test('a process tree names its kind and PID in every job', () => {
+  const d = decide(
+    migration('Restoring', {}, { source: { node: 'node1', container: 'tree', pid: 4242 } }),
+    facts({}),
+  );
+  const job = (d.actions[0] as { job: { migration: unknown } }).job;
+  assert.deepEqual(job.migration, { uid: 'abcdef12-0000', name: 'm1', workload: 'process', pid: 4242 });
 });
 
 test('the target’s preflight is enqueued with what the source’s found', () => {
@@ -502,7 +526,7 @@ test('the target’s preflight is enqueued with what the source’s found', () =
   assert.deepEqual(steps(d.actions), [['preflightTarget', 'node2']]);
   assert.deepEqual((d.actions[0] as { job: unknown }).job, {
     kind: 'preflightTarget',
-    migration: { uid: 'abcdef12-0000', name: 'm1' },
+    migration: { uid: 'abcdef12-0000', name: 'm1', workload: 'container' },
     container: 'web',
     requirements: { cpuinfo: 'Y3B1', memoryBytes: 64 << 20, rootfsBytes: 3 << 20 },
   });

@@ -82,9 +82,13 @@ export class Bus {
   }
 
   async fact(node: string, jobId: string): Promise<RawJobFact | undefined> {
-    const job = await BullJob.fromId(this.queue(node), jobId);
+    // The state first, then the job: read the other way round, a job that completes in between is
+    // seen completed with the result it had while active (none).
+    const q = this.queue(node);
+    const state = await q.getJobState(jobId);
+    if (state === 'unknown') return undefined;
+    const job = await BullJob.fromId(q, jobId);
     if (!job) return undefined;
-    const state = await job.getState();
     switch (state) {
       case 'completed':
         return { state, result: job.returnvalue };

@@ -41,7 +41,7 @@ export function fsLayout(fsRoot: string, imagesDir: string) {
       path.join(fsRoot, 'snapshots', `${uid}-${which}`),
     volumes: (c: string) => path.join(fsRoot, 'containers', c, 'volumes'),
     volume: (c: string, name: string) => path.join(fsRoot, 'containers', c, 'volumes', name),
-    volumeSnapshot: (uid: string, name: string, which: 'base' | 'final') =>
+    volumeSnapshot: (uid: string, name: string, which: 'base' | 'sync2' | 'final') =>
       path.join(fsRoot, 'snapshots', `${uid}-v-${name}-${which}`),
     incoming: (uid: string) => path.join(fsRoot, 'incoming', uid),
     images: (uid: string) => path.join(imagesDir, uid),

@@ -1,5 +1,6 @@
 // Bad input gets a clear error and changes nothing: manifests, missing containers and nodes,
 import { keyspace } from '../lib/keyspace.ts';
+import { decodeJobFailure } from '../lib/errors.ts';
 // unknown SSH keys, and job payloads that fail their schema.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -235,7 +236,7 @@ test('an agent whose host key does not match the pinned one is refused', async (
   );
 });
 
-test('a job payload that fails its schema is rejected without retry', async () => {
+test('a job payload that fails its schema is rejected without retry, its failure a structured code', async () => {
   const job = await c.bus
     .queue('node1')
     .add(
@@ -245,10 +246,11 @@ test('a job payload that fails its schema is rejected without retry', async () =
     );
   const events = c.bus.queueEvents('node1');
   await events.waitUntilReady();
-  await assert.rejects(
-    job.waitUntilFinished(events, 30_000),
-    /InvalidInput: container: must be a DNS-1123 label/,
-  );
+  await assert.rejects(job.waitUntilFinished(events, 30_000), /container: must be a DNS-1123 label/);
   const failed = await c.bus.queue('node1').getJob(job.id!);
   assert.equal(failed?.attemptsMade, 1);
+  // The failure is data on the bus ({code, message}), not a sentence to parse.
+  const failure = decodeJobFailure(failed?.failedReason);
+  assert.equal(failure.code, 'InvalidInput');
+  assert.match(failure.message, /^container: must be a DNS-1123 label/);
 });

@@ -11,7 +11,7 @@ import type { Client } from '../cli/client.ts';
 import { keyspace } from '../lib/keyspace.ts';
 import { exec, run } from '../lib/exec.ts';
 import { nodePaths } from '../lib/paths.ts';
-import { filesystemOf } from '../agent/snapshot/driver.ts';
+import { filesystemOf } from '../agent/snapshot/fs-type.ts';
 import {
   CLUSTER,
   armHook,

@@ -41,6 +41,15 @@ export const KubeNodeSchema = z.strictObject({
 });
 export type KubeNode = z.infer<typeof KubeNodeSchema>;
 
+/** A device-mapper thin pool on a node, for dm-thin volumes (agent/snapshot/dm-thin-driver.ts). */
+export const ThinPoolSchema = z.strictObject({
+  /** dm name of the pool: /dev/mapper/POOL. */
+  pool: z.string().regex(/^[A-Za-z0-9_.-]+$/),
+  /** Its metadata device, read by thin_dump and thin_delta. */
+  metadata: z.string().startsWith('/dev/'),
+});
+export type ThinPoolConfig = z.infer<typeof ThinPoolSchema>;
+
 export const AgentConfigSchema = z.strictObject({
   cluster: z.string(),
   node: NameSchema,
@@ -49,6 +58,8 @@ export const AgentConfigSchema = z.strictObject({
   redis: RedisConfigSchema,
   /** btrfs filesystem root holding containers/, snapshots/ and incoming/. */
   fsRoot: z.string().startsWith('/'),
+  /** The node's thin pool, where it has one: dm-thin volumes are made and received there. */
+  thinPool: ThinPoolSchema.optional(),
   /** Where CRIU images live (a tmpfs, mode 0700). */
   imagesDir: z.string().startsWith('/'),
   runcRoot: z.string().startsWith('/'),

@@ -4,6 +4,7 @@
 // version ahead does not fail a migration by reporting more.
 import { z } from 'zod';
 import type { JobKind } from './jobs.ts';
+import { VolumeDriverSchema } from './migration.ts';
 
 const bytes = z.number().int().min(0);
 const ms = z.number().min(0);
@@ -19,7 +20,7 @@ export type ContainerInfo = z.infer<typeof ContainerInfoSchema>;
 /** Bytes one volume's driver sent in a step (the root filesystem counts as volume `rootfs`). */
 export const VolumeBytesSchema = z.object({
   name: z.string(),
-  driver: z.enum(['btrfs', 'dm-thin', 'overlay']),
+  driver: VolumeDriverSchema,
   bytes,
 });
 export type VolumeBytes = z.infer<typeof VolumeBytesSchema>;
@@ -36,8 +37,10 @@ export const PreflightSourceResultSchema = z.object({
   pid: z.number().optional(),
   /** Resident memory of the container's processes, the size CRIU will dump. */
   memoryBytes: bytes.optional(),
-  /** Bytes in the root filesystem, the size of the first btrfs send. */
+  /** Bytes in the root filesystem and volumes: what the target must hold. */
   rootfsBytes: bytes.optional(),
+  /** The volumes that move with the workload (rootfs first), each with the driver that moves it. */
+  volumes: z.array(z.object({ name: z.string(), driver: VolumeDriverSchema })).optional(),
   /** `criu cpuinfo dump` of the source, base64. */
   cpuinfo: z.string().optional(),
   features: z.object({ memDirtyTrack: z.boolean(), lazyPages: z.boolean() }),

@@ -1,15 +1,30 @@
 // Jobs the controller (and the CLI) give agents over the work bus, and what agents answer.
 // Every job payload is parsed with these schemas on the agent before anything runs.
 import { z } from 'zod';
-import { NameSchema } from './migration.ts';
+import { CompressionSchema, ModeSchema, NameSchema, VolumeDriverSchema } from './migration.ts';
+
+/** What moves: a runc container, or a bare process tree (agent/workloads/ has one file each). */
+export const WorkloadKindSchema = z.enum(['container', 'process']);
+export type WorkloadKindName = z.infer<typeof WorkloadKindSchema>;
 
 const MigrationRef = z.strictObject({
   /** Migration uid: names image folders, snapshots and job ids, so retries find their own work. */
   uid: z.string().regex(/^[a-z0-9-]{8,64}$/),
   name: z.string(),
+  /** The workload kind that runs every step; a process tree also names its root's PID. */
+  workload: WorkloadKindSchema.default('container'),
   /** A bare process tree (spec.source.pid) rather than a container. */
   pid: z.number().int().min(2).optional(),
 });
+
+/** A volume that moves with the workload ('rootfs', or a node-local volume), and its driver. */
+export const VolumeRefSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9-]{1,32}$/),
+  driver: VolumeDriverSchema,
+});
+export type VolumeRef = z.infer<typeof VolumeRefSchema>;
+/** The volumes a step acts on, as preflight found them; each names its driver, nothing is inferred. */
+const Volumes = z.array(VolumeRefSchema).max(9).default([]);
 
 /** A container id as runc knows it under a Kubernetes runtime's root (hex). */
 const RuntimeIdSchema = z.string().regex(/^[0-9a-f]{12,64}$/, 'a runtime container id (hex)');
@@ -19,10 +34,8 @@ const ImageRefSchema = z.string().regex(/^localhost\/ferry-checkpoint\/[a-z0-9-]
 export const PodImageFileSchema = z.string().regex(/^pod-images\/[a-z0-9-]{1,63}\.tar$/);
 
 /** How a checkpoint moves memory; Auto is resolved by the controller before any checkpoint. */
-export const MemoryModeSchema = z.enum(['StopAndCopy', 'PreCopy', 'PostCopy']);
+export const MemoryModeSchema = ModeSchema.exclude(['Auto']);
 export type MemoryMode = z.infer<typeof MemoryModeSchema>;
-
-export const CompressionSchema = z.enum(['Auto', 'Zstd', 'None']);
 
 export const JobSchema = z.discriminatedUnion('kind', [
   z.strictObject({
@@ -43,7 +56,14 @@ export const JobSchema = z.discriminatedUnion('kind', [
     /** Node-local volumes: a btrfs subvolume each, mounted at `path`, moved with the container. */
     volumes: z
       .array(
-        z.strictObject({ name: z.string().regex(/^[a-z0-9-]{1,32}$/), path: z.string().startsWith('/') }),
+        z.strictObject({
+          // 'rootfs' names the root filesystem wherever volumes are listed with it.
+          name: z
+            .string()
+            .regex(/^[a-z0-9-]{1,32}$/)
+            .refine((n) => n !== 'rootfs', 'rootfs is the root filesystem, not a volume name'),
+          path: z.string().startsWith('/'),
+        }),
       )
       .max(4)
       .default([]),
@@ -92,6 +112,7 @@ export const JobSchema = z.discriminatedUnion('kind', [
     kind: z.literal('sync'),
     migration: MigrationRef,
     container: NameSchema,
+    volumes: Volumes,
     targetNode: NameSchema,
     /** spec.strategy.bandwidth in bytes per second; unlimited when absent. */
     bandwidth: z.number().int().min(1).optional(),
@@ -104,6 +125,7 @@ export const JobSchema = z.discriminatedUnion('kind', [
     kind: z.literal('checkpoint'),
     migration: MigrationRef,
     container: NameSchema,
+    volumes: Volumes,
     /**
      * StopAndCopy streams the pages to the target's page server as CRIU dumps; PostCopy dumps all
      * but the anonymous memory and serves that lazily; PreCopy first runs pre-dump rounds.
@@ -118,6 +140,7 @@ export const JobSchema = z.discriminatedUnion('kind', [
     kind: z.literal('transfer'),
     migration: MigrationRef,
     container: NameSchema,
+    volumes: Volumes,
     targetNode: NameSchema,
     /** spec.strategy.bandwidth in bytes per second; unlimited when absent. */
     bandwidth: z.number().int().min(1).optional(),
@@ -130,6 +153,7 @@ export const JobSchema = z.discriminatedUnion('kind', [
     kind: z.literal('restore'),
     migration: MigrationRef,
     container: NameSchema,
+    volumes: Volumes,
     /** PostCopy: the memory is pulled from this node's lazy page server as the workload runs. */
     lazy: z.strictObject({ sourceNode: NameSchema, port: z.number().int().min(1).max(65535) }).optional(),
   }),
@@ -138,11 +162,27 @@ export const JobSchema = z.discriminatedUnion('kind', [
     kind: z.literal('cleanupSource'),
     migration: MigrationRef,
     container: NameSchema,
+    volumes: Volumes,
     keepImages: z.boolean().default(false),
   }),
-  z.strictObject({ kind: z.literal('cleanupTarget'), migration: MigrationRef, container: NameSchema }),
-  z.strictObject({ kind: z.literal('resumeSource'), migration: MigrationRef, container: NameSchema }),
-  z.strictObject({ kind: z.literal('rollbackTarget'), migration: MigrationRef, container: NameSchema }),
+  z.strictObject({
+    kind: z.literal('cleanupTarget'),
+    migration: MigrationRef,
+    container: NameSchema,
+    volumes: Volumes,
+  }),
+  z.strictObject({
+    kind: z.literal('resumeSource'),
+    migration: MigrationRef,
+    container: NameSchema,
+    volumes: Volumes,
+  }),
+  z.strictObject({
+    kind: z.literal('rollbackTarget'),
+    migration: MigrationRef,
+    container: NameSchema,
+    volumes: Volumes,
+  }),
   // The pod path (controller/kube/pod-migration.ts). Container ids are the runtime's (runc's).
   z.strictObject({
     kind: z.literal('podFreeze'),

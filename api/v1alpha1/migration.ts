@@ -53,6 +53,14 @@ export const MODES = ['Auto', 'StopAndCopy', 'PreCopy', 'PostCopy'] as const;
 export const ModeSchema = z.enum(MODES);
 export type Mode = z.infer<typeof ModeSchema>;
 
+/** The snapshot drivers that move a volume (agent/snapshot/drivers.ts registers one each). */
+export const VOLUME_DRIVERS = ['btrfs', 'dm-thin', 'overlay'] as const;
+export const VolumeDriverSchema = z.enum(VOLUME_DRIVERS);
+export type VolumeDriverName = z.infer<typeof VolumeDriverSchema>;
+
+export const COMPRESSIONS = ['Auto', 'Zstd', 'None'] as const;
+export const CompressionSchema = z.enum(COMPRESSIONS);
+
 export const StrategySchema = z
   .strictObject({
     mode: ModeSchema.default('Auto').describe(
@@ -69,12 +77,9 @@ export const StrategySchema = z
       })
       .optional()
       .describe('Upper limit on transfer rate, in bytes per second (e.g. "200Mi"). Unlimited when unset.'),
-    compression: z
-      .enum(['Auto', 'Zstd', 'None'])
-      .default('Auto')
-      .describe(
-        'zstd on image files and filesystem streams. Auto: per item, when compressing a sample of it beats the measured link rate. Memory streamed to the page server is never compressed.',
-      ),
+    compression: CompressionSchema.default('Auto').describe(
+      'zstd on image files and filesystem streams. Auto: per item, when compressing a sample of it beats the measured link rate. Memory streamed to the page server is never compressed.',
+    ),
     maxIterations: z
       .number()
       .int()
@@ -196,7 +201,7 @@ export const MigrationStateSchema = z
         z
           .strictObject({
             name: z.string().describe('rootfs, or a node-local volume.'),
-            driver: z.enum(['btrfs', 'dm-thin', 'overlay']).describe('Snapshot driver that moved it.'),
+            driver: VolumeDriverSchema.describe('Snapshot driver that moved it.'),
             bytesBeforeFreeze: bytes('Sent while the workload ran (the full snapshot)'),
             bytesDuringFreeze: bytes('Sent while it was frozen (the increment)'),
           })

@@ -13,9 +13,15 @@ interface Input {
 
 const ref = (m: StoredMigration) => {
   const pid = m.spec.source.pid;
-  return { uid: m.metadata.uid, name: m.metadata.name, ...(pid ? { pid } : {}) };
+  const workload = pid ? ('process' as const) : ('container' as const);
+  return { uid: m.metadata.uid, name: m.metadata.name, workload, ...(pid ? { pid } : {}) };
 };
-const base = (m: StoredMigration) => ({ migration: ref(m), container: m.spec.source.container });
+const who = (m: StoredMigration) => ({ migration: ref(m), container: m.spec.source.container });
+/** The steps after Preflight name each volume's driver, as the source's preflight chose it. */
+const base = (m: StoredMigration) => ({
+  ...who(m),
+  volumes: (m.status.migrationState?.volumes ?? []).map((v) => ({ name: v.name, driver: v.driver })),
+});
 
 const bandwidthOf = (m: StoredMigration): number | undefined =>
   m.spec.strategy.bandwidth ? parseQuantity(m.spec.strategy.bandwidth) : undefined;
@@ -35,7 +41,7 @@ function linkOptions(m: StoredMigration) {
 type Builders = { [S in StepName]: (i: Input) => JobOf<S> };
 
 const BUILDERS: Builders = {
-  preflightSource: ({ m, targetNode }) => ({ kind: 'preflightSource', ...base(m), targetNode }),
+  preflightSource: ({ m, targetNode }) => ({ kind: 'preflightSource', ...who(m), targetNode }),
   preflightTarget: ({ m, jobs }) => {
     const src = jobs.preflightSource?.result;
     const requirements = {
@@ -43,7 +49,7 @@ const BUILDERS: Builders = {
       ...(src?.memoryBytes !== undefined ? { memoryBytes: src.memoryBytes } : {}),
       ...(src?.rootfsBytes !== undefined ? { rootfsBytes: src.rootfsBytes } : {}),
     };
-    return { kind: 'preflightTarget', ...base(m), requirements };
+    return { kind: 'preflightTarget', ...who(m), requirements };
   },
   sync: ({ m, targetNode }) => ({ kind: 'sync', ...base(m), targetNode, ...linkOptions(m) }),
   checkpoint: ({ m, targetNode }) => {
@@ -67,7 +73,7 @@ const BUILDERS: Builders = {
         : undefined;
     return { kind: 'restore', ...base(m), ...(lazy ? { lazy } : {}) };
   },
-  verifyTarget: ({ m }) => ({ kind: 'verifyTarget', ...base(m) }),
+  verifyTarget: ({ m }) => ({ kind: 'verifyTarget', ...who(m) }),
   cleanupSource: ({ m }) => ({
     kind: 'cleanupSource',
     ...base(m),

@@ -67,6 +67,10 @@ function afterPreflight(m: StoredMigration, facts: Facts, state: MigrationState)
       ...(warnings.length ? { warnings: [...(status.warnings ?? []), ...warnings] } : {}),
       migrationState: {
         ...state,
+        // Each volume and the driver that moves it, as the source found them; later steps add bytes.
+        ...(r?.volumes?.length
+          ? { volumes: r.volumes.map((v) => ({ name: v.name, driver: v.driver })) }
+          : {}),
         mode: choice.mode,
         modeReason: choice.reason,
         ...(linkRate ? { linkBytesPerSecond: linkRate } : {}),

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { chooseDriver, filesystemOf } from './driver.ts';
+import { chooseDriver, filesystemOf } from './drivers.ts';
 
 test('the driver follows from what the volume lives on, and says why when none fits', () => {
   assert.equal(chooseDriver({ fsType: 'btrfs' }, {}).driver, 'btrfs');

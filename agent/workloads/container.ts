@@ -1,0 +1,275 @@
+// A runc container: its root filesystem and node-local volumes move through their drivers, its
+// memory through CRIU (streamed to the target's page server, served lazily for PostCopy, or after
+// pre-dump rounds for PreCopy), its address with it (runtime/container-net.ts). Frozen with
+// `runc pause` and left frozen by the dump, so the source can resume until the target runs.
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { VolumeRef } from '../../api/v1alpha1/jobs.ts';
+import { FerryError } from '../../lib/errors.ts';
+import { dirBytes } from '../../lib/space.ts';
+import type { AgentContext } from '../context.ts';
+import { AFFINITY_FILE, applyAffinity, captureAffinity, type AffinityMap } from '../criu/affinity.ts';
+import { keepLazyServer, startLazyDaemon, stopBackground } from '../page-streams.ts';
+import { withSession } from '../peers.ts';
+import { preDumpRounds } from '../precopy.ts';
+import {
+  addressOf,
+  ADDRESS_ANNOTATION,
+  announce,
+  createNetns,
+  lockNet,
+  unlockNet,
+} from '../runtime/container-net.ts';
+import { cgroupsPathFor, removeContainer } from '../runtime/containers.ts';
+import { retargetSpec, specVolumes } from '../runtime/oci-spec.ts';
+import { exists } from '../snapshot/btrfs.ts';
+import { isThinVolume } from '../snapshot/dm-thin-driver.ts';
+import { chooseDriver } from '../snapshot/drivers.ts';
+import { filesystemOf } from '../snapshot/fs-type.ts';
+import { freePort } from '../transfer/tunnels.ts';
+import type { WorkloadKind } from './kind.ts';
+
+/** Marks a bundle as made by one migration, so a rollback only ever removes its own container. */
+const MARKER = '.ferry-migration';
+
+async function ownedBy(ctx: AgentContext, container: string, uid: string): Promise<boolean> {
+  const m = await readFile(path.join(ctx.layout.bundle(container), MARKER), 'utf8').catch(() => '');
+  return m.trim() === uid;
+}
+
+export async function requireState(ctx: AgentContext, container: string, allowed: string[]) {
+  const st = await ctx.runc.state(container);
+  if (!st || !allowed.includes(st.status)) {
+    throw new FerryError(
+      'ContainerNotFound',
+      `container ${container} on ${ctx.config.node} is ${st ? st.status : 'absent'}, expected ${allowed.join(' or ')}`,
+    );
+  }
+  return st;
+}
+
+const specFile = (ctx: AgentContext, container: string) =>
+  path.join(ctx.layout.bundle(container), 'config.json');
+
+/** The root filesystem's driver and each node-local volume's, from what they live on. */
+async function containerVolumes(ctx: AgentContext, container: string, uid: string): Promise<VolumeRef[]> {
+  // Before anything is frozen: the root filesystem has a driver that can move it.
+  const root = chooseDriver({ fsType: await filesystemOf(ctx.layout.rootfs(container)) }, {});
+  if (root.driver !== 'btrfs' && root.driver !== 'overlay')
+    throw new FerryError(
+      'UnsupportedWorkload',
+      `the root filesystem of ${container} is ${root.reason}; root filesystems move as btrfs subvolumes or overlay mounts`,
+    );
+  const out: VolumeRef[] = [{ name: 'rootfs', driver: root.driver }];
+  const spec = JSON.parse(await readFile(specFile(ctx, container), 'utf8')) as Record<string, unknown>;
+  for (const { name } of specVolumes(spec)) {
+    const thin = await isThinVolume(ctx, { name, container, uid });
+    const fsType = thin ? 'thin' : await filesystemOf(ctx.layout.volume(container, name));
+    const node = {
+      thinProblem: ctx.config.thinPool ? undefined : `node ${ctx.config.node} has no thin pool`,
+    };
+    const choice = chooseDriver({ fsType, blockDevice: thin }, node);
+    if (!choice.driver || choice.driver === 'overlay')
+      throw new FerryError('UnsupportedWorkload', `volume ${name} of ${container} is ${choice.reason}`);
+    out.push({ name, driver: choice.driver });
+  }
+  return out;
+}
+
+/**
+ * Writes the bundle's config.json for restoring `spec` on this node: its cgroup, self-service
+ * socket and, for a container with its own address, a namespace made here with that address (it is
+ * routed here and announced only once the restore worked). Returns that address.
+ */
+export async function writeRestoreSpec(
+  ctx: AgentContext,
+  container: string,
+  spec: Record<string, unknown>,
+): Promise<string | undefined> {
+  const address = (spec.annotations as Record<string, string> | undefined)?.[ADDRESS_ANNOTATION];
+  const netns = address ? await createNetns(ctx, container, address, false) : undefined;
+  const moved = retargetSpec(
+    spec,
+    cgroupsPathFor(ctx, container),
+    await ctx.self.listen(container),
+    netns ? `/run/netns/${netns}` : undefined,
+    ctx.layout.volumes(container),
+  );
+  await writeFile(specFile(ctx, container), JSON.stringify(moved, null, 2), { mode: 0o600 });
+  return address;
+}
+
+export const containerKind: WorkloadKind = {
+  name: 'container',
+
+  async inspect(ctx, job) {
+    const st = await requireState(ctx, job.container, ['running']);
+    return {
+      status: st.status,
+      ...(st.pid ? { pid: st.pid } : {}),
+      pids: await ctx.runc.pids(job.container),
+    };
+  },
+
+  volumes: (ctx, job) => containerVolumes(ctx, job.container, job.migration.uid),
+
+  async requireRunning(ctx, job) {
+    await requireState(ctx, job.container, ['running']);
+  },
+
+  async checkpoint(ctx, job, snapshotVolumes) {
+    const { layout, runc } = ctx;
+    const uid = job.migration.uid;
+    const images = layout.checkpoint(uid);
+    const st = await requireState(ctx, job.container, ['running', 'paused']);
+    await rm(layout.images(uid), { recursive: true, force: true }); // a retry starts clean
+    await mkdir(images, { recursive: true, mode: 0o700 });
+    const precopy = job.mode === 'PreCopy' ? await preDumpRounds(ctx, job) : undefined;
+    if (st.status === 'running') await runc.pause(job.container);
+    // A container with its own address: from now on its namespace neither takes nor sends a
+    // packet, and the address is no longer routed here (see runtime/container-net.ts).
+    const address = await addressOf(specFile(ctx, job.container));
+    if (address) await lockNet(ctx, job.container, address);
+    const frozenAt = new Date().toISOString();
+    const affinity = await captureAffinity(await runc.pids(job.container));
+    await writeFile(path.join(layout.images(uid), AFFINITY_FILE), JSON.stringify(affinity), { mode: 0o600 });
+    const started = Date.now();
+    const extra: { streamedBytes?: number; lazyPagesPort?: number } = {};
+    if (job.mode === 'PostCopy') {
+      const port = await freePort();
+      const server = await runc.checkpointLazy(job.container, images, layout.work(uid), port);
+      keepLazyServer(ctx, uid, server, port, job.targetNode);
+      extra.lazyPagesPort = port;
+    } else {
+      const cut = await ctx.hooks.take('source.duringTransfer', job.migration.name);
+      extra.streamedBytes = await withSession(
+        ctx,
+        job.targetNode,
+        uid,
+        async (s) => {
+          s.injectFault(cut);
+          await s.streamDump((port) =>
+            runc.checkpointLeavingStopped(job.container, images, layout.work(uid), {
+              pageServerPort: port,
+              ...(precopy ? { parent: precopy.parent } : {}),
+            }),
+          );
+          return s.bytes;
+        },
+        { bandwidth: job.bandwidth },
+      );
+    }
+    const dumpMs = Date.now() - started;
+    await snapshotVolumes();
+    return {
+      frozenAt,
+      dumpMs,
+      imageBytes: (await dirBytes(images)) + (extra.streamedBytes ?? 0),
+      ...extra,
+      ...(precopy ? { iterations: precopy.rounds, stopReason: precopy.stopReason } : {}),
+    };
+  },
+
+  async requireFrozen(ctx, job) {
+    // A lazy checkpoint keeps the source stopped under CRIU's ptrace, which runc reports as running.
+    const lazy = ctx.background.has(job.migration.uid);
+    await requireState(ctx, job.container, lazy ? ['paused', 'running'] : ['paused']);
+  },
+
+  extraFiles: (ctx, job) => [[specFile(ctx, job.container), 'config.json']],
+
+  async removeSource(ctx, job) {
+    await removeContainer(ctx, job.container);
+  },
+
+  async resume(ctx, job) {
+    const st = await ctx.runc.state(job.container);
+    if (!st || (st.status !== 'paused' && st.status !== 'running')) {
+      throw new FerryError(
+        'SourceResumeFailed',
+        `source container ${job.container} is ${st?.status ?? 'absent'} and cannot be resumed`,
+      );
+    }
+    const address = await addressOf(specFile(ctx, job.container));
+    if (address) await unlockNet(ctx, job.container, address);
+    if (st.status === 'paused') await ctx.runc.resume(job.container);
+    return { resumed: job.container, wasFrozen: st.status === 'paused' };
+  },
+
+  async checkFree(ctx, job) {
+    const taken = (await ctx.runc.state(job.container)) || (await exists(ctx.layout.bundle(job.container)));
+    if (taken && !(await ownedBy(ctx, job.container, job.migration.uid)))
+      throw new FerryError(
+        'ContainerExists',
+        `node ${ctx.config.node} already has a container ${job.container}`,
+      );
+  },
+
+  async restore(ctx, job, makeVolumes) {
+    const { layout, runc } = ctx;
+    const uid = job.migration.uid;
+    const st = await runc.state(job.container);
+    if (st?.status === 'running' && (await ownedBy(ctx, job.container, uid))) {
+      // A retried job whose first attempt restored the workload already.
+      return { restoredAt: new Date().toISOString(), restoreMs: 0, pid: st.pid };
+    }
+    const bundle = layout.bundle(job.container);
+    await mkdir(bundle, { recursive: true, mode: 0o700 });
+    await writeFile(path.join(bundle, MARKER), uid, { mode: 0o600 });
+    await makeVolumes();
+    const spec = JSON.parse(await readFile(path.join(layout.images(uid), 'config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    const address = await writeRestoreSpec(ctx, job.container, spec);
+    await ctx.hooks.fire('target.beforeRestore', job.migration.name, layout.images(uid));
+    const started = Date.now();
+    // PostCopy: the lazy-pages daemon must be listening before CRIU hands it the workload's memory.
+    if (job.lazy) await startLazyDaemon(ctx, uid, job.lazy.sourceNode, job.lazy.port);
+    try {
+      await runc.restore(job.container, bundle, layout.checkpoint(uid), layout.work(uid), {
+        lazy: !!job.lazy,
+      });
+    } catch (err) {
+      await stopBackground(ctx, uid);
+      throw err;
+    }
+    const after = await runc.state(job.container);
+    if (after?.status !== 'running')
+      throw new FerryError(
+        'CriuRestoreFailed',
+        `restored container is ${after?.status ?? 'absent'}, not running`,
+      );
+    if (address) await announce(ctx, job.container, address);
+    const restoredAt = new Date().toISOString();
+    const restoreMs = Date.now() - started;
+    // CRIU does not carry CPU affinity: set what the source recorded while frozen.
+    const affinity = await readFile(path.join(layout.images(uid), AFFINITY_FILE), 'utf8').catch(() => '{}');
+    const unset = await applyAffinity(await runc.pids(job.container), JSON.parse(affinity) as AffinityMap);
+    if (unset.length) ctx.log.warn({ unset }, 'could not restore the CPU affinity of some tasks');
+    return { restoredAt, restoreMs, pid: after.pid };
+  },
+
+  async verify(ctx, job) {
+    const first = await ctx.runc.state(job.container);
+    await new Promise((r) => setTimeout(r, 200));
+    const st = await ctx.runc.state(job.container);
+    if (!first || !st || st.status !== 'running' || st.pid !== first.pid) {
+      throw new FerryError(
+        'CriuRestoreFailed',
+        `restored container ${job.container} is ${st?.status ?? 'gone'} on ${ctx.config.node}`,
+      );
+    }
+    return { status: st.status, pid: st.pid };
+  },
+
+  async settle(ctx, job) {
+    await rm(path.join(ctx.layout.bundle(job.container), MARKER), { force: true });
+  },
+
+  async removeTarget(ctx, job) {
+    const removed = await ownedBy(ctx, job.container, job.migration.uid);
+    if (removed) await removeContainer(ctx, job.container);
+    return { removedContainer: removed };
+  },
+};

@@ -1,0 +1,109 @@
+// A bare process tree (spec.source.pid), moved the way P.Haul moved one: no container, no PID
+// namespace, no volumes. Its PIDs are the kernel's own, so the dump ends it (freeing them for the
+// restore) and its images stay on the source, from which a rollback restores it there.
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { FerryError, errorMessage } from '../../lib/errors.ts';
+import { dirBytes } from '../../lib/space.ts';
+import { AFFINITY_FILE, applyAffinity, captureAffinity, type AffinityMap } from '../criu/affinity.ts';
+import {
+  alive,
+  dumpProcess,
+  killRestored,
+  requireProcess,
+  restoreProcess,
+  restoredPid,
+  treePids,
+} from '../process-tree.ts';
+import type { WorkloadKind } from './kind.ts';
+
+const rootOf = (job: { migration: { pid?: number | undefined } }): number => {
+  if (!job.migration.pid) throw new FerryError('InvalidInput', 'a process-tree job names no PID');
+  return job.migration.pid;
+};
+
+export const processTreeKind: WorkloadKind = {
+  name: 'process',
+
+  async inspect(ctx, job) {
+    const pid = rootOf(job);
+    return { status: 'running', pid, pids: await requireProcess(ctx, pid) };
+  },
+
+  volumes: async () => [], // no filesystem of its own
+
+  requireRunning: async () => undefined,
+
+  async checkpoint(ctx, job) {
+    const { layout } = ctx;
+    const uid = job.migration.uid;
+    const pid = rootOf(job);
+    const images = layout.checkpoint(uid);
+    // The dump ends the process; a retry after that must not wipe the only copy of it.
+    if (!(await alive(pid)) && (await dirBytes(images).catch(() => 0)) > 0)
+      return { frozenAt: new Date().toISOString(), dumpMs: 0, imageBytes: await dirBytes(images) };
+    await rm(layout.images(uid), { recursive: true, force: true });
+    await mkdir(images, { recursive: true, mode: 0o700 });
+    await mkdir(layout.work(uid), { recursive: true, mode: 0o700 });
+    const affinity = await captureAffinity(await requireProcess(ctx, pid));
+    await writeFile(path.join(layout.images(uid), AFFINITY_FILE), JSON.stringify(affinity), { mode: 0o600 });
+    const frozenAt = new Date().toISOString();
+    const t = Date.now();
+    await dumpProcess(ctx, job, pid);
+    return { frozenAt, dumpMs: Date.now() - t, imageBytes: await dirBytes(images) };
+  },
+
+  requireFrozen: async () => undefined,
+
+  extraFiles: () => [],
+
+  removeSource: async () => undefined, // the dump ended it
+
+  async resume(ctx, job) {
+    // If the dump never ended it, it runs on; else it comes back here from the images kept for that
+    // (the target's copy was removed first, so its PIDs are free again).
+    const pid = rootOf(job);
+    if (await alive(pid)) return { resumed: `process ${pid}`, wasFrozen: false };
+    const restored = await restoreProcess(ctx, job.migration.uid, `back on ${ctx.config.node}`).catch(
+      (err: unknown) => {
+        throw new FerryError('SourceResumeFailed', errorMessage(err), { cause: err });
+      },
+    );
+    return { resumed: `process ${restored}`, wasFrozen: true };
+  },
+
+  checkFree: async () => undefined,
+
+  async restore(ctx, job) {
+    const uid = job.migration.uid;
+    const already = await restoredPid(ctx, uid);
+    if (already && (await alive(already)))
+      return { restoredAt: new Date().toISOString(), restoreMs: 0, pid: already };
+    await ctx.hooks.fire('target.beforeRestore', job.migration.name, ctx.layout.images(uid));
+    const started = Date.now();
+    const pid = await restoreProcess(ctx, uid, `on ${ctx.config.node}`);
+    const restoredAt = new Date().toISOString();
+    const affinity = await readFile(path.join(ctx.layout.images(uid), AFFINITY_FILE), 'utf8').catch(
+      () => '{}',
+    );
+    await applyAffinity(await treePids(pid), JSON.parse(affinity) as AffinityMap);
+    return { restoredAt, restoreMs: Date.now() - started, pid };
+  },
+
+  async verify(ctx, job) {
+    const pid = await restoredPid(ctx, job.migration.uid);
+    await new Promise((r) => setTimeout(r, 200));
+    if (!pid || !(await alive(pid)))
+      throw new FerryError(
+        'CriuRestoreFailed',
+        `restored process ${pid ?? '?'} is gone on ${ctx.config.node}`,
+      );
+    return { status: 'running', pid };
+  },
+
+  settle: async () => undefined,
+
+  async removeTarget(ctx, job) {
+    return { removedProcess: await killRestored(ctx, job.migration.uid) };
+  },
+};

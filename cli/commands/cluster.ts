@@ -1,0 +1,45 @@
+// `ferry cluster up|down|status`: the local cluster of simulated nodes, and `ferry demo`.
+import { clusterDown, clusterUp, readClusterConfig } from '../../cluster/cluster.ts';
+import { readyNodes } from '../../lib/node-registry.ts';
+import { demo } from '../demo.ts';
+import { table } from '../format.ts';
+import { addUpOptions, say, type Cli } from '../program.ts';
+
+export function clusterCommands(cli: Cli): void {
+  const cmd = cli.program
+    .command('cluster')
+    .description('the local cluster: simulated nodes on this machine');
+  addUpOptions(cmd.command('up').description('create or repair the local cluster (idempotent)'))
+    .option('--fault-hooks', 'enable named fault-injection hooks (tests only)')
+    .action(async (o) => void (await clusterUp(cli.upOptions(o))));
+  cmd
+    .command('down')
+    .description('remove every namespace, mount, process and file the cluster made (idempotent)')
+    .action(async () => clusterDown(cli.cluster(), say));
+  cmd
+    .command('status')
+    .description('nodes and whether their agents are alive')
+    .action(async () => {
+      const cfg = await readClusterConfig(cli.cluster());
+      if (!cfg) return say(`cluster ${cli.cluster()} is not up`);
+      await cli.withClient(async (c) => {
+        const ready = await readyNodes(c.redis, cfg.name);
+        const rows = cfg.nodes.map((n) => {
+          const r = ready.get(n);
+          return [n, r?.address ?? '-', r ? 'Ready' : 'NotReady', r ? (r.criuProblem ?? r.criuVersion) : '-'];
+        });
+        say(table(['NODE', 'ADDRESS', 'AGENT', 'CRIU'], rows));
+      });
+    });
+
+  addUpOptions(
+    cli.program
+      .command('demo')
+      .description('bring up 2 nodes, move a stateful workload from node1 to node2, and show it continues'),
+  )
+    .option('--memory-mib <n>', 'state the workload holds in memory', '256')
+    .action(async (o) => {
+      const ok = await demo({ up: cli.upOptions({ ...o, nodes: '2' }), memoryMiB: Number(o.memoryMib), say });
+      if (!ok) process.exitCode = 1;
+    });
+}
