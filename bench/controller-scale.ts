@@ -14,7 +14,7 @@ import { Job as BullJob, Queue } from 'bullmq';
 import { API_VERSION, TERMINAL_PHASES, type Phase, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import { bytes, ms, table } from '../cli/format.ts';
 import { nodeEntry, REPO_ROOT } from '../cluster/processes.ts';
-import { PHASE_STEPS, sideNode } from '../controller/reconcile.ts';
+import { routeOf, sideNode } from '../controller/reconcile.ts';
 import { RedisMigrationStore } from '../lib/store/redis-store.ts';
 import { connectRedis } from '../lib/redis.ts';
 import { keyspace } from '../lib/keyspace.ts';
@@ -120,11 +120,11 @@ async function runOnce(count: number) {
     const ts = m.status.phaseTransitionTimestamps;
     for (let i = 0; i + 1 < ts.length; i++) {
       const phase = ts[i]!.phase as Phase;
-      const steps = PHASE_STEPS[phase] ?? [];
+      const steps = routeOf(m).steps(m, phase);
       if (!steps.length) continue;
       const jobs = (
         await Promise.all(
-          steps.map(([s, side]) =>
+          steps.map(({ step: s, side }) =>
             BullJob.fromId(queue(sideNode(m, side)!), keyspace.jobId(m.metadata.uid, s)),
           ),
         )

@@ -9,6 +9,7 @@ import {
   ClusterConfigSchema,
   type ClusterConfig,
   type Peer,
+  type RedisConfig,
 } from '../api/v1alpha1/cluster.ts';
 import { FerryError } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
@@ -106,6 +107,79 @@ async function ensureNodeKey(keyFile: string, node: string): Promise<string> {
   return kp.publicKey;
 }
 
+/** Each node's namespace, filesystems, key; the peers file every agent reads. */
+async function ensureNodes(opts: UpOptions, dir: string, nodes: string[]): Promise<string> {
+  const peers: Peer[] = [];
+  for (const [i, node] of nodes.entries()) {
+    const p = nodePaths(opts.name, node);
+    await mkdir(p.dir, { recursive: true, mode: 0o700 });
+    await ensureNodeNetwork(opts.name, opts.subnet, node, i + 1);
+    await ensureBtrfs(p.disk, p.fsRoot, opts.diskGiB);
+    await ensureTmpfs(p.imagesDir, opts.imagesGiB);
+    await mkdir(p.runcRoot, { recursive: true, mode: 0o700 });
+    const publicKey = await ensureNodeKey(p.keyFile, node);
+    peers.push({ node, address: nodeAddress(opts.subnet, i + 1), sshPort: SSH_PORT, publicKey });
+  }
+  const peersFile = path.join(dir, 'peers.json');
+  await writeFile(peersFile, JSON.stringify(peers, null, 2), { mode: 0o600 });
+  return peersFile;
+}
+
+/** An agent's configuration file as `cluster up` writes it. */
+function agentConfigFor(opts: UpOptions, redis: RedisConfig, peersFile: string, node: string, i: number) {
+  const p = nodePaths(opts.name, node);
+  const kube = opts.kubeletPortBase
+    ? {
+        kube: {
+          kubeletAddress: `${opts.subnet}.1`,
+          kubeletPort: opts.kubeletPortBase + i + 1,
+          tokenFile: kubeletFiles(opts.name).token,
+          caFile: kubeletFiles(opts.name).ca,
+          runtime: 'cri-o',
+          imageStore: nodeImageStore(opts.name, node),
+        },
+      }
+    : {};
+  return AgentConfigSchema.parse({
+    cluster: opts.name,
+    node,
+    address: nodeAddress(opts.subnet, i + 1),
+    sshPort: SSH_PORT,
+    redis,
+    fsRoot: p.fsRoot,
+    imagesDir: p.imagesDir,
+    runcRoot: p.runcRoot,
+    cgroupParent: `/ferry/${opts.name}/${node}`,
+    criuPath: path.join(FERRY_OPT, 'bin/criu'),
+    keyFile: p.keyFile,
+    peersFile,
+    busybox: '/bin/busybox',
+    workloadBinary: path.join(FERRY_OPT, 'bin/workload'),
+    featuresBinary: path.join(FERRY_OPT, 'bin/features'),
+    ferryctlBinary: path.join(FERRY_OPT, 'bin/ferryctl'),
+    runDir: nodeRunDir(opts.name, node),
+    faultHooks: opts.faultHooks,
+    ...kube,
+  });
+}
+
+/** Writes each agent's configuration, and starts (or restarts, if it changed) each agent. */
+async function ensureAgents(opts: UpOptions, redis: RedisConfig, peersFile: string, nodes: string[]) {
+  const say = opts.say ?? (() => undefined);
+  for (const [i, node] of nodes.entries()) {
+    const p = nodePaths(opts.name, node);
+    const agentConfig = agentConfigFor(opts, redis, peersFile, node, i);
+    const text = JSON.stringify(agentConfig, null, 2);
+    const changed = (await readFile(p.configFile, 'utf8').catch(() => '')) !== text;
+    await writeFile(p.configFile, text, { mode: 0o600 });
+    if (changed) await stopProcess(p.pidFile, p.configFile); // restart with the new configuration
+    if (!(await runningPid(p.pidFile, p.configFile))) {
+      const pid = await startAgent(opts.name, node);
+      say(`${node}: agent started (pid ${pid}) at ${agentConfig.address}`);
+    } else say(`${node}: agent running at ${agentConfig.address}`);
+  }
+}
+
 export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
   const say = opts.say ?? (() => undefined);
   // Everything ferry and its children (Redis, agents, runc, CRIU) create is for root only.
@@ -122,24 +196,7 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
 
   await ensureBridge(opts.name, opts.subnet);
   const nodes = Array.from({ length: opts.nodes }, (_, i) => nodeName(i + 1));
-  const peers: Peer[] = [];
-  for (const [i, node] of nodes.entries()) {
-    const p = nodePaths(opts.name, node);
-    await mkdir(p.dir, { recursive: true, mode: 0o700 });
-    await ensureNodeNetwork(opts.name, opts.subnet, node, i + 1);
-    await ensureBtrfs(p.disk, p.fsRoot, opts.diskGiB);
-    await ensureTmpfs(p.imagesDir, opts.imagesGiB);
-    await mkdir(p.runcRoot, { recursive: true, mode: 0o700 });
-    peers.push({
-      node,
-      address: nodeAddress(opts.subnet, i + 1),
-      sshPort: SSH_PORT,
-      publicKey: await ensureNodeKey(p.keyFile, node),
-    });
-  }
-  const peersFile = path.join(dir, 'peers.json');
-  await writeFile(peersFile, JSON.stringify(peers, null, 2), { mode: 0o600 });
-
+  const peersFile = await ensureNodes(opts, dir, nodes);
   const config: ClusterConfig = {
     name: opts.name,
     subnet: opts.subnet,
@@ -155,57 +212,10 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
   // A controller started with another configuration is restarted with this one.
   if (prior && JSON.stringify(prior) !== JSON.stringify(config)) await stopProcess(controllerPid, marker);
   await writeFile(clusterConfigFile(opts.name), JSON.stringify(config, null, 2), { mode: 0o600 });
-
-  for (const [i, node] of nodes.entries()) {
-    const p = nodePaths(opts.name, node);
-    const agentConfig = AgentConfigSchema.parse({
-      cluster: opts.name,
-      node,
-      address: nodeAddress(opts.subnet, i + 1),
-      sshPort: SSH_PORT,
-      redis: redisCfg,
-      fsRoot: p.fsRoot,
-      imagesDir: p.imagesDir,
-      runcRoot: p.runcRoot,
-      cgroupParent: `/ferry/${opts.name}/${node}`,
-      criuPath: path.join(FERRY_OPT, 'bin/criu'),
-      keyFile: p.keyFile,
-      peersFile,
-      busybox: '/bin/busybox',
-      workloadBinary: path.join(FERRY_OPT, 'bin/workload'),
-      featuresBinary: path.join(FERRY_OPT, 'bin/features'),
-      ferryctlBinary: path.join(FERRY_OPT, 'bin/ferryctl'),
-      runDir: nodeRunDir(opts.name, node),
-      faultHooks: opts.faultHooks,
-      ...(opts.kubeletPortBase
-        ? {
-            kube: {
-              kubeletAddress: `${opts.subnet}.1`,
-              kubeletPort: opts.kubeletPortBase + i + 1,
-              tokenFile: kubeletFiles(opts.name).token,
-              caFile: kubeletFiles(opts.name).ca,
-              runtime: 'cri-o',
-              imageStore: nodeImageStore(opts.name, node),
-            },
-          }
-        : {}),
-    });
-    const changed =
-      (await readFile(p.configFile, 'utf8').catch(() => '')) !== JSON.stringify(agentConfig, null, 2);
-    await writeFile(p.configFile, JSON.stringify(agentConfig, null, 2), { mode: 0o600 });
-    if (changed) await stopProcess(p.pidFile, p.configFile); // restart with the new configuration
-    if (!(await runningPid(p.pidFile, p.configFile))) {
-      const pid = await startAgent(opts.name, node);
-      say(`${node}: agent started (pid ${pid}) at ${agentConfig.address}`);
-    } else say(`${node}: agent running at ${agentConfig.address}`);
-  }
-
+  await ensureAgents(opts, redisCfg, peersFile, nodes);
   if (!(await runningPid(controllerPid, marker))) {
-    const pid = await startDetached(
-      nodeEntry('controller/main.ts', ['--cluster', opts.name]),
-      path.join(dir, 'controller.log'),
-      controllerPid,
-    );
+    const entry = nodeEntry('controller/main.ts', ['--cluster', opts.name]);
+    const pid = await startDetached(entry, path.join(dir, 'controller.log'), controllerPid);
     say(`controller started (pid ${pid})`);
   }
   await waitForNodes(config, nodes);

@@ -11,20 +11,21 @@ import type { Logger } from '../lib/logger.ts';
 import { Bus } from '../lib/bus.ts';
 import { addLoad, isRunning, loadOf } from './load.ts';
 import { markEnded, markLive } from '../lib/live-migrations.ts';
-import type { PodRunner } from './kube/pod-runner.ts';
+import type { PodApi } from '../lib/kube/pods.ts';
+import { targetPodOf } from './phases/pod-route.ts';
 import { readyNodes } from '../lib/node-registry.ts';
 import {
   DEFAULT_LIMITS,
   decide,
-  PHASE_STEPS,
+  routeOf,
   sideNode,
-  transition,
   type Action,
   type Decision,
   observeJob,
   type StepFacts,
   type Limits,
   type NodeFact,
+  type PodFacts,
 } from './reconcile.ts';
 import type { MigrationStore } from '../lib/store/migration-store.ts';
 
@@ -43,8 +44,8 @@ export interface ControllerOptions {
   afterStatusWrite?: (m: StoredMigration, phase: string) => Promise<void>;
   /** Told of every phase change written (metrics). */
   onPhaseChange?: (next: StoredMigration['status']) => void;
-  /** Runs pod Migrations past Pending (Kubernetes only); without it, they are refused. */
-  pods?: PodRunner;
+  /** Pods through the Kubernetes API (Kubernetes only): without it, pod Migrations are refused. */
+  pods?: PodApi;
 }
 
 /** Equal as documents: key order and undefined fields do not count (stores reorder keys). */
@@ -83,13 +84,25 @@ export class Controller {
 
   private async jobFacts(m: StoredMigration): Promise<StepFacts> {
     const jobs: StepFacts = {};
-    for (const [step, side] of PHASE_STEPS[m.status.phase] ?? []) {
+    for (const { step, side } of routeOf(m).steps(m, m.status.phase)) {
       const node = sideNode(m, side);
       if (!node) continue;
       const raw = await this.bus.fact(node, keyspace.jobId(m.metadata.uid, step));
       if (raw) Object.assign(jobs, { [step]: observeJob(step, raw) });
     }
     return jobs;
+  }
+
+  /** A pod Migration's pods as the API shows them now; undefined for containers or off Kubernetes. */
+  private async podFacts(m: StoredMigration): Promise<PodFacts | undefined> {
+    const api = this.opts.pods;
+    if (!api || !m.spec.source.pod || m.status.phase === 'Pending') return undefined;
+    const ns = m.metadata.namespace;
+    const [source, replacement] = await Promise.all([
+      api.get(ns, m.spec.source.pod),
+      api.get(ns, targetPodOf(m)),
+    ]);
+    return { ...(source ? { source } : {}), ...(replacement ? { replacement } : {}) };
   }
 
   private async act(m: StoredMigration, actions: Action[]): Promise<void> {
@@ -101,6 +114,12 @@ export class Controller {
       } else if (a.type === 'cancel') {
         log.info({ step: a.step, node: a.node }, 'withdraw job');
         await this.bus.cancel(a.node, a.jobId);
+      } else if (a.type === 'createPod') {
+        log.info({ pod: a.pod.metadata?.name, node: a.pod.spec?.nodeName }, 'create the replacement pod');
+        await this.opts.pods!.create(a.pod);
+      } else if (a.type === 'deletePod') {
+        log.info({ pod: a.name }, 'delete pod');
+        await this.opts.pods!.delete(a.namespace, a.name);
       } else {
         log.info('deleted migration ended: releasing it');
         await this.opts.store.release(m.metadata.namespace, m.metadata.name);
@@ -128,13 +147,6 @@ export class Controller {
     const load = loadOf(all);
     let changed = 0;
     let batch = all.filter((m) => !TERMINAL_PHASES.includes(m.status.phase) || m.metadata.deletionTimestamp);
-    // Pod Migrations: placed and admitted here like any other, then run by the pod runner.
-    for (const m of batch.filter((x) => x.spec.source.pod)) {
-      if (TERMINAL_PHASES.includes(m.status.phase)) await this.act(m, [{ type: 'release' }]);
-      else if (!this.opts.pods) await this.refusePod(m);
-      else if (m.status.phase !== 'Pending') this.opts.pods.reconcile(m);
-    }
-    batch = batch.filter((m) => !m.spec.source.pod || (this.opts.pods && m.status.phase === 'Pending'));
     // Rounds: a migration that changed phase usually has jobs to enqueue, so it is decided again
     // at once rather than a pass later. In each round, observing and acting run for all
     // migrations at once (Redis pipelines the requests); deciding stays sequential, oldest first,
@@ -142,10 +154,13 @@ export class Controller {
     for (let round = 0; round < 4 && batch.length; round++) {
       if (this.opts.isLeader && !this.opts.isLeader()) break;
       const observed = await Promise.all(batch.map((m) => this.jobFacts(m)));
+      const pods = await Promise.all(batch.map((m) => this.podFacts(m)));
       const now = new Date().toISOString();
+      const kube = this.opts.pods !== undefined;
       const decisions = batch.map((m, i) => {
         if (isRunning(m)) addLoad(load, m, -1); // facts describe the others
-        const d = decide(m, { now, nodes, jobs: observed[i]!, load, limits: this.limits });
+        const facts = { now, nodes, jobs: observed[i]!, load, limits: this.limits, kube };
+        const d = decide(m, pods[i] ? { ...facts, pods: pods[i] } : facts);
         if (isRunning({ ...m, status: d.status })) addLoad(load, { ...m, status: d.status }, 1);
         return d;
       });
@@ -159,14 +174,6 @@ export class Controller {
       changed += results.filter(Boolean).length;
     }
     return changed;
-  }
-
-  private async refusePod(m: StoredMigration): Promise<void> {
-    const reason =
-      'InvalidInput: spec.source.pod: pods move on a Kubernetes cluster only; this controller serves a local cluster, so name the container instead';
-    const next = transition(m.status, 'Failed', new Date().toISOString(), { failureReason: reason });
-    if (await this.opts.store.updateStatus(m.metadata.namespace, m.metadata.name, next))
-      await this.announce(m, next);
   }
 
   /** Before a migration leaves Pending: it is live (its agents run its jobs, its target takes its streams). */
@@ -191,17 +198,6 @@ export class Controller {
     if (TERMINAL_PHASES.includes(next.phase))
       await markEnded(this.opts.redis, this.opts.cluster, m.metadata.uid);
   }
-
-  /** Announces and counts a phase a pod run wrote. */
-  readonly podPhase = async (m: StoredMigration, next: StoredMigration['status']): Promise<void> => {
-    this.opts.log.info(
-      { migration: m.metadata.name, next: next.phase, reason: next.failureReason },
-      'phase change',
-    );
-    await this.announce(m, next);
-    this.opts.onPhaseChange?.(next);
-    await this.markEndedIfOver(m, next);
-  };
 
   /** Carries out one decision: its actions, then its status and an Event. True if the phase moved. */
   private async apply(m: StoredMigration, decision: Decision): Promise<boolean> {

@@ -5,16 +5,15 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ClusterConfigSchema, type RedisConfig } from '../api/v1alpha1/cluster.ts';
 import { errorMessage } from '../lib/errors.ts';
-import { createLogger } from '../lib/logger.ts';
+import { createLogger, type Logger } from '../lib/logger.ts';
+import type { Redis } from 'ioredis';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { clusterConfigFile } from '../lib/paths.ts';
 import { connectRedis } from '../lib/redis.ts';
 import { Controller } from './controller.ts';
 import { DashboardFeed } from './dashboard/collect.ts';
-import { busPodAgents } from './kube/pod-ports.ts';
 import { KubePodApi } from '../lib/kube/pods.ts';
 import { keyspace } from '../lib/keyspace.ts';
-import type { PodAgents } from './kube/pod-migration.ts';
-import { PodRunner } from './kube/pod-runner.ts';
 import { serveHttp } from './http.ts';
 import { ControllerMetrics } from './metrics.ts';
 import { DEFAULT_LIMITS } from './reconcile.ts';
@@ -23,7 +22,7 @@ import { LeaderElector, RedisLease } from './leader.ts';
 import { KubeLease } from './store/kube-lease.ts';
 import { KubeMigrationStore, loadKubeConfig } from '../lib/store/kube-store.ts';
 import { RedisMigrationStore } from '../lib/store/redis-store.ts';
-import { reportOnce } from '../lib/store/migration-store.ts';
+import { reportOnce, type MigrationStore } from '../lib/store/migration-store.ts';
 
 const USAGE = `usage: controller [--cluster NAME] [--kubeconfig FILE | --in-cluster] [--redis-url URL]
   --cluster NAME        local cluster whose Redis is the work bus (default: local; kube in a pod)
@@ -37,21 +36,63 @@ const USAGE = `usage: controller [--cluster NAME] [--kubeconfig FILE | --in-clus
                         /metrics (default: the cluster's metricsPort; 0 turns them off)
   --metrics-host H      address to serve them on (default 127.0.0.1; 0.0.0.0 in a pod)`;
 
+const OPTIONS = {
+  cluster: { type: 'string', default: 'local' },
+  kubeconfig: { type: 'string' },
+  'in-cluster': { type: 'boolean' },
+  'lease-namespace': { type: 'string', default: process.env.FERRY_NAMESPACE ?? 'default' },
+  'redis-url': { type: 'string', default: process.env.FERRY_REDIS_URL },
+  'max-running': { type: 'string', default: String(DEFAULT_LIMITS.maxRunning) },
+  'max-outbound-per-node': { type: 'string', default: String(DEFAULT_LIMITS.maxOutboundPerNode) },
+  'metrics-port': { type: 'string' },
+  'metrics-host': { type: 'string', default: '127.0.0.1' },
+  help: { type: 'boolean' },
+} as const;
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
+
+/** Where Migrations live and who leads: Kubernetes (custom objects, a Lease) or the cluster's Redis. */
+function storeAndElector(
+  values: Values,
+  redis: Redis,
+  log: Logger,
+  leaseMs: number,
+  kc: KubeConfig | undefined,
+) {
+  if (kc) {
+    const store = new KubeMigrationStore(kc, log);
+    const lease = new KubeLease(kc, values['lease-namespace'], 'ferry-controller');
+    return { store, elector: new LeaderElector(lease, log, leaseMs) };
+  }
+  const store = new RedisMigrationStore(
+    redis,
+    values.cluster,
+    reportOnce((key, problem) =>
+      log.warn({ migration: key, problem }, 'ignoring a stored Migration that fails the schema'),
+    ),
+  );
+  return {
+    store,
+    elector: new LeaderElector(new RedisLease(redis, keyspace.leader(values.cluster)), log, leaseMs),
+  };
+}
+
+/** The dashboard and /metrics; a port already taken is logged, not fatal: they are for watching. */
+async function serveDashboard(
+  deps: { store: MigrationStore; controller: Controller; redis: Redis; cluster: string; log: Logger },
+  port: number,
+  host: string,
+) {
+  const { store, controller, redis, cluster, log } = deps;
+  const metrics = new ControllerMetrics({ store, bus: controller.bus, redis, cluster });
+  const feed = new DashboardFeed({ store, bus: controller.bus, redis, cluster });
+  await serveHttp({ metrics, feed, log }, port, host)
+    .then(({ port: p }) => log.info({ port: p }, 'dashboard at /, metrics at /metrics'))
+    .catch((err: Error) => log.error({ err: err.message, port }, 'cannot serve the dashboard'));
+  return metrics;
+}
+
 async function main() {
-  const { values } = parseArgs({
-    options: {
-      cluster: { type: 'string', default: 'local' },
-      kubeconfig: { type: 'string' },
-      'in-cluster': { type: 'boolean' },
-      'lease-namespace': { type: 'string', default: process.env.FERRY_NAMESPACE ?? 'default' },
-      'redis-url': { type: 'string', default: process.env.FERRY_REDIS_URL },
-      'max-running': { type: 'string', default: String(DEFAULT_LIMITS.maxRunning) },
-      'max-outbound-per-node': { type: 'string', default: String(DEFAULT_LIMITS.maxOutboundPerNode) },
-      'metrics-port': { type: 'string' },
-      'metrics-host': { type: 'string', default: '127.0.0.1' },
-      help: { type: 'boolean' },
-    },
-  });
+  const { values } = parseArgs({ options: OPTIONS });
   if (values.help) return console.log(USAGE);
   const kube = values.kubeconfig !== undefined || values['in-cluster'] === true;
   const log = createLogger('controller').child({
@@ -63,42 +104,12 @@ async function main() {
     : ClusterConfigSchema.parse(JSON.parse(await readFile(clusterConfigFile(values.cluster), 'utf8')));
   const redisConfig: RedisConfig = values['redis-url'] ? { url: values['redis-url'] } : cfg!.redis;
   const redis = connectRedis(redisConfig);
-  const leaseMs = cfg?.leaseMs ?? 15_000;
-
-  let store;
-  let elector;
-  let kc;
-  if (kube) {
-    // Without a file, the default chain: KUBECONFIG, ~/.kube/config, or the pod's service account.
-    kc = loadKubeConfig(values.kubeconfig);
-    store = new KubeMigrationStore(kc, log);
-    elector = new LeaderElector(
-      new KubeLease(kc, values['lease-namespace'], 'ferry-controller'),
-      log,
-      leaseMs,
-    );
-  } else {
-    store = new RedisMigrationStore(
-      redis,
-      values.cluster,
-      reportOnce((key, problem) =>
-        log.warn({ migration: key, problem }, 'ignoring a stored Migration that fails the schema'),
-      ),
-    );
-    elector = new LeaderElector(new RedisLease(redis, keyspace.leader(values.cluster)), log, leaseMs);
-  }
+  // Without a file, the default chain: KUBECONFIG, ~/.kube/config, or the pod's service account.
+  const kc = kube ? loadKubeConfig(values.kubeconfig) : undefined;
+  const { store, elector } = storeAndElector(values, redis, log, cfg?.leaseMs ?? 15_000, kc);
   let metrics: ControllerMetrics | undefined;
-  // Pods move only on Kubernetes; the runner reaches agents through the controller's bus.
-  const pods: PodRunner | undefined =
-    kc &&
-    new PodRunner({
-      store,
-      pods: new KubePodApi(kc),
-      agents: (m): PodAgents => busPodAgents(controller.bus, { uid: m.metadata.uid, name: m.metadata.name }),
-      log,
-      isLeader: elector.isLeader,
-      onPhase: (m, next) => controller.podPhase(m, next),
-    });
+  // Pods move only on Kubernetes: the controller reads and writes them through the API.
+  const pods = kc ? new KubePodApi(kc) : undefined;
   const controller: Controller = new Controller({
     ...(pods ? { pods } : {}),
     onPhaseChange: (next) => metrics?.observe(next),
@@ -129,16 +140,12 @@ async function main() {
   }
   // The cluster's metricsPort belongs to its own controller; one serving Kubernetes says its own.
   const metricsPort = Number(values['metrics-port'] ?? (kube ? 0 : (cfg?.metricsPort ?? 0)));
-  if (metricsPort) {
-    metrics = new ControllerMetrics({ store, bus: controller.bus, redis, cluster: values.cluster });
-    // Metrics are for watching, not for running: a port already taken is logged, not fatal.
-    const feed = new DashboardFeed({ store, bus: controller.bus, redis, cluster: values.cluster });
-    await serveHttp({ metrics, feed, log }, metricsPort, values['metrics-host'])
-      .then(({ port }) => log.info({ port }, 'dashboard at /, metrics at /metrics'))
-      .catch((err: Error) =>
-        log.error({ err: err.message, port: metricsPort }, 'cannot serve the dashboard'),
-      );
-  }
+  if (metricsPort)
+    metrics = await serveDashboard(
+      { store, controller, redis, cluster: values.cluster, log },
+      metricsPort,
+      values['metrics-host'],
+    );
   await elector.start();
   log.info({ identity: elector.identity }, 'controller running');
   await controller.run();

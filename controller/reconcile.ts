@@ -15,7 +15,8 @@ import { afterFailure, afterSuccess } from './phases/outcome.ts';
 import { unsettled, walkSteps } from './phases/run-steps.ts';
 
 export * from './phases/facts.ts';
-export { PHASE_STEPS, SENDING_STEP, sideNode, stepsFor, transition } from './phases/steps.ts';
+export { SENDING_STEP, sideNode, transition } from './phases/steps.ts';
+export { routeOf } from './phases/routes.ts';
 
 function decidePhase(m: StoredMigration, facts: Facts): Decision {
   const state: MigrationState = m.status.migrationState ?? { sourceNode: m.spec.source.node };
@@ -23,7 +24,7 @@ function decidePhase(m: StoredMigration, facts: Facts): Decision {
   if (guarded) return guarded;
   if (m.status.phase === 'Pending') return admit(m, facts, state);
 
-  const walk = walkSteps(m, facts, state.targetNode!);
+  const walk = walkSteps(m, facts, state);
   if (walk.failures.length) {
     // Let sibling steps of the phase settle before moving on, so no step races a rollback.
     const cancels: Action[] = walk.actions.filter((a) => a.type === 'cancel'); // jobs a gone node never took
@@ -47,7 +48,7 @@ export function decide(m: StoredMigration, facts: Facts): Decision {
   const d = decidePhase(m, facts);
   // A new phase starts without the last one's progress; within a phase it follows the agent's.
   const { progress: _last, ...moved } = d.status;
-  const status = d.status.phase === m.status.phase ? withProgress(d.status, facts.jobs, facts.now) : moved;
+  const status = d.status.phase === m.status.phase ? withProgress(m, d.status, facts.jobs, facts.now) : moved;
   const withConds = withConditions(m, status, facts.now, d.queued);
   const actions =
     TERMINAL_PHASES.includes(withConds.phase) && m.metadata.deletionTimestamp

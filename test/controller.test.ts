@@ -8,7 +8,7 @@ import type { Client } from '../cli/client.ts';
 import { waitForMigration } from '../cli/watch.ts';
 import { runningPid } from '../cluster/processes.ts';
 import { keyspace } from '../lib/keyspace.ts';
-import { stepsFor } from '../controller/reconcile.ts';
+import { routeOf } from '../controller/reconcile.ts';
 import { API_VERSION, PHASES, type Phase, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import { clusterDir } from '../lib/paths.ts';
 import {
@@ -157,10 +157,8 @@ for (const phase of boundaries) {
     const seen = phases(m);
     assert.deepEqual(seen, [...new Set(seen)]);
     for (const p of seen) {
-      for (const step of stepsFor(p as Phase)) {
-        const node = ['preflightTarget', 'restore', 'verifyTarget', 'cleanupTarget'].includes(step)
-          ? 'node2'
-          : 'node1';
+      for (const { step, side } of routeOf(m).steps(m, p as Phase)) {
+        const node = side === 'target' ? 'node2' : 'node1';
         const job = await c.bus.queue(node).getJob(keyspace.jobId(m.metadata.uid, step));
         assert.equal(job?.attemptsMade, 1, `${step} ran once`);
       }

@@ -32,6 +32,87 @@ export const CRIU_CONFIG = `${FERRY_OPT}/etc/criu.conf`;
 
 const CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
 
+/** The standard mounts, the node-local volumes bound in, and the self-service socket's folder. */
+function specMounts(input: SpecInput): Array<Record<string, unknown>> {
+  return [
+    { destination: '/proc', type: 'proc', source: 'proc' },
+    {
+      destination: '/dev',
+      type: 'tmpfs',
+      source: 'tmpfs',
+      options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+    },
+    {
+      destination: '/dev/pts',
+      type: 'devpts',
+      source: 'devpts',
+      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'],
+    },
+    {
+      destination: '/dev/shm',
+      type: 'tmpfs',
+      source: 'shm',
+      options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
+    },
+    {
+      destination: '/dev/mqueue',
+      type: 'mqueue',
+      source: 'mqueue',
+      options: ['nosuid', 'noexec', 'nodev'],
+    },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    ...(input.volumes ?? []).map((v) => ({
+      destination: v.destination,
+      type: 'bind',
+      source: v.source,
+      options: ['rbind', 'rw'],
+    })),
+    ...(input.selfDir
+      ? [{ destination: SELF_MOUNT, type: 'bind', source: input.selfDir, options: ['rbind', 'rw'] }]
+      : []),
+  ];
+}
+
+/** The container's cgroup, devices, namespaces (its own network one when it has an address), masks. */
+function specLinux(input: SpecInput): Record<string, unknown> {
+  return {
+    cgroupsPath: input.cgroupsPath,
+    devices: (input.devices ?? []).map((d) => ({ ...d, fileMode: 0o600, uid: 0, gid: 0 })),
+    resources: {
+      devices: [
+        { allow: false, access: 'rwm' },
+        ...(input.devices ?? []).map((d) => ({
+          allow: true,
+          type: d.type,
+          major: d.major,
+          minor: d.minor,
+          access: 'rwm',
+        })),
+      ],
+    },
+    namespaces: [
+      { type: 'pid' },
+      input.network ? { type: 'network', path: input.network.path } : { type: 'network' },
+      { type: 'ipc' },
+      { type: 'uts' },
+      { type: 'mount' },
+    ],
+    maskedPaths: [
+      '/proc/acpi',
+      '/proc/asound',
+      '/proc/kcore',
+      '/proc/keys',
+      '/proc/latency_stats',
+      '/proc/timer_list',
+      '/proc/timer_stats',
+      '/proc/sched_debug',
+      '/sys/firmware',
+      '/proc/scsi',
+    ],
+    readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+  };
+}
+
 export function buildOciSpec(input: SpecInput): Record<string, unknown> {
   const caps = [...CAPS, ...(input.extraCaps ?? [])];
   return {
@@ -55,79 +136,8 @@ export function buildOciSpec(input: SpecInput): Record<string, unknown> {
       'org.criu.config': CRIU_CONFIG,
       ...(input.network ? { [ADDRESS_ANNOTATION]: input.network.address } : {}),
     },
-    mounts: [
-      { destination: '/proc', type: 'proc', source: 'proc' },
-      {
-        destination: '/dev',
-        type: 'tmpfs',
-        source: 'tmpfs',
-        options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
-      },
-      {
-        destination: '/dev/pts',
-        type: 'devpts',
-        source: 'devpts',
-        options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'],
-      },
-      {
-        destination: '/dev/shm',
-        type: 'tmpfs',
-        source: 'shm',
-        options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
-      },
-      {
-        destination: '/dev/mqueue',
-        type: 'mqueue',
-        source: 'mqueue',
-        options: ['nosuid', 'noexec', 'nodev'],
-      },
-      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-      ...(input.volumes ?? []).map((v) => ({
-        destination: v.destination,
-        type: 'bind',
-        source: v.source,
-        options: ['rbind', 'rw'],
-      })),
-      ...(input.selfDir
-        ? [{ destination: SELF_MOUNT, type: 'bind', source: input.selfDir, options: ['rbind', 'rw'] }]
-        : []),
-    ],
-    linux: {
-      cgroupsPath: input.cgroupsPath,
-      devices: (input.devices ?? []).map((d) => ({ ...d, fileMode: 0o600, uid: 0, gid: 0 })),
-      resources: {
-        devices: [
-          { allow: false, access: 'rwm' },
-          ...(input.devices ?? []).map((d) => ({
-            allow: true,
-            type: d.type,
-            major: d.major,
-            minor: d.minor,
-            access: 'rwm',
-          })),
-        ],
-      },
-      namespaces: [
-        { type: 'pid' },
-        input.network ? { type: 'network', path: input.network.path } : { type: 'network' },
-        { type: 'ipc' },
-        { type: 'uts' },
-        { type: 'mount' },
-      ],
-      maskedPaths: [
-        '/proc/acpi',
-        '/proc/asound',
-        '/proc/kcore',
-        '/proc/keys',
-        '/proc/latency_stats',
-        '/proc/timer_list',
-        '/proc/timer_stats',
-        '/proc/sched_debug',
-        '/sys/firmware',
-        '/proc/scsi',
-      ],
-      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
-    },
+    mounts: specMounts(input),
+    linux: specLinux(input),
   };
 }
 

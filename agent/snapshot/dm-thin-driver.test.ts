@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import { fsLayout } from '../../lib/paths.ts';
 import type { AgentContext } from '../context.ts';
 import type { TransferSession } from '../transfer/sender.ts';
-import { dmThinDriver, nextThinId, type ThinIo } from './dm-thin-driver.ts';
+import { DmThinDriver, nextThinId, type ThinIo } from './dm-thin-driver.ts';
 
 const BLOCK = 64 * 1024; // the pool's block size: 128 sectors
 const BLOCKS = 32;
@@ -116,8 +116,8 @@ test('a thin volume moves as its mapped blocks, then only the blocks changed whi
     const desc = { pool: 'node1-pool', metadata: '/dev/meta', id: 1, sectors: (BLOCKS * BLOCK) / 512 };
     await writeFile(path.join(src.layout.bundle('db'), 'thin', 'data.json'), JSON.stringify(desc));
 
-    const source = dmThinDriver(srcPool.io);
-    const target = dmThinDriver(dstPool.io);
+    const source = new DmThinDriver(srcPool.io);
+    const target = new DmThinDriver(dstPool.io);
     const { out, sent } = carrier(dst, uid);
     assert.equal(await source.spaceEstimate(src, v), BLOCKS * BLOCK);
     const running = await source.sendRunning(src, v, out);

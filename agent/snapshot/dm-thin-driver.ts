@@ -29,7 +29,7 @@ import {
   type BlockRange,
   type ThinPool,
 } from './dm-thin.ts';
-import type { VolumeAt, VolumeDriver } from './volume-driver.ts';
+import type { Outbound, VolumeAt, VolumeDriver } from './volume-driver.ts';
 
 /** A thin volume of a container: which device of which pool, and how long. */
 export const ThinVolumeSchema = z.strictObject({
@@ -113,152 +113,164 @@ async function* zeros(ranges: BlockRange[], blockBytes: number) {
   for (const r of ranges) yield { offset: r.begin * blockBytes, data: Buffer.alloc(r.length * blockBytes) };
 }
 
-/** A factory, so a test can give its own io; the registry uses the host's. */
-export function dmThinDriver(io: ThinIo = hostIo): VolumeDriver {
-  const runAll = async (cmds: string[][]) => {
+/** The pool's side of the driver: commands through `io`, so a test can record them. */
+class ThinPoolOps {
+  constructor(readonly io: ThinIo) {}
+
+  async runAll(cmds: string[][]): Promise<string[]> {
     const out: string[] = [];
-    for (const c of cmds) out.push(await io.run(c));
+    for (const c of cmds) out.push(await this.io.run(c));
     return out;
-  };
+  }
+
   /** Reads the pool's metadata under a metadata snapshot, as thin_delta does. */
-  const dump = async (p: ThinPool, args: string[]) => {
-    const [, xml = ''] = await runAll([
+  async dump(p: ThinPool, args: string[]): Promise<string> {
+    const [, xml = ''] = await this.runAll([
       ['dmsetup', 'message', p.pool, '0', 'reserve_metadata_snap'],
       ['thin_dump', '--metadata-snap', ...args, p.metadata],
       ['dmsetup', 'message', p.pool, '0', 'release_metadata_snap'],
     ]);
     return xml;
-  };
-  const blockBytes = async (p: ThinPool) => parsePoolBlockBytes(await io.run(['dmsetup', 'table', p.pool]));
-  const record = async (ctx: AgentContext, v: VolumeAt) =>
-    RecordSchema.partial().parse(
-      JSON.parse(await readFile(recordFile(ctx, v.uid, v.name), 'utf8').catch(() => '{}')),
-    );
-  const remember = async (ctx: AgentContext, v: VolumeAt, r: Partial<z.infer<typeof RecordSchema>>) => {
-    await mkdir(ctx.layout.images(v.uid), { recursive: true, mode: 0o700 });
-    await writeFile(recordFile(ctx, v.uid, v.name), JSON.stringify(r), { mode: 0o600 });
-  };
+  }
+
+  async blockBytes(p: ThinPool): Promise<number> {
+    return parsePoolBlockBytes(await this.io.run(['dmsetup', 'table', p.pool]));
+  }
+
+  async record(ctx: AgentContext, v: VolumeAt) {
+    const raw = await readFile(recordFile(ctx, v.uid, v.name), 'utf8').catch(() => '{}');
+    return RecordSchema.partial().parse(JSON.parse(raw));
+  }
+
   /** A snapshot of the volume (idempotent: a retried step finds the one it made). */
-  const snap = async (ctx: AgentContext, v: VolumeAt, which: 'base' | 'final') => {
-    const known = await record(ctx, v);
-    if (known[which] !== undefined) return known[which];
+  async snap(ctx: AgentContext, v: VolumeAt, which: 'base' | 'final'): Promise<number> {
+    const known = await this.record(ctx, v);
+    const had = known[which];
+    if (had !== undefined) return had;
     const d = await descriptor(ctx, v);
-    const id = nextThinId(await dump(d, []));
-    await runAll(snapshotCommands(d, dmName(v, ''), d.id, id));
-    await remember(ctx, v, { ...known, pool: d.pool, [which]: id });
+    const id = nextThinId(await this.dump(d, []));
+    await this.runAll(snapshotCommands(d, dmName(v, ''), d.id, id));
+    await mkdir(ctx.layout.images(v.uid), { recursive: true, mode: 0o700 });
+    const r = { ...known, pool: d.pool, [which]: id };
+    await writeFile(recordFile(ctx, v.uid, v.name), JSON.stringify(r), { mode: 0o600 });
     return id;
-  };
-  /** Reads `ranges` of snapshot `id` into a records file (zeros for `discard`), returns bytes. */
-  const capture = async (
+  }
+
+  /** Reads `ranges` of snapshot `id` into a records file (zeros for `discard`); bytes captured. */
+  async capture(
     ctx: AgentContext,
     v: VolumeAt,
-    id: number,
-    which: 'base' | 'final',
+    at: { id: number; which: 'base' | 'final' },
     ranges: BlockRange[],
     discard: BlockRange[] = [],
-  ) => {
+  ): Promise<number> {
     const d = await descriptor(ctx, v);
-    const bytes = await blockBytes(d);
-    const name = dmName(v, which);
-    await io.run(activateCommand(d, name, id, d.sectors));
+    const bytes = await this.blockBytes(d);
+    const name = dmName(v, at.which);
+    await this.io.run(activateCommand(d, name, at.id, d.sectors));
     try {
-      const device = io.device(name);
-      await writeRecords(
-        rangesFile(ctx, v, which),
-        (async function* () {
-          yield* readRanges(device, ranges, bytes);
-          yield* zeros(discard, bytes);
-        })(),
-      );
+      const device = this.io.device(name);
+      const records = (async function* () {
+        yield* readRanges(device, ranges, bytes);
+        yield* zeros(discard, bytes);
+      })();
+      await writeRecords(rangesFile(ctx, v, at.which), records);
     } finally {
-      await io.run(['dmsetup', 'remove', name]);
+      await this.io.run(['dmsetup', 'remove', name]);
     }
     return rangeBytes([...ranges, ...discard], bytes);
+  }
+}
+
+async function sendRanges(ctx: AgentContext, v: VolumeAt, which: 'base' | 'final', out: Outbound) {
+  const file = rangesFile(ctx, v, which);
+  return out.session.sendFile(file, path.basename(file), {
+    resume: true,
+    compress: await out.compress(file),
+  });
+}
+
+/** A class, so a test can give its own io; the registry uses the host's. */
+export class DmThinDriver implements VolumeDriver {
+  readonly name = 'dm-thin' as const;
+  readonly steps = {
+    running: 'thin snapshot, its mapped blocks',
+    frozen: 'second thin snapshot, thin_delta blocks',
   };
-  const send = async (
-    ctx: AgentContext,
-    v: VolumeAt,
-    which: 'base' | 'final',
-    out: Parameters<VolumeDriver['sendFrozen']>[2],
-  ) => {
-    const file = rangesFile(ctx, v, which);
-    return out.session.sendFile(file, path.basename(file), {
-      resume: true,
-      compress: await out.compress(file),
-    });
-  };
+  readonly sendsWhileRunning = true;
+  private readonly pool: ThinPoolOps;
 
-  return {
-    name: 'dm-thin',
-    steps: { running: 'thin snapshot, its mapped blocks', frozen: 'second thin snapshot, thin_delta blocks' },
-    sendsWhileRunning: true,
+  constructor(io: ThinIo = hostIo) {
+    this.pool = new ThinPoolOps(io);
+  }
 
-    async spaceEstimate(ctx, v) {
-      return (await descriptor(ctx, v)).sectors * 512;
-    },
+  async spaceEstimate(ctx: AgentContext, v: VolumeAt): Promise<number> {
+    return (await descriptor(ctx, v)).sectors * 512;
+  }
 
-    async sendRunning(ctx, v, out) {
-      const d = await descriptor(ctx, v);
-      const base = await snap(ctx, v, 'base');
-      await capture(ctx, v, base, 'base', parseDump(await dump(d, ['--dev-id', String(base)])));
-      // The descriptor goes too: the target makes a device of the same size.
-      await out.session.sendFile(descriptorFile(ctx, v), `thin-${v.name}.json`, { resume: true });
-      return { bytes: await send(ctx, v, 'base', out), rounds: 1 };
-    },
+  async sendRunning(ctx: AgentContext, v: VolumeAt, out: Outbound) {
+    const d = await descriptor(ctx, v);
+    const id = await this.pool.snap(ctx, v, 'base');
+    await this.pool.capture(
+      ctx,
+      v,
+      { id, which: 'base' },
+      parseDump(await this.pool.dump(d, ['--dev-id', String(id)])),
+    );
+    // The descriptor goes too: the target makes a device of the same size.
+    await out.session.sendFile(descriptorFile(ctx, v), `thin-${v.name}.json`, { resume: true });
+    return { bytes: await sendRanges(ctx, v, 'base', out), rounds: 1 };
+  }
 
-    async snapshotFrozen(ctx, v) {
-      await snap(ctx, v, 'final');
-    },
+  async snapshotFrozen(ctx: AgentContext, v: VolumeAt): Promise<void> {
+    await this.pool.snap(ctx, v, 'final');
+  }
 
-    async sendFrozen(ctx, v, out) {
-      const d = await descriptor(ctx, v);
-      const r = await record(ctx, v);
-      if (r.base === undefined || r.final === undefined)
-        throw new FerryError('SnapshotFailed', `thin volume ${v.name}: no running snapshot to send against`);
-      const [, xml = ''] = await runAll(deltaCommands(d, r.base, r.final));
-      const delta = parseDelta(xml);
-      await capture(ctx, v, r.final, 'final', delta.send, delta.discard);
-      return send(ctx, v, 'final', out);
-    },
+  async sendFrozen(ctx: AgentContext, v: VolumeAt, out: Outbound): Promise<number> {
+    const d = await descriptor(ctx, v);
+    const r = await this.pool.record(ctx, v);
+    if (r.base === undefined || r.final === undefined)
+      throw new FerryError('SnapshotFailed', `thin volume ${v.name}: no running snapshot to send against`);
+    const [, xml = ''] = await this.pool.runAll(deltaCommands(d, r.base, r.final));
+    const delta = parseDelta(xml);
+    await this.pool.capture(ctx, v, { id: r.final, which: 'final' }, delta.send, delta.discard);
+    return sendRanges(ctx, v, 'final', out);
+  }
 
-    async received(ctx, v) {
-      const names = [`thin-${v.name}.json`, `thin-${v.name}-base.ranges`, `thin-${v.name}-final.ranges`];
-      for (const n of names) if (!(await exists(path.join(ctx.layout.images(v.uid), n)))) return false;
-      return true;
-    },
+  async received(ctx: AgentContext, v: VolumeAt): Promise<boolean> {
+    const names = [`thin-${v.name}.json`, `thin-${v.name}-base.ranges`, `thin-${v.name}-final.ranges`];
+    for (const n of names) if (!(await exists(path.join(ctx.layout.images(v.uid), n)))) return false;
+    return true;
+  }
 
-    async restore(ctx, v) {
-      const pool: ThinPoolConfig | undefined = ctx.config.thinPool;
-      if (!pool)
-        throw new FerryError(
-          'FeatureUnsupported',
-          `node ${ctx.config.node} has no thin pool for volume ${v.name}`,
-        );
-      const sent = ThinVolumeSchema.parse(
-        JSON.parse(await readFile(path.join(ctx.layout.images(v.uid), `thin-${v.name}.json`), 'utf8')),
+  async restore(ctx: AgentContext, v: VolumeAt): Promise<void> {
+    const pool: ThinPoolConfig | undefined = ctx.config.thinPool;
+    if (!pool)
+      throw new FerryError(
+        'FeatureUnsupported',
+        `node ${ctx.config.node} has no thin pool for volume ${v.name}`,
       );
-      const id = nextThinId(await dump(pool, []));
-      await io.run(['dmsetup', 'message', pool.pool, '0', `create_thin ${id}`]);
-      const name = dmName(v, '');
-      await io.run(activateCommand(pool, name, id, sent.sectors));
-      // The full send, then the frozen increment over it: the device now equals the final snapshot.
-      for (const which of ['base', 'final'] as const)
-        await writeRanges(io.device(name), readRecords(rangesFile(ctx, v, which)));
-      const mine: ThinVolume = { ...pool, id, sectors: sent.sectors };
-      await mkdir(path.dirname(descriptorFile(ctx, v)), { recursive: true, mode: 0o700 });
-      await writeFile(descriptorFile(ctx, v), JSON.stringify(mine), { mode: 0o600 });
-    },
+    const sentFile = path.join(ctx.layout.images(v.uid), `thin-${v.name}.json`);
+    const sent = ThinVolumeSchema.parse(JSON.parse(await readFile(sentFile, 'utf8')));
+    const id = nextThinId(await this.pool.dump(pool, []));
+    await this.pool.io.run(['dmsetup', 'message', pool.pool, '0', `create_thin ${id}`]);
+    const name = dmName(v, '');
+    await this.pool.io.run(activateCommand(pool, name, id, sent.sectors));
+    // The full send, then the frozen increment over it: the device now equals the final snapshot.
+    for (const which of ['base', 'final'] as const)
+      await writeRanges(this.pool.io.device(name), readRecords(rangesFile(ctx, v, which)));
+    const mine: ThinVolume = { ...pool, id, sectors: sent.sectors };
+    await mkdir(path.dirname(descriptorFile(ctx, v)), { recursive: true, mode: 0o700 });
+    await writeFile(descriptorFile(ctx, v), JSON.stringify(mine), { mode: 0o600 });
+  }
 
-    async cleanup(ctx, uid) {
-      // Only the snapshots this migration recorded; the restored device belongs to its container.
-      for (const f of await readdir(ctx.layout.images(uid)).catch(() => [] as string[])) {
-        if (!/^thin-[a-z0-9-]+\.snapshots\.json$/.test(f)) continue;
-        const r = RecordSchema.parse(
-          JSON.parse(await readFile(path.join(ctx.layout.images(uid), f), 'utf8')),
-        );
-        for (const id of [r.final, r.base])
-          if (id !== undefined) await io.run(['dmsetup', 'message', r.pool, '0', `delete ${id}`]);
-      }
-    },
-  };
+  async cleanup(ctx: AgentContext, uid: string): Promise<void> {
+    // Only the snapshots this migration recorded; the restored device belongs to its container.
+    for (const f of await readdir(ctx.layout.images(uid)).catch(() => [] as string[])) {
+      if (!/^thin-[a-z0-9-]+\.snapshots\.json$/.test(f)) continue;
+      const r = RecordSchema.parse(JSON.parse(await readFile(path.join(ctx.layout.images(uid), f), 'utf8')));
+      for (const id of [r.final, r.base])
+        if (id !== undefined) await this.pool.io.run(['dmsetup', 'message', r.pool, '0', `delete ${id}`]);
+    }
+  }
 }

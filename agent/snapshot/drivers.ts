@@ -7,7 +7,7 @@
 import type { VolumeDriverName } from '../../api/v1alpha1/migration.ts';
 import { FerryError } from '../../lib/errors.ts';
 import { btrfsDriver } from './btrfs-driver.ts';
-import { dmThinDriver } from './dm-thin-driver.ts';
+import { DmThinDriver } from './dm-thin-driver.ts';
 import { overlayDriver } from './overlay-driver.ts';
 import type { VolumeDriver } from './volume-driver.ts';
 
@@ -16,7 +16,7 @@ export { filesystemOf } from './fs-type.ts';
 const DRIVERS: Record<VolumeDriverName, VolumeDriver> = {
   btrfs: btrfsDriver,
   overlay: overlayDriver,
-  'dm-thin': dmThinDriver(),
+  'dm-thin': new DmThinDriver(),
 };
 
 export function volumeDriver(name: VolumeDriverName): VolumeDriver {

@@ -10,12 +10,11 @@ function checkResource(r: string): void {
     throw new Error(`unknown resource "${r}": ferry knows "migrations"`);
 }
 
-export function resourceCommands(cli: Cli): void {
-  const { program } = cli;
+function getCommand(cli: Cli): void {
   const output = new Option('-o, --output <format>', 'output format')
     .choices(['table', 'yaml', 'json'])
     .default('table');
-  program
+  cli.program
     .command('get')
     .description('list Migrations (kubectl-style)')
     .argument('<resource>', 'migrations | migration')
@@ -40,8 +39,10 @@ export function resourceCommands(cli: Cli): void {
           );
       });
     });
+}
 
-  program
+function describeCommand(cli: Cli): void {
+  cli.program
     .command('describe')
     .description('a Migration in detail, with its phase timeline')
     .argument('<resource>', 'migration')
@@ -55,8 +56,10 @@ export function resourceCommands(cli: Cli): void {
         say(describe(m, await c.store.events(o.namespace, name)));
       });
     });
+}
 
-  program
+function deleteCommand(cli: Cli): void {
+  cli.program
     .command('delete')
     .description(
       'delete a Migration; one still running is first aborted and rolled back (its finalizer holds it until then)',
@@ -78,8 +81,10 @@ export function resourceCommands(cli: Cli): void {
         say(`migration.ferry.dev "${name}" deleted`);
       });
     });
+}
 
-  program
+function abortCommand(cli: Cli): void {
+  cli.program
     .command('abort')
     .description('abort a running Migration (sets spec.abort); after the freeze the source resumes')
     .argument('<name>')
@@ -96,4 +101,11 @@ export function resourceCommands(cli: Cli): void {
         say(describe(done, await c.store.events(o.namespace, name)));
       }),
     );
+}
+
+export function resourceCommands(cli: Cli): void {
+  getCommand(cli);
+  describeCommand(cli);
+  deleteCommand(cli);
+  abortCommand(cli);
 }

@@ -6,9 +6,8 @@ import { verify } from '../demo.ts';
 import { table } from '../format.ts';
 import { say, type Cli } from '../program.ts';
 
-export function workloadCommands(cli: Cli): void {
-  const { program } = cli;
-  program
+function runCommand(cli: Cli): void {
+  cli.program
     .command('run <container>')
     .description('start the test workload as a runc container on a node')
     .requiredOption('--node <node>', 'node to run it on')
@@ -20,8 +19,10 @@ export function workloadCommands(cli: Cli): void {
         say(`${container} running on ${o.node} (pid ${info.pid})`);
       }),
     );
+}
 
-  program
+function psCommand(cli: Cli): void {
+  cli.program
     .command('ps')
     .description('containers on every node')
     .action(async () =>
@@ -33,8 +34,10 @@ export function workloadCommands(cli: Cli): void {
         say(table(['NODE', 'CONTAINER', 'STATUS', 'PID'], rows));
       }),
     );
+}
 
-  program
+function verifyCommand(cli: Cli): void {
+  cli.program
     .command('verify <container>')
     .description('ask the test workload to check its memory and files')
     .requiredOption('--node <node>', 'node it runs on')
@@ -45,8 +48,10 @@ export function workloadCommands(cli: Cli): void {
         if (!r.pass) process.exitCode = 1;
       }),
     );
+}
 
-  program
+function exportCommand(cli: Cli): void {
+  cli.program
     .command('export <container>')
     .description(
       'checkpoint a container into an archive in the layout Podman and the kubelet write (checkpoint/, spec.dump, config.dump, rootfs-diff.tar, …); it keeps running unless --stop',
@@ -65,8 +70,10 @@ export function workloadCommands(cli: Cli): void {
         );
       }),
     );
+}
 
-  program
+function importCommand(cli: Cli): void {
+  cli.program
     .command('import <archive>')
     .description(
       'restore a container on a node from a checkpoint archive (checked first: layout, paths, links)',
@@ -89,4 +96,12 @@ export function workloadCommands(cli: Cli): void {
         say(`${o.name} restored on ${o.node} from ${archive}`);
       }),
     );
+}
+
+export function workloadCommands(cli: Cli): void {
+  runCommand(cli);
+  psCommand(cli);
+  verifyCommand(cli);
+  exportCommand(cli);
+  importCommand(cli);
 }

@@ -2,6 +2,7 @@
 import type { MigrationState, StoredMigration } from '../../api/v1alpha1/migration.ts';
 import type { Decision, Facts } from './facts.ts';
 import { pickTarget } from './placement.ts';
+import { routeOf } from './routes.ts';
 import { transition } from './steps.ts';
 
 /** Why the migration must wait for the cluster's limits, if it must. */
@@ -22,6 +23,8 @@ export function admit(m: StoredMigration, facts: Facts, state: MigrationState): 
     status: transition(status, 'Failed', facts.now, { migrationState: state, failureReason: reason }),
     actions: [],
   });
+  const refused = routeOf(m).refuse?.(facts);
+  if (refused) return fail(refused);
   if (!facts.nodes.has(src))
     return fail(`NodeNotFound: source node ${src} is not registered (no agent heartbeat)`);
   const placed = pickTarget(m.spec, facts.nodes, facts.load);

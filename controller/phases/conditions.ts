@@ -14,6 +14,43 @@ function setCondition(list: Condition[], c: Omit<Condition, 'lastTransitionTime'
   return old ? list.map((x) => (x.type === c.type ? next : x)) : [...list, next];
 }
 
+type Wanted = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
+
+/** Admitted: False while Pending (queued by a limit, or waiting), True once it has been placed. */
+function admitted(status: MigrationStatus, queued: string | undefined): Wanted | undefined {
+  if (status.phase === 'Pending')
+    return {
+      type: 'Admitted',
+      status: 'False',
+      reason: queued ? 'ConcurrencyLimit' : 'Waiting',
+      message: queued ?? 'waiting for the controller to place it',
+    };
+  if (!status.phaseTransitionTimestamps.some((t) => t.phase === 'Preflight')) return undefined;
+  const message = `to ${status.migrationState?.targetNode ?? '?'}`;
+  return { type: 'Admitted', status: 'True', reason: 'Admitted', message };
+}
+
+/** Progressing while a phase runs; once it ended, Completed too. */
+function progressing(status: MigrationStatus): Wanted[] {
+  if (!TERMINAL_PHASES.includes(status.phase))
+    return [
+      { type: 'Progressing', status: 'True', reason: status.phase, message: `in phase ${status.phase}` },
+    ];
+  const done = status.failureReason ?? 'migration complete';
+  const ran = status.failureReason ?? `running on ${status.migrationState?.targetNode}`;
+  return [
+    { type: 'Progressing', status: 'False', reason: status.phase, message: done },
+    { type: 'Completed', status: 'True', reason: status.phase, message: ran },
+  ];
+}
+
+function abortRequested(status: MigrationStatus): Wanted | undefined {
+  const s = status.migrationState;
+  if (!s?.abortRequested) return undefined;
+  const message = status.failureReason ?? 'abort requested';
+  return { type: 'AbortRequested', status: 'True', reason: s.abortStatus ?? 'Aborting', message };
+}
+
 /** The status with its conditions brought in line with its phase. */
 export function withConditions(
   m: StoredMigration,
@@ -22,79 +59,8 @@ export function withConditions(
   queued?: string,
 ): MigrationStatus {
   const generation = m.metadata.generation;
-  const base = { observedGeneration: generation };
+  const wanted = [admitted(status, queued), ...progressing(status), abortRequested(status)];
   let conds = status.conditions ?? [];
-  const terminal = TERMINAL_PHASES.includes(status.phase);
-  conds =
-    status.phase === 'Pending'
-      ? setCondition(
-          conds,
-          {
-            ...base,
-            type: 'Admitted',
-            status: 'False',
-            reason: queued ? 'ConcurrencyLimit' : 'Waiting',
-            message: queued ?? 'waiting for the controller to place it',
-          },
-          now,
-        )
-      : status.phaseTransitionTimestamps.some((t) => t.phase === 'Preflight')
-        ? setCondition(
-            conds,
-            {
-              ...base,
-              type: 'Admitted',
-              status: 'True',
-              reason: 'Admitted',
-              message: `to ${status.migrationState?.targetNode ?? '?'}`,
-            },
-            now,
-          )
-        : conds;
-  conds = setCondition(
-    conds,
-    terminal
-      ? {
-          ...base,
-          type: 'Progressing',
-          status: 'False',
-          reason: status.phase,
-          message: status.failureReason ?? 'migration complete',
-        }
-      : {
-          ...base,
-          type: 'Progressing',
-          status: 'True',
-          reason: status.phase,
-          message: `in phase ${status.phase}`,
-        },
-    now,
-  );
-  if (terminal) {
-    conds = setCondition(
-      conds,
-      {
-        ...base,
-        type: 'Completed',
-        status: 'True',
-        reason: status.phase,
-        message: status.failureReason ?? `running on ${status.migrationState?.targetNode}`,
-      },
-      now,
-    );
-  }
-  if (status.migrationState?.abortRequested) {
-    conds = setCondition(
-      conds,
-      {
-        ...base,
-        type: 'AbortRequested',
-        status: 'True',
-        reason: status.migrationState.abortStatus ?? 'Aborting',
-        message: status.failureReason ?? 'abort requested',
-      },
-      now,
-    );
-  }
+  for (const c of wanted) if (c) conds = setCondition(conds, { ...c, observedGeneration: generation }, now);
   return { ...status, conditions: conds, observedGeneration: generation };
 }

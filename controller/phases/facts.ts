@@ -1,36 +1,55 @@
 // What decide() is given and what it returns: the observed facts (jobs, nodes, load) and the
 // decision (next status, actions). Types and one pure parser; no I/O.
+import type { V1Pod } from '@kubernetes/client-node';
 import type { JobFailure } from '../../api/v1alpha1/errors.ts';
 import { parseJobResult, type JobResult } from '../../api/v1alpha1/job-results.ts';
-import type { Job } from '../../api/v1alpha1/jobs.ts';
+import type { Job, JobKind } from '../../api/v1alpha1/jobs.ts';
 import type { MigrationStatus } from '../../api/v1alpha1/migration.ts';
 import type { RawJobFact } from '../../lib/bus.ts';
 
-/** The steps of a container migration; each is a job kind an agent runs. */
-export type StepName =
-  | 'preflightSource'
-  | 'preflightTarget'
-  | 'sync'
-  | 'checkpoint'
-  | 'transfer'
-  | 'restore'
-  | 'verifyTarget'
-  | 'cleanupSource'
-  | 'cleanupTarget'
-  | 'rollbackTarget'
-  | 'resumeSource';
+/** Each step a migration runs on an agent, and the job kind it sends (the pod path cleans both nodes). */
+export const STEP_KIND = {
+  preflightSource: 'preflightSource',
+  preflightTarget: 'preflightTarget',
+  sync: 'sync',
+  checkpoint: 'checkpoint',
+  transfer: 'transfer',
+  restore: 'restore',
+  verifyTarget: 'verifyTarget',
+  cleanupSource: 'cleanupSource',
+  cleanupTarget: 'cleanupTarget',
+  rollbackTarget: 'rollbackTarget',
+  resumeSource: 'resumeSource',
+  podFreeze: 'podFreeze',
+  podCheckpoint: 'podCheckpoint',
+  podSend: 'podSend',
+  podImport: 'podImport',
+  podRemoveImages: 'podRemoveImages',
+  podThaw: 'podThaw',
+  podCleanupSource: 'podCleanup',
+  podCleanupTarget: 'podCleanup',
+} as const satisfies Record<string, JobKind>;
+export type StepName = keyof typeof STEP_KIND;
+export type KindOf<S extends StepName> = (typeof STEP_KIND)[S];
 
 export type Side = 'source' | 'target';
 
-/** A step's job as the controller sees it: its result parsed by the step's schema. */
+/** A step's job as the controller sees it: its result parsed by its job kind's schema. */
 export interface JobFact<S extends StepName = StepName> {
   /** BullMQ's view; `failed` is final (retries show as waiting or delayed). */
   state: RawJobFact['state'];
-  result?: JobResult<S>;
+  result?: JobResult<KindOf<S>>;
   failure?: JobFailure;
   progress?: unknown;
 }
 export type StepFacts = { [S in StepName]?: JobFact<S> };
+
+/** A pod Migration's pods, as the Kubernetes API shows them (read by the controller each pass). */
+export interface PodFacts {
+  source?: V1Pod;
+  /** The replacement pod on the target, once created. */
+  replacement?: V1Pod;
+}
 
 export interface NodeFact {
   labels: Record<string, string>;
@@ -57,6 +76,10 @@ export interface Facts {
   jobs: StepFacts;
   load: Load;
   limits: Limits;
+  /** Whether this controller serves Kubernetes: pods move only there. */
+  kube?: boolean;
+  /** A pod Migration's pods; absent for containers. */
+  pods?: PodFacts;
 }
 
 export type Action =
@@ -71,7 +94,11 @@ export type Action =
   /** Removes a job nobody has picked up, so a node that comes back cannot run an abandoned step. */
   | { type: 'cancel'; step: StepName; node: string; jobId: string }
   /** The Migration may go: its finalizer comes off (it was deleted and has ended). */
-  | { type: 'release' };
+  | { type: 'release' }
+  /** The pod path: the replacement pod bound to the target (a 409 means it exists: done). */
+  | { type: 'createPod'; pod: V1Pod }
+  /** The pod path: the source once the replacement runs, or the replacement on rollback. */
+  | { type: 'deletePod'; namespace: string; name: string };
 
 export interface Decision {
   status: MigrationStatus;
@@ -89,7 +116,7 @@ export function observeJob<S extends StepName>(step: S, raw: RawJobFact): JobFac
     const { result: _ignored, ...rest } = raw;
     return rest;
   }
-  const parsed = parseJobResult(step, raw.result);
+  const parsed = parseJobResult(STEP_KIND[step], raw.result);
   if (parsed.ok) return { state: 'completed', result: parsed.value };
   return { state: 'failed', failure: { code: 'InvalidInput', message: parsed.problem } };
 }

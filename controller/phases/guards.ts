@@ -4,7 +4,8 @@ import type { MigrationState, MigrationStatus, StoredMigration } from '../../api
 import { parseDuration } from '../../api/v1alpha1/quantity.ts';
 import { keyspace } from '../../lib/keyspace.ts';
 import type { Action, Decision, Facts } from './facts.ts';
-import { PHASE_STEPS, ROLLBACK_PHASES, sideNode, transition } from './steps.ts';
+import { routeOf } from './routes.ts';
+import { ROLLBACK_PHASES, sideNode, transition } from './steps.ts';
 
 /** Why this migration must stop now, if it must: abort, deletion, or a deadline passed. */
 export function stopReason(m: StoredMigration, facts: Facts): string | undefined {
@@ -32,9 +33,10 @@ const aborting = (m: StoredMigration): boolean => Boolean(m.spec.abort || m.meta
 
 /** Jobs of the phase that nobody picked up, withdrawn so that a returning node cannot run them. */
 function withdrawUnclaimed(m: StoredMigration, facts: Facts): Action[] {
-  return (PHASE_STEPS[m.status.phase] ?? [])
-    .filter(([s]) => facts.jobs[s] && ['waiting', 'delayed'].includes(facts.jobs[s]!.state))
-    .map(([s, side]) => ({
+  return routeOf(m)
+    .steps(m, m.status.phase)
+    .filter(({ step: s }) => facts.jobs[s] && ['waiting', 'delayed'].includes(facts.jobs[s]!.state))
+    .map(({ step: s, side }) => ({
       type: 'cancel',
       step: s,
       node: sideNode(m, side)!,
@@ -45,10 +47,10 @@ function withdrawUnclaimed(m: StoredMigration, facts: Facts): Action[] {
 /** A stop: the migration ends (nothing frozen or written yet) or rolls back, at a safe point. */
 function stop(m: StoredMigration, facts: Facts, state: MigrationState, reason: string): Decision {
   const status = m.status;
-  const steps = PHASE_STEPS[status.phase] ?? [];
+  const steps = routeOf(m).steps(m, status.phase);
   // A running step is never raced: a dump or restore in progress is waited for, and the rollback
   // starts at the next safe point. Jobs nobody picked up are withdrawn.
-  if (steps.some(([s]) => facts.jobs[s]?.state === 'active')) return { status, actions: [] };
+  if (steps.some(({ step: s }) => facts.jobs[s]?.state === 'active')) return { status, actions: [] };
   const actions = withdrawUnclaimed(m, facts);
   const abort = aborting(m);
   const abortPatch = abort ? { abortRequested: true } : {};

@@ -1,9 +1,23 @@
-// The job each step sends its agent, built from the Migration and what earlier steps reported.
-// One small builder per step; pure.
+// The job each step of a container (or process-tree) migration sends its agent, built from the
+// Migration and what earlier steps reported. One small builder per step; pure.
 import type { JobOf } from '../../api/v1alpha1/jobs.ts';
 import type { StoredMigration } from '../../api/v1alpha1/migration.ts';
 import { parseQuantity } from '../../api/v1alpha1/quantity.ts';
-import type { StepFacts, StepName } from './facts.ts';
+import type { KindOf, StepFacts } from './facts.ts';
+
+/** The steps of a container migration. */
+export type ContainerStep =
+  | 'preflightSource'
+  | 'preflightTarget'
+  | 'sync'
+  | 'checkpoint'
+  | 'transfer'
+  | 'restore'
+  | 'verifyTarget'
+  | 'cleanupSource'
+  | 'cleanupTarget'
+  | 'rollbackTarget'
+  | 'resumeSource';
 
 interface Input {
   m: StoredMigration;
@@ -38,7 +52,7 @@ function linkOptions(m: StoredMigration) {
   };
 }
 
-type Builders = { [S in StepName]: (i: Input) => JobOf<S> };
+type Builders = { [S in ContainerStep]: (i: Input) => JobOf<KindOf<S>> };
 
 const BUILDERS: Builders = {
   preflightSource: ({ m, targetNode }) => ({ kind: 'preflightSource', ...who(m), targetNode }),
@@ -84,6 +98,6 @@ const BUILDERS: Builders = {
   resumeSource: ({ m }) => ({ kind: 'resumeSource', ...base(m) }),
 };
 
-export function buildJob<S extends StepName>(step: S, input: Input): JobOf<S> {
+export function buildContainerJob<S extends ContainerStep>(step: S, input: Input): JobOf<KindOf<S>> {
   return BUILDERS[step](input);
 }

@@ -1,10 +1,9 @@
 // What a walked phase comes to: on a failure, a rollback or an end that depends on the phase; on
-// completion, the next phase with the results recorded (Preflight also chooses the memory strategy).
+// completion, the next phase with the results recorded (after Preflight, as the route decides).
 import type { MigrationState, MigrationStatus, StoredMigration } from '../../api/v1alpha1/migration.ts';
 import type { Decision, Facts } from './facts.ts';
-import { recordResults } from './results.ts';
-import { NEXT, transition } from './steps.ts';
-import { chooseMode } from './strategy.ts';
+import { routeOf } from './routes.ts';
+import { transition } from './steps.ts';
 
 /** One or more steps failed and the rest settled: where the migration goes from here. */
 export function afterFailure(
@@ -41,45 +40,6 @@ export function afterFailure(
   }
 }
 
-/** Preflight done: the strategy is chosen from what the source measured, or the move refused. */
-function afterPreflight(m: StoredMigration, facts: Facts, state: MigrationState): Decision {
-  const status = m.status;
-  const r = facts.jobs.preflightSource?.result;
-  const measured = {
-    features: r?.features ?? { memDirtyTrack: false, lazyPages: false },
-    lazyPagesProblem: r?.lazyPagesProblem,
-    memoryBytes: r?.memoryBytes,
-    linkBytesPerSecond: r?.linkBytesPerSecond,
-  };
-  const choice = chooseMode(m.spec, measured, m.spec.source.node);
-  if (!choice.mode)
-    return {
-      status: transition(status, 'Failed', facts.now, {
-        migrationState: { ...state, modeReason: choice.reason },
-        failureReason: choice.reason,
-      }),
-      actions: [],
-    };
-  const warnings = r?.warnings ?? [];
-  const linkRate = measured.linkBytesPerSecond;
-  return {
-    status: transition(status, 'Syncing', facts.now, {
-      ...(warnings.length ? { warnings: [...(status.warnings ?? []), ...warnings] } : {}),
-      migrationState: {
-        ...state,
-        // Each volume and the driver that moves it, as the source found them; later steps add bytes.
-        ...(r?.volumes?.length
-          ? { volumes: r.volumes.map((v) => ({ name: v.name, driver: v.driver })) }
-          : {}),
-        mode: choice.mode,
-        modeReason: choice.reason,
-        ...(linkRate ? { linkBytesPerSecond: linkRate } : {}),
-      },
-    }),
-    actions: [],
-  };
-}
-
 /** Every step of the phase completed (or was skipped for a gone node): the next phase. */
 export function afterSuccess(m: StoredMigration, facts: Facts, state: MigrationState): Decision {
   const status = m.status;
@@ -93,12 +53,13 @@ export function afterSuccess(m: StoredMigration, facts: Facts, state: MigrationS
       }),
       actions: [],
     };
-  if (status.phase === 'Preflight') return afterPreflight(m, facts, state);
-  const next = NEXT[status.phase];
+  const route = routeOf(m);
+  if (status.phase === 'Preflight') return route.afterPreflight(m, facts, state);
+  const next = route.next[status.phase];
   if (!next) return { status, actions: [] };
   return {
     status: transition(status, next, facts.now, {
-      migrationState: recordResults(status.phase, state, facts.jobs),
+      migrationState: route.record(status.phase, state, facts),
     }),
     actions: [],
   };

@@ -2,9 +2,9 @@
 // status.progress, so `ferry --wait`, `describe` and the dashboard read it from the Migration on
 // any store. Written at most once a second: status writes are API calls on Kubernetes. Pure.
 import { z } from 'zod';
-import type { MigrationStatus, Progress } from '../../api/v1alpha1/migration.ts';
+import type { MigrationStatus, Progress, StoredMigration } from '../../api/v1alpha1/migration.ts';
 import type { StepFacts } from './facts.ts';
-import { SENDING_STEP } from './steps.ts';
+import { routeOf } from './routes.ts';
 
 /** What agents report (agent/transfer: bytes so far, rate, total, time left); anything else is ignored. */
 const ReportedSchema = z.object({
@@ -17,8 +17,13 @@ const ReportedSchema = z.object({
 const EVERY_MS = 1000;
 
 /** The status with its progress brought up to date: set while a step sends, gone once none does. */
-export function withProgress(status: MigrationStatus, jobs: StepFacts, now: string): MigrationStatus {
-  const step = SENDING_STEP[status.phase];
+export function withProgress(
+  m: StoredMigration,
+  status: MigrationStatus,
+  jobs: StepFacts,
+  now: string,
+): MigrationStatus {
+  const step = routeOf(m).sending[status.phase];
   const fact = step ? jobs[step] : undefined;
   const reported = fact?.state === 'active' ? ReportedSchema.safeParse(fact.progress) : undefined;
   if (!step || !reported?.success) {

@@ -1,11 +1,13 @@
 // The steps of the current phase, walked once: which jobs to enqueue, which failed, which a gone
-// node will never finish. Pure; outcome.ts decides what the walk means for the phase.
+// node will never finish, and the route's own work in the phase (its gate). Pure; outcome.ts decides
+// what the walk means for the phase.
 import type { StoredMigration } from '../../api/v1alpha1/migration.ts';
 import { formatFailure } from '../../lib/errors.ts';
 import { keyspace } from '../../lib/keyspace.ts';
+import { errorMessage } from '../../lib/errors.ts';
+import type { MigrationState } from '../../api/v1alpha1/migration.ts';
 import type { Action, Facts, JobFact, StepName } from './facts.ts';
-import { buildJob } from './jobs.ts';
-import { PHASE_STEPS, waitsFor } from './steps.ts';
+import { routeOf } from './routes.ts';
 
 export interface Walk {
   actions: Action[];
@@ -20,12 +22,21 @@ export interface Walk {
 const unclaimed = (fact: JobFact | undefined): boolean =>
   !fact || fact.state === 'waiting' || fact.state === 'delayed';
 
-export function walkSteps(m: StoredMigration, facts: Facts, target: string): Walk {
+export function walkSteps(m: StoredMigration, facts: Facts, state: MigrationState): Walk {
   const phase = m.status.phase;
   const src = m.spec.source.node;
-  const w: Walk = { actions: [], failures: [], warnings: [], gone: new Set(), allDone: true };
+  const target = state.targetNode!;
+  const route = routeOf(m);
+  const gate = route.gate?.(m, facts, state);
+  const w: Walk = {
+    actions: [...(gate?.actions ?? [])],
+    failures: [...(gate?.failures ?? [])],
+    warnings: [],
+    gone: new Set(),
+    allDone: gate?.done ?? true,
+  };
   const skipped = new Set<StepName>();
-  for (const [step, side] of PHASE_STEPS[phase] ?? []) {
+  for (const { step, side, after = [], afterGate } of route.steps(m, phase)) {
     const fact = facts.jobs[step] as JobFact | undefined;
     const node = side === 'source' ? src : target;
     const jobId = keyspace.jobId(m.metadata.uid, step);
@@ -45,12 +56,16 @@ export function walkSteps(m: StoredMigration, facts: Facts, target: string): Wal
       w.gone.add(step);
       continue;
     }
-    const after = waitsFor(m, step);
-    if (!fact && after && facts.jobs[after]?.state !== 'completed' && !skipped.has(after)) {
-      w.allDone = false; // waits for the step whose result it needs
+    const waiting = after.some((a) => facts.jobs[a]?.state !== 'completed' && !skipped.has(a));
+    if (!fact && (waiting || (afterGate && !gate?.done))) {
+      w.allDone = false; // waits for the step (or the controller's work) whose result it needs
     } else if (!fact) {
-      const job = buildJob(step, { m, targetNode: target, jobs: facts.jobs });
-      w.actions.push({ type: 'enqueue', step, node, jobId, job });
+      try {
+        const job = route.build(step, m, facts, target);
+        w.actions.push({ type: 'enqueue', step, node, jobId, job });
+      } catch (err) {
+        w.failures.push(`${step} on ${node} cannot start: ${errorMessage(err)}`);
+      }
       w.allDone = false;
     } else if (fact.state === 'failed') {
       const failure = fact.failure ?? { code: 'Internal' as const, message: 'unknown error' };
@@ -64,8 +79,10 @@ export function walkSteps(m: StoredMigration, facts: Facts, target: string): Wal
 
 /** Whether a step of the phase still runs (neither ended nor lost with its node). */
 export function unsettled(m: StoredMigration, facts: Facts, gone: Set<StepName>): boolean {
-  return (PHASE_STEPS[m.status.phase] ?? []).some(([s]) => {
-    const f = facts.jobs[s];
-    return !gone.has(s) && f !== undefined && f.state !== 'completed' && f.state !== 'failed';
-  });
+  return routeOf(m)
+    .steps(m, m.status.phase)
+    .some(({ step: s }) => {
+      const f = facts.jobs[s];
+      return !gone.has(s) && f !== undefined && f.state !== 'completed' && f.state !== 'failed';
+    });
 }

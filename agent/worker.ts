@@ -1,0 +1,81 @@
+// The agent's BullMQ worker: each job is parsed with its schema, refused if its migration has
+// ended, run by its handler with a logger and progress of its own, and a failure goes back as
+// data ({code, message}); final ones are never retried.
+import { UnrecoverableError, Worker, type Job as BullJob } from 'bullmq';
+import { JobSchema, type Job } from '../api/v1alpha1/jobs.ts';
+import { FerryError, encodeJobFailure, formatFailure, jobFailureOf } from '../lib/errors.ts';
+import { keyspace } from '../lib/keyspace.ts';
+import { isLive } from '../lib/live-migrations.ts';
+import { connectRedis } from '../lib/redis.ts';
+import type { AgentContext } from './context.ts';
+import { dispatch } from './handlers.ts';
+
+/** The job, parsed and still wanted, or an unrecoverable error saying why not. */
+async function acceptJob(ctx: AgentContext, data: unknown): Promise<Job> {
+  const parsed = JobSchema.safeParse(data);
+  if (!parsed.success) {
+    // A payload that fails its schema will fail the same way every time: never retry it.
+    const message = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new UnrecoverableError(encodeJobFailure({ code: 'InvalidInput', message }));
+  }
+  const job = parsed.data;
+  // A job of a migration that ended is never run: a node that comes back after being taken for
+  // dead finds its stalled jobs again, and must not restore or resume anything from them.
+  if ('migration' in job && !(await isLive(ctx.redis, ctx.config.cluster, job.migration.uid)))
+    throw new UnrecoverableError(
+      encodeJobFailure({
+        code: 'InvalidInput',
+        message: `migration ${job.migration.name} has ended; its ${job.kind} job is not run`,
+      }),
+    );
+  return job;
+}
+
+/** The context a job runs in: its own logger, and progress reported to BullMQ a few times a second. */
+function jobContext(ctx: AgentContext, bullJob: BullJob, job: Job): AgentContext {
+  const log = ctx.log.child({
+    job: bullJob.id,
+    kind: job.kind,
+    ...('migration' in job ? { migration: job.migration.name } : {}),
+  });
+  let last = 0;
+  const progress = (p: Record<string, number | string>) => {
+    const now = Date.now();
+    if (now - last < 200) return; // progress is for people: a few updates a second is plenty
+    last = now;
+    void bullJob.updateProgress(p).catch(() => undefined);
+  };
+  return { ...ctx, log, progress };
+}
+
+async function runJob(ctx: AgentContext, bullJob: BullJob): Promise<unknown> {
+  const job = await acceptJob(ctx, bullJob.data);
+  const jctx = jobContext(ctx, bullJob, job);
+  jctx.log.info('job started');
+  try {
+    const result = await dispatch(jctx, job);
+    jctx.log.info('job done');
+    return result;
+  } catch (err) {
+    const failure = jobFailureOf(err);
+    // An error ferry did not expect carries its stack: where it came from is the first question.
+    const stack = err instanceof FerryError ? {} : { stack: (err as Error).stack };
+    jctx.log.error({ reason: formatFailure(failure), ...stack }, 'job failed');
+    // The failure travels as data (code and message); final ones are never retried.
+    if (err instanceof FerryError && err.final) throw new UnrecoverableError(encodeJobFailure(failure));
+    throw new Error(encodeJobFailure(failure), { cause: err });
+  }
+}
+
+export function startWorker(ctx: AgentContext): Worker {
+  const { config } = ctx;
+  const worker = new Worker(keyspace.agentQueue(config.node), (bullJob) => runJob(ctx, bullJob), {
+    connection: connectRedis(config.redis, { forWorker: true }),
+    prefix: keyspace.queuePrefix(config.cluster),
+    concurrency: 4,
+    // Test clusters (fault hooks on) notice a killed agent's jobs in seconds, not BullMQ's 30 s.
+    ...(config.faultHooks ? { lockDuration: 8000, stalledInterval: 4000 } : {}),
+  });
+  worker.on('error', (err) => ctx.log.error({ err: err.message }, 'worker error'));
+  return worker;
+}

@@ -1,0 +1,257 @@
+// The pod route, decided as a table: what decide() does with a pod Migration in each phase, given
+// the jobs and the pods it observed. The end-to-end run against a fake API server and fake kubelets
+// with real CRIU is test/pod-migration.test.ts.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { ErrorCode } from '../../api/v1alpha1/errors.ts';
+import {
+  initialStatus,
+  MigrationSchema,
+  type Phase,
+  type StoredMigration,
+} from '../../api/v1alpha1/migration.ts';
+import { runningPod } from '../../test/fixtures/pods.ts';
+import { decide } from '../reconcile.ts';
+import {
+  DEFAULT_LIMITS,
+  type Action,
+  type Facts,
+  type JobFact,
+  type PodFacts,
+  type StepFacts,
+} from './facts.ts';
+
+const T0 = '2026-01-01T00:00:00.000Z';
+const NOW = '2026-01-01T00:00:05.000Z';
+const UID = 'abcdef12-0000';
+
+function podMigration(phase: Phase, state: Record<string, unknown> = {}, spec: Record<string, unknown> = {}) {
+  const parsed = MigrationSchema.parse({
+    apiVersion: 'ferry.dev/v1alpha1',
+    kind: 'Migration',
+    metadata: { name: 'mp', namespace: 'shop', uid: UID, creationTimestamp: T0, generation: 1 },
+    spec: { source: { node: 'node1', container: 'db', pod: 'db' }, target: { node: 'node2' }, ...spec },
+  });
+  return {
+    ...parsed,
+    status: {
+      ...initialStatus(T0),
+      phase,
+      phaseTransitionTimestamps: [{ phase, time: T0 }],
+      migrationState: { sourceNode: 'node1', targetNode: 'node2', targetPod: 'db-abcde', ...state },
+    },
+  } as StoredMigration;
+}
+
+const done = (result: unknown = {}): JobFact => ({ state: 'completed', result }) as JobFact;
+const failed = (reason: string): JobFact => {
+  const [code, ...rest] = reason.split(': ');
+  return { state: 'failed', failure: { code: code as ErrorCode, message: rest.join(': ') } };
+};
+const nodes = new Map([
+  ['node1', { labels: {} }],
+  ['node2', { labels: {} }],
+]);
+function facts(jobs: StepFacts, pods: PodFacts = { source: runningPod() }, kube = true): Facts {
+  return {
+    now: NOW,
+    nodes,
+    jobs,
+    load: { running: 0, outbound: {}, inbound: {} },
+    limits: DEFAULT_LIMITS,
+    kube,
+    pods,
+  };
+}
+const what = (actions: Action[]) =>
+  actions.map((a) =>
+    a.type === 'enqueue' ? `${a.step}@${a.node}` : a.type === 'deletePod' ? `delete ${a.name}` : a.type,
+  );
+/** The replacement as the target kubelet reports it: running and ready, or failing to start. */
+function replacement(state: 'running' | 'failing' | 'starting'): V1Pod {
+  const p = runningPod({ nodeName: 'node2' }, { name: 'db-abcde' });
+  if (state === 'failing')
+    p.status!.containerStatuses![0]!.state = {
+      waiting: { reason: 'CreateContainerError', message: 'criu failed: type RESTORE errno 0' },
+    };
+  if (state === 'starting') p.status!.conditions = [{ type: 'Ready', status: 'False' }];
+  return p;
+}
+
+describe('the pod route', () => {
+  it('is refused while Pending by a controller that serves no Kubernetes', () => {
+    const d = decide(podMigration('Pending'), facts({}, {}, false));
+    assert.equal(d.status.phase, 'Failed');
+    assert.match(
+      d.status.failureReason!,
+      /^InvalidInput: spec.source.pod: pods move on a Kubernetes cluster only/,
+    );
+  });
+
+  it('refuses, before freezing anything, a pod that cannot move, a missing pod, or one on another node', () => {
+    const owned = runningPod(
+      {},
+      {
+        ownerReferences: [
+          { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'db-7d9', uid: 'x', controller: true },
+        ],
+      },
+    );
+    const cases: Array<[PodFacts, RegExp]> = [
+      [{ source: owned }, /^Preflight: UnsupportedWorkload: .*managed by ReplicaSet db-7d9/],
+      [{}, /^Preflight: ContainerNotFound: pod shop\/db does not exist/],
+      [
+        { source: runningPod({ nodeName: 'node3' }) },
+        /^Preflight: NodeNotFound: pod shop\/db runs on node3, not node1/,
+      ],
+      [{ source: runningPod({ volumes: [{ name: 'tmp', emptyDir: {} }] }) }, /emptyDir on the source node/],
+    ];
+    for (const [pods, reason] of cases) {
+      const d = decide(podMigration('Preflight'), facts({}, pods));
+      assert.equal(d.status.phase, 'Failed');
+      assert.match(d.status.failureReason!, reason);
+      assert.deepEqual(d.actions, []);
+    }
+  });
+
+  it('after a good preflight checkpoints, naming the pods and the strategy', () => {
+    const d = decide(podMigration('Preflight', { targetPod: undefined }), facts({}));
+    assert.equal(d.status.phase, 'Checkpointing');
+    const s = d.status.migrationState!;
+    assert.equal(s.sourcePod, 'db');
+    assert.match(s.targetPod!, /^db-[a-z0-9]{5}$/);
+    assert.equal(s.mode, 'StopAndCopy');
+  });
+
+  it('freezes first, then checkpoints each container into its image, then records the freeze', () => {
+    const m = podMigration('Checkpointing');
+    let d = decide(m, facts({}));
+    assert.deepEqual(what(d.actions), ['podFreeze@node1']);
+    const freeze = (d.actions[0] as { job: { ids: string[] } }).job;
+    assert.deepEqual(freeze.ids, ['a'.repeat(64), 'b'.repeat(64)]);
+    d = decide(m, facts({ podFreeze: done({ frozen: [], frozenAt: T0 }) }));
+    assert.deepEqual(what(d.actions), ['podCheckpoint@node1']);
+    const job = (d.actions[0] as { job: { containers: { name: string; ref: string }[] } }).job;
+    assert.deepEqual(
+      job.containers.map((c) => c.name),
+      ['db', 'exporter'],
+    );
+    assert.match(job.containers[0]!.ref, /^localhost\/ferry-checkpoint\/db:/);
+    d = decide(
+      m,
+      facts({ podFreeze: done({ frozen: [], frozenAt: T0 }), podCheckpoint: done({ images: [] }) }),
+    );
+    assert.equal(d.status.phase, 'Transferring');
+    assert.equal(d.status.migrationState!.frozenAt, T0);
+  });
+
+  it('sends the images, imports them on the target, then creates the replacement bound there', () => {
+    let d = decide(podMigration('Transferring'), facts({}));
+    assert.deepEqual(what(d.actions), ['podSend@node1']);
+    d = decide(podMigration('Transferring'), facts({ podSend: done({ bytes: 4096 }) }));
+    assert.equal(d.status.migrationState!.bytesDuringFreeze, 4096);
+    const m = podMigration('Restoring');
+    assert.deepEqual(what(decide(m, facts({})).actions), ['podImport@node2']);
+    d = decide(m, facts({ podImport: done({ imported: [] }) }));
+    assert.deepEqual(what(d.actions), ['createPod']);
+    const pod = (d.actions[0] as { pod: V1Pod }).pod;
+    assert.equal(pod.spec!.nodeName, 'node2');
+    assert.ok(pod.spec!.containers.every((c) => c.imagePullPolicy === 'Never'));
+    assert.equal(d.status.phase, 'Restoring', 'waits until the API shows the replacement');
+    d = decide(
+      m,
+      facts(
+        { podImport: done({ imported: [] }) },
+        { source: runningPod(), replacement: replacement('starting') },
+      ),
+    );
+    assert.equal(d.status.phase, 'Verifying');
+  });
+
+  it('waits for the replacement to be ready, then cleans up with the downtime recorded', () => {
+    const m = podMigration('Verifying', { frozenAt: T0 });
+    let d = decide(m, facts({}, { source: runningPod(), replacement: replacement('starting') }));
+    assert.equal(d.status.phase, 'Verifying');
+    d = decide(m, facts({}, { source: runningPod(), replacement: replacement('running') }));
+    assert.equal(d.status.phase, 'CleaningUp');
+    assert.equal(d.status.migrationState!.downtimeMs, 5000);
+  });
+
+  it('rolls back when the replacement cannot start, saying the phase and the runtime’s words', () => {
+    const m = podMigration('Verifying', { frozenAt: T0 });
+    const d = decide(m, facts({}, { source: runningPod(), replacement: replacement('failing') }));
+    assert.equal(d.status.phase, 'RollingBack');
+    assert.match(
+      d.status.failureReason!,
+      /^Verifying: CriuRestoreFailed: replacement pod db-abcde on node2: .*CreateContainerError \(criu failed/,
+    );
+  });
+
+  it('deletes the source pod only once the replacement runs, and succeeds once it is gone', () => {
+    const m = podMigration('CleaningUp');
+    let d = decide(m, facts({}, { source: runningPod(), replacement: replacement('running') }));
+    assert.deepEqual(what(d.actions), ['delete db', 'podCleanupSource@node1', 'podCleanupTarget@node2']);
+    const cleaned = { podCleanupSource: done({ cleaned: UID }), podCleanupTarget: done({ cleaned: UID }) };
+    d = decide(m, facts(cleaned, { source: runningPod(), replacement: replacement('running') }));
+    assert.equal(d.status.phase, 'CleaningUp', 'not done while the source pod is still there');
+    d = decide(m, facts(cleaned, { replacement: replacement('running') }));
+    assert.equal(d.status.phase, 'Succeeded');
+  });
+
+  it('a clean-up that fails after the replacement runs is a warning, not a failure', () => {
+    const jobs = {
+      podCleanupSource: failed('RuntimeFailed: busy'),
+      podCleanupTarget: done({ cleaned: UID }),
+    };
+    const d = decide(podMigration('CleaningUp'), facts(jobs, { replacement: replacement('running') }));
+    assert.equal(d.status.phase, 'Succeeded');
+    assert.match(
+      d.status.warnings!.join(),
+      /clean-up incomplete: podCleanupSource on node1 failed: RuntimeFailed: busy/,
+    );
+  });
+
+  it('rolls back newest first: the replacement deleted, then its images, then the folders, the source thawed last', () => {
+    const m = podMigration('RollingBack');
+    let d = decide(m, facts({}, { source: runningPod(), replacement: replacement('failing') }));
+    assert.deepEqual(what(d.actions), ['delete db-abcde', 'podCleanupSource@node1']);
+    assert.ok(!what(d.actions).includes('delete db'), 'the source pod is never deleted on rollback');
+    d = decide(m, facts({ podCleanupSource: done({ cleaned: UID }) }));
+    assert.deepEqual(what(d.actions), ['podRemoveImages@node2']);
+    const jobs: StepFacts = {
+      podCleanupSource: done({ cleaned: UID }),
+      podRemoveImages: done({ removed: [] }),
+    };
+    assert.deepEqual(what(decide(m, facts(jobs)).actions), ['podCleanupTarget@node2']);
+    jobs.podCleanupTarget = done({ cleaned: UID });
+    assert.deepEqual(what(decide(m, facts(jobs)).actions), ['podThaw@node1']);
+    jobs.podThaw = done({ thawed: [] });
+    assert.equal(decide(m, facts(jobs)).status.phase, 'Failed');
+  });
+
+  it('an abort while the images are sent rolls back at the next safe point', () => {
+    const m = podMigration('Transferring', {}, { abort: true });
+    assert.equal(decide(m, facts({ podSend: { state: 'active' } })).status.phase, 'Transferring');
+    const d = decide(m, facts({ podSend: { state: 'waiting' } }));
+    assert.equal(d.status.phase, 'RollingBack');
+    assert.deepEqual(what(d.actions), ['cancel']);
+  });
+
+  it('a failed checkpoint rolls back with the step, the node and the kubelet’s words', () => {
+    const jobs = {
+      podFreeze: done({ frozen: [], frozenAt: T0 }),
+      podCheckpoint: failed('CriuDumpFailed: kubelet said 500'),
+    };
+    const d = decide(podMigration('Checkpointing'), facts(jobs));
+    assert.equal(d.status.phase, 'RollingBack');
+    assert.equal(d.status.failureReason, 'podCheckpoint on node1 failed: CriuDumpFailed: kubelet said 500');
+  });
+
+  it('shows the images’ progress while they are sent', () => {
+    const sending = { podSend: { state: 'active' as const, progress: { bytes: 1024, totalBytes: 4096 } } };
+    const d = decide(podMigration('Transferring'), facts(sending));
+    assert.equal(d.status.progress?.step, 'podSend');
+    assert.equal(d.status.progress?.bytes, 1024);
+  });
+});

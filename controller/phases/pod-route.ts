@@ -1,0 +1,225 @@
+// The route of a pod (spec.source.pod) on Kubernetes, the way upstream moves one: freeze its
+// containers (runc pause under the runtime's root), checkpoint each through the kubelet's
+// checkpoint API into a checkpoint OCI image, send the images to the target agent, import them
+// into the target runtime's store, create the replacement pod bound to the target, wait until it
+// runs and is ready, and only then delete the source pod. A failure or an abort before that
+// deletes the replacement, removes the images and folders, and thaws the source last.
+// The agents' steps are jobs like any other (deterministic ids, retried, idempotent); the
+// controller's own work (the pods) is each phase's gate, decided here from the pods it observed.
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Job } from '../../api/v1alpha1/jobs.ts';
+import type { MigrationState, Phase, StoredMigration } from '../../api/v1alpha1/migration.ts';
+import { errorMessage } from '../../lib/errors.ts';
+import { podProblem, podRunning } from '../../lib/kube/pod-rules.ts';
+import {
+  checkpointImageRef,
+  replacementPod,
+  replacementPodName,
+  runtimeContainers,
+} from '../kube/pod-spec.ts';
+import type { Action, Decision, Facts, StepName } from './facts.ts';
+import type { Gate, Route, StepSpec } from './route.ts';
+import { transition } from './steps.ts';
+
+type PodStep =
+  | 'podFreeze'
+  | 'podCheckpoint'
+  | 'podSend'
+  | 'podImport'
+  | 'podRemoveImages'
+  | 'podThaw'
+  | 'podCleanupSource'
+  | 'podCleanupTarget';
+
+const s = (step: PodStep, side: StepSpec['side'], after?: PodStep[]): StepSpec => ({
+  step,
+  side,
+  ...(after ? { after } : {}),
+});
+
+/** The agents' steps; the phases without one are the controller's own (their gates below). */
+export const POD_STEPS: Partial<Record<Phase, readonly StepSpec[]>> = {
+  Checkpointing: [s('podFreeze', 'source'), s('podCheckpoint', 'source', ['podFreeze'])],
+  Transferring: [s('podSend', 'source')],
+  Restoring: [s('podImport', 'target')],
+  CleaningUp: [s('podCleanupSource', 'source'), s('podCleanupTarget', 'target')],
+  // Newest first, the source thawed last, once nothing else of the move can run.
+  RollingBack: [
+    // Images in use by a replacement cannot go: they wait until it is deleted (the gate).
+    { ...s('podRemoveImages', 'target'), afterGate: true },
+    s('podCleanupTarget', 'target', ['podRemoveImages']),
+    s('podCleanupSource', 'source'),
+    s('podThaw', 'source', ['podRemoveImages', 'podCleanupTarget', 'podCleanupSource']),
+  ],
+};
+
+const where = (m: StoredMigration) => `pod ${m.metadata.namespace}/${m.spec.source.pod}`;
+export const targetPodOf = (m: StoredMigration): string =>
+  m.status.migrationState?.targetPod ?? replacementPodName(m.spec.source.pod!, m.metadata.uid);
+
+/** The source pod's container names, from its spec (there whether or not it is frozen). */
+const names = (pod: V1Pod | undefined): string[] => (pod?.spec?.containers ?? []).map((c) => c.name);
+
+function build(step: StepName, m: StoredMigration, facts: Facts, targetNode: string): Job {
+  const migration = { uid: m.metadata.uid, name: m.metadata.name, workload: 'container' as const };
+  const source = facts.pods?.source;
+  const images = names(source).map((c) => ({
+    container: c,
+    file: `pod-images/${c}.tar`,
+    ref: checkpointImageRef(m.metadata.uid, c),
+  }));
+  switch (step) {
+    case 'podFreeze':
+    case 'podThaw':
+      return { kind: step, migration, ids: runtimeContainers(source ?? {}).map((c) => c.id) };
+    case 'podCheckpoint':
+      return {
+        kind: step,
+        migration,
+        namespace: m.metadata.namespace,
+        pod: m.spec.source.pod!,
+        containers: images.map((i) => ({ name: i.container, ref: i.ref })),
+      };
+    case 'podSend':
+      return { kind: step, migration, targetNode, files: images.map((i) => i.file) };
+    case 'podImport':
+      return { kind: step, migration, images: images.map((i) => ({ file: i.file, ref: i.ref })) };
+    case 'podRemoveImages':
+      return { kind: step, migration, refs: images.map((i) => i.ref) };
+    case 'podCleanupSource':
+    case 'podCleanupTarget':
+      return { kind: 'podCleanup', migration };
+    default:
+      throw new Error(`the pod route has no step ${step}`);
+  }
+}
+
+const pass: Gate = { actions: [], failures: [], done: true };
+const fail = (m: StoredMigration, why: string): Gate => ({
+  actions: [],
+  failures: [`${m.status.phase}: ${why}`],
+  done: false,
+});
+
+/** Before anything is frozen: the pod is where the Migration says, and nothing keeps it from moving. */
+function preflightGate(m: StoredMigration, facts: Facts, state: MigrationState): Gate {
+  const source = facts.pods?.source;
+  if (!source) return fail(m, `ContainerNotFound: ${where(m)} does not exist`);
+  if (source.spec?.nodeName !== m.spec.source.node)
+    return fail(
+      m,
+      `NodeNotFound: ${where(m)} runs on ${source.spec?.nodeName ?? 'no node'}, not ${m.spec.source.node}`,
+    );
+  if (state.targetNode === m.spec.source.node)
+    return fail(m, `InvalidInput: ${where(m)} is already on ${state.targetNode}`);
+  const problem = podProblem(source);
+  if (problem) return fail(m, `UnsupportedWorkload: ${problem}`);
+  try {
+    runtimeContainers(source);
+  } catch (err) {
+    return fail(m, errorMessage(err));
+  }
+  return pass;
+}
+
+/** Once the images are in the target's store: the replacement pod, bound to the target. */
+function restoringGate(m: StoredMigration, facts: Facts, state: MigrationState): Gate {
+  if (facts.jobs.podImport?.state !== 'completed') return { ...pass, done: false };
+  if (facts.pods?.replacement) return pass;
+  const source = facts.pods?.source;
+  if (!source) return fail(m, `ContainerNotFound: ${where(m)} is gone`);
+  const pod = replacementPod(source, {
+    targetNode: state.targetNode!,
+    images: Object.fromEntries(names(source).map((c) => [c, checkpointImageRef(m.metadata.uid, c)])),
+    migration: m.metadata.name,
+    migrationUid: m.metadata.uid,
+  });
+  return { actions: [{ type: 'createPod', pod }], failures: [], done: false };
+}
+
+/** The replacement runs and is ready, or says why it cannot (the progress timeout bounds the wait). */
+function verifyingGate(m: StoredMigration, facts: Facts, state: MigrationState): Gate {
+  const r = podRunning(facts.pods?.replacement);
+  if (r.running) return pass;
+  if (r.problem)
+    return fail(
+      m,
+      `CriuRestoreFailed: replacement pod ${targetPodOf(m)} on ${state.targetNode}: ${r.problem}`,
+    );
+  return { ...pass, done: false };
+}
+
+/** Deletes a pod the pass still saw, and is done once it is gone. */
+function gone(m: StoredMigration, pod: V1Pod | undefined): Gate {
+  if (!pod) return pass;
+  const name = pod.metadata?.name ?? '';
+  const del: Action = { type: 'deletePod', namespace: m.metadata.namespace, name };
+  return { actions: [del], failures: [], done: false };
+}
+
+function gate(m: StoredMigration, facts: Facts, state: MigrationState): Gate | undefined {
+  switch (m.status.phase) {
+    case 'Preflight':
+      return preflightGate(m, facts, state);
+    case 'Restoring':
+      return restoringGate(m, facts, state);
+    case 'Verifying':
+      return verifyingGate(m, facts, state);
+    // The replacement runs: now, and only now, the source goes.
+    case 'CleaningUp':
+      return gone(m, facts.pods?.source);
+    case 'RollingBack':
+      return gone(m, facts.pods?.replacement);
+    default:
+      return undefined;
+  }
+}
+
+function afterPreflight(m: StoredMigration, facts: Facts, state: MigrationState): Decision {
+  return {
+    status: transition(m.status, 'Checkpointing', facts.now, {
+      migrationState: {
+        ...state,
+        sourcePod: m.spec.source.pod!,
+        targetPod: targetPodOf(m),
+        mode: 'StopAndCopy',
+        modeReason: 'pods move through the kubelet checkpoint API: freeze, checkpoint, copy, restore',
+      },
+    }),
+    actions: [],
+  };
+}
+
+function record(phase: Phase, state: MigrationState, facts: Facts): MigrationState {
+  const frozen = facts.jobs.podFreeze?.result;
+  const sent = facts.jobs.podSend?.result;
+  if (phase === 'Checkpointing' && frozen) return { ...state, frozenAt: frozen.frozenAt };
+  if (phase === 'Transferring' && sent) return { ...state, bytesDuringFreeze: sent.bytes };
+  if (phase === 'Verifying') {
+    // Running and ready, as the controller saw it: the freeze ends here.
+    const downtimeMs = state.frozenAt ? Date.parse(facts.now) - Date.parse(state.frozenAt) : undefined;
+    return { ...state, restoredAt: facts.now, ...(downtimeMs !== undefined ? { downtimeMs } : {}) };
+  }
+  return state;
+}
+
+export const podRoute: Route = {
+  steps: (_m, phase) => POD_STEPS[phase] ?? [],
+  next: {
+    Preflight: 'Checkpointing',
+    Checkpointing: 'Transferring',
+    Transferring: 'Restoring',
+    Restoring: 'Verifying',
+    Verifying: 'CleaningUp',
+    CleaningUp: 'Succeeded',
+  },
+  sending: { Transferring: 'podSend' },
+  build,
+  gate,
+  refuse: (facts) =>
+    facts.kube
+      ? undefined
+      : 'InvalidInput: spec.source.pod: pods move on a Kubernetes cluster only; this controller serves a local cluster, so name the container instead',
+  afterPreflight,
+  record,
+};
