@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ErrorCode } from '../api/v1alpha1/errors.ts';
 import { keyspace } from '../lib/keyspace.ts';
 import {
   initialStatus,
@@ -19,6 +18,7 @@ import {
   type NodeFact,
   type StepName,
 } from './reconcile.ts';
+import { done, failed } from '../test/fixtures/job-facts.ts';
 
 const T0 = '2026-01-01T00:00:00.000Z';
 const NOW = '2026-01-01T00:00:05.000Z';
@@ -58,12 +58,6 @@ function migration(
   } as StoredMigration;
 }
 
-// Results as an agent would report them, taken as parsed (a row gives only the fields it is about).
-const done = (result: unknown = {}): JobFact => ({ state: 'completed', result }) as JobFact;
-const failed = (reason: string): JobFact => {
-  const [code, ...rest] = reason.split(': ');
-  return { state: 'failed', failure: { code: code as ErrorCode, message: rest.join(': ') } };
-};
 const active: JobFact = { state: 'active' };
 const facts = (jobs: Partial<Record<StepName, JobFact>>, live = BOTH, load = IDLE): Facts => ({
   now: NOW,

@@ -5,15 +5,11 @@ import type { MigrationState, Phase, StoredMigration } from '../../api/v1alpha1/
 import type { Decision, Facts } from './facts.ts';
 import { buildContainerJob, type ContainerStep } from './jobs.ts';
 import { recordResults } from './results.ts';
-import type { Route, StepSpec } from './route.ts';
+import { stepSpec, type Route, type StepSpec } from './route.ts';
 import { SENDING_STEP, transition } from './steps.ts';
 import { chooseMode } from './strategy.ts';
 
-const s = (step: ContainerStep, side: StepSpec['side'], after?: ContainerStep[]): StepSpec => ({
-  step,
-  side,
-  ...(after ? { after } : {}),
-});
+const s = stepSpec<ContainerStep>;
 
 /** The steps each phase runs, and on which side. A phase is done when all its steps completed. */
 export const CONTAINER_STEPS: Partial<Record<Phase, readonly StepSpec[]>> = {

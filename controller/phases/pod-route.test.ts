@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
-import type { ErrorCode } from '../../api/v1alpha1/errors.ts';
 import {
   initialStatus,
   MigrationSchema,
@@ -13,14 +12,8 @@ import {
 } from '../../api/v1alpha1/migration.ts';
 import { runningPod } from '../../test/fixtures/pods.ts';
 import { decide } from '../reconcile.ts';
-import {
-  DEFAULT_LIMITS,
-  type Action,
-  type Facts,
-  type JobFact,
-  type PodFacts,
-  type StepFacts,
-} from './facts.ts';
+import { DEFAULT_LIMITS, type Action, type Facts, type PodFacts, type StepFacts } from './facts.ts';
+import { done, failed } from '../../test/fixtures/job-facts.ts';
 
 const T0 = '2026-01-01T00:00:00.000Z';
 const NOW = '2026-01-01T00:00:05.000Z';
@@ -44,11 +37,6 @@ function podMigration(phase: Phase, state: Record<string, unknown> = {}, spec: R
   } as StoredMigration;
 }
 
-const done = (result: unknown = {}): JobFact => ({ state: 'completed', result }) as JobFact;
-const failed = (reason: string): JobFact => {
-  const [code, ...rest] = reason.split(': ');
-  return { state: 'failed', failure: { code: code as ErrorCode, message: rest.join(': ') } };
-};
 const nodes = new Map([
   ['node1', { labels: {} }],
   ['node2', { labels: {} }],

@@ -18,7 +18,7 @@ import {
   runtimeContainers,
 } from '../kube/pod-spec.ts';
 import type { Action, Decision, Facts, StepName } from './facts.ts';
-import type { Gate, Route, StepSpec } from './route.ts';
+import { stepSpec, type Gate, type Route, type StepSpec } from './route.ts';
 import { transition } from './steps.ts';
 
 type PodStep =
@@ -31,11 +31,7 @@ type PodStep =
   | 'podCleanupSource'
   | 'podCleanupTarget';
 
-const s = (step: PodStep, side: StepSpec['side'], after?: PodStep[]): StepSpec => ({
-  step,
-  side,
-  ...(after ? { after } : {}),
-});
+const s = stepSpec<PodStep>;
 
 /** The agents' steps; the phases without one are the controller's own (their gates below). */
 export const POD_STEPS: Partial<Record<Phase, readonly StepSpec[]>> = {

@@ -15,6 +15,13 @@ export interface StepSpec {
   afterGate?: boolean;
 }
 
+/** A step of a route's table: `step(name, side, [steps it waits for])`. */
+export const stepSpec = <S extends StepName>(step: S, side: Side, after?: S[]): StepSpec => ({
+  step,
+  side,
+  ...(after ? { after } : {}),
+});
+
 /** What the controller itself does in a phase: its actions, what failed, and whether it is done. */
 export interface Gate {
   actions: Action[];
