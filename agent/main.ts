@@ -9,7 +9,7 @@ import { transferExpected } from '../lib/live-migrations.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { unregisterNode } from '../lib/node-registry.ts';
 import { fsLayout } from '../lib/paths.ts';
-import { connectRedis } from '../lib/redis.ts';
+import { connectRedis, logOutages } from '../lib/redis.ts';
 import { RedisMigrationStore } from '../lib/store/redis-store.ts';
 import type { AgentContext } from './context.ts';
 import { criuFeature, criuProblem, criuVersion, lazyPagesProblem } from './criu/node-checks.ts';
@@ -33,7 +33,7 @@ export interface AgentOptions {
 
 /** What every job handler is given: the node's configuration, runtime, CRIU's checks, services. */
 async function createContext(config: AgentConfig, log: Logger, opts: AgentOptions): Promise<AgentContext> {
-  const redis = connectRedis(config.redis);
+  const redis = connectRedis(config.redis, { report: logOutages(log) });
   const lazyProblem = await lazyPagesProblem(config, log);
   const runc = new Runc(config.runcRoot, config.criuPath);
   const ctx: AgentContext = {

@@ -6,7 +6,7 @@ import { JobSchema, type Job } from '../api/v1alpha1/jobs.ts';
 import { FerryError, encodeJobFailure, formatFailure, jobFailureOf } from '../lib/errors.ts';
 import { keyspace } from '../lib/keyspace.ts';
 import { isLive } from '../lib/live-migrations.ts';
-import { connectRedis } from '../lib/redis.ts';
+import { connectionLost, connectRedis, errorLatch, logOutages, redisWhere } from '../lib/redis.ts';
 import type { AgentContext } from './context.ts';
 import { dispatch } from './handlers.ts';
 
@@ -70,12 +70,17 @@ async function runJob(ctx: AgentContext, bullJob: BullJob): Promise<unknown> {
 export function startWorker(ctx: AgentContext): Worker {
   const { config } = ctx;
   const worker = new Worker(keyspace.agentQueue(config.node), (bullJob) => runJob(ctx, bullJob), {
-    connection: connectRedis(config.redis, { forWorker: true }),
+    connection: connectRedis(config.redis, { forWorker: true, report: logOutages(ctx.log) }),
     prefix: keyspace.queuePrefix(config.cluster),
     concurrency: 4,
     // Test clusters (fault hooks on) notice a killed agent's jobs in seconds, not BullMQ's 30 s.
     ...(config.faultHooks ? { lockDuration: 8000, stalledInterval: 4000 } : {}),
   });
-  worker.on('error', (err) => ctx.log.error({ err: err.message }, 'worker error'));
+  // A lost Redis makes the worker report every reconnection: said once per outage, not each time.
+  const lost = errorLatch(redisWhere(config.redis), logOutages(ctx.log));
+  worker.on('error', (err) => {
+    if (connectionLost(err)) lost(err);
+    else ctx.log.error({ err: err.message }, 'worker error');
+  });
   return worker;
 }

@@ -7,7 +7,7 @@ import { RedisMigrationStore } from '../lib/store/redis-store.ts';
 import { KubeMigrationStore, loadKubeConfig } from '../lib/store/kube-store.ts';
 import type { MigrationStore } from '../lib/store/migration-store.ts';
 import { FerryError } from '../lib/errors.ts';
-import { connectRedis } from '../lib/redis.ts';
+import { connectRedis, redisWhere } from '../lib/redis.ts';
 
 export interface Client {
   config: ClusterConfig;
@@ -22,7 +22,8 @@ export async function connect(cluster: string, kubeconfig?: string): Promise<Cli
   const config = await readClusterConfig(cluster);
   if (!config)
     throw new FerryError('NodeNotFound', `cluster ${cluster} is not up: run \`ferry cluster up\` first`);
-  const redis = connectRedis(config.redis);
+  // Quiet: an outage is this command's error (ClusterUnavailable below), said once, with what to do.
+  const redis = connectRedis(config.redis, { report: { down: () => undefined, up: () => undefined } });
   // Errors reach each command; ioredis's own "unhandled error" lines would only repeat them.
   let lastError: string | undefined;
   redis.on('error', (err: Error) => (lastError = err.message));
@@ -35,14 +36,13 @@ export async function connect(cluster: string, kubeconfig?: string): Promise<Cli
   ]);
   if (answered !== undefined) {
     redis.disconnect();
-    // The socket path or the URL's host only: a URL may carry a password.
-    const where = 'path' in config.redis ? config.redis.path : new URL(config.redis.url).host;
+    const where = redisWhere(config.redis);
     throw new FerryError(
       'ClusterUnavailable',
       `cluster ${cluster}: its Redis at ${where} does not answer (${answered}); start it again with \`ferry --cluster ${cluster} cluster up\``,
     );
   }
-  const bus = new Bus(redis, config.redis, config.name);
+  const bus = new Bus(redis, config.redis, config.name, { down: () => undefined, up: () => undefined });
   return {
     config,
     redis,

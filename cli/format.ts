@@ -103,7 +103,13 @@ export function describe(m: StoredMigration, events: MigrationEvent[] = []): str
   for (const w of m.status.warnings ?? []) lines.push(`Warning:      ${w}`);
   if (s) {
     lines.push(
-      `Downtime:     ${ms(s.downtimeMs)} (frozen ${s.frozenAt ?? '-'}, running on target ${s.restoredAt ?? '-'})`,
+      `Downtime:     ${ms(s.downtimeMs)} (frozen ${s.frozenAt ?? '-'}${
+        s.resumedAt
+          ? `, running again on the source ${s.resumedAt} after the rollback`
+          : s.restoredAt
+            ? `, running on target ${s.restoredAt}`
+            : ''
+      })`,
       `Dump:         ${ms(s.dumpMs)}   Restore: ${ms(s.restoreMs)}`,
       `Sent:         ${bytes(s.bytesBeforeFreeze)} before the freeze, ${bytes(s.bytesDuringFreeze)} during it in ${ms(s.transferMs)} (${rate(s.throughputBytesPerSecond)})`,
     );

@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import type { RedisConfig } from '../api/v1alpha1/cluster.ts';
 import { TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import { keyspace } from '../lib/keyspace.ts';
+import { logOutages } from '../lib/redis.ts';
 import type { Logger } from '../lib/logger.ts';
 import { Bus } from '../lib/bus.ts';
 import { addLoad, isRunning, loadOf } from './load.ts';
@@ -62,7 +63,7 @@ export class Controller {
   private readonly limits: Limits;
 
   constructor(private readonly opts: ControllerOptions) {
-    this.bus = new Bus(opts.redis, opts.redisConfig, opts.cluster);
+    this.bus = new Bus(opts.redis, opts.redisConfig, opts.cluster, logOutages(opts.log));
     this.limits = opts.limits ?? DEFAULT_LIMITS;
   }
 
@@ -201,8 +202,23 @@ export class Controller {
 
   /** Carries out one decision: its actions, then its status and an Event. True if the phase moved. */
   private async apply(m: StoredMigration, decision: Decision): Promise<boolean> {
-    await this.act(m, decision.actions);
-    const next = decision.status;
+    // Releasing a deleted Migration comes last: its final status, Event and end mark are written
+    // first (released first, the write found no Migration and the live mark stayed for a week).
+    const release = decision.actions.some((a) => a.type === 'release');
+    await this.act(
+      m,
+      decision.actions.filter((a) => a.type !== 'release'),
+    );
+    const moved = await this.writeStatus(m, decision.status);
+    if (release) {
+      await markEnded(this.opts.redis, this.opts.cluster, m.metadata.uid);
+      await this.act(m, [{ type: 'release' }]);
+    }
+    return moved;
+  }
+
+  /** Writes the next status if it changed; true if the phase moved. */
+  private async writeStatus(m: StoredMigration, next: StoredMigration['status']): Promise<boolean> {
     if (sameStatus(next, m.status)) return false;
     await this.markLiveIfStarted(m, next);
     const written = await this.opts.store.updateStatus(m.metadata.namespace, m.metadata.name, next);

@@ -9,7 +9,7 @@ import { createLogger, type Logger } from '../lib/logger.ts';
 import type { Redis } from 'ioredis';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { clusterConfigFile } from '../lib/paths.ts';
-import { connectRedis } from '../lib/redis.ts';
+import { connectRedis, logOutages } from '../lib/redis.ts';
 import { Controller } from './controller.ts';
 import { DashboardFeed } from './dashboard/collect.ts';
 import { KubePodApi } from '../lib/kube/pods.ts';
@@ -103,7 +103,7 @@ async function main() {
     ? undefined
     : ClusterConfigSchema.parse(JSON.parse(await readFile(clusterConfigFile(values.cluster), 'utf8')));
   const redisConfig: RedisConfig = values['redis-url'] ? { url: values['redis-url'] } : cfg!.redis;
-  const redis = connectRedis(redisConfig);
+  const redis = connectRedis(redisConfig, { report: logOutages(log) });
   // Without a file, the default chain: KUBECONFIG, ~/.kube/config, or the pod's service account.
   const kc = kube ? loadKubeConfig(values.kubeconfig) : undefined;
   const { store, elector } = storeAndElector(values, redis, log, cfg?.leaseMs ?? 15_000, kc);
@@ -127,7 +127,7 @@ async function main() {
   });
   if (store instanceof KubeMigrationStore) await store.startInformer(controller.poke);
   else {
-    const sub = connectRedis(redisConfig);
+    const sub = connectRedis(redisConfig, { report: logOutages(log) });
     await sub.subscribe(store.channel);
     sub.on('message', controller.poke);
   }

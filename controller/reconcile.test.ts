@@ -116,6 +116,19 @@ const table: Row[] = [
     actions: [],
   },
   {
+    name: 'a second Migration of a workload being moved is refused, naming the one that holds it',
+    phase: 'Pending',
+    facts: facts({}, BOTH, {
+      running: 1,
+      outbound: { node1: 1 },
+      inbound: {},
+      moving: { 'container web on node1': 'default/first' },
+    }),
+    next: 'Failed',
+    actions: [],
+    reason: /^WorkloadBusy: container web on node1 is being moved by Migration default\/first/,
+  },
+  {
     name: 'Pending waits while its source node has 2 outbound migrations',
     phase: 'Pending',
     facts: facts({}, BOTH, { running: 2, outbound: { node1: 2 }, inbound: {} }),
@@ -653,4 +666,18 @@ test('a rollback whose target is gone skips the target and resumes the source', 
   // A bare process tree too: its target copy died with the node, so its PIDs are free.
   const bare = migration('RollingBack', {}, { source: { node: 'node1', container: 'p', pid: 42 } });
   assert.deepEqual(steps(decide(bare, facts({}, nodes('node1'))).actions), [['resumeSource', 'node1']]);
+});
+
+test('a rollback that thawed a frozen source records the freeze it suffered', () => {
+  const m = migration('RollingBack', {
+    migrationState: { sourceNode: 'node1', targetNode: 'node2', frozenAt: '2026-01-01T00:00:01.000Z' },
+  });
+  const jobs = {
+    rollbackTarget: done({ removedContainer: true }),
+    resumeSource: done({ resumed: 'web', wasFrozen: true, resumedAt: '2026-01-01T00:00:04.500Z' }),
+  };
+  const d = decide(m, facts(jobs));
+  assert.equal(d.status.phase, 'Failed');
+  assert.equal(d.status.migrationState?.downtimeMs, 3500);
+  assert.equal(d.status.migrationState?.resumedAt, '2026-01-01T00:00:04.500Z');
 });

@@ -7,8 +7,9 @@ import type { JobFailure } from '../api/v1alpha1/errors.ts';
 import { parseJobResult, type JobResult } from '../api/v1alpha1/job-results.ts';
 import type { JobInput, JobKind } from '../api/v1alpha1/jobs.ts';
 import { keyspace } from './keyspace.ts';
-import { redisOptions } from './redis.ts';
+import { errorLatch, redisOptions, redisWhere, type OutageReport } from './redis.ts';
 import { FerryError, decodeJobFailure } from './errors.ts';
+import { readyNodes } from './node-registry.ts';
 
 const DAY = 24 * 3600;
 
@@ -30,18 +31,24 @@ export class Bus {
   private readonly events = new Map<string, QueueEvents>();
   readonly prefix: string;
 
+  private readonly onError: (err: Error) => void;
+
   constructor(
     private readonly redis: Redis,
     private readonly redisConfig: RedisConfig,
-    cluster: string,
+    private readonly cluster: string,
+    /** Where a lost Redis is reported (once per outage, not at every reconnection). */
+    report?: OutageReport,
   ) {
     this.prefix = keyspace.queuePrefix(cluster);
+    this.onError = errorLatch(redisWhere(redisConfig), report);
   }
 
   queue(node: string): Queue {
     let q = this.queues.get(node);
     if (!q) {
       q = new Queue(keyspace.agentQueue(node), { connection: this.redis, prefix: this.prefix });
+      q.on('error', this.onError);
       this.queues.set(node, q);
     }
     return q;
@@ -56,6 +63,7 @@ export class Bus {
         connection: redisOptions(this.redisConfig),
         prefix: this.prefix,
       });
+      e.on('error', this.onError);
       this.events.set(node, e);
     }
     return e;
@@ -103,12 +111,27 @@ export class Bus {
     }
   }
 
+  /**
+   * A job for a node with no live agent would wait until it timed out (minutes): refuse it at once,
+   * naming the nodes that are there.
+   */
+  private async requireNode(node: string): Promise<void> {
+    const nodes = await readyNodes(this.redis, this.cluster);
+    if (nodes.has(node)) return;
+    const known = [...nodes.keys()].sort().join(', ') || 'none';
+    throw new FerryError(
+      'NodeNotFound',
+      `node ${node} has no live agent (no heartbeat); live nodes: ${known}`,
+    );
+  }
+
   /** Runs a one-off job (for the CLI) and waits for its result, parsed by the job's kind. */
   async call<K extends JobKind>(
     node: string,
     job: JobInput & { kind: K },
     timeoutMs = 120_000,
   ): Promise<JobResult<K>> {
+    await this.requireNode(node);
     const events = this.queueEvents(node);
     await events.waitUntilReady();
     const added = await this.queue(node).add(job.kind, job, {

@@ -86,6 +86,27 @@ test('ferry migrate refuses a bad flag naming the field it sets, and creates not
   assert.equal((await c.store.list()).length, before);
 });
 
+test('ferry migrate of a missing container or to a missing node is refused at once, and creates nothing', async () => {
+  const before = (await c.store.list()).length;
+  const ghost = await ferry(['migrate', 'ghost', '--from', 'node1', '--to', 'node2']);
+  assert.equal(ghost.code, 1);
+  assert.match(ghost.stderr, /ContainerNotFound: no container ghost on node1 \(it has: /);
+  const nowhere = await ferry(['migrate', 'ghost', '--from', 'node1', '--to', 'node9']);
+  assert.match(
+    nowhere.stderr,
+    /NodeNotFound: node node9 has no live agent \(no heartbeat\); live nodes: node1, node2/,
+  );
+  assert.doesNotMatch(ghost.stdout + nowhere.stdout, /created/);
+  assert.equal((await c.store.list()).length, before);
+});
+
+test('a command for a node with no agent says so at once instead of waiting for its job to time out', async () => {
+  const r = await ferry(['verify', 'web', '--node', 'node9']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /NodeNotFound: node node9 has no live agent/);
+  assert.doesNotMatch(r.stderr, /timed out/);
+});
+
 test('ferry migrate --wait moves a workload and shows its phases, progress and outcome', async () => {
   const container = unique('cli');
   await runWorkload(c, 'node1', container, 32);

@@ -89,13 +89,42 @@ test('deleting a running Migration aborts it, rolls back, then removes it', asyn
   const v0 = await verify(c, 'node1', container);
   await armHook(c, 'node1', 'source.beforeTransfer', { action: 'block', release: gate, migration: name });
   await start(name, container);
-  await waitPhase(name, 'Transferring');
+  const { uid } = (await waitPhase(name, 'Transferring')).metadata;
   assert.equal(await c.store.delete('default', name), 'deleting');
   assert.ok((await c.store.get('default', name))?.metadata.deletionTimestamp, 'kept until rolled back');
   await release(gate);
   for (let i = 0; i < 600 && (await c.store.get('default', name)); i++) await sleep(50);
   assert.equal(await c.store.get('default', name), undefined, 'gone once rolled back');
   await sourceIntact(container, v0.counter!);
+  // It ended before it went: its live mark is gone with it (it used to stay for a week).
+  assert.equal(await c.redis.exists(keyspace.live(CLUSTER, uid)), 0, 'no live mark left behind');
+});
+
+test('two Migrations of one container applied together: one moves it, the other is refused naming it', async () => {
+  const container = unique('twice');
+  const [first, second] = [unique('one'), unique('two')];
+  await runWorkload(c, 'node1', container, 16);
+  const v0 = await verify(c, 'node1', container);
+  await Promise.all([start(first, container), start(second, container)]);
+  const ended = await Promise.all(
+    [first, second].map((n) => waitForMigration(c, 'default', n, () => undefined)),
+  );
+  const moved = ended.filter((m) => m.status.phase === 'Succeeded');
+  const refused = ended.filter((m) => m.status.phase === 'Failed');
+  assert.equal(moved.length, 1, 'exactly one moves it');
+  assert.equal(refused.length, 1, 'the other is refused');
+  const holder = `default/${moved[0]!.metadata.name}`;
+  assert.match(
+    refused[0]!.status.failureReason!,
+    new RegExp(`^WorkloadBusy: container ${container} on node1 is being moved by Migration ${holder}`),
+  );
+  assert.ok(
+    !refused[0]!.status.phaseTransitionTimestamps.some((t) => t.phase === 'Checkpointing'),
+    'refused before anything was frozen',
+  );
+  const v = await verify(c, 'node2', container);
+  assert.ok(v.pass && v.counter! > v0.counter!, v.line);
+  await c.bus.call('node2', { kind: 'remove', container });
 });
 
 test('at most 2 migrations leave one node at once; the third waits in Pending and says why', async () => {

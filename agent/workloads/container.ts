@@ -192,8 +192,9 @@ export const containerKind: WorkloadKind = {
     }
     const address = await addressOf(specFile(ctx, job.container));
     if (address) await unlockNet(ctx, job.container, address);
-    if (st.status === 'paused') await ctx.runc.resume(job.container);
-    return { resumed: job.container, wasFrozen: st.status === 'paused' };
+    if (st.status !== 'paused') return { resumed: job.container, wasFrozen: false };
+    await ctx.runc.resume(job.container);
+    return { resumed: job.container, wasFrozen: true, resumedAt: new Date().toISOString() };
   },
 
   async checkFree(ctx, job) {

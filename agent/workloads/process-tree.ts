@@ -69,7 +69,7 @@ export const processTreeKind: WorkloadKind = {
         throw new FerryError('SourceResumeFailed', errorMessage(err), { cause: err });
       },
     );
-    return { resumed: `process ${restored}`, wasFrozen: true };
+    return { resumed: `process ${restored}`, wasFrozen: true, resumedAt: new Date().toISOString() };
   },
 
   checkFree: async () => undefined,

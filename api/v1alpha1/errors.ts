@@ -7,6 +7,7 @@ export const ERROR_CODES = {
   NodeNotFound: { final: true, doc: 'A node named by the Migration is not registered or not ready.' },
   ContainerNotFound: { final: true, doc: 'The source container does not exist or is not running.' },
   ContainerExists: { final: true, doc: 'The target node already has a container with that id.' },
+  WorkloadBusy: { final: true, doc: 'Another Migration is moving the same workload right now.' },
   InsufficientSpace: { final: true, doc: 'The target lacks space for the images or the filesystem.' },
   CriuCheckFailed: { final: true, doc: 'CRIU is missing, too old, or does not work on this node.' },
   UnsupportedWorkload: {

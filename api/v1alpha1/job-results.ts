@@ -122,7 +122,12 @@ export const JOB_RESULTS = {
   verifyTarget: VerifyTargetResultSchema,
   cleanupSource: z.object({ removed: z.string(), keptImages: z.boolean() }),
   cleanupTarget: z.object({ cleaned: z.string() }),
-  resumeSource: z.object({ resumed: z.string(), wasFrozen: z.boolean() }),
+  resumeSource: z.object({
+    resumed: z.string(),
+    wasFrozen: z.boolean(),
+    /** When it ran again, if it had been frozen (or ended, for a process tree). */
+    resumedAt: time.optional(),
+  }),
   rollbackTarget: z.object({
     removedContainer: z.boolean().optional(),
     removedProcess: z.boolean().optional(),

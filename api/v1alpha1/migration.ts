@@ -211,7 +211,11 @@ export const MigrationStateSchema = z
       .describe('Each volume, its driver, and the bytes sent before and during the freeze.'),
     frozenAt: z.string().optional().describe('When the source was frozen (source agent clock, RFC 3339).'),
     restoredAt: z.string().optional().describe('When the target reported the workload running (RFC 3339).'),
-    downtimeMs: ms('Frozen to running on the target'),
+    resumedAt: z
+      .string()
+      .optional()
+      .describe('After a rollback: when the frozen source ran again (source agent clock, RFC 3339).'),
+    downtimeMs: ms('Frozen to running again: on the target, or on the source after a rollback'),
     bytesBeforeFreeze: bytes('Sent while the workload still ran (filesystem)'),
     bytesDuringFreeze: bytes('Sent while it was frozen (images and filesystem increment)'),
     transferMs: ms('Time of the frozen transfer'),

@@ -3,7 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Option } from 'commander';
-import { API_VERSION, COMPRESSIONS, MODES, type Mode } from '../../api/v1alpha1/migration.ts';
+import { API_VERSION, COMPRESSIONS, MODES, type Migration, type Mode } from '../../api/v1alpha1/migration.ts';
+import { FerryError } from '../../lib/errors.ts';
+import { readyNodes } from '../../lib/node-registry.ts';
 import type { Client } from '../client.ts';
 import { describe } from '../format.ts';
 import { parseManifest } from '../manifest.ts';
@@ -94,6 +96,28 @@ function migrationFromFlags(container: string, o: MigrateFlags) {
   };
 }
 
+/**
+ * Before anything is created: the nodes the flags name have live agents, and the container runs on
+ * its source node. A Migration that could only fail later is refused now, and nothing is stored.
+ */
+async function precheck(c: Client, m: Migration): Promise<void> {
+  const nodes = await readyNodes(c.redis, c.config.name);
+  const live = [...nodes.keys()].sort().join(', ') || 'none';
+  for (const node of [m.spec.source.node, m.spec.target.node])
+    if (node && !nodes.has(node))
+      throw new FerryError(
+        'NodeNotFound',
+        `node ${node} has no live agent (no heartbeat); live nodes: ${live}`,
+      );
+  if (m.spec.source.pod || m.spec.source.pid) return; // the pod's API or the node's /proc says, in preflight
+  const containers = await c.bus.call(m.spec.source.node, { kind: 'list' });
+  if (!containers.some((x) => x.id === m.spec.source.container))
+    throw new FerryError(
+      'ContainerNotFound',
+      `no container ${m.spec.source.container} on ${m.spec.source.node} (it has: ${containers.map((x) => x.id).join(', ') || 'none'})`,
+    );
+}
+
 function migrateCommand(cli: Cli): void {
   cli.program
     .command('migrate <container>')
@@ -115,6 +139,7 @@ function migrateCommand(cli: Cli): void {
       // The same checks as a manifest, so a bad flag is refused naming the field it sets.
       const [m] = parseManifest(JSON.stringify(migrationFromFlags(container, o)), 'ferry migrate');
       await cli.withClient(async (c) => {
+        await precheck(c, m!);
         await c.store.create(m!);
         say(`migration.ferry.dev/${m!.metadata.name} created`);
         if (o.wait) await follow(c, m!.metadata.namespace, m!.metadata.name);

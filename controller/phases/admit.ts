@@ -1,6 +1,6 @@
 // Pending: both nodes live, a target placed, and room under the cluster's limits. Pure.
 import type { MigrationState, StoredMigration } from '../../api/v1alpha1/migration.ts';
-import type { Decision, Facts } from './facts.ts';
+import { workloadKey, type Decision, type Facts } from './facts.ts';
 import { pickTarget } from './placement.ts';
 import { routeOf } from './routes.ts';
 import { transition } from './steps.ts';
@@ -25,6 +25,11 @@ export function admit(m: StoredMigration, facts: Facts, state: MigrationState): 
   });
   const refused = routeOf(m).refuse?.(facts);
   if (refused) return fail(refused);
+  // One move per workload at a time: two would freeze and dump the same processes at once.
+  const key = workloadKey(m);
+  const holder = facts.load.moving?.[key];
+  if (holder && holder !== `${m.metadata.namespace}/${m.metadata.name}`)
+    return fail(`WorkloadBusy: ${key} is being moved by Migration ${holder}; apply again once it has ended`);
   if (!facts.nodes.has(src))
     return fail(`NodeNotFound: source node ${src} is not registered (no agent heartbeat)`);
   const placed = pickTarget(m.spec, facts.nodes, facts.load);

@@ -4,7 +4,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { JobFailure } from '../../api/v1alpha1/errors.ts';
 import { parseJobResult, type JobResult } from '../../api/v1alpha1/job-results.ts';
 import type { Job, JobKind } from '../../api/v1alpha1/jobs.ts';
-import type { MigrationStatus } from '../../api/v1alpha1/migration.ts';
+import type { MigrationStatus, StoredMigration } from '../../api/v1alpha1/migration.ts';
 import type { RawJobFact } from '../../lib/bus.ts';
 
 /** Each step a migration runs on an agent, and the job kind it sends (the pod path cleans both nodes). */
@@ -60,6 +60,16 @@ export interface Load {
   running: number;
   outbound: Record<string, number>;
   inbound: Record<string, number>;
+  /** The workloads being moved now (workloadKey), each by the Migration (namespace/name) moving it. */
+  moving?: Record<string, string>;
+}
+
+/** What a Migration moves, as one key: a pod, or a container or process tree on its node. */
+export function workloadKey(m: StoredMigration): string {
+  const s = m.spec.source;
+  if (s.pod) return `pod ${m.metadata.namespace}/${s.pod}`;
+  if (s.pid) return `process ${s.pid} on ${s.node}`;
+  return `container ${s.container} on ${s.node}`;
 }
 
 export interface Limits {

@@ -43,17 +43,17 @@ export function afterFailure(
 /** Every step of the phase completed (or was skipped for a gone node): the next phase. */
 export function afterSuccess(m: StoredMigration, facts: Facts, state: MigrationState): Decision {
   const status = m.status;
+  const route = routeOf(m);
   if (status.phase === 'RollingBack')
     return {
       status: transition(status, 'Failed', facts.now, {
         migrationState: {
-          ...state,
+          ...route.record('RollingBack', state, facts),
           ...(state.abortStatus === 'Aborting' ? { abortStatus: 'Succeeded' as const } : {}),
         },
       }),
       actions: [],
     };
-  const route = routeOf(m);
   if (status.phase === 'Preflight') return route.afterPreflight(m, facts, state);
   const next = route.next[status.phase];
   if (!next) return { status, actions: [] };

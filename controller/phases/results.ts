@@ -73,7 +73,16 @@ function afterRestoring(state: MigrationState, jobs: StepFacts): MigrationState 
   return { ...state, restoredAt: r.restoredAt, restoreMs: r.restoreMs, ...defined({ downtimeMs }) };
 }
 
+/** A rollback that thawed a frozen source: the freeze it suffered, from the freeze to running again. */
+function afterRollingBack(state: MigrationState, jobs: StepFacts): MigrationState {
+  const r = jobs.resumeSource?.result;
+  if (!r?.wasFrozen || !r.resumedAt) return state;
+  const downtimeMs = state.frozenAt ? Date.parse(r.resumedAt) - Date.parse(state.frozenAt) : undefined;
+  return { ...state, resumedAt: r.resumedAt, ...defined({ downtimeMs }) };
+}
+
 const RECORDERS: Partial<Record<Phase, (s: MigrationState, j: StepFacts) => MigrationState>> = {
+  RollingBack: afterRollingBack,
   Syncing: afterSyncing,
   Checkpointing: afterCheckpointing,
   Transferring: afterTransferring,
