@@ -8,7 +8,7 @@ import { keyspace } from '../lib/keyspace.ts';
 import { transferExpected } from '../lib/live-migrations.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { unregisterNode } from '../lib/node-registry.ts';
-import { fsLayout } from '../lib/paths.ts';
+import { fsLayout, keptLogsDir } from '../lib/paths.ts';
 import { connectRedis, logOutages } from '../lib/redis.ts';
 import { RedisMigrationStore } from '../lib/store/redis-store.ts';
 import type { AgentContext } from './context.ts';
@@ -35,7 +35,7 @@ export interface AgentOptions {
 async function createContext(config: AgentConfig, log: Logger, opts: AgentOptions): Promise<AgentContext> {
   const redis = connectRedis(config.redis, { report: logOutages(log) });
   const lazyProblem = await lazyPagesProblem(config, log);
-  const runc = new Runc(config.runcRoot, config.criuPath);
+  const runc = new Runc(config.runcRoot, config.criuPath, keptLogsDir(config.fsRoot));
   const ctx: AgentContext = {
     config,
     runc,

@@ -7,7 +7,9 @@ import type { JobOf } from '../api/v1alpha1/jobs.ts';
 import { FerryError, type ErrorCode } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
 import type { AgentContext } from './context.ts';
-import { criuErrorLines } from './criu/criu-log.ts';
+import { criuFailure } from './criu/criu-log.ts';
+import { keepLog } from './criu/kept-logs.ts';
+import { keptLogsDir } from '../lib/paths.ts';
 
 /** Carried on both ends, as for containers (see runtime/runc.ts). */
 const CRIU_FEATURES = ['--file-locks', '--tcp-established'];
@@ -51,8 +53,15 @@ export async function requireProcess(ctx: AgentContext, pid: number): Promise<nu
 async function criu(ctx: AgentContext, args: string[], log: string, code: ErrorCode, what: string) {
   const r = await exec(ctx.config.criuPath, [...args, ...CRIU_FEATURES, '-o', log, '-v4']);
   if (r.code === 0) return;
-  const lines = criuErrorLines(await readFile(log, 'utf8').catch(() => ''));
-  throw new FerryError(code, `${what}: CRIU says: ${lines.join(' | ') || `exit ${r.code}`}`);
+  const text = await readFile(log, 'utf8').catch(() => '');
+  const why = criuFailure(
+    text,
+    r.signal ? `killed by ${r.signal}` : `exit ${r.code}`,
+    code === 'CriuRestoreFailed' ? 'restore' : 'dump',
+  );
+  // The log outlives the migration's folders, which a rollback removes.
+  const kept = await keepLog(log, keptLogsDir(ctx.config.fsRoot));
+  throw new FerryError(code, `${what}: ${why}${kept ? ` (CRIU's log: ${kept})` : ''}`);
 }
 
 /** Dumps the tree and thereby ends it; the images stay here until the target runs it. */

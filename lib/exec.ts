@@ -7,6 +7,8 @@ export interface ExecResult {
   stdout: string;
   stderr: string;
   code: number;
+  /** The signal that ended it, when one did (a killed CRIU). */
+  signal?: NodeJS.Signals;
 }
 
 export interface ExecOptions {
@@ -38,8 +40,8 @@ export function exec(cmd: string, args: readonly string[], opts: ExecOptions = {
         new FerryError(opts.errorCode ?? 'Internal', `cannot run ${cmd}: ${err.message}`, { cause: err }),
       ),
     );
-    child.on(opts.detached ? 'exit' : 'close', (code) => {
-      const result = { stdout, stderr, code: code ?? -1 };
+    child.on(opts.detached ? 'exit' : 'close', (code, signal) => {
+      const result = { stdout, stderr, code: code ?? -1, ...(signal ? { signal } : {}) };
       if (result.code !== 0 && opts.errorCode) {
         const detail = (stderr.trim() || stdout.trim()).split('\n').slice(-5).join('\n');
         reject(new FerryError(opts.errorCode, `${cmd} ${args.join(' ')} exited ${result.code}: ${detail}`));

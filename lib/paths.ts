@@ -29,6 +29,9 @@ export function nodePaths(cluster: string, node: string) {
   };
 }
 
+/** Where an agent keeps the CRIU logs of failed steps: not in the migration's folders, which go. */
+export const keptLogsDir = (fsRoot: string): string => path.join(fsRoot, 'logs');
+
 /** Layout inside a node's btrfs filesystem and image directory. */
 export function fsLayout(fsRoot: string, imagesDir: string) {
   return {

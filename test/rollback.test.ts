@@ -24,7 +24,9 @@ const cases: Case[] = [
     node: 'node2',
     point: 'target.beforeRestore',
     action: { action: 'corruptFile', file: 'checkpoint/pstree.img' },
-    reason: /restore on node2 failed: CriuRestoreFailed/,
+    // CRIU's words, and where its log is kept: the rollback removed the migration's own folders.
+    reason:
+      /restore on node2 failed: CriuRestoreFailed: CRIU says: .*\(CRIU's log: \/var\/lib\/ferry\/test\/nodes\/node2\/fs\/logs\/[0-9a-f-]+-restore\.log\)/,
   },
   {
     title: 'resumes the source when the transfer fails after the freeze',

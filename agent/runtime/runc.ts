@@ -5,7 +5,8 @@ import path from 'node:path';
 import { exec, type ExecResult } from '../../lib/exec.ts';
 import { FerryError, type ErrorCode } from '../../lib/errors.ts';
 import { noSpaceLeft } from '../../lib/space.ts';
-import { criuErrorLines } from '../criu/criu-log.ts';
+import { criuFailure } from '../criu/criu-log.ts';
+import { keepLog } from '../criu/kept-logs.ts';
 import type { ContainerInfo } from '../../api/v1alpha1/job-results.ts';
 import { startWithStatusFd, type CriuServer } from '../criu/criu-server.ts';
 
@@ -19,6 +20,8 @@ export class Runc {
   constructor(
     readonly root: string,
     readonly criuPath: string,
+    /** Where the CRIU log of a failed dump or restore is kept: a rollback removes the work folder. */
+    readonly keptLogs?: string,
   ) {}
 
   private async runc(args: string[], errorCode: ErrorCode = 'RuntimeFailed'): Promise<string> {
@@ -144,7 +147,7 @@ export class Runc {
         'CriuDumpFailed',
       );
     } catch (err) {
-      throw await withCriuLog(err, path.join(workDir, 'dump.log'), 'CriuDumpFailed');
+      throw await withCriuLog(err, path.join(workDir, 'dump.log'), 'CriuDumpFailed', this.keptLogs);
     }
   }
 
@@ -160,7 +163,7 @@ export class Runc {
     try {
       await this.runc([...args, '--image-path', imageDir, '--work-path', workDir, id], 'CriuDumpFailed');
     } catch (err) {
-      throw await withCriuLog(err, path.join(workDir, 'pre-dump.log'), 'CriuDumpFailed');
+      throw await withCriuLog(err, path.join(workDir, 'pre-dump.log'), 'CriuDumpFailed', this.keptLogs);
     }
   }
 
@@ -211,15 +214,25 @@ export class Runc {
         'CriuRestoreFailed',
       );
     } catch (err) {
-      throw await withCriuLog(err, path.join(workDir, 'restore.log'), 'CriuRestoreFailed');
+      throw await withCriuLog(err, path.join(workDir, 'restore.log'), 'CriuRestoreFailed', this.keptLogs);
     }
   }
 }
 
-async function withCriuLog(err: unknown, logFile: string, code: ErrorCode): Promise<FerryError> {
+/**
+ * The error of a failed CRIU run through runc: CRIU's own words (criu-log.ts), and where its whole
+ * log is kept, a copy outside the migration's folders that the rollback removes.
+ */
+async function withCriuLog(
+  err: unknown,
+  logFile: string,
+  code: ErrorCode,
+  keptLogs: string | undefined,
+): Promise<FerryError> {
   const log = await readFile(logFile, 'utf8').catch(() => '');
-  const lines = criuErrorLines(log);
-  const base = err instanceof Error ? err.message.split('\n')[0] : String(err);
-  const msg = lines.length ? `CRIU says: ${lines.join(' | ')}` : (base ?? 'runc failed');
-  return new FerryError(code, msg, { cause: err });
+  const runner = err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err);
+  const what = code === 'CriuRestoreFailed' ? 'restore' : 'dump';
+  const copy = log && keptLogs ? await keepLog(logFile, keptLogs) : undefined;
+  const kept = copy ? ` (CRIU's log: ${copy})` : '';
+  return new FerryError(code, `${criuFailure(log, runner, what)}${kept}`, { cause: err });
 }
