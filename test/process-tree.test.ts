@@ -1,9 +1,10 @@
 // Bare process trees (spec.source.pid), as P.Haul moved them: a process started in node1's network
 // namespace moves to node2 and checks itself there; when the restore fails, it comes back on node1
-// from the image kept there, with its memory intact.
+// from the image kept there, with its memory intact; a tree whose TCP connections could not live on
+// the target (a loopback peer outside it, the node's own address) is refused before it is frozen.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, readlink, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '../cli/client.ts';
@@ -89,4 +90,49 @@ test('a bare process whose restore fails comes back on its node from the kept im
   assert.equal(await netnsOf(pid), await nodeNetns('node1'));
   assert.match(await verifyBare(pid, data), /^PASS/);
   process.kill(pid, 'SIGKILL');
+});
+
+/** A busybox process in a node's network namespace, kept running (its stdin stays open). */
+async function startIn(node: string, args: string[]): Promise<ChildProcess> {
+  const child = spawn('nsenter', [`--net=/run/netns/${netnsName(CLUSTER, node)}`, '/bin/busybox', ...args], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  return child;
+}
+
+test('a tree with a loopback peer outside it, or a connection on the node’s address, is refused in preflight', async () => {
+  // A server outside the tree, listening everywhere; the tree is a client of it.
+  const server = await startIn('node1', ['nc', '-ll', '-p', '7101', '-e', '/bin/busybox', 'cat']);
+  const viaLoopback = await startIn('node1', ['nc', '127.0.0.1', '7101']);
+  const viaNodeAddress = await startIn('node1', ['nc', '10.78.0.11', '7101']);
+  try {
+    const lo = await migrate(
+      c,
+      unique('m-lo'),
+      { node: 'node1', container: unique('proc'), pid: viaLoopback.pid! },
+      'node2',
+    );
+    assert.equal(lo.status.phase, 'Failed');
+    assert.match(
+      lo.status.failureReason!,
+      /UnsupportedWorkload: .*to 127\.0\.0\.1:7101, whose other end is not in the tree/,
+    );
+    assert.ok(!phases(lo).includes('Checkpointing'), 'refused before anything was frozen');
+    const addr = await migrate(
+      c,
+      unique('m-addr'),
+      { node: 'node1', container: unique('proc'), pid: viaNodeAddress.pid! },
+      'node2',
+    );
+    assert.equal(addr.status.phase, 'Failed');
+    assert.match(
+      addr.status.failureReason!,
+      /has a TCP connection on 10\.78\.0\.11:\d+ .*an address of node1 that the target does not have/,
+    );
+    // Both still run where they were.
+    for (const p of [viaLoopback, viaNodeAddress]) assert.equal(p.exitCode, null);
+  } finally {
+    for (const p of [viaLoopback, viaNodeAddress, server]) p.kill('SIGKILL');
+  }
 });

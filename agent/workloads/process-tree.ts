@@ -15,6 +15,7 @@ import {
   restoredPid,
   treePids,
 } from '../process-tree.ts';
+import { namespaceTcp, socketInodes, socketProblems } from '../process-sockets.ts';
 import type { WorkloadKind } from './kind.ts';
 
 const rootOf = (job: { migration: { pid?: number | undefined } }): number => {
@@ -27,7 +28,15 @@ export const processTreeKind: WorkloadKind = {
 
   async inspect(ctx, job) {
     const pid = rootOf(job);
-    return { status: 'running', pid, pids: await requireProcess(ctx, pid) };
+    const pids = await requireProcess(ctx, pid);
+    // Its sockets move, their addresses do not: found now, not by a failed restore.
+    const problems = socketProblems(await socketInodes(pids), await namespaceTcp(pid), ctx.config.node);
+    if (problems.length)
+      throw new FerryError(
+        'UnsupportedWorkload',
+        `process ${pid} cannot move: ${problems.slice(0, 3).join('; ')}`,
+      );
+    return { status: 'running', pid, pids };
   },
 
   volumes: async () => [], // no filesystem of its own
