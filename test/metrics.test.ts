@@ -33,3 +33,21 @@ test('/metrics counts migrations, their downtime, agents and queues, in Promethe
   assert.match(text, /# HELP ferry_migration_downtime_seconds Frozen on the source/);
   await c.bus.call('node2', { kind: 'remove', container });
 });
+
+test('a Migration that fails while Pending is counted as failed', async () => {
+  const read = async () =>
+    value(
+      await (await fetch(`${await controllerUrl()}/metrics`)).text(),
+      'ferry_migrations_completed_total{outcome="failed"}',
+    ) || 0;
+  const before = await read();
+  const m = await migrate(c, unique('m-nowhere'), { node: 'node1', container: unique('none') }, 'node9');
+  assert.equal(m.status.phase, 'Failed');
+  assert.deepEqual(
+    m.status.phaseTransitionTimestamps.map((t) => t.phase),
+    ['Pending', 'Failed'],
+  );
+  // Counted just after the status write and its Event: give the controller that moment.
+  for (let i = 0; i < 50 && (await read()) < before + 1; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await read(), before + 1);
+});

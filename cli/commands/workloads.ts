@@ -1,6 +1,7 @@
 // Workloads on the local cluster's nodes: run, ps, verify, export and import (checkpoint archives).
 import { chmod, copyFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { FerryError } from '../../lib/errors.ts';
 import { nodePaths } from '../../lib/paths.ts';
 import { verify } from '../demo.ts';
 import { table } from '../format.ts';
@@ -28,9 +29,15 @@ function psCommand(cli: Cli): void {
     .action(async () =>
       cli.withClient(async (c) => {
         const rows: string[][] = [];
-        for (const node of c.config.nodes)
-          for (const ct of await c.bus.call(node, { kind: 'list' }))
-            rows.push([node, ct.id, ct.status, String(ct.pid ?? '-')]);
+        for (const node of c.config.nodes) {
+          // A node whose agent is down is listed as such; the others are still shown.
+          const listed = await c.bus.call(node, { kind: 'list' }).catch((err: unknown) => {
+            if (err instanceof FerryError && err.code === 'NodeNotFound') return undefined;
+            throw err;
+          });
+          if (!listed) rows.push([node, '-', 'agent not running', '-']);
+          for (const ct of listed ?? []) rows.push([node, ct.id, ct.status, String(ct.pid ?? '-')]);
+        }
         say(table(['NODE', 'CONTAINER', 'STATUS', 'PID'], rows));
       }),
     );
