@@ -1,7 +1,8 @@
 // The faults of the fault matrix (test/fault-matrix.test.ts) and where they strike. Each is real:
 // processes are SIGKILLed and started again, Redis is shut down and restarted, the target's veth
 // goes down, its filesystem fills up, a byte is flipped on the wire by a named hook, the target node
-// dies with its containers. Injection points are named hooks in the agents (agent/fault-hooks.ts).
+// dies with its containers; and an operator's second Migration of the same workload. Injection
+// points are named hooks in the agents (agent/fault-hooks.ts).
 import { readFile, rm } from 'node:fs/promises';
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
@@ -12,6 +13,9 @@ import { vethName } from '../cluster/netns.ts';
 import { exec, run } from '../lib/exec.ts';
 import { clusterDir, nodePaths } from '../lib/paths.ts';
 import { armHook, CLUSTER, upTestCluster } from './helpers.ts';
+import assert from 'node:assert/strict';
+import { API_VERSION } from '../api/v1alpha1/migration.ts';
+import { waitForMigration } from '../cli/watch.ts';
 
 /** Where each phase is held while its fault strikes: a hook on the node that runs its step. */
 export const PHASE_POINTS = {
@@ -183,6 +187,38 @@ export const FAULTS: Fault[] = [
     },
     async heal() {
       await upTestCluster(); // the node returns; its agent sweeps what the migration left there
+    },
+  },
+  {
+    // Not a failure of a part: an operator's second Migration of the same workload while the first
+    // runs. It must be refused at admission, naming the first, and change nothing of the first.
+    name: 'a second Migration of the workload',
+    reason: /./,
+    async strike(env) {
+      const first = await env.c.store.get('default', env.name);
+      const second = `${env.name}-again`;
+      await env.c.store.create({
+        apiVersion: API_VERSION,
+        kind: 'Migration',
+        metadata: { name: second, namespace: 'default' },
+        spec: {
+          source: { node: 'node1', container: first!.spec.source.container },
+          target: { node: 'node2' },
+        },
+      });
+      const m = await waitForMigration(env.c, 'default', second, () => undefined, 60_000);
+      assert.equal(m.status.phase, 'Failed');
+      assert.match(
+        m.status.failureReason ?? '',
+        new RegExp(`^WorkloadBusy: .* is being moved by Migration default/${env.name}`),
+      );
+      assert.deepEqual(
+        m.status.phaseTransitionTimestamps.map((t) => t.phase),
+        ['Pending', 'Failed'],
+        'refused before anything ran',
+      );
+      await env.c.store.delete('default', second);
+      await env.release();
     },
   },
 ];
