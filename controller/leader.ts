@@ -13,6 +13,12 @@ export interface LeaseBackend {
   release(holder: string): Promise<void>;
 }
 
+/**
+ * How long this replica may still act is measured on a monotonic clock: a wall clock stepped back
+ * (NTP, an operator) would otherwise stretch a lease the others already take as expired.
+ */
+const monotonic = (): number => performance.now();
+
 export class LeaderElector {
   readonly identity = `${process.pid}-${randomUUID().slice(0, 8)}`;
   private validUntil = 0;
@@ -26,17 +32,17 @@ export class LeaderElector {
     private readonly onChange: (leading: boolean) => void = () => undefined,
   ) {}
 
-  isLeader = (): boolean => this.leading && Date.now() < this.validUntil;
+  isLeader = (): boolean => this.leading && monotonic() < this.validUntil;
 
   private async tick(): Promise<void> {
-    const started = Date.now();
+    const started = monotonic();
     const held = await this.backend.tryAcquireOrRenew(this.identity, this.durationMs).catch((err: Error) => {
       this.log.warn({ err: err.message }, 'lease renewal failed');
       return false;
     });
     // Stop acting a margin before the lease could expire for others.
     if (held) this.validUntil = started + (this.durationMs * 2) / 3;
-    const now = held && Date.now() < this.validUntil;
+    const now = held && monotonic() < this.validUntil;
     if (now !== this.leading) {
       this.leading = now;
       this.log.info({ identity: this.identity }, now ? 'became leader' : 'lost leadership');
