@@ -9,7 +9,7 @@ import type { JobInput, JobKind } from '../api/v1alpha1/jobs.ts';
 import { keyspace } from './keyspace.ts';
 import { errorLatch, redisOptions, redisWhere, type OutageReport } from './redis.ts';
 import { FerryError, decodeJobFailure } from './errors.ts';
-import { readyNodes } from './node-registry.ts';
+import { requireLiveNode } from './node-registry.ts';
 
 const DAY = 24 * 3600;
 
@@ -111,27 +111,14 @@ export class Bus {
     }
   }
 
-  /**
-   * A job for a node with no live agent would wait until it timed out (minutes): refuse it at once,
-   * naming the nodes that are there.
-   */
-  private async requireNode(node: string): Promise<void> {
-    const nodes = await readyNodes(this.redis, this.cluster);
-    if (nodes.has(node)) return;
-    const known = [...nodes.keys()].sort().join(', ') || 'none';
-    throw new FerryError(
-      'NodeNotFound',
-      `node ${node} has no live agent (no heartbeat); live nodes: ${known}`,
-    );
-  }
-
   /** Runs a one-off job (for the CLI) and waits for its result, parsed by the job's kind. */
   async call<K extends JobKind>(
     node: string,
     job: JobInput & { kind: K },
     timeoutMs = 120_000,
   ): Promise<JobResult<K>> {
-    await this.requireNode(node);
+    // A job for a node with no live agent would wait until it timed out (minutes): refuse it now.
+    await requireLiveNode(this.redis, this.cluster, node);
     const events = this.queueEvents(node);
     await events.waitUntilReady();
     const added = await this.queue(node).add(job.kind, job, {

@@ -1,6 +1,7 @@
 // The node registry: agents refresh a key with a short expiry; a node whose key expired is gone.
 import type { Redis } from 'ioredis';
 import { NodeInfoSchema, type NodeInfo } from '../api/v1alpha1/cluster.ts';
+import { FerryError } from './errors.ts';
 import { keyspace } from './keyspace.ts';
 
 export type { NodeInfo };
@@ -15,6 +16,16 @@ export async function readyNodes(redis: Redis, cluster: string): Promise<Map<str
     if (p?.success) out.set(p.data.node, p.data);
   }
   return out;
+}
+
+/**
+ * Refuses a node with no live agent, naming the live ones. One key read when it is there; the
+ * whole registry only to say what is, when it is not.
+ */
+export async function requireLiveNode(redis: Redis, cluster: string, node: string): Promise<void> {
+  if ((await redis.exists(keyspace.node(cluster, node))) === 1) return;
+  const known = [...(await readyNodes(redis, cluster)).keys()].sort().join(', ') || 'none';
+  throw new FerryError('NodeNotFound', `node ${node} has no live agent (no heartbeat); live nodes: ${known}`);
 }
 
 /** An agent's heartbeat: its entry, kept for `ttlMs` unless refreshed. */

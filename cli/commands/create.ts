@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { Option } from 'commander';
 import { API_VERSION, COMPRESSIONS, MODES, type Migration, type Mode } from '../../api/v1alpha1/migration.ts';
 import { FerryError } from '../../lib/errors.ts';
-import { readyNodes } from '../../lib/node-registry.ts';
+import { requireLiveNode } from '../../lib/node-registry.ts';
 import type { Client } from '../client.ts';
 import { describe } from '../format.ts';
 import { parseManifest } from '../manifest.ts';
@@ -101,14 +101,8 @@ function migrationFromFlags(container: string, o: MigrateFlags) {
  * its source node. A Migration that could only fail later is refused now, and nothing is stored.
  */
 async function precheck(c: Client, m: Migration): Promise<void> {
-  const nodes = await readyNodes(c.redis, c.config.name);
-  const live = [...nodes.keys()].sort().join(', ') || 'none';
   for (const node of [m.spec.source.node, m.spec.target.node])
-    if (node && !nodes.has(node))
-      throw new FerryError(
-        'NodeNotFound',
-        `node ${node} has no live agent (no heartbeat); live nodes: ${live}`,
-      );
+    if (node) await requireLiveNode(c.redis, c.config.name, node);
   if (m.spec.source.pod || m.spec.source.pid) return; // the pod's API or the node's /proc says, in preflight
   const containers = await c.bus.call(m.spec.source.node, { kind: 'list' });
   if (!containers.some((x) => x.id === m.spec.source.container))
