@@ -8,8 +8,7 @@ import { errorMessage } from '../lib/errors.ts';
 import { liveUids } from '../lib/live-migrations.ts';
 import type { AgentContext } from './context.ts';
 import { exists } from './snapshot/btrfs.ts';
-import { dropMigrationFiles, KEPT } from './migration-source.ts';
-import { dropIncoming } from './migration-target.ts';
+import { dropMigrationFiles, KEPT } from './migration-files.ts';
 
 const UID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
 
@@ -28,7 +27,6 @@ export async function sweepEnded(ctx: AgentContext): Promise<string[]> {
   for (const uid of found) {
     if (live.has(uid) || (await exists(path.join(layout.images(uid), KEPT)))) continue;
     try {
-      await dropIncoming(ctx, uid);
       await dropMigrationFiles(ctx, uid);
       swept.push(uid);
     } catch (err) {

@@ -13,7 +13,8 @@ import { AFFINITY_FILE } from './criu/affinity.ts';
 import { stopBackground } from './page-streams.ts';
 import { withSession } from './peers.ts';
 import { checkCriu, readMemoryPolicies, unsupportedFds } from './preflight.ts';
-import { allVolumeDrivers, volumeDriver } from './snapshot/drivers.ts';
+import { volumeDriver } from './snapshot/drivers.ts';
+import { dropMigrationFiles, KEPT } from './migration-files.ts';
 import type { Outbound, VolumeAt } from './snapshot/volume-driver.ts';
 import type { TransferSession } from './transfer/sender.ts';
 import { TYPICAL, sampleFile, worthCompressing } from './transfer/zstd.ts';
@@ -196,15 +197,6 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
     };
   };
   return withSession(ctx, job.targetNode, uid, send, { bandwidth: job.bandwidth, totalBytes });
-}
-
-/** Marks a migration's images as kept after it ended (sourcePolicy KeepImages). */
-export const KEPT = '.kept';
-
-/** A migration's snapshots (every driver's) and images on its source node. */
-export async function dropMigrationFiles(ctx: AgentContext, uid: string): Promise<void> {
-  for (const d of allVolumeDrivers()) await d.cleanup(ctx, uid);
-  await rm(ctx.layout.images(uid), { recursive: true, force: true });
 }
 
 /**

@@ -11,7 +11,8 @@ import { criuErrorLines } from './criu/criu-log.ts';
 import { stopBackground } from './page-streams.ts';
 import { checkCriu, spaceProblem } from './preflight.ts';
 import { freeBytes } from './snapshot/btrfs.ts';
-import { allVolumeDrivers, volumeDriver } from './snapshot/drivers.ts';
+import { volumeDriver } from './snapshot/drivers.ts';
+import { dropMigrationFiles } from './migration-files.ts';
 import { sessionsSettled } from './transfer/receiver.ts';
 import { workloadKind } from './workloads/kinds.ts';
 
@@ -85,13 +86,10 @@ export async function verifyTarget(ctx: AgentContext, job: JobOf<'verifyTarget'>
   return { ...result, ...(lazy ? { lazyMs: Date.now() - waited } : {}) };
 }
 
-/** What a migration's target received: every driver's copies, and the images. */
-export async function dropIncoming(ctx: AgentContext, uid: string): Promise<void> {
+/** What a migration's target received, once no session is still writing it. */
+async function dropIncoming(ctx: AgentContext, uid: string): Promise<void> {
   await sessionsSettled(uid); // a session still aborting after a broken link would leave a folder
-  for (const d of allVolumeDrivers()) await d.cleanup(ctx, uid);
-  const dir = ctx.layout.incoming(uid);
-  await rm(dir, { recursive: true, force: true });
-  await rm(ctx.layout.images(uid), { recursive: true, force: true });
+  await dropMigrationFiles(ctx, uid);
 }
 
 /** After success: the restored workload keeps its own volumes; drop what was received. */
