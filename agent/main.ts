@@ -140,11 +140,18 @@ async function main() {
     ? agentConfigFromEnv(process.env)
     : AgentConfigSchema.parse(JSON.parse(await readFile(file!, 'utf8')));
   const log = createLogger('agent').child({ node: config.node });
-  // Self-checkpoint requests land in the cluster's Redis store, which the local controller serves.
-  const requests = new RedisMigrationStore(connectRedis(config.redis), config.cluster);
+  // Self-checkpoint requests land in the cluster's Redis store, which the local controller serves;
+  // its connection opens with the first request, not at every agent's start.
+  let requests: RedisMigrationStore | undefined;
   const agent = await startAgent(config, log, {
     sharedKey: kube,
-    requestMigration: async (m) => void (await requests.create(m)),
+    requestMigration: async (m) => {
+      requests ??= new RedisMigrationStore(
+        connectRedis(config.redis, { report: logOutages(log) }),
+        config.cluster,
+      );
+      await requests.create(m);
+    },
   });
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => {
