@@ -1,13 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { keyspace } from '../lib/keyspace.ts';
-import {
-  initialStatus,
-  MigrationSchema,
-  type MigrationInput,
-  type Phase,
-  type StoredMigration,
-} from '../api/v1alpha1/migration.ts';
+import type { MigrationInput, Phase, StoredMigration } from '../api/v1alpha1/migration.ts';
 import {
   DEFAULT_LIMITS,
   decide,
@@ -19,44 +13,15 @@ import {
   type StepName,
 } from './reconcile.ts';
 import { done, failed } from '../test/fixtures/job-facts.ts';
+import { storedMigration } from '../test/fixtures/migrations.ts';
 
-const T0 = '2026-01-01T00:00:00.000Z';
 const NOW = '2026-01-01T00:00:05.000Z';
 const nodes = (...names: string[]): Map<string, NodeFact> =>
   new Map(names.map((n) => [n, { labels: { 'kubernetes.io/hostname': n } }]));
 const BOTH = nodes('node1', 'node2');
 const IDLE: Load = { running: 0, outbound: {}, inbound: {} };
 
-function migration(
-  phase: Phase,
-  extra: Partial<StoredMigration['status']> = {},
-  spec: Partial<MigrationInput['spec']> = {},
-  meta: Partial<StoredMigration['metadata']> = {},
-): StoredMigration {
-  const parsed = MigrationSchema.parse({
-    apiVersion: 'ferry.dev/v1alpha1',
-    kind: 'Migration',
-    metadata: {
-      name: 'm1',
-      namespace: 'default',
-      uid: 'abcdef12-0000',
-      creationTimestamp: T0,
-      generation: 1,
-      ...meta,
-    },
-    spec: { source: { node: 'node1', container: 'web' }, target: { node: 'node2' }, ...spec },
-  });
-  return {
-    ...parsed,
-    status: {
-      ...initialStatus(T0),
-      phase,
-      phaseTransitionTimestamps: [{ phase, time: T0 }],
-      migrationState: { sourceNode: 'node1', targetNode: 'node2' },
-      ...extra,
-    },
-  } as StoredMigration;
-}
+const migration = storedMigration;
 
 const active: JobFact = { state: 'active' };
 const facts = (jobs: Partial<Record<StepName, JobFact>>, live = BOTH, load = IDLE): Facts => ({

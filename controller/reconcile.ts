@@ -15,7 +15,7 @@ import { afterFailure, afterSuccess } from './phases/outcome.ts';
 import { unsettled, walkSteps } from './phases/run-steps.ts';
 
 export * from './phases/facts.ts';
-export { SENDING_STEP, sideNode, transition } from './phases/steps.ts';
+export { sideNode } from './phases/steps.ts';
 export { routeOf } from './phases/routes.ts';
 
 function decidePhase(m: StoredMigration, facts: Facts): Decision {

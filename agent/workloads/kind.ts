@@ -4,7 +4,7 @@
 // what files go besides the images, how it is restored, verified, removed or resumed. Volumes move
 // through their own seam (snapshot/volume-driver.ts). Registry: kinds.ts; adding a kind is a file
 // here, its name in api/v1alpha1/jobs.ts's WorkloadKindSchema, and a line there.
-import type { JobResultInput, VolumeBytes } from '../../api/v1alpha1/job-results.ts';
+import type { JobResultInput } from '../../api/v1alpha1/job-results.ts';
 import type { JobOf, VolumeRef, WorkloadKindName } from '../../api/v1alpha1/jobs.ts';
 import type { AgentContext } from '../context.ts';
 
@@ -55,5 +55,3 @@ export interface WorkloadKind {
   /** Rollback: the copy this migration made here removed, and only that one. */
   removeTarget(ctx: AgentContext, job: JobOf<'rollbackTarget'>): Promise<JobResultInput<'rollbackTarget'>>;
 }
-
-export type { VolumeBytes };

@@ -100,7 +100,6 @@ export const VerifyTargetResultSchema = z.object({
 });
 
 const CheckpointedImageSchema = z.object({ container: z.string(), ref: z.string(), file: z.string(), bytes });
-export type CheckpointedImage = z.infer<typeof CheckpointedImageSchema>;
 
 /** One schema per job kind; `satisfies` makes a kind without one a type error. */
 export const JOB_RESULTS = {

@@ -4,37 +4,25 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
-import {
-  initialStatus,
-  MigrationSchema,
-  type Phase,
-  type StoredMigration,
-} from '../../api/v1alpha1/migration.ts';
+import type { Phase } from '../../api/v1alpha1/migration.ts';
 import { runningPod } from '../../test/fixtures/pods.ts';
 import { decide } from '../reconcile.ts';
 import { DEFAULT_LIMITS, type Action, type Facts, type PodFacts, type StepFacts } from './facts.ts';
 import { done, failed } from '../../test/fixtures/job-facts.ts';
+import { storedMigration, T0 } from '../../test/fixtures/migrations.ts';
 
-const T0 = '2026-01-01T00:00:00.000Z';
 const NOW = '2026-01-01T00:00:05.000Z';
 const UID = 'abcdef12-0000';
 
 function podMigration(phase: Phase, state: Record<string, unknown> = {}, spec: Record<string, unknown> = {}) {
-  const parsed = MigrationSchema.parse({
-    apiVersion: 'ferry.dev/v1alpha1',
-    kind: 'Migration',
-    metadata: { name: 'mp', namespace: 'shop', uid: UID, creationTimestamp: T0, generation: 1 },
-    spec: { source: { node: 'node1', container: 'db', pod: 'db' }, target: { node: 'node2' }, ...spec },
-  });
-  return {
-    ...parsed,
-    status: {
-      ...initialStatus(T0),
-      phase,
-      phaseTransitionTimestamps: [{ phase, time: T0 }],
-      migrationState: { sourceNode: 'node1', targetNode: 'node2', targetPod: 'db-abcde', ...state },
-    },
-  } as StoredMigration;
+  const placed = { sourceNode: 'node1', targetNode: 'node2', targetPod: 'db-abcde', ...state };
+  const source = { node: 'node1', container: 'db', pod: 'db' };
+  return storedMigration(
+    phase,
+    { migrationState: placed },
+    { source, ...spec },
+    { name: 'mp', namespace: 'shop' },
+  );
 }
 
 const nodes = new Map([
