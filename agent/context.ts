@@ -8,6 +8,7 @@ import type { FaultHooks } from './fault-hooks.ts';
 import type { SelfService } from './self-service.ts';
 import type { TunnelPermits } from './transfer/tunnels.ts';
 import type { CriuServer } from './criu/criu-server.ts';
+import type { Lease } from './fencing/lease.ts';
 
 export interface AgentContext {
   config: AgentConfig;
@@ -35,4 +36,8 @@ export interface AgentContext {
    * source, the lazy-pages daemon on the target), by migration uid.
    */
   background: Map<string, CriuServer>;
+  /** The node's lease (its heartbeat), held on the agent's monotonic clock (fencing/lease.ts). */
+  lease: Lease;
+  /** Migrations with a job running here now, by uid (how many): the watchdog leaves them alone. */
+  inFlight: Map<string, number>;
 }

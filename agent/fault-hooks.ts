@@ -5,6 +5,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { Redis } from 'ioredis';
 import { FerryError } from '../lib/errors.ts';
+import { currentScope } from '../lib/step-scope.ts';
 import { keyspace } from '../lib/keyspace.ts';
 import type { Logger } from '../lib/logger.ts';
 
@@ -91,8 +92,11 @@ export class FaultHooks {
     if (hook.action === 'fail') throw new FerryError('Internal', `fault hook ${point}: ${hook.message}`);
     if (hook.action === 'block') {
       const key = keyspace.hookRelease(this.cluster, hook.release);
-      for (let i = 0; i < 1200 && !(await this.redis.exists(key)); i++)
+      // A step stopped at its deadline lets go of its hook too.
+      for (let i = 0; i < 1200 && !currentScope()?.stopped && !(await this.redis.exists(key)); i++)
         await new Promise((r) => setTimeout(r, 50));
+      const stopped = currentScope()?.stopped;
+      if (stopped) throw new FerryError('StepDeadline', stopped);
       return;
     }
     if (hook.action === 'cut' || hook.action === 'flip') return; // done inside the transfer (see take())

@@ -1,11 +1,14 @@
-// At start-up, an agent removes what ended migrations left on its node. A migration's files live
-// only while the controller says it runs (lib/live-migrations.ts); they outlive it
-// when the node was gone as the migration ended (its steps were skipped) or the agent died in the
-// middle of a clean-up. Images kept on purpose (sourcePolicy KeepImages) stay.
+// An agent removes what ended migrations left on its node, at start-up and with each watchdog pass
+// (fencing/watchdog.ts). A migration's files live only while the controller says it runs
+// (lib/live-migrations.ts); they outlive it when the node was silent as the migration ended (its
+// steps were skipped) or the agent died in the middle of a clean-up. Images kept on purpose
+// (sourcePolicy KeepImages) stay, and so does whatever a node-local record still needs
+// (fencing/records.ts) or a job running here now.
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { errorMessage } from '../lib/errors.ts';
-import { liveUids } from '../lib/live-migrations.ts';
+import { isLive } from '../lib/live-migrations.ts';
+import { readRecord } from './fencing/records.ts';
 import type { AgentContext } from './context.ts';
 import { exists } from './snapshot/btrfs.ts';
 import { dropMigrationFiles, KEPT } from './migration-files.ts';
@@ -22,10 +25,11 @@ export async function sweepEnded(ctx: AgentContext): Promise<string[]> {
       if (uid) found.add(uid);
     }
   if (!found.size) return [];
-  const live = await liveUids(ctx.redis, ctx.config.cluster);
   const swept: string[] = [];
   for (const uid of found) {
-    if (live.has(uid) || (await exists(path.join(layout.images(uid), KEPT)))) continue;
+    if (ctx.inFlight.has(uid) || (await readRecord(ctx, uid))) continue;
+    if (await exists(path.join(layout.images(uid), KEPT))) continue;
+    if (await isLive(ctx.redis, ctx.config.cluster, uid)) continue;
     try {
       await dropMigrationFiles(ctx, uid);
       swept.push(uid);

@@ -14,7 +14,8 @@ import { RedisMigrationStore } from '../lib/store/redis-store.ts';
 import type { AgentContext } from './context.ts';
 import { criuFeature, criuProblem, criuVersion, lazyPagesProblem } from './criu/node-checks.ts';
 import { FaultHooks } from './fault-hooks.ts';
-import { sweepEnded } from './gc.ts';
+import { Lease } from './fencing/lease.ts';
+import { startWatchdog } from './fencing/watchdog.ts';
 import { startHeartbeat, writePeers } from './heartbeat.ts';
 import { agentConfigFromEnv, publicKeyLine } from './kube/node-env.ts';
 import { startDumpReceiver } from './page-streams.ts';
@@ -60,6 +61,8 @@ async function createContext(config: AgentConfig, log: Logger, opts: AgentOption
     progress: () => undefined,
     tunnels: new TunnelPermits(),
     background: new Map(),
+    lease: new Lease(),
+    inFlight: new Map(),
     self: new SelfService({
       node: config.node,
       cgroupParent: config.cgroupParent,
@@ -77,8 +80,6 @@ export async function startAgent(config: AgentConfig, log: Logger, opts: AgentOp
   log.info({ pid: process.pid }, 'agent starting: checking CRIU');
   const ctx = await createContext(config, log, opts);
   const { redis } = ctx;
-  // What ended migrations left here (this node was gone as they ended, or died cleaning up).
-  void sweepEnded(ctx).catch((err: Error) => log.warn({ err: err.message }, 'start-up sweep failed'));
   // Containers already on the node (an agent restart) get their self-service socket back.
   for (const c of await ctx.runc.list().catch(() => [])) await ctx.self.listen(c.id).catch(() => undefined);
   if (ctx.criuProblem) log.error({ problem: ctx.criuProblem }, 'CRIU does not work on this node');
@@ -106,14 +107,19 @@ export async function startAgent(config: AgentConfig, log: Logger, opts: AgentOp
     log,
   });
 
+  // The first beat takes the lease before any job runs; the watchdog then settles what the node's
+  // records say it holds, at once after a lapse and every few seconds.
+  const watchdog = startWatchdog(ctx);
+  const heartbeat = await startHeartbeat(ctx, sharedPublicKey, watchdog.run);
+  watchdog.run();
   const worker = startWorker(ctx);
 
-  const heartbeat = await startHeartbeat(ctx, sharedPublicKey);
   log.info({ node: config.node, criu: version }, 'agent ready');
 
   return {
     async stop() {
       heartbeat.stop();
+      watchdog.stop();
       ctx.self.closeAll();
       await worker.close();
       ssh.close();

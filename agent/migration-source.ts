@@ -13,12 +13,23 @@ import { AFFINITY_FILE } from './criu/affinity.ts';
 import { stopBackground } from './page-streams.ts';
 import { withSession } from './peers.ts';
 import { checkCriu, readMemoryPolicies, unsupportedFds } from './preflight.ts';
-import { volumeDriver } from './snapshot/drivers.ts';
+import { allVolumeDrivers, volumeDriver } from './snapshot/drivers.ts';
 import { dropMigrationFiles, KEPT } from './migration-files.ts';
 import type { Outbound, VolumeAt } from './snapshot/volume-driver.ts';
 import type { TransferSession } from './transfer/sender.ts';
 import { TYPICAL, sampleFile, worthCompressing } from './transfer/zstd.ts';
 import { workloadKind } from './workloads/kinds.ts';
+import { recheck } from './fencing/recheck.ts';
+import { dropRecord, readRecord, writeRecord } from './fencing/records.ts';
+
+const sourceRecord = (job: JobOf<'checkpoint' | 'transfer'>, state: 'frozen' | 'handedOver') => ({
+  role: 'source' as const,
+  state,
+  peer: job.targetNode,
+  migration: job.migration,
+  container: job.container,
+  volumes: job.volumes,
+});
 
 /** Enough to see the link's rate past the SSH handshake, little enough to cost tens of ms. */
 const LINK_PROBE_BYTES = 16 * 1024 * 1024;
@@ -150,8 +161,24 @@ export async function checkpoint(ctx: AgentContext, job: JobOf<'checkpoint'>) {
   const snapshotVolumes = async () => {
     for (const v of job.volumes) await volumeDriver(v.driver).snapshotFrozen(ctx, at(job, v));
   };
-  const result = await workloadKind(job).checkpoint(ctx, job, snapshotVolumes);
+  const kind = workloadKind(job);
+  // Recorded on the node before the freeze: whatever becomes of the control plane, this agent
+  // knows it froze the workload and thaws it once the migration is dead (fencing/settle.ts).
+  const earlier = (await readRecord(ctx, uid))?.frozenAt;
+  await writeRecord(ctx, { ...sourceRecord(job, 'frozen'), ...(earlier ? { frozenAt: earlier } : {}) });
+  const dumped = await kind.checkpoint(ctx, job, snapshotVolumes);
+  // A retried dump found the source still frozen from the first attempt: the freeze began then.
+  const frozenAt = earlier && earlier < dumped.frozenAt ? earlier : dumped.frozenAt;
+  const result = { ...dumped, frozenAt };
+  await writeRecord(ctx, { ...sourceRecord(job, 'frozen'), frozenAt });
   await ctx.hooks.fire('source.afterCheckpoint', job.migration.name, ctx.layout.images(uid));
+  await recheck(ctx, job, 'Checkpointing', async () => {
+    await stopBackground(ctx, uid);
+    const r = await kind.resume(ctx, { ...job, kind: 'resumeSource' });
+    await dropMigrationFiles(ctx, uid);
+    await dropRecord(ctx, uid);
+    return r.wasFrozen ? 'the source was thawed' : 'the source runs';
+  });
   return result;
 }
 
@@ -196,7 +223,15 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
       volumes,
     };
   };
-  return withSession(ctx, job.targetNode, uid, send, { bandwidth: job.bandwidth, totalBytes });
+  const result = await withSession(ctx, job.targetNode, uid, send, { bandwidth: job.bandwidth, totalBytes });
+  // Still expected to hand over? Else the frozen source waits for its resume (rollback, or the
+  // watchdog once the migration is dead): nothing to undo here.
+  await recheck(ctx, job, 'Transferring', async () => 'the source stays frozen until it is resumed');
+  // The hand-over: from here the target may restore, so the source resumes only on the target's
+  // word or its fence (resumeSource's release).
+  const frozenAt = (await readRecord(ctx, uid))?.frozenAt;
+  await writeRecord(ctx, { ...sourceRecord(job, 'handedOver'), ...(frozenAt ? { frozenAt } : {}) });
+  return result;
 }
 
 /**
@@ -210,6 +245,7 @@ export async function cleanupSource(ctx: AgentContext, job: JobOf<'cleanupSource
   await ctx.background.get(job.migration.uid)?.done.catch(() => undefined);
   ctx.background.delete(job.migration.uid);
   await workloadKind(job).removeSource(ctx, job);
+  await dropRecord(ctx, job.migration.uid);
   if (!job.keepImages) await dropMigrationFiles(ctx, job.migration.uid);
   // Kept on purpose (sourcePolicy KeepImages): the start-up sweep (gc.ts) leaves these alone.
   else await writeFile(path.join(ctx.layout.images(job.migration.uid), KEPT), '', { mode: 0o600 });
@@ -218,9 +254,25 @@ export async function cleanupSource(ctx: AgentContext, job: JobOf<'cleanupSource
 
 /** Rollback: the source carries on where it stopped. */
 export async function resumeSource(ctx: AgentContext, job: JobOf<'resumeSource'>) {
+  const uid = job.migration.uid;
+  const record = await readRecord(ctx, uid);
+  // Handed over, the target may run the workload: the source's own guard, whatever the caller.
+  if (record?.state === 'handedOver' && !job.release)
+    throw new FerryError(
+      'WorkloadHandedOver',
+      `the source of ${job.migration.name} was handed over to ${record.peer}; it resumes only once ${record.peer} removed its copy or is fenced`,
+    );
   // PostCopy: stopping the CRIU that serves the pages hands the source back where it stopped.
-  await stopBackground(ctx, job.migration.uid);
-  const resumed = await workloadKind(job).resume(ctx, job);
-  await dropMigrationFiles(ctx, job.migration.uid);
+  await stopBackground(ctx, uid);
+  const kind = workloadKind(job);
+  const resumed = await kind.resume(ctx, job).catch(async (err: unknown) => {
+    // A container that cannot resume keeps no snapshot (its filesystem is its own, in place); its
+    // images stay with the node's record, the one copy of its memory. A process tree needs both.
+    if (kind.name === 'container')
+      for (const d of allVolumeDrivers()) await d.cleanup(ctx, uid).catch(() => undefined);
+    throw err;
+  });
+  await dropMigrationFiles(ctx, uid);
+  await dropRecord(ctx, uid);
   return resumed;
 }

@@ -15,6 +15,8 @@ import { volumeDriver } from './snapshot/drivers.ts';
 import { dropMigrationFiles } from './migration-files.ts';
 import { sessionsSettled } from './transfer/receiver.ts';
 import { workloadKind } from './workloads/kinds.ts';
+import { notExpected, recheck } from './fencing/recheck.ts';
+import { dropRecord, readRecord, writeRecord } from './fencing/records.ts';
 
 /** `criu cpuinfo check` against the source's CPU description. */
 async function checkCpu(ctx: AgentContext, cpuinfo: string): Promise<void> {
@@ -58,8 +60,20 @@ export async function preflightTarget(ctx: AgentContext, job: JobOf<'preflightTa
 
 /** Restores the workload: every volume from what its driver received, then the workload itself. */
 export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
-  const at = (name: string) => ({ name, container: job.container, uid: job.migration.uid });
+  const uid = job.migration.uid;
+  const at = (name: string) => ({ name, container: job.container, uid });
+  const record = (state: 'restoring' | 'restored') => ({
+    role: 'target' as const,
+    state,
+    migration: job.migration,
+    container: job.container,
+    volumes: job.volumes,
+  });
+  const kind = workloadKind(job);
   const makeVolumes = async () => {
+    // Nothing is made for a migration that moved on while this job waited.
+    const why = await notExpected(ctx, uid, 'Restoring');
+    if (why) throw new FerryError('Fenced', `restore on ${ctx.config.node} not started: ${why}`);
     // Checked before anything is made: a volume that did not arrive fails the step, nothing half-made.
     for (const v of job.volumes)
       if (!(await volumeDriver(v.driver).received(ctx, at(v.name))))
@@ -69,7 +83,25 @@ export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
         );
     for (const v of job.volumes) await volumeDriver(v.driver).restore(ctx, at(v.name));
   };
-  return workloadKind(job).restore(ctx, job, makeVolumes);
+  const before = await readRecord(ctx, uid);
+  if (before?.state !== 'restored') await writeRecord(ctx, record('restoring'));
+  const restored = await kind.restore(ctx, job, makeVolumes);
+  // A retry that found the copy already running: it has run since the first attempt.
+  const result =
+    before?.restoredAt && restored.restoreMs === 0
+      ? { ...restored, restoredAt: before.restoredAt }
+      : restored;
+  // Restored while this agent may have been paused past its lease, or the migration rolled back
+  // around it: the copy goes before anyone counts on it.
+  await recheck(ctx, job, 'Restoring', async () => {
+    await stopBackground(ctx, uid);
+    await kind.removeTarget(ctx, { ...job, kind: 'rollbackTarget' });
+    await dropIncoming(ctx, uid);
+    await dropRecord(ctx, uid);
+    return 'the restored copy was removed';
+  });
+  await writeRecord(ctx, { ...record('restored'), restoredAt: result.restoredAt });
+  return result;
 }
 
 /** The restored workload is still up a moment later: CRIU restored it whole and it did not crash. */
@@ -97,6 +129,7 @@ export async function cleanupTarget(ctx: AgentContext, job: JobOf<'cleanupTarget
   await stopBackground(ctx, job.migration.uid);
   await dropIncoming(ctx, job.migration.uid);
   await workloadKind(job).settle(ctx, job);
+  await dropRecord(ctx, job.migration.uid);
   return { cleaned: job.migration.uid };
 }
 
@@ -105,5 +138,6 @@ export async function rollbackTarget(ctx: AgentContext, job: JobOf<'rollbackTarg
   await stopBackground(ctx, job.migration.uid);
   const removed = await workloadKind(job).removeTarget(ctx, job);
   await dropIncoming(ctx, job.migration.uid);
+  await dropRecord(ctx, job.migration.uid);
   return removed;
 }

@@ -19,6 +19,42 @@ export async function alive(pid: number): Promise<boolean> {
   return stat !== '' && !/^\d+ \(.*\) [ZX] /.test(stat);
 }
 
+/** The tree's PIDs as dumped, sent with the images: the restore needs every one of them free. */
+export const TREE_PIDS_FILE = 'tree-pids.json';
+
+/** Who holds each of `pids` now, in words; empty when all are free. */
+export async function pidHolders(pids: readonly number[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const pid of pids) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    if (!stat) continue;
+    // pid (comm) state ppid ...; comm may hold spaces and parentheses: split at the last ')'.
+    const close = stat.lastIndexOf(')');
+    const comm = stat.slice(stat.indexOf('(') + 1, close);
+    const [state, ppid] = stat.slice(close + 2).split(' ');
+    const parent = (await readFile(`/proc/${ppid}/comm`, 'utf8').catch(() => '?')).trim();
+    out.push(
+      state === 'Z'
+        ? `${pid} (a zombie its parent ${ppid} (${parent}) has not reaped)`
+        : `${pid} (${comm}, running, parent ${ppid})`,
+    );
+  }
+  return out;
+}
+
+/** Waits, up to `ms`, until every one of `pids` is free; resolves to who still holds them. */
+export async function waitForFreePids(pids: readonly number[], ms: number): Promise<string[]> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 100)))
+    if (!(await pidHolders(pids)).length) return [];
+  return pidHolders(pids);
+}
+
+/** The PIDs the dump recorded for migration `uid`, as this node received or kept them. */
+export async function treePidsOf(ctx: AgentContext, uid: string): Promise<number[]> {
+  const raw = await readFile(path.join(ctx.layout.images(uid), TREE_PIDS_FILE), 'utf8').catch(() => '[]');
+  return (JSON.parse(raw) as unknown[]).filter((p): p is number => typeof p === 'number');
+}
+
 /** The process and all its descendants, from /proc's children lists. */
 export async function treePids(root: number): Promise<number[]> {
   const out: number[] = [];

@@ -5,10 +5,44 @@ import { UnrecoverableError, Worker, type Job as BullJob } from 'bullmq';
 import { JobSchema, type Job } from '../api/v1alpha1/jobs.ts';
 import { FerryError, encodeJobFailure, formatFailure, jobFailureOf } from '../lib/errors.ts';
 import { keyspace } from '../lib/keyspace.ts';
+import { isFenced } from '../lib/fences.ts';
 import { isLive } from '../lib/live-migrations.ts';
 import { connectionLost, connectRedis, errorLatch, logOutages, redisWhere } from '../lib/redis.ts';
 import type { AgentContext } from './context.ts';
 import { dispatch } from './handlers.ts';
+import { runInScope, StepScope } from '../lib/step-scope.ts';
+
+/**
+ * Runs a step, stopped at its deadline if it has one: its processes are killed (lib/step-scope.ts)
+ * and it fails at once with StepDeadline, whatever it was waiting for; the controller rolls back.
+ */
+async function withDeadline(ctx: AgentContext, job: Job): Promise<unknown> {
+  const scope = new StepScope();
+  const run = runInScope(scope, () => dispatch(ctx, job));
+  const deadlineMs = 'deadlineMs' in job ? job.deadlineMs : undefined;
+  if (!deadlineMs) return run;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const why = `${job.kind} ran past its deadline of ${Math.round(deadlineMs / 1000)}s while the source was frozen`;
+      const killed = scope.stop(why);
+      ctx.log.error({ deadlineMs, killed }, `${why}: stopped`);
+      reject(
+        new FerryError(
+          'StepDeadline',
+          `${why}; stopped it (${killed} process${killed === 1 ? '' : 'es'} killed)`,
+        ),
+      );
+    }, deadlineMs);
+  });
+  // The abandoned run may still settle later: its outcome is nobody's.
+  run.catch(() => undefined);
+  try {
+    return await Promise.race([run, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** The job, parsed and still wanted, or an unrecoverable error saying why not. */
 async function acceptJob(ctx: AgentContext, data: unknown): Promise<Job> {
@@ -19,6 +53,21 @@ async function acceptJob(ctx: AgentContext, data: unknown): Promise<Job> {
     throw new UnrecoverableError(encodeJobFailure({ code: 'InvalidInput', message }));
   }
   const job = parsed.data;
+  // An agent acts only while it holds its lease, and not at all once an operator fenced its node.
+  if (!ctx.lease.held())
+    throw new Error(
+      encodeJobFailure({
+        code: 'ClusterUnavailable',
+        message: `${ctx.config.node}'s lease is not held: the job is tried again once it is`,
+      }),
+    );
+  if (await isFenced(ctx.redis, ctx.config.cluster, ctx.config.node))
+    throw new UnrecoverableError(
+      encodeJobFailure({
+        code: 'Fenced',
+        message: `${ctx.config.node} is fenced (ferry node unfence ${ctx.config.node} lets it act again)`,
+      }),
+    );
   // A job of a migration that ended is never run: a node that comes back after being taken for
   // dead finds its stalled jobs again, and must not restore or resume anything from them.
   if ('migration' in job && !(await isLive(ctx.redis, ctx.config.cluster, job.migration.uid)))
@@ -48,12 +97,54 @@ function jobContext(ctx: AgentContext, bullJob: BullJob, job: Job): AgentContext
   return { ...ctx, log, progress };
 }
 
+/** Counts the migration's jobs running here while `fn` runs (the watchdog leaves those alone). */
+async function inFlight<T>(ctx: AgentContext, uid: string | undefined, fn: () => Promise<T>): Promise<T> {
+  if (!uid) return fn();
+  ctx.inFlight.set(uid, (ctx.inFlight.get(uid) ?? 0) + 1);
+  try {
+    return await fn();
+  } finally {
+    const n = ctx.inFlight.get(uid)! - 1;
+    if (n) ctx.inFlight.set(uid, n);
+    else ctx.inFlight.delete(uid);
+  }
+}
+
+/**
+ * Jobs running in this process, by id. A job whose lock lapsed while this agent was paused is
+ * handed out again as stalled, to this same agent, while its first run still goes on: the second
+ * run waits for the first and reports its result, rather than doing the step twice at once.
+ */
+const running = new Map<string, Promise<unknown>>();
+
 async function runJob(ctx: AgentContext, bullJob: BullJob): Promise<unknown> {
+  const data = bullJob.data as { migration?: { uid?: unknown } } | undefined;
+  const uid = typeof data?.migration?.uid === 'string' ? data.migration.uid : undefined;
+  const id = bullJob.id ? `${ctx.config.node}/${bullJob.id}` : undefined;
+  const first = id ? running.get(id) : undefined;
+  if (first) {
+    ctx.log.warn(
+      { job: bullJob.id },
+      'job handed out again while its first run goes on: waiting for that run',
+    );
+    return first;
+  }
+  const run = inFlight(ctx, uid, () => runAccepted(ctx, bullJob));
+  if (!id) return run;
+  running.set(id, run);
+  try {
+    return await run;
+  } finally {
+    if (running.get(id) === run) running.delete(id);
+  }
+}
+
+async function runAccepted(ctx: AgentContext, bullJob: BullJob): Promise<unknown> {
   const job = await acceptJob(ctx, bullJob.data);
   const jctx = jobContext(ctx, bullJob, job);
   jctx.log.info('job started');
   try {
-    const result = await dispatch(jctx, job);
+    const result = await withDeadline(jctx, job);
     jctx.log.info('job done');
     return result;
   } catch (err) {

@@ -5,13 +5,21 @@ import { errorMessage } from '../lib/errors.ts';
 import { clusterCommands } from './commands/cluster.ts';
 import { createCommands } from './commands/create.ts';
 import { drainCommand } from './commands/drain.ts';
+import { nodeCommands } from './commands/nodes.ts';
 import { resourceCommands } from './commands/resources.ts';
 import { workloadCommands } from './commands/workloads.ts';
 import { Cli, rootCommand } from './program.ts';
 
 const cli = new Cli(rootCommand());
 // The order here is the order `ferry --help` lists them in.
-for (const add of [clusterCommands, workloadCommands, drainCommand, createCommands, resourceCommands])
+for (const add of [
+  clusterCommands,
+  workloadCommands,
+  drainCommand,
+  nodeCommands,
+  createCommands,
+  resourceCommands,
+])
   add(cli);
 
 cli.program

@@ -14,7 +14,16 @@ import { addLoad, isRunning, loadOf } from './load.ts';
 import { markEnded, markLive } from '../lib/live-migrations.ts';
 import type { PodApi } from '../lib/kube/pods.ts';
 import { targetPodOf } from './phases/pod-route.ts';
-import { readyNodes } from '../lib/node-registry.ts';
+import { readyNodes, type NodeInfo } from '../lib/node-registry.ts';
+import { fencedNodes } from '../lib/fences.ts';
+import { performance } from 'node:perf_hooks';
+
+/**
+ * How long a node whose lease (heartbeat key) expired still counts as present: the agent's own view
+ * of its lease ends first (it counts from before its write, the store's from after), so by then it
+ * has stopped acting on its own. Measured on this process's monotonic clock (docs/fencing.md).
+ */
+export const NODE_GRACE_MS = 4000;
 import {
   DEFAULT_LIMITS,
   decide,
@@ -27,6 +36,7 @@ import {
   type Limits,
   type NodeFact,
   type PodFacts,
+  type Elapsed,
 } from './reconcile.ts';
 import type { MigrationStore } from '../lib/store/migration-store.ts';
 
@@ -61,6 +71,13 @@ export class Controller {
   private wake: (() => void) | undefined;
   private readonly watched = new Set<string>();
   private readonly limits: Limits;
+  /** When each node was last seen in the registry, on the monotonic clock; from this start at least. */
+  private readonly lastSeen = new Map<string, { at: number; info: NodeInfo }>();
+  private readonly started = performance.now();
+  /** When this controller saw each migration enter its phase and Preflight, on its monotonic clock. */
+  private readonly clocks = new Map<string, { phase: string; phaseAt: number; preflightAt?: number }>();
+  /** The live Migrations of the last pass, to say when one vanished without being deleted. */
+  private known = new Map<string, StoredMigration>();
 
   constructor(private readonly opts: ControllerOptions) {
     this.bus = new Bus(opts.redis, opts.redisConfig, opts.cluster, logOutages(opts.log));
@@ -139,12 +156,75 @@ export class Controller {
     await this.opts.store.event(m, { type: failed ? 'Warning' : 'Normal', reason: next.phase, message });
   }
 
+  /** Nodes present now, or silent for less than the grace; fenced ones are gone at once. */
+  private async presentNodes(): Promise<{ nodes: Map<string, NodeFact>; fenced: Set<string> }> {
+    const [ready, fences] = await Promise.all([
+      readyNodes(this.opts.redis, this.opts.cluster),
+      fencedNodes(this.opts.redis, this.opts.cluster),
+    ]);
+    const now = performance.now();
+    for (const [n, info] of ready) this.lastSeen.set(n, { at: now, info });
+    const nodes = new Map<string, NodeFact>();
+    for (const [n, seen] of this.lastSeen) {
+      const silentFor = now - Math.max(seen.at, this.started);
+      if (fences.has(n) || (!ready.has(n) && silentFor > NODE_GRACE_MS)) continue;
+      nodes.set(n, { labels: seen.info.labels });
+    }
+    return { nodes, fenced: new Set(fences.keys()) };
+  }
+
+  /**
+   * How long `m` has been in its phase and since Preflight, on the monotonic clock. What started
+   * before this controller saw it is taken from the status timestamps once, at first sight; after
+   * that a wall clock that jumps changes nothing.
+   */
+  private elapsed(m: StoredMigration): Elapsed {
+    const now = performance.now();
+    const wallAge = (time: string | undefined) =>
+      time === undefined ? undefined : Math.max(0, Date.now() - Date.parse(time));
+    const ts = m.status.phaseTransitionTimestamps;
+    let c = this.clocks.get(m.metadata.uid);
+    if (!c || c.phase !== m.status.phase) {
+      const seenBefore = c !== undefined;
+      const preflightAge = wallAge(ts.find((t) => t.phase === 'Preflight')?.time);
+      c = {
+        phase: m.status.phase,
+        phaseAt: now - (seenBefore ? 0 : (wallAge(ts.at(-1)?.time) ?? 0)),
+        ...(c?.preflightAt !== undefined
+          ? { preflightAt: c.preflightAt }
+          : preflightAge !== undefined
+            ? { preflightAt: now - (seenBefore ? 0 : preflightAge) }
+            : {}),
+      };
+      this.clocks.set(m.metadata.uid, c);
+    }
+    return {
+      phaseMs: now - c.phaseAt,
+      ...(c.preflightAt !== undefined ? { sincePreflightMs: now - c.preflightAt } : {}),
+    };
+  }
+
+  /** A live Migration gone from the store without a deletion: its Redis was wiped or lost. */
+  private noticeVanished(all: StoredMigration[]): void {
+    const now = new Map(all.map((m) => [m.metadata.uid, m]));
+    for (const [uid, m] of this.known)
+      if (!now.has(uid) && !m.metadata.deletionTimestamp)
+        this.opts.log.error(
+          { migration: `${m.metadata.namespace}/${m.metadata.name}`, phase: m.status.phase },
+          'a running Migration vanished from the store (was its Redis wiped?): its agents undo what they froze or restored, from their own records',
+        );
+    this.known = new Map(
+      all.filter((m) => !TERMINAL_PHASES.includes(m.status.phase)).map((m) => [m.metadata.uid, m]),
+    );
+    for (const uid of this.clocks.keys()) if (!this.known.has(uid)) this.clocks.delete(uid);
+  }
+
   /** One pass over every live Migration, oldest first. Returns how many changed phase. */
   async reconcileAll(): Promise<number> {
-    const ready = await readyNodes(this.opts.redis, this.opts.cluster);
-    const nodes = new Map<string, NodeFact>([...ready].map(([n, info]) => [n, { labels: info.labels }]));
+    const { nodes, fenced } = await this.presentNodes();
     for (const n of nodes.keys()) this.watchNode(n);
     const all = await this.opts.store.list();
+    this.noticeVanished(all);
     const load = loadOf(all);
     let changed = 0;
     let batch = all.filter((m) => !TERMINAL_PHASES.includes(m.status.phase) || m.metadata.deletionTimestamp);
@@ -160,7 +240,8 @@ export class Controller {
       const kube = this.opts.pods !== undefined;
       const decisions = batch.map((m, i) => {
         if (isRunning(m)) addLoad(load, m, -1); // facts describe the others
-        const facts = { now, nodes, jobs: observed[i]!, load, limits: this.limits, kube };
+        const elapsed = this.elapsed(m);
+        const facts = { now, elapsed, nodes, fenced, jobs: observed[i]!, load, limits: this.limits, kube };
         const d = decide(m, pods[i] ? { ...facts, pods: pods[i] } : facts);
         if (isRunning({ ...m, status: d.status })) addLoad(load, { ...m, status: d.status }, 1);
         return d;
@@ -177,27 +258,32 @@ export class Controller {
     return changed;
   }
 
-  /** Before a migration leaves Pending: it is live (its agents run its jobs, its target takes its streams). */
-  private async markLiveIfStarted(m: StoredMigration, next: StoredMigration['status']): Promise<void> {
+  /**
+   * Before a migration leaves Pending, and at each phase change after: it is live, in that phase.
+   * Written before the status, so an agent never runs a step the mark does not name yet, and an
+   * agent that re-checks after a long step sees at once that the migration moved on.
+   */
+  private async markPhase(m: StoredMigration, next: StoredMigration['status']): Promise<void> {
     const target = next.migrationState?.targetNode;
-    if (
-      m.status.phase !== 'Pending' ||
-      next.phase === 'Pending' ||
-      TERMINAL_PHASES.includes(next.phase) ||
-      !target
-    )
-      return;
+    if (next.phase === 'Pending' || TERMINAL_PHASES.includes(next.phase) || !target) return;
+    if (next.phase === m.status.phase) return;
     await markLive(this.opts.redis, this.opts.cluster, {
       target,
       uid: m.metadata.uid,
       source: m.spec.source.node,
+      phase: next.phase,
     });
   }
 
-  /** Once it ended: nothing more runs or is accepted for it (a stalled job, a replayed stream). */
+  /** Once it ended: nothing more runs or is accepted for it; its outcome stays for late nodes. */
   private async markEndedIfOver(m: StoredMigration, next: StoredMigration['status']): Promise<void> {
     if (TERMINAL_PHASES.includes(next.phase))
-      await markEnded(this.opts.redis, this.opts.cluster, m.metadata.uid);
+      await markEnded(
+        this.opts.redis,
+        this.opts.cluster,
+        m.metadata.uid,
+        next.phase === 'Succeeded' ? 'Succeeded' : 'Failed',
+      );
   }
 
   /** Carries out one decision: its actions, then its status and an Event. True if the phase moved. */
@@ -211,7 +297,7 @@ export class Controller {
     );
     const moved = await this.writeStatus(m, decision.status);
     if (release) {
-      await markEnded(this.opts.redis, this.opts.cluster, m.metadata.uid);
+      await this.markEndedIfOver(m, decision.status);
       await this.act(m, [{ type: 'release' }]);
     }
     return moved;
@@ -220,7 +306,7 @@ export class Controller {
   /** Writes the next status if it changed; true if the phase moved. */
   private async writeStatus(m: StoredMigration, next: StoredMigration['status']): Promise<boolean> {
     if (sameStatus(next, m.status)) return false;
-    await this.markLiveIfStarted(m, next);
+    await this.markPhase(m, next);
     const written = await this.opts.store.updateStatus(m.metadata.namespace, m.metadata.name, next);
     if (!written || next.phase === m.status.phase) return false;
     this.opts.log.info(

@@ -466,8 +466,26 @@ test('the transfer job names the target node, never an address, and each volume 
       volumes,
       targetNode: 'node2',
       compression: 'Auto',
+      // A frozen step's deadline: nothing estimated here, so the floor (10 s).
+      deadlineMs: 10_000,
     },
   });
+});
+
+test('a frozen step’s deadline is four times the estimated freeze, at most progressTimeout', () => {
+  const state = {
+    sourceNode: 'node1',
+    targetNode: 'node2',
+    mode: 'StopAndCopy' as const,
+    estimatedFreezeMs: 8000,
+  };
+  const job = (phase: Phase, spec = {}) => {
+    const a = decide(migration(phase, { migrationState: state }, spec), facts({})).actions[0];
+    return a?.type === 'enqueue' && 'deadlineMs' in a.job ? a.job.deadlineMs : undefined;
+  };
+  assert.equal(job('Checkpointing'), 32_000);
+  assert.equal(job('Restoring'), 32_000);
+  assert.equal(job('Transferring', { timeouts: { progressTimeout: '20s' } }), 20_000);
 });
 
 test('the volumes and drivers the source found in preflight are what later steps act on', () => {
@@ -607,18 +625,99 @@ test('each volume is listed with its driver and the bytes sent before and during
   ]);
 });
 
-test('a target that is gone fails the step nobody picked up, at once', () => {
-  const m = migration('Restoring', {}, {});
-  const d = decide(m, facts({ restore: { state: 'waiting' } }, nodes('node1')));
-  assert.equal(d.status.phase, 'RollingBack');
-  assert.match(d.status.failureReason!, /restore on node2 failed: NodeNotFound: node node2 is gone/);
-  assert.deepEqual(steps(d.actions), [['restore', 'node2']]); // the waiting job is withdrawn
-  // A step the gone node had taken died with it: no worker there will ever finish it.
-  const taken = decide(m, facts({ restore: active }, nodes('node1')));
-  assert.equal(taken.status.phase, 'RollingBack');
-  assert.deepEqual(taken.actions, []);
+test('a target that goes silent before the hand-over fails the step at once', () => {
+  // Transferring: the source sends; a silent target has restored nothing and never will.
+  const m = migration('Preflight', {}, {});
+  const d = decide(
+    m,
+    facts({ preflightSource: done(FEATURES), preflightTarget: { state: 'waiting' } }, nodes('node1')),
+  );
+  assert.equal(d.status.phase, 'Failed');
+  assert.match(d.status.failureReason!, /preflightTarget on node2 failed: NodeNotFound: node node2 is gone/);
+  assert.deepEqual(steps(d.actions), [['preflightTarget', 'node2']]); // the waiting job is withdrawn
+});
+
+test('a target that goes silent after the hand-over is waited for, never acted around', () => {
+  const m = migration('Restoring', {
+    migrationState: { sourceNode: 'node1', targetNode: 'node2', handedOver: true },
+  });
+  for (const restore of [{ state: 'waiting' as const }, active]) {
+    const d = decide(m, facts({ restore }, nodes('node1')));
+    assert.equal(d.status.phase, 'Restoring', 'a paused target may still restore: no rollback on a silence');
+    assert.deepEqual(d.actions, [], 'its job is not withdrawn either: it may be running it');
+    assert.match(
+      d.status.warnings!.at(-1)!,
+      /node node2 went silent during Restoring.*ferry node fence node2/,
+    );
+  }
+  const verifying = migration('Verifying', {});
+  assert.equal(decide(verifying, facts({ verifyTarget: active }, nodes('node1'))).status.phase, 'Verifying');
   // While the node is there, a running step is never raced.
   assert.equal(decide(m, facts({ restore: active })).status.phase, 'Restoring');
+});
+
+test('a fenced target is acted around: the rollback skips it and releases the source', () => {
+  const state = { sourceNode: 'node1', targetNode: 'node2', handedOver: true };
+  const fenced = (jobs: Parameters<typeof facts>[0]) => ({
+    ...facts(jobs, nodes('node1')),
+    fenced: new Set(['node2']),
+  });
+  const m = migration('Restoring', { migrationState: state });
+  const d = decide(m, fenced({ restore: active }));
+  assert.equal(d.status.phase, 'RollingBack');
+  assert.match(d.status.failureReason!, /restore on node2 failed: NodeNotFound: node node2 is fenced/);
+  const rb = migration('RollingBack', { migrationState: state });
+  const d1 = decide(rb, fenced({}));
+  assert.deepEqual(steps(d1.actions), [['resumeSource', 'node1']]);
+  const job = d1.actions[0]!.type === 'enqueue' ? d1.actions[0]!.job : undefined;
+  assert.equal(job && 'release' in job ? job.release : undefined, 'targetFenced');
+});
+
+test('handed over, a rollback removes the target copy first and the source resumes on its word', () => {
+  const rb = migration('RollingBack', {
+    migrationState: { sourceNode: 'node1', targetNode: 'node2', handedOver: true },
+  });
+  assert.deepEqual(steps(decide(rb, facts({})).actions), [['rollbackTarget', 'node2']]);
+  const d = decide(rb, facts({ rollbackTarget: done({}) }));
+  assert.deepEqual(steps(d.actions), [['resumeSource', 'node1']]);
+  const job = d.actions[0]!.type === 'enqueue' ? d.actions[0]!.job : undefined;
+  assert.equal(job && 'release' in job ? job.release : undefined, 'targetRemoved');
+  // A silent target is waited for: the source is never resumed while it may run the workload.
+  const silent = decide(rb, facts({}, nodes('node1')));
+  assert.deepEqual(silent.actions, []);
+  assert.equal(silent.status.phase, 'RollingBack');
+});
+
+test('a source that goes silent while rolling back is waited for; fenced, its copy is lost with it', () => {
+  const rb = migration('RollingBack', { failureReason: 'checkpoint on node1 failed: NodeNotFound' });
+  const d = decide(rb, facts({ rollbackTarget: done({}) }, nodes('node2')));
+  assert.equal(d.status.phase, 'RollingBack');
+  assert.match(d.status.warnings!.at(-1)!, /node node1 went silent during RollingBack/);
+  const f = decide(rb, {
+    ...facts({ rollbackTarget: done({}) }, nodes('node2')),
+    fenced: new Set(['node1']),
+  });
+  assert.equal(f.status.phase, 'Failed');
+  assert.match(
+    f.status.failureReason!,
+    /rollback incomplete: resumeSource on node1 failed: NodeNotFound: node node1 is fenced/,
+  );
+});
+
+test('the transfer completed marks the hand-over, kept through a rollback', () => {
+  const m = migration('Transferring', {});
+  const d = decide(
+    m,
+    facts({ transfer: done({ bytes: 1, durationMs: 1, files: 1, resumedBytes: 0, volumes: [] }) }),
+  );
+  assert.equal(d.status.phase, 'Restoring');
+  assert.equal(d.status.migrationState?.handedOver, true);
+  const timedOut = decide(m, {
+    ...facts({ transfer: done({ bytes: 1, durationMs: 1, files: 1, resumedBytes: 0, volumes: [] }) }),
+    now: LATE.now,
+  });
+  assert.equal(timedOut.status.phase, 'RollingBack');
+  assert.equal(timedOut.status.migrationState?.handedOver, true);
 });
 
 test('a rollback whose target is gone skips the target and resumes the source', () => {
@@ -645,4 +744,20 @@ test('a rollback that thawed a frozen source records the freeze it suffered', ()
   assert.equal(d.status.phase, 'Failed');
   assert.equal(d.status.migrationState?.downtimeMs, 3500);
   assert.equal(d.status.migrationState?.resumedAt, '2026-01-01T00:00:04.500Z');
+});
+
+test('timeouts follow the controller’s monotonic measure, not a wall clock that jumped', () => {
+  const m = migration('Syncing', {});
+  // The wall clock says an hour passed; the controller measured 2 s in the phase: no timeout.
+  const jumped = {
+    ...facts({ sync: active }),
+    now: LATE.now,
+    elapsed: { phaseMs: 2000, sincePreflightMs: 3000 },
+  };
+  assert.equal(decide(m, jumped).status.phase, 'Syncing');
+  // And the other way: the wall clock stepped back, the controller measured past progressTimeout.
+  const stuck = { ...facts({}), elapsed: { phaseMs: 200_000, sincePreflightMs: 200_000 } };
+  const d = decide(m, stuck);
+  assert.equal(d.status.phase, 'RollingBack');
+  assert.match(d.status.failureReason!, /^ProgressTimeout: Syncing made no progress for 150s/);
 });

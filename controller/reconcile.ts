@@ -18,8 +18,14 @@ export * from './phases/facts.ts';
 export { sideNode } from './phases/steps.ts';
 export { routeOf } from './phases/routes.ts';
 
+/** Once the transfer completed the target may restore: remembered, since rollback depends on it. */
+function handOver(m: StoredMigration, facts: Facts, state: MigrationState): MigrationState {
+  const done = m.status.phase === 'Transferring' && facts.jobs.transfer?.state === 'completed';
+  return done && !state.handedOver ? { ...state, handedOver: true } : state;
+}
+
 function decidePhase(m: StoredMigration, facts: Facts): Decision {
-  const state: MigrationState = m.status.migrationState ?? { sourceNode: m.spec.source.node };
+  const state = handOver(m, facts, m.status.migrationState ?? { sourceNode: m.spec.source.node });
   const guarded = guard(m, facts, state);
   if (guarded) return guarded;
   if (m.status.phase === 'Pending') return admit(m, facts, state);
@@ -33,8 +39,14 @@ function decidePhase(m: StoredMigration, facts: Facts): Decision {
     const ending = m.status.phase === 'RollingBack' || m.status.phase === 'CleaningUp';
     return ending ? d : { ...d, actions: cancels };
   }
-  if (!walk.allDone) return { status: m.status, actions: walk.actions };
   const known = m.status.warnings ?? [];
+  if (!walk.allDone) {
+    const said = walk.waiting.filter((w) => !known.includes(w));
+    return {
+      status: said.length ? { ...m.status, warnings: [...known, ...said] } : m.status,
+      actions: walk.actions,
+    };
+  }
   const added = walk.warnings.filter((w) => !known.includes(w));
   const status = walk.warnings.length ? { ...m.status, warnings: [...known, ...added] } : m.status;
   return afterSuccess({ ...m, status }, facts, state);

@@ -2,6 +2,7 @@
 // FerryErrors that quote the command's own error output.
 import { spawn } from 'node:child_process';
 import { FerryError, type ErrorCode } from './errors.ts';
+import { currentScope } from './step-scope.ts';
 
 export interface ExecResult {
   stdout: string;
@@ -25,12 +26,17 @@ export interface ExecOptions {
 }
 
 export function exec(cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  const scope = currentScope();
+  if (scope?.stopped)
+    return Promise.reject(new FerryError('StepDeadline', `not running ${cmd}: ${scope.stopped}`));
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
       stdio: opts.detached ? 'ignore' : [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
+    // Detached or not, the child is the command itself (runc's CLI), never the daemon it leaves.
+    scope?.add(child);
     let stdout = '';
     let stderr = '';
     child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));

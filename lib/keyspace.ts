@@ -15,6 +15,13 @@ export const keyspace = {
   node: (cluster: string, node: string): string => `${base(cluster)}:node:${node}`,
   /** Marks of running migrations (lib/live-migrations.ts). */
   live: (cluster: string, uid: string): string => `${base(cluster)}:live:${uid}`,
+  /** How a migration ended, kept a week for nodes that return late (lib/live-migrations.ts). */
+  ended: (cluster: string, uid: string): string => `${base(cluster)}:ended:${uid}`,
+  /** Nodes an operator declared dead (lib/fences.ts). */
+  fence: (cluster: string, node: string): string => `${base(cluster)}:fence:${node}`,
+  /** A source's questions to a target about migrations the store forgot, and the answers (lib/handover.ts). */
+  asks: (cluster: string, node: string): string => `${base(cluster)}:asks:${node}`,
+  verdict: (cluster: string, uid: string): string => `${base(cluster)}:verdict:${uid}`,
 
   /** The local store: Migration documents, their status, events, and a change channel. */
   migrations: (cluster: string): string => `${base(cluster)}:migrations`,

@@ -51,6 +51,26 @@ async function ended(name: string): Promise<StoredMigration> {
   return m!;
 }
 
+/**
+ * The store wiped, no Migration says where the workload went: wait until exactly one copy runs
+ * (neither paused nor doubled) and say where.
+ */
+async function settledHome(container: string): Promise<'node1' | 'node2'> {
+  let where: Array<string | undefined> = [];
+  const one = await until(async () => {
+    // Until both agents beat again (the registry went with the store), a node's list is unknown.
+    const lists = await Promise.all(['node1', 'node2'].map((n) => list(c, n).catch(() => undefined)));
+    if (lists.includes(undefined)) return false;
+    where = lists.map((l) => l!.find((x) => x.id === container)?.status);
+    return where.filter((s) => s !== undefined).length === 1 && where.includes('running');
+  }, 90_000);
+  assert.ok(
+    one,
+    `the store wiped, the copies never settled to one running: node1 ${where[0]}, node2 ${where[1]}`,
+  );
+  return where[0] === 'running' ? 'node1' : 'node2';
+}
+
 /** Established SSH sessions between the agents, seen from a node. */
 async function sshSessions(node: string): Promise<number> {
   const r = await exec('nsenter', [
@@ -100,6 +120,7 @@ async function cell(fault: Fault, phase: MatrixPhase): Promise<Outcome> {
     60_000,
   );
   assert.ok(held, `${phase} never reached ${point}`);
+  const uid = (await c.store.get('default', name))!.metadata.uid;
   const env = {
     c,
     name,
@@ -107,42 +128,49 @@ async function cell(fault: Fault, phase: MatrixPhase): Promise<Outcome> {
     release: async () => void (await c.redis.set(keyspace.hookRelease(CLUSTER, release), '1')),
   };
   await fault.strike(env);
-  const m = await ended(name);
+  const m = fault.wipesStore ? undefined : await ended(name);
   await fault.heal?.(env);
   await c.redis.del(keyspace.hookRelease(CLUSTER, release));
 
-  // Exactly one copy runs, where the outcome says, and passes its own check.
-  const [on1, on2] = [
-    (await list(c, 'node1')).find((x) => x.id === container),
-    (await list(c, 'node2')).find((x) => x.id === container),
-  ];
-  const home = m.status.phase === 'Succeeded' ? 'node2' : 'node1';
-  const [here, other] = home === 'node2' ? [on2, on1] : [on1, on2];
-  assert.equal(
-    here?.status,
-    'running',
-    `${phase}/${fault.name}: ${m.status.phase} but not running on ${home}`,
-  );
-  assert.equal(
-    other,
-    undefined,
-    `${phase}/${fault.name}: a second copy (${other?.status}) on the other node`,
+  // Exactly one copy runs, where the outcome says (or, the store wiped, where the agents settled
+  // it), and passes its own check.
+  const home = m ? (m.status.phase === 'Succeeded' ? 'node2' : 'node1') : await settledHome(container);
+  const copyOn = async (n: string) => (await list(c, n)).find((x) => x.id === container);
+  const other = home === 'node2' ? 'node1' : 'node2';
+  const outcome = m?.status.phase ?? (home === 'node2' ? 'Succeeded' : 'Failed');
+  const here = await copyOn(home);
+  assert.equal(here?.status, 'running', `${phase}/${fault.name}: ${outcome} but not running on ${home}`);
+  // Never a second copy running; a stopped one is a node that just returned finishing its
+  // clean-up, and must be gone within seconds.
+  const there = await copyOn(other);
+  assert.notEqual(there?.status, 'running', `${phase}/${fault.name}: a second copy running on ${other}`);
+  assert.ok(
+    await until(async () => (await copyOn(other)) === undefined, 10_000),
+    `${phase}/${fault.name}: a second copy (${(await copyOn(other))?.status}) stays on ${other}`,
   );
   const v = await verify(c, home, container);
   assert.ok(v.pass && v.counter! > before.counter!, `${home}: ${v.line}`);
-  if (m.status.phase === 'Failed') assert.match(m.status.failureReason ?? '', fault.reason);
+  if (m?.status.phase === 'Failed') assert.match(m.status.failureReason ?? '', fault.reason);
 
-  // Nothing left behind.
+  // Nothing left behind: on the nodes, in the queues, or as a live mark.
   for (const n of ['node1', 'node2'])
     assert.ok(
-      await until(async () => (await leftovers(n, m.metadata.uid)).length === 0, 10_000),
-      `${n} keeps ${(await leftovers(n, m.metadata.uid)).join(', ')}`,
+      await until(async () => (await leftovers(n, uid)).length === 0, 10_000),
+      `${n} keeps ${(await leftovers(n, uid)).join(', ')}`,
     );
-  assert.ok(await until(async () => (await liveJobs(m.metadata.uid)).length === 0, 10_000), 'jobs left');
+  assert.ok(await until(async () => (await liveJobs(uid)).length === 0, 10_000), 'jobs left');
+  assert.equal(await c.redis.exists(keyspace.live(CLUSTER, uid)), 0, 'a live mark left');
   for (const n of ['node1', 'node2'])
     assert.ok(await until(async () => (await sshSessions(n)) === 0, 10_000), `SSH sessions left on ${n}`);
   await c.bus.call(home, { kind: 'remove', container });
 
+  if (!m)
+    return {
+      phase,
+      fault: fault.name,
+      result: outcome,
+      detail: `the Migration went with the store; the agents settled it from their records: it runs on ${home}`,
+    };
   const s = m.status.migrationState;
   return {
     phase,

@@ -1,8 +1,9 @@
 // The faults of the fault matrix (test/fault-matrix.test.ts) and where they strike. Each is real:
-// processes are SIGKILLed and started again, Redis is shut down and restarted, the target's veth
-// goes down, its filesystem fills up, a byte is flipped on the wire by a named hook, the target node
-// dies with its containers; and an operator's second Migration of the same workload. Injection
-// points are named hooks in the agents (agent/fault-hooks.ts).
+// processes are SIGKILLed and started again, or paused (SIGSTOP) past their lease and let go on,
+// Redis is shut down and restarted, or wiped (FLUSHALL), the target's veth goes down, its
+// filesystem fills up, a byte is flipped on the wire by a named hook, the target node dies with its
+// containers (and an operator fences it); and an operator's second Migration of the same workload.
+// Injection points are named hooks in the agents (agent/fault-hooks.ts).
 import { readFile, rm } from 'node:fs/promises';
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import type { HookPoint } from '../agent/fault-hooks.ts';
 import type { Client } from '../cli/client.ts';
 import { vethName } from '../cluster/netns.ts';
 import { exec, run } from '../lib/exec.ts';
+import { fenceNode, unfenceNode } from '../lib/fences.ts';
 import { clusterDir, nodePaths } from '../lib/paths.ts';
 import { armHook, CLUSTER, upTestCluster } from './helpers.ts';
 import assert from 'node:assert/strict';
@@ -39,6 +41,8 @@ export interface FaultEnv {
 
 export interface Fault {
   name: string;
+  /** The store loses the Migration: the cell looks for the one copy itself (the agents settle it). */
+  wipesStore?: boolean;
   /** What a Failed migration's reason must say about this fault (its cause, in its own words). */
   reason: RegExp;
   /** Phases where the fault cannot strike the migration, with why (the table says so). */
@@ -56,6 +60,30 @@ async function pidOf(file: string): Promise<number> {
 async function killAgent(node: string): Promise<void> {
   process.kill(await pidOf(nodePaths(CLUSTER, node).pidFile), 'SIGKILL');
   await sleep(200);
+}
+
+/** Longer than the lease (6 s) and the controller's grace (4 s) together: the node is taken as silent. */
+const PAUSE_MS = 14_000;
+
+/** The agent stops (SIGSTOP) with its step held, and goes on (SIGCONT) once the pause is over. */
+async function pauseAgent(node: string, env: FaultEnv): Promise<void> {
+  const pid = await pidOf(nodePaths(CLUSTER, node).pidFile);
+  process.kill(pid, 'SIGSTOP');
+  try {
+    await sleep(PAUSE_MS);
+    await env.release(); // seen by the held step as soon as the agent runs again
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+}
+
+/** Until the Migration says it waits for a silent node (or `ms` passed). */
+async function waitsFor(env: FaultEnv, node: string, ms: number): Promise<void> {
+  for (const end = Date.now() + ms; Date.now() < end; await sleep(250)) {
+    const m = await env.c.store.get('default', env.name);
+    if (!m || m.status.phase === 'Failed' || m.status.phase === 'Succeeded') return;
+    if (m.status.warnings?.some((w) => w.startsWith(`node ${node} went silent`))) return;
+  }
 }
 
 const link = (node: string, state: 'up' | 'down') =>
@@ -175,7 +203,7 @@ export const FAULTS: Fault[] = [
   },
   {
     name: 'target node removed',
-    reason: /NodeNotFound: node node2 is gone|ssh to node2: connect/,
+    reason: /NodeNotFound: node node2 is (gone|fenced)|ssh to node2: connect/,
     notApplicable: {
       CleaningUp:
         'the workload already runs on the target, verified: a node that dies then takes it with it, migration or not',
@@ -184,9 +212,42 @@ export const FAULTS: Fault[] = [
       await killAgent('node2');
       await killContainers('node2');
       await env.release();
+      // After the hand-over ferry waits for a silent target rather than risk a second copy: the
+      // operator, having seen the node is dead, fences it, and the source resumes.
+      if (env.phase === 'Restoring' || env.phase === 'Verifying') {
+        await waitsFor(env, 'node2', 30_000);
+        await fenceNode(env.c.redis, CLUSTER, {
+          node: 'node2',
+          reason: 'test: node removed',
+          time: new Date().toISOString(),
+        });
+      }
     },
-    async heal() {
-      await upTestCluster(); // the node returns; its agent sweeps what the migration left there
+    async heal(env) {
+      await upTestCluster(); // the node returns; its agent settles what the migration left there
+      await unfenceNode(env.c.redis, CLUSTER, 'node2');
+    },
+  },
+  {
+    name: 'source agent paused',
+    reason: /node1/,
+    strike: (env) => pauseAgent('node1', env),
+  },
+  {
+    name: 'target agent paused',
+    reason: /node2/,
+    strike: (env) => pauseAgent('node2', env),
+  },
+  {
+    // The cluster's Redis loses everything: the Migration, its jobs, its marks. The agents settle
+    // from their own records: a source that never handed over thaws; after the hand-over the
+    // target keeps a copy that runs (and the source's goes) or drops one that does not.
+    name: 'Redis wiped',
+    reason: /./,
+    wipesStore: true,
+    async strike(env) {
+      await env.c.redis.flushall();
+      await env.release();
     },
   },
   {

@@ -104,7 +104,8 @@ export async function armHook(c: Client, node: string, point: HookPoint, action:
 export async function leftovers(node: string, uid: string): Promise<string[]> {
   const p = nodePaths(CLUSTER, node);
   const found: string[] = [];
-  for (const dir of [`${p.fsRoot}/snapshots`, `${p.fsRoot}/incoming`, p.imagesDir]) {
+  // Snapshots, received streams, images, and the node's own record of the migration.
+  for (const dir of [`${p.fsRoot}/snapshots`, `${p.fsRoot}/incoming`, p.imagesDir, `${p.fsRoot}/records`]) {
     for (const e of await readdir(dir).catch(() => [] as string[]))
       if (e.includes(uid)) found.push(`${dir}/${e}`);
   }

@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, readlink, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '../cli/client.ts';
 import { netnsName } from '../cluster/netns.ts';
@@ -135,4 +135,94 @@ test('a tree with a loopback peer outside it, or a connection on the node’s ad
   } finally {
     for (const p of [viaLoopback, viaNodeAddress, server]) p.kill('SIGKILL');
   }
+});
+
+// A parent outside the moved tree that reaps its dead child late (REAP_AFTER seconds after it died,
+// or when the file PREFIX.reap appears), as a shell or a busy supervisor would: until then the
+// child's PID stays taken by its zombie, on this one kernel both nodes share.
+const LATE_PARENT = `
+import os, sys, time
+reap_after, prefix, cmd = float(sys.argv[1]), sys.argv[2], sys.argv[3:]
+pid = os.fork()
+if pid == 0:
+    os.setsid()  # a daemon's own session, as CRIU needs of a tree's root
+    os.execv(cmd[0], cmd)
+open(prefix + '.pid', 'w').write(str(pid))
+while open('/proc/%d/stat' % pid).read().rsplit(')', 1)[1].split()[0] != 'Z':
+    time.sleep(0.05)
+died = time.time()
+while time.time() - died < reap_after and not os.path.exists(prefix + '.reap'):
+    time.sleep(0.05)
+os.waitpid(pid, 0)
+`;
+
+/** The test workload as the child of a parent that reaps late; resolves to the workload's PID. */
+async function startUnderLateParent(node: string, data: string, reapAfterS: number): Promise<number> {
+  const prefix = path.join(data, 'parent');
+  const parent = spawn(
+    'nsenter',
+    [
+      `--net=/run/netns/${netnsName(CLUSTER, node)}`,
+      '/usr/bin/python3',
+      '-c',
+      LATE_PARENT,
+      String(reapAfterS),
+      prefix,
+      `${FERRY_OPT}/bin/workload`,
+      '--mem-mib',
+      '16',
+      '--interval-ms',
+      '10',
+      '--dir',
+      data,
+    ],
+    { detached: true, stdio: 'ignore' },
+  );
+  parent.unref();
+  for (let i = 0; i < 100 && !(await stat(path.join(data, 'ready')).catch(() => undefined)); i++)
+    await new Promise((r) => setTimeout(r, 50));
+  return Number((await readFile(`${prefix}.pid`, 'utf8')).trim());
+}
+
+test('a tree whose parent reaps it late moves: the target waits until its PIDs are free', async () => {
+  const data = await mkdtemp(path.join(dir, 'late-'));
+  const pid = await startUnderLateParent('node1', data, 3);
+  assert.match(await verifyBare(pid, data), /^PASS/);
+  const m = await migrate(c, unique('m-late'), { node: 'node1', container: unique('proc'), pid }, 'node2');
+  assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  assert.equal(await netnsOf(pid), await nodeNetns('node2'), 'the same PID runs in node2 now');
+  assert.match(await verifyBare(pid, data), /^PASS/);
+  process.kill(pid, 'SIGKILL');
+});
+
+test('a tree whose PIDs stay taken is refused on the target, kept on the source, and back once they are free', async () => {
+  const data = await mkdtemp(path.join(dir, 'never-'));
+  const pid = await startUnderLateParent('node1', data, 3600);
+  const m = await migrate(c, unique('m-held'), { node: 'node1', container: unique('proc'), pid }, 'node2');
+  // The target waited, bounded, and said who holds the PID; the source cannot resume yet either,
+  // and the Migration says where the image is and how to restore it.
+  assert.equal(m.status.phase, 'Failed');
+  assert.match(
+    m.status.failureReason!,
+    new RegExp(
+      `restore on node2 failed: PidsInUse: .*its PIDs are still taken: ${pid} \\(a zombie its parent \\d+ \\(python3\\) has not reaped\\)`,
+    ),
+  );
+  assert.match(
+    m.status.failureReason!,
+    /rollback incomplete: resumeSource on node1 failed: SourceResumeFailed: .*Its image is kept at \/run\/ferry\/test\/node1\/images\/[0-9a-f-]+\/checkpoint; node1's agent tries again .* criu restore -D /,
+  );
+  // The parent reaps at last: node1's agent, trying again from its record, brings the tree back.
+  await writeFile(path.join(data, 'parent.reap'), '');
+  let back = false;
+  for (let i = 0; i < 150 && !back; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const st = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    back = st !== '' && !/^\d+ \(.*\) [ZX] /.test(st); // running, not the zombie it was
+  }
+  assert.ok(back, 'the tree runs again on node1');
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(await netnsOf(pid), await nodeNetns('node1'));
+  assert.match(await verifyBare(pid, data), /^PASS/);
+  process.kill(pid, 'SIGKILL');
 });

@@ -36,6 +36,16 @@ const cases: Case[] = [
     action: { action: 'fail', message: 'link cut', times: 3 },
     reason: /transfer on node1 failed: .*link cut/,
   },
+  {
+    // A frozen step that hangs (held here, as a hung CRIU or link would hold it) is noticed while
+    // it hangs: its agent stops it at its deadline and the source runs again.
+    title: 'a frozen step that hangs is stopped at its deadline and the source resumes',
+    node: 'node1',
+    point: 'source.beforeTransfer',
+    action: { action: 'block', release: unique('never') },
+    reason:
+      /transfer on node1 failed: StepDeadline: transfer ran past its deadline of 10s while the source was frozen; stopped it/,
+  },
 ];
 
 for (const k of cases) {

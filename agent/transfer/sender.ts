@@ -9,6 +9,7 @@ import { stat } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import ssh2 from 'ssh2';
+import { ErrorCodeSchema } from '../../api/v1alpha1/errors.ts';
 import { FerryError, errorMessage } from '../../lib/errors.ts';
 import type { Peer } from '../../api/v1alpha1/cluster.ts';
 import { sendStream } from '../snapshot/btrfs.ts';
@@ -307,7 +308,15 @@ export class TransferSession {
     let offset = 0;
     if (opts.resume) {
       const r = await this.nextReply();
-      if (!r.ok || !('offset' in r))
+      // The target's own refusal (a stream it does not expect) is final, and said in its words.
+      if (!r.ok) {
+        const code = ErrorCodeSchema.safeParse(r.code);
+        throw new FerryError(
+          code.success ? code.data : 'TransferFailed',
+          `${relPath}: the target refused it: ${r.error}`,
+        );
+      }
+      if (!('offset' in r))
         throw new FerryError('TransferFailed', `${relPath}: the target did not say where to resume`);
       offset = Math.min(r.offset, st.size);
     }

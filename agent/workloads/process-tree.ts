@@ -14,9 +14,15 @@ import {
   restoreProcess,
   restoredPid,
   treePids,
+  treePidsOf,
+  TREE_PIDS_FILE,
+  waitForFreePids,
 } from '../process-tree.ts';
 import { namespaceTcp, socketInodes, socketProblems } from '../process-sockets.ts';
 import type { WorkloadKind } from './kind.ts';
+
+/** How long a resume waits for the tree's PIDs before it says why not (the watchdog retries). */
+const RESUME_PID_WAIT_MS = 10_000;
 
 const rootOf = (job: { migration: { pid?: number | undefined } }): number => {
   if (!job.migration.pid) throw new FerryError('InvalidInput', 'a process-tree job names no PID');
@@ -54,8 +60,10 @@ export const processTreeKind: WorkloadKind = {
     await rm(layout.images(uid), { recursive: true, force: true });
     await mkdir(images, { recursive: true, mode: 0o700 });
     await mkdir(layout.work(uid), { recursive: true, mode: 0o700 });
-    const affinity = await captureAffinity(await requireProcess(ctx, pid));
+    const pids = await requireProcess(ctx, pid);
+    const affinity = await captureAffinity(pids);
     await writeFile(path.join(layout.images(uid), AFFINITY_FILE), JSON.stringify(affinity), { mode: 0o600 });
+    await writeFile(path.join(layout.images(uid), TREE_PIDS_FILE), JSON.stringify(pids), { mode: 0o600 });
     const frozenAt = new Date().toISOString();
     const t = Date.now();
     await dumpProcess(ctx, job, pid);
@@ -64,7 +72,9 @@ export const processTreeKind: WorkloadKind = {
 
   requireFrozen: async () => undefined,
 
-  extraFiles: () => [],
+  extraFiles: (ctx, job) => [
+    [path.join(ctx.layout.images(job.migration.uid), TREE_PIDS_FILE), TREE_PIDS_FILE],
+  ],
 
   removeSource: async () => undefined, // the dump ended it
 
@@ -72,12 +82,19 @@ export const processTreeKind: WorkloadKind = {
     // If the dump never ended it, it runs on; else it comes back here from the images kept for that
     // (the target's copy was removed first, so its PIDs are free again).
     const pid = rootOf(job);
+    const uid = job.migration.uid;
     if (await alive(pid)) return { resumed: `process ${pid}`, wasFrozen: false };
-    const restored = await restoreProcess(ctx, job.migration.uid, `back on ${ctx.config.node}`).catch(
-      (err: unknown) => {
-        throw new FerryError('SourceResumeFailed', errorMessage(err), { cause: err });
-      },
-    );
+    // Its PIDs may still be held (a zombie of it its parent has not reaped yet): wait, bounded, and
+    // if they stay taken say where the image is and how to restore it; the agent keeps trying.
+    const held = await waitForFreePids(await treePidsOf(ctx, uid), RESUME_PID_WAIT_MS);
+    if (held.length)
+      throw new FerryError(
+        'SourceResumeFailed',
+        `the process tree of ${job.migration.name} cannot run on ${ctx.config.node} yet: its PIDs are taken: ${held.slice(0, 3).join('; ')}. Its image is kept at ${ctx.layout.checkpoint(uid)}; ${ctx.config.node}'s agent tries again every few seconds until they are free, or restore it by hand: criu restore -D ${ctx.layout.checkpoint(uid)} -d --file-locks --tcp-established`,
+      );
+    const restored = await restoreProcess(ctx, uid, `back on ${ctx.config.node}`).catch((err: unknown) => {
+      throw new FerryError('SourceResumeFailed', errorMessage(err), { cause: err });
+    });
     return { resumed: `process ${restored}`, wasFrozen: true, resumedAt: new Date().toISOString() };
   },
 
@@ -90,6 +107,15 @@ export const processTreeKind: WorkloadKind = {
       return { restoredAt: new Date().toISOString(), restoreMs: 0, pid: already };
     await ctx.hooks.fire('target.beforeRestore', job.migration.name, ctx.layout.images(uid));
     const started = Date.now();
+    // The source's dump ended the tree, but a PID stays taken until the parent reaps it: wait for
+    // them (bounded by the step's deadline) rather than fail on CRIU's `File exists`.
+    const waitMs = job.deadlineMs ? job.deadlineMs / 2 : RESUME_PID_WAIT_MS;
+    const held = await waitForFreePids(await treePidsOf(ctx, uid), waitMs);
+    if (held.length)
+      throw new FerryError(
+        'PidsInUse',
+        `the process tree cannot be restored on ${ctx.config.node}: after ${Math.round(waitMs / 1000)}s its PIDs are still taken: ${held.slice(0, 3).join('; ')}`,
+      );
     const pid = await restoreProcess(ctx, uid, `on ${ctx.config.node}`);
     const restoredAt = new Date().toISOString();
     const affinity = await readFile(path.join(ctx.layout.images(uid), AFFINITY_FILE), 'utf8').catch(

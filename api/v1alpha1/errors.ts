@@ -8,6 +8,26 @@ export const ERROR_CODES = {
   ContainerNotFound: { final: true, doc: 'The source container does not exist or is not running.' },
   ContainerExists: { final: true, doc: 'The target node already has a container with that id.' },
   WorkloadBusy: { final: true, doc: 'Another Migration is moving the same workload right now.' },
+  DowntimeOverBudget: {
+    final: true,
+    doc: 'Auto found no mode whose estimated freeze fits maxDowntime, and the spec does not accept a longer one.',
+  },
+  StepDeadline: {
+    final: true,
+    doc: 'A step taken while the source was frozen ran past its deadline: it was stopped and the move rolled back.',
+  },
+  PidsInUse: {
+    final: true,
+    doc: "A bare process tree's PIDs are still taken where it must run (a zombie its parent has not reaped).",
+  },
+  Fenced: {
+    final: true,
+    doc: 'This node may no longer act for the migration (lease lapsed, node fenced, or the migration moved on).',
+  },
+  WorkloadHandedOver: {
+    final: true,
+    doc: 'The source was handed over to the target; it resumes only once the target removed its copy or is fenced.',
+  },
   InsufficientSpace: { final: true, doc: 'The target lacks space for the images or the filesystem.' },
   CriuCheckFailed: { final: true, doc: 'CRIU is missing, too old, or does not work on this node.' },
   UnsupportedWorkload: {

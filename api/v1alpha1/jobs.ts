@@ -135,6 +135,11 @@ export const JobSchema = z.discriminatedUnion('kind', [
     bandwidth: z.number().int().min(1).optional(),
     /** PreCopy: the most pre-dump rounds before the final freeze. */
     maxIterations: z.number().int().min(1).max(64).default(8),
+    /**
+     * A step taken while the source is frozen is stopped (its processes killed) and failed once it
+     * runs this long: a hung CRIU or link never keeps the workload frozen for longer.
+     */
+    deadlineMs: z.number().int().min(1000).optional(),
   }),
   z.strictObject({
     kind: z.literal('transfer'),
@@ -148,6 +153,11 @@ export const JobSchema = z.discriminatedUnion('kind', [
     compression: CompressionSchema.default('None'),
     /** The link rate preflight measured, capped by the bandwidth limit. */
     linkBytesPerSecond: z.number().min(1).optional(),
+    /**
+     * A step taken while the source is frozen is stopped (its processes killed) and failed once it
+     * runs this long: a hung CRIU or link never keeps the workload frozen for longer.
+     */
+    deadlineMs: z.number().int().min(1000).optional(),
   }),
   z.strictObject({
     kind: z.literal('restore'),
@@ -156,6 +166,11 @@ export const JobSchema = z.discriminatedUnion('kind', [
     volumes: Volumes,
     /** PostCopy: the memory is pulled from this node's lazy page server as the workload runs. */
     lazy: z.strictObject({ sourceNode: NameSchema, port: z.number().int().min(1).max(65535) }).optional(),
+    /**
+     * A step taken while the source is frozen is stopped (its processes killed) and failed once it
+     * runs this long: a hung CRIU or link never keeps the workload frozen for longer.
+     */
+    deadlineMs: z.number().int().min(1000).optional(),
   }),
   z.strictObject({ kind: z.literal('verifyTarget'), migration: MigrationRef, container: NameSchema }),
   z.strictObject({
@@ -176,6 +191,11 @@ export const JobSchema = z.discriminatedUnion('kind', [
     migration: MigrationRef,
     container: NameSchema,
     volumes: Volumes,
+    /**
+     * Once the source handed the workload over (its transfer completed), why it may run again: the
+     * target removed its copy, or the target node is fenced. The source refuses without one.
+     */
+    release: z.enum(['targetRemoved', 'targetFenced']).optional(),
   }),
   z.strictObject({
     kind: z.literal('rollbackTarget'),

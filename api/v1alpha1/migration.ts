@@ -69,6 +69,12 @@ export const StrategySchema = z
     maxDowntime: DurationSchema('maxDowntime', 10, 3_600_000)
       .default('2s')
       .describe('Longest acceptable freeze, used by Auto to choose a mode.'),
+    overBudget: z
+      .enum(['Refuse', 'Proceed'])
+      .default('Refuse')
+      .describe(
+        'Auto, when no mode this node offers is estimated to keep the freeze under maxDowntime: Refuse fails the migration in Preflight, before anything is frozen; Proceed freezes anyway (StopAndCopy).',
+      ),
     bandwidth: z
       .string()
       .regex(QUANTITY_PATTERN, 'bandwidth: a byte quantity per second like "100Mi"')
@@ -228,6 +234,15 @@ export const MigrationStateSchema = z
     imageBytes: bytes('Size of the CRIU images, the measure of the workload memory'),
     dumpMs: ms('Time CRIU spent dumping'),
     restoreMs: ms('Time CRIU spent restoring'),
+    estimatedFreezeMs: ms(
+      'What a StopAndCopy freeze of this workload was estimated at in Preflight (memory over the measured link); frozen steps get a deadline from it',
+    ),
+    handedOver: z
+      .boolean()
+      .optional()
+      .describe(
+        'The transfer completed: the target may restore from here on, so the source resumes only once the target removed its copy or is fenced (docs/fencing.md).',
+      ),
     abortRequested: z.boolean().optional().describe('An abort was asked for (spec.abort or deletion).'),
     abortStatus: z
       .enum(['Aborting', 'Succeeded', 'Failed'])

@@ -1,5 +1,6 @@
 // `ferry cluster up|down|status`: the local cluster of simulated nodes, and `ferry demo`.
 import { clusterDown, clusterUp, readClusterConfig } from '../../cluster/cluster.ts';
+import { fencedNodes } from '../../lib/fences.ts';
 import { readyNodes } from '../../lib/node-registry.ts';
 import { demo } from '../demo.ts';
 import { table } from '../format.ts';
@@ -23,10 +24,14 @@ export function clusterCommands(cli: Cli): void {
       const cfg = await readClusterConfig(cli.cluster());
       if (!cfg) return say(`cluster ${cli.cluster()} is not up`);
       await cli.withClient(async (c) => {
-        const ready = await readyNodes(c.redis, cfg.name);
+        const [ready, fenced] = await Promise.all([
+          readyNodes(c.redis, cfg.name),
+          fencedNodes(c.redis, cfg.name),
+        ]);
         const rows = cfg.nodes.map((n) => {
           const r = ready.get(n);
-          return [n, r?.address ?? '-', r ? 'Ready' : 'NotReady', r ? (r.criuProblem ?? r.criuVersion) : '-'];
+          const agent = (r ? 'Ready' : 'NotReady') + (fenced.has(n) ? ',Fenced' : '');
+          return [n, r?.address ?? '-', agent, r ? (r.criuProblem ?? r.criuVersion) : '-'];
         });
         say(table(['NODE', 'ADDRESS', 'AGENT', 'CRIU'], rows));
       });

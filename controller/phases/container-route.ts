@@ -7,7 +7,7 @@ import { buildContainerJob, type ContainerStep } from './jobs.ts';
 import { recordResults } from './results.ts';
 import { stepSpec, type Route, type StepSpec } from './route.ts';
 import { SENDING_STEP, transition } from './steps.ts';
-import { chooseMode } from './strategy.ts';
+import { chooseMode, stopAndCopyDowntimeMs } from './strategy.ts';
 
 const s = stepSpec<ContainerStep>;
 
@@ -24,8 +24,11 @@ export const CONTAINER_STEPS: Partial<Record<Phase, readonly StepSpec[]>> = {
   RollingBack: [s('rollbackTarget', 'target'), s('resumeSource', 'source')],
 };
 
-/** A bare process tree keeps its PIDs: its target copy must be gone before the source's returns. */
-const PROCESS_ROLLBACK: readonly StepSpec[] = [
+/**
+ * The target's copy goes before the source's returns: a bare process tree keeps its PIDs, and once
+ * handed over the source may run again only when the target removed its copy (docs/fencing.md).
+ */
+const ORDERED_ROLLBACK: readonly StepSpec[] = [
   s('rollbackTarget', 'target'),
   s('resumeSource', 'source', ['rollbackTarget']),
 ];
@@ -62,6 +65,9 @@ function afterPreflight(m: StoredMigration, facts: Facts, state: MigrationState)
           : {}),
         mode: choice.mode,
         modeReason: choice.reason,
+        ...(measured.memoryBytes !== undefined && linkRate
+          ? { estimatedFreezeMs: stopAndCopyDowntimeMs(measured.memoryBytes, linkRate) }
+          : {}),
         ...(linkRate ? { linkBytesPerSecond: linkRate } : {}),
       },
     }),
@@ -71,7 +77,9 @@ function afterPreflight(m: StoredMigration, facts: Facts, state: MigrationState)
 
 export const containerRoute: Route = {
   steps: (m, phase) =>
-    phase === 'RollingBack' && m.spec.source.pid ? PROCESS_ROLLBACK : (CONTAINER_STEPS[phase] ?? []),
+    phase === 'RollingBack' && (m.spec.source.pid || m.status.migrationState?.handedOver)
+      ? ORDERED_ROLLBACK
+      : (CONTAINER_STEPS[phase] ?? []),
   next: {
     Preflight: 'Syncing',
     Syncing: 'Checkpointing',
@@ -83,7 +91,7 @@ export const containerRoute: Route = {
   },
   sending: SENDING_STEP,
   build: (step, m, facts, targetNode) =>
-    buildContainerJob(step as ContainerStep, { m, targetNode, jobs: facts.jobs }),
+    buildContainerJob(step as ContainerStep, { m, targetNode, jobs: facts.jobs, fenced: facts.fenced }),
   afterPreflight,
   record: (phase, state, facts) => recordResults(phase, state, facts.jobs),
 };

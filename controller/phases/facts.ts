@@ -79,10 +79,23 @@ export interface Limits {
 
 export const DEFAULT_LIMITS: Limits = { maxRunning: 5, maxOutboundPerNode: 2 };
 
+/**
+ * How long the migration has been in its phase and since Preflight began, as this controller
+ * measured them on its monotonic clock (a wall clock stepped forward must not time out every
+ * migration); absent, decide() falls back to the wall-clock timestamps in status.
+ */
+export interface Elapsed {
+  phaseMs: number;
+  sincePreflightMs?: number | undefined;
+}
+
 export interface Facts {
   now: string;
-  /** Nodes whose agents are alive, with their labels. */
+  elapsed?: Elapsed | undefined;
+  /** Nodes whose agents are alive (or silent for less than the grace), with their labels. */
   nodes: ReadonlyMap<string, NodeFact>;
+  /** Nodes an operator declared dead (ferry node fence): acted around at once. */
+  fenced?: ReadonlySet<string>;
   jobs: StepFacts;
   load: Load;
   limits: Limits;

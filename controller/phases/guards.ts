@@ -13,17 +13,19 @@ export function stopReason(m: StoredMigration, facts: Facts): string | undefined
   if (m.spec.abort) return 'Aborted: spec.abort was set';
   const ts = m.status.phaseTransitionTimestamps;
   const now = Date.parse(facts.now);
-  const phaseStart = Date.parse(ts.at(-1)!.time);
+  // The controller's monotonic measure when it has one, else the timestamps' wall clock.
+  const inPhase = facts.elapsed?.phaseMs ?? now - Date.parse(ts.at(-1)!.time);
   const progress = parseDuration(m.spec.timeouts.progressTimeout)!;
   const phase = m.status.phase;
-  if (phase !== 'Pending' && now - phaseStart > progress) {
+  if (phase !== 'Pending' && inPhase > progress) {
     return `ProgressTimeout: ${phase} made no progress for ${m.spec.timeouts.progressTimeout}`;
   }
   const started = ts.find((t) => t.phase === 'Preflight');
   if (started) {
     const gib = Math.max(1, (m.status.migrationState?.imageBytes ?? 0) / 2 ** 30);
     const limit = parseDuration(m.spec.timeouts.completionTimeoutPerGiB)! * gib;
-    if (now - Date.parse(started.time) > limit)
+    const running = facts.elapsed?.sincePreflightMs ?? now - Date.parse(started.time);
+    if (running > limit)
       return `CompletionTimeout: not done within ${Math.round(limit / 1000)}s (${m.spec.timeouts.completionTimeoutPerGiB} per GiB)`;
   }
   return undefined;

@@ -2,7 +2,8 @@
 // Migration and what earlier steps reported. One small builder per step; pure.
 import type { JobOf } from '../../api/v1alpha1/jobs.ts';
 import type { StoredMigration } from '../../api/v1alpha1/migration.ts';
-import { parseQuantity } from '../../api/v1alpha1/quantity.ts';
+import { parseDuration, parseQuantity } from '../../api/v1alpha1/quantity.ts';
+import { frozenStepDeadlineMs } from './strategy.ts';
 import type { KindOf, StepFacts } from './facts.ts';
 
 /** The steps of a container migration. */
@@ -23,6 +24,7 @@ interface Input {
   m: StoredMigration;
   targetNode: string;
   jobs: StepFacts;
+  fenced?: ReadonlySet<string> | undefined;
 }
 
 const ref = (m: StoredMigration) => {
@@ -52,6 +54,14 @@ function linkOptions(m: StoredMigration) {
   };
 }
 
+/** The deadline of a step taken while the source is frozen (agent-enforced). */
+const deadline = (m: StoredMigration) => ({
+  deadlineMs: frozenStepDeadlineMs(
+    m.status.migrationState?.estimatedFreezeMs,
+    parseDuration(m.spec.timeouts.progressTimeout)!,
+  ),
+});
+
 type Builders = { [S in ContainerStep]: (i: Input) => JobOf<KindOf<S>> };
 
 const BUILDERS: Builders = {
@@ -76,16 +86,24 @@ const BUILDERS: Builders = {
       mode: mode === 'PreCopy' || mode === 'PostCopy' ? mode : 'StopAndCopy',
       maxIterations: m.spec.strategy.maxIterations,
       ...(bandwidth ? { bandwidth } : {}),
+      // PreCopy's rounds run while the workload runs: only its last dump is frozen, not the job.
+      ...(mode === 'PreCopy' ? {} : deadline(m)),
     };
   },
-  transfer: ({ m, targetNode }) => ({ kind: 'transfer', ...base(m), targetNode, ...linkOptions(m) }),
+  transfer: ({ m, targetNode }) => ({
+    kind: 'transfer',
+    ...base(m),
+    targetNode,
+    ...linkOptions(m),
+    ...deadline(m),
+  }),
   restore: ({ m }) => {
     const port = m.status.migrationState?.lazyPagesPort;
     const lazy =
       m.status.migrationState?.mode === 'PostCopy' && port
         ? { sourceNode: m.spec.source.node, port }
         : undefined;
-    return { kind: 'restore', ...base(m), ...(lazy ? { lazy } : {}) };
+    return { kind: 'restore', ...base(m), ...(lazy ? { lazy } : {}), ...deadline(m) };
   },
   verifyTarget: ({ m }) => ({ kind: 'verifyTarget', ...who(m) }),
   cleanupSource: ({ m }) => ({
@@ -95,7 +113,17 @@ const BUILDERS: Builders = {
   }),
   cleanupTarget: ({ m }) => ({ kind: 'cleanupTarget', ...base(m) }),
   rollbackTarget: ({ m }) => ({ kind: 'rollbackTarget', ...base(m) }),
-  resumeSource: ({ m }) => ({ kind: 'resumeSource', ...base(m) }),
+  resumeSource: ({ m, jobs, fenced, targetNode }) => {
+    // Handed over: the source runs again only on the target's word or its fence.
+    const release = !m.status.migrationState?.handedOver
+      ? undefined
+      : jobs.rollbackTarget?.state === 'completed'
+        ? ('targetRemoved' as const)
+        : fenced?.has(targetNode)
+          ? ('targetFenced' as const)
+          : undefined;
+    return { kind: 'resumeSource', ...base(m), ...(release ? { release } : {}) };
+  },
 };
 
 export function buildContainerJob<S extends ContainerStep>(step: S, input: Input): JobOf<KindOf<S>> {

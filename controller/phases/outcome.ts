@@ -36,7 +36,13 @@ export function afterFailure(
         actions: [],
       };
     default:
-      return { status: transition(status, 'RollingBack', facts.now, { failureReason: reason }), actions: [] };
+      return {
+        status: transition(status, 'RollingBack', facts.now, {
+          migrationState: state,
+          failureReason: reason,
+        }),
+        actions: [],
+      };
   }
 }
 

@@ -14,9 +14,24 @@ export interface Walk {
   /** One line per failed step: "step on node failed: Code: message". */
   failures: string[];
   warnings: string[];
+  /** Silent nodes the phase waits for (to answer or be fenced), each said once in status. */
+  waiting: string[];
   /** Steps of a gone node: neither running nor ever to finish. */
   gone: Set<StepName>;
   allDone: boolean;
+}
+
+/**
+ * Whether a silent node must be waited for rather than acted around: a target from the hand-over
+ * on (it may restore, or run, the workload) and a source while rolling back (it holds the frozen
+ * copy, the only one). Before the hand-over a silent target cannot restore: the source resumes.
+ */
+export function waitsForSilentNode(phase: string, side: 'source' | 'target', state: MigrationState): boolean {
+  if (side === 'target')
+    return (
+      phase === 'Restoring' || phase === 'Verifying' || (phase === 'RollingBack' && state.handedOver === true)
+    );
+  return phase === 'RollingBack';
 }
 
 const unclaimed = (fact: JobFact | undefined): boolean =>
@@ -32,6 +47,7 @@ export function walkSteps(m: StoredMigration, facts: Facts, state: MigrationStat
     actions: [...(gate?.actions ?? [])],
     failures: [...(gate?.failures ?? [])],
     warnings: [],
+    waiting: [],
     gone: new Set(),
     allDone: gate?.done ?? true,
   };
@@ -40,19 +56,29 @@ export function walkSteps(m: StoredMigration, facts: Facts, state: MigrationStat
     const fact = facts.jobs[step] as JobFact | undefined;
     const node = side === 'source' ? src : target;
     const jobId = keyspace.jobId(m.metadata.uid, step);
-    // A node whose agent stopped beating is gone (fenced: its copy died with it). A step nobody
-    // there finished fails the migration at once; while rolling back or cleaning up, the target's
-    // steps are skipped, so a gone target never keeps the source frozen. A job a gone node had
-    // taken died with it: no worker there will ever finish it or see it stall.
+    // A node whose agent stopped beating (lease expired, plus a grace) is silent, not dead: a paused
+    // agent comes back and finishes what it started. Where it could still make a second copy (a
+    // target that may restore, a source holding the frozen workload) nothing acts around it until
+    // it answers or an operator fences it (docs/fencing.md). Elsewhere a step nobody there finished
+    // fails the migration at once; while rolling back or cleaning up, the target's steps are
+    // skipped. A job a silent node had taken stays with it: no worker there will see it stall.
     if (!facts.nodes.has(node) && (unclaimed(fact) || fact!.state === 'active')) {
+      const fenced = facts.fenced?.has(node) ?? false;
+      if (!fenced && waitsForSilentNode(phase, side, state)) {
+        w.waiting.push(
+          `node ${node} went silent during ${phase} (no agent heartbeat): ferry waits for it to answer or be fenced (ferry node fence ${node}) and acts on no silence`,
+        );
+        w.allDone = false;
+        continue;
+      }
+      const gone = fenced
+        ? `node ${node} is fenced (declared dead)`
+        : `node ${node} is gone (no agent heartbeat)`;
       if (fact && unclaimed(fact)) w.actions.push({ type: 'cancel', step, node, jobId });
       if ((phase === 'RollingBack' && side === 'target') || phase === 'CleaningUp') {
         skipped.add(step);
-        w.warnings.push(
-          `${step} skipped: node ${node} is gone (no agent heartbeat); its agent removes the leftovers when it returns`,
-        );
-      } else
-        w.failures.push(`${step} on ${node} failed: NodeNotFound: node ${node} is gone (no agent heartbeat)`);
+        w.warnings.push(`${step} skipped: ${gone}; its agent removes the leftovers when it returns`);
+      } else w.failures.push(`${step} on ${node} failed: NodeNotFound: ${gone}`);
       w.gone.add(step);
       continue;
     }

@@ -63,9 +63,20 @@ test('Auto prefers PreCopy, then PostCopy, when StopAndCopy would freeze too lon
     chooseMode(s, { ...big, features: { memDirtyTrack: false, lazyPages: true } }, 'n').mode,
     'PostCopy',
   );
+  // Neither: a freeze longer than asked is refused before anything is frozen, unless the spec accepts it.
   const none = chooseMode(s, { ...big, features: NONE }, 'node1');
-  assert.equal(none.mode, 'StopAndCopy');
-  assert.match(none.reason, /node1 has neither soft-dirty tracking \(PreCopy\) nor working lazy pages/);
+  assert.equal(none.mode, undefined);
+  assert.match(
+    none.reason,
+    /^DowntimeOverBudget: .*node1 has neither soft-dirty tracking \(PreCopy\) nor working lazy pages.*overBudget: Proceed/,
+  );
+  const accepted = chooseMode(
+    spec({ mode: 'Auto', maxDowntime: '1s', overBudget: 'Proceed' }),
+    { ...big, features: NONE },
+    'node1',
+  );
+  assert.equal(accepted.mode, 'StopAndCopy');
+  assert.match(accepted.reason, /longer than asked \(overBudget: Proceed\)/);
 });
 
 test('Auto without a measured link falls back to StopAndCopy and says why', () => {

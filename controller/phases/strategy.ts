@@ -76,8 +76,28 @@ export function chooseMode(
   if (m.features.memDirtyTrack) return { mode: 'PreCopy', reason: `chosen by Auto: ${facts}` };
   if (m.features.lazyPages)
     return { mode: 'PostCopy', reason: `chosen by Auto: ${facts}; no soft-dirty tracking for PreCopy` };
+  const neither = `${source} has neither soft-dirty tracking (PreCopy) nor working lazy pages (PostCopy)`;
+  // A freeze longer than asked is the user's to accept, never ferry's: refused unless the spec says.
+  if (spec.strategy.overBudget === 'Refuse')
+    return {
+      reason: `DowntimeOverBudget: ${facts}; ${neither}. Nothing was frozen. Set spec.strategy.overBudget: Proceed to accept the longer freeze, or raise maxDowntime`,
+    };
   return {
     mode: 'StopAndCopy',
-    reason: `chosen by Auto: ${facts}; ${source} has neither soft-dirty tracking (PreCopy) nor working lazy pages (PostCopy), so the freeze will be longer than asked`,
+    reason: `chosen by Auto: ${facts}; ${neither}, so the freeze will be longer than asked (overBudget: Proceed)`,
   };
+}
+
+/** The shortest deadline of a frozen step: below it, ordinary jitter (a slow fsync, a retried link) would trip it. */
+export const MIN_STEP_DEADLINE_MS = 10_000;
+
+/**
+ * How long a step taken while the source is frozen may run before its agent stops it: four times
+ * the freeze estimated in Preflight, at least MIN_STEP_DEADLINE_MS, at most progressTimeout.
+ */
+export function frozenStepDeadlineMs(
+  estimatedFreezeMs: number | undefined,
+  progressTimeoutMs: number,
+): number {
+  return Math.min(progressTimeoutMs, Math.max(MIN_STEP_DEADLINE_MS, 4 * (estimatedFreezeMs ?? 0)));
 }
