@@ -48,7 +48,13 @@ export async function demo(opts: DemoOptions): Promise<boolean> {
       apiVersion: API_VERSION,
       kind: 'Migration',
       metadata: { name, namespace: 'default' },
-      spec: { source: { node: 'node1', container }, target: { node: 'node2' } },
+      // Auto with room to spare: on a slow machine the estimate must not refuse the demo's move
+      // (a freeze estimated above maxDowntime is refused by default: spec.strategy.overBudget).
+      spec: {
+        source: { node: 'node1', container },
+        target: { node: 'node2' },
+        strategy: { maxDowntime: '10s' },
+      },
     };
     await client.store.create(m);
     const done = await waitForMigration(client, 'default', name, say);

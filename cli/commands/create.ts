@@ -61,6 +61,7 @@ interface MigrateFlags {
   pid?: string;
   strategy?: Mode;
   maxDowntime?: string;
+  overBudget?: string;
   bandwidth?: string;
   compression?: string;
   name?: string;
@@ -73,6 +74,7 @@ function migrationFromFlags(container: string, o: MigrateFlags) {
   const strategy = {
     ...(o.strategy ? { mode: o.strategy } : {}),
     ...(o.maxDowntime ? { maxDowntime: o.maxDowntime } : {}),
+    ...(o.overBudget ? { overBudget: o.overBudget } : {}),
     ...(o.bandwidth ? { bandwidth: o.bandwidth } : {}),
     ...(o.compression ? { compression: o.compression } : {}),
   };
@@ -124,6 +126,12 @@ function migrateCommand(cli: Cli): void {
     .option('--pid <pid>', 'move the bare process tree rooted at this PID instead of a container')
     .addOption(new Option('--strategy <mode>', 'memory strategy').choices(MODES))
     .option('--max-downtime <duration>', 'longest acceptable freeze, used by Auto (e.g. 2s)')
+    .addOption(
+      new Option(
+        '--over-budget <choice>',
+        'Auto, when no mode fits --max-downtime: Refuse before anything is frozen, or Proceed with a longer freeze',
+      ).choices(['Refuse', 'Proceed']),
+    )
     .option('--bandwidth <quantity>', 'transfer rate limit per second (e.g. 200Mi)')
     .addOption(new Option('--compression <c>', 'zstd on images and filesystem streams').choices(COMPRESSIONS))
     .option('--name <name>', "the Migration's name (default: <container>-<random>)")
