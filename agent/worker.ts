@@ -27,12 +27,8 @@ async function withDeadline(ctx: AgentContext, job: Job): Promise<unknown> {
       const why = `${job.kind} ran past its deadline of ${Math.round(deadlineMs / 1000)}s while the source was frozen`;
       const killed = scope.stop(why);
       ctx.log.error({ deadlineMs, killed }, `${why}: stopped`);
-      reject(
-        new FerryError(
-          'StepDeadline',
-          `${why}; stopped it (${killed} process${killed === 1 ? '' : 'es'} killed)`,
-        ),
-      );
+      const what = killed ? ` (${killed} process${killed === 1 ? '' : 'es'} killed)` : '';
+      reject(new FerryError('StepDeadline', `${why}; stopped it${what}`));
     }, deadlineMs);
   });
   // The abandoned run may still settle later: its outcome is nobody's.

@@ -65,13 +65,19 @@ async function killAgent(node: string): Promise<void> {
 /** Longer than the lease (6 s) and the controller's grace (4 s) together: the node is taken as silent. */
 const PAUSE_MS = 14_000;
 
-/** The agent stops (SIGSTOP) with its step held, and goes on (SIGCONT) once the pause is over. */
+/**
+ * The agent stops (SIGSTOP) for PAUSE_MS and goes on (SIGCONT). When it holds the phase's step, the
+ * step is let go during the pause (it goes on as soon as the agent runs again); when the other
+ * node holds it, the step is let go first and runs while this agent is paused.
+ */
 async function pauseAgent(node: string, env: FaultEnv): Promise<void> {
   const pid = await pidOf(nodePaths(CLUSTER, node).pidFile);
+  const holdsStep = PHASE_POINTS[env.phase].node === node;
+  if (!holdsStep) await env.release();
   process.kill(pid, 'SIGSTOP');
   try {
     await sleep(PAUSE_MS);
-    await env.release(); // seen by the held step as soon as the agent runs again
+    if (holdsStep) await env.release();
   } finally {
     process.kill(pid, 'SIGCONT');
   }
@@ -157,7 +163,9 @@ export const FAULTS: Fault[] = [
   },
   {
     name: 'link cut for good',
-    reason: /TransferFailed|connect|timed out|ECONN|closed/i,
+    // A frozen step waiting on the dead link is stopped at its deadline, if the link's own
+    // timeouts do not end it first.
+    reason: /TransferFailed|connect|timed out|ECONN|closed|StepDeadline/i,
     async strike(env) {
       await env.release();
       await sleep(100);
@@ -230,12 +238,13 @@ export const FAULTS: Fault[] = [
   },
   {
     name: 'source agent paused',
-    reason: /node1/,
+    // Its own silence, or a frozen step of the target's that waited on it past its deadline.
+    reason: /node1|StepDeadline/,
     strike: (env) => pauseAgent('node1', env),
   },
   {
     name: 'target agent paused',
-    reason: /node2/,
+    reason: /node2|StepDeadline/,
     strike: (env) => pauseAgent('node2', env),
   },
   {
