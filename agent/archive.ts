@@ -20,6 +20,7 @@ import type { AgentContext } from './context.ts';
 import { writeRestoreSpec } from './workloads/container.ts';
 import { announce } from './runtime/container-net.ts';
 import { specVolumes } from './runtime/oci-spec.ts';
+import { MAX_SPEC_BYTES, specFacts } from './runtime/restore-spec.ts';
 import {
   DELETED_FILES,
   DIFF_TAR,
@@ -48,6 +49,48 @@ export function archiveProblem(listing: string): string | undefined {
   }
   const missing = REQUIRED.filter((r) => !names.has(r));
   return missing.length ? `not a checkpoint archive: ${missing.join(', ')} missing` : undefined;
+}
+
+/** The members that describe the archive (not its trees or images), as the listing names them. */
+function describedMembers(listing: string): string[] {
+  return listing
+    .split('\n')
+    .filter(Boolean)
+    .map(memberName)
+    .filter((n) => ['spec.dump', 'config.dump', DELETED_FILES].includes(n.replace(/^\.\//, '')));
+}
+
+/** A description file, refused when it is larger than any real one. */
+async function readSmall(file: string): Promise<string> {
+  const size = (await stat(file)).size;
+  if (size > MAX_SPEC_BYTES)
+    throw new FerryError(
+      'StreamRejected',
+      `${path.basename(file)}: ${size} bytes, more than the ${MAX_SPEC_BYTES} such a file needs`,
+    );
+  return readFile(file, 'utf8');
+}
+
+/**
+ * config.dump is a JSON object; deleted.files is empty (ferry's archives carry the whole tree, so
+ * there is nothing below to delete from) or a JSON list of none.
+ */
+async function checkDescriptions(dir: string): Promise<void> {
+  const config = await readSmall(path.join(dir, 'config.dump'));
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(config);
+  } catch {
+    throw new FerryError('StreamRejected', 'config.dump: not JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new FerryError('StreamRejected', 'config.dump: not a JSON object');
+  const deleted = (await readSmall(path.join(dir, DELETED_FILES)).catch(() => '')).trim();
+  if (deleted === '' || deleted === '[]') return;
+  throw new FerryError(
+    'StreamRejected',
+    `${DELETED_FILES}: ${deleted.slice(0, 120)}: paths to delete from an image below, and a ferry import restores a whole tree with no image below`,
+  );
 }
 
 /** A tree as tar: owners as numbers, extended attributes kept. */
@@ -136,16 +179,23 @@ export async function importCheckpoint(ctx: AgentContext, job: JobOf<'import'>) 
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true, mode: 0o700 });
   try {
+    // The archive's own descriptions first, checked before anything else is unpacked or made: the
+    // spec's facts (runtime/restore-spec.ts), config.dump, deleted.files.
+    const described = describedMembers(listed.stdout);
+    await run(
+      'tar',
+      ['--extract', '--file', job.archive, '--directory', dir, '--no-same-owner', ...described],
+      'StreamRejected',
+    );
+    const facts = specFacts(await readSmall(path.join(dir, 'spec.dump')), 'spec.dump');
+    await checkDescriptions(dir);
     await run(
       'tar',
       ['--extract', '--file', job.archive, '--directory', dir, '--no-same-owner'],
       'StreamRejected',
     );
-    const spec = JSON.parse(await readFile(path.join(dir, 'spec.dump'), 'utf8')) as Record<string, unknown>;
-    if (typeof spec.ociVersion !== 'string')
-      throw new FerryError('StreamRejected', 'spec.dump is not an OCI runtime spec');
     // The root filesystem and each volume: checked like the archive itself, then unpacked.
-    const volumes = specVolumes(spec);
+    const volumes = facts.volumes;
     const trees = [
       { tar: path.join(dir, DIFF_TAR), into: layout.rootfs(job.container) },
       ...volumes.map((v) => ({
@@ -160,7 +210,7 @@ export async function importCheckpoint(ctx: AgentContext, job: JobOf<'import'>) 
       await createSubvolume(t.into);
       await unpackTreeTar(t.tar, t.into);
     }
-    const address = await writeRestoreSpec(ctx, job.container, spec);
+    const address = await writeRestoreSpec(ctx, job.container, facts);
     await runc.restore(
       job.container,
       layout.bundle(job.container),

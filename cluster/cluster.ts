@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AgentConfigSchema,
   ClusterConfigSchema,
+  ClusterNameSchema,
   type ClusterConfig,
   type Peer,
   type RedisConfig,
@@ -76,6 +77,29 @@ export const nodeName = (i: number): string => `node${i}`;
 export async function readClusterConfig(name: string): Promise<ClusterConfig | undefined> {
   const raw = await readFile(clusterConfigFile(name), 'utf8').catch(() => undefined);
   return raw ? ClusterConfigSchema.parse(JSON.parse(raw)) : undefined;
+}
+
+/** The name refused in the words every later command would use, before anything is made. */
+export function requireClusterName(name: string): void {
+  const p = ClusterNameSchema.safeParse(name);
+  if (!p.success)
+    throw new FerryError('InvalidInput', `cluster ${JSON.stringify(name)}: ${p.error.issues[0]!.message}`);
+}
+
+/**
+ * What `cluster down` needs of a cluster's configuration, read without its schema: a cluster made
+ * by an older ferry, or with a name it would now refuse, must still come down.
+ */
+async function configForDown(name: string): Promise<{ nodes: string[]; ownRedis: boolean } | undefined> {
+  const raw = await readFile(clusterConfigFile(name), 'utf8').catch(() => undefined);
+  if (!raw) return undefined;
+  try {
+    const c = JSON.parse(raw) as { nodes?: unknown; ownRedis?: unknown };
+    const nodes = Array.isArray(c.nodes) ? c.nodes.filter((n): n is string => typeof n === 'string') : [];
+    return { nodes, ownRedis: c.ownRedis !== false };
+  } catch {
+    return undefined;
+  }
 }
 
 async function preconditions(): Promise<void> {
@@ -182,6 +206,7 @@ async function ensureAgents(opts: UpOptions, redis: RedisConfig, peersFile: stri
 
 export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
   const say = opts.say ?? (() => undefined);
+  requireClusterName(opts.name);
   // Everything ferry and its children (Redis, agents, runc, CRIU) create is for root only.
   process.umask(0o077);
   await preconditions();
@@ -294,7 +319,10 @@ async function removeCgroups(name: string): Promise<void> {
 }
 
 export async function clusterDown(name: string, say: (l: string) => void = () => undefined): Promise<void> {
-  const config = await readClusterConfig(name);
+  // Any name a cluster on this machine could have, but never a path out of ferry's folders.
+  if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name))
+    throw new FerryError('InvalidInput', `cluster ${JSON.stringify(name)}: not a cluster name`);
+  const config = await configForDown(name);
   const dir = clusterDir(name);
   await stopProcess(path.join(dir, 'controller.pid'), `controller/main.ts --cluster ${name}`);
   // Nodes on disk count too: a crashed `up` may not have written cluster.json.

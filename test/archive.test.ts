@@ -9,7 +9,12 @@ import path from 'node:path';
 import type { Client } from '../cli/client.ts';
 import { run } from '../lib/exec.ts';
 import { nodePaths } from '../lib/paths.ts';
+import { buildOciSpec } from '../agent/runtime/oci-spec.ts';
 import { CLUSTER, list, runWithVolume, runWorkload, testCluster, unique, verify } from './helpers.ts';
+
+// Specs are edited freely here, as a hostile archive's author would: any shape goes.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Loose = any;
 
 let c: Client;
 let dir: string;
@@ -80,6 +85,34 @@ test('a container with a node-local volume carries it in the archive, as Podman 
   await c.bus.call('node2', { kind: 'remove', container });
 });
 
+/** A spec as ferry writes one, changed by `change`. */
+function specWith(change: (s: Loose) => void): string {
+  const s: Loose = buildOciSpec({ args: ['/bin/workload'], cgroupsPath: '/x', hostname: 'evil' });
+  change(s);
+  return JSON.stringify(s);
+}
+
+const hostileSpecs: Array<[string, (s: Loose) => void, RegExp]> = [
+  ['a spec whose root is /', (s) => (s.root.path = '/'), /spec\.dump: root\.path: "\/"/],
+  [
+    'a spec binding the host’s /etc',
+    (s) => s.mounts.push({ destination: '/h', type: 'bind', source: '/etc' }),
+    /spec\.dump: mounts\[\d+\]: bind \/etc at \/h/,
+  ],
+  [
+    'a spec with a device',
+    (s) => (s.linux.devices = [{ path: '/dev/sda', type: 'b', major: 8, minor: 0 }]),
+    /spec\.dump: linux\.devices/,
+  ],
+  [
+    'a spec sharing the host’s PID namespace',
+    (s) => (s.linux.namespaces = s.linux.namespaces.filter((n: { type: string }) => n.type !== 'pid')),
+    /spec\.dump: linux\.namespaces: no pid namespace/,
+  ],
+  ['a spec with a hook', (s) => (s.hooks = { prestart: [{ path: '/bin/sh' }] }), /spec\.dump: hooks/],
+  ['a huge spec', (s) => (s.annotations.pad = 'x'.repeat(300_000)), /spec\.dump: \d+ bytes, more than/],
+];
+
 /** Builds a tar from a folder laid out by `make`, with extra tar arguments. */
 async function badArchive(
   name: string,
@@ -126,6 +159,36 @@ const cases: Array<[string, () => Promise<string>, RegExp]> = [
     'the wrong layout',
     () => badArchive('layout', (d) => rm(path.join(d, 'spec.dump'))),
     /not a checkpoint archive: spec.dump missing/,
+  ],
+  // Hostile descriptions: refused naming the field, before the trees or images are unpacked.
+  ...hostileSpecs.map(([what, change, reason]): [string, () => Promise<string>, RegExp] => [
+    what,
+    () => badArchive(unique('spec'), (d) => writeFile(path.join(d, 'spec.dump'), specWith(change))),
+    reason,
+  ]),
+  [
+    'deleted.files climbing out with ..',
+    () =>
+      badArchive('deleted', async (d) => {
+        await writeFile(
+          path.join(d, 'spec.dump'),
+          specWith(() => undefined),
+        );
+        await writeFile(path.join(d, 'deleted.files'), JSON.stringify(['/../../etc/passwd']));
+      }),
+    /deleted\.files: \["\/\.\.\/\.\.\/etc\/passwd"\]: paths to delete/,
+  ],
+  [
+    'a config.dump that is not an object',
+    () =>
+      badArchive('config', async (d) => {
+        await writeFile(
+          path.join(d, 'spec.dump'),
+          specWith(() => undefined),
+        );
+        await writeFile(path.join(d, 'config.dump'), '[1,2,3]');
+      }),
+    /config\.dump: not a JSON object/,
   ],
 ];
 

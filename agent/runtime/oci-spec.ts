@@ -11,6 +11,10 @@ export interface Device {
 
 export interface SpecInput {
   args: string[];
+  /** Defaults: PATH and HOME; the working directory /; root. */
+  env?: string[];
+  cwd?: string;
+  user?: { uid: number; gid: number };
   cgroupsPath: string;
   hostname: string;
   /** Extra device nodes, created in the container and allowed by its device cgroup. */
@@ -30,11 +34,14 @@ export const SELF_MOUNT = '/run/ferry';
 /** Installed by scripts/setup.sh. */
 export const CRIU_CONFIG = `${FERRY_OPT}/etc/criu.conf`;
 
-const CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
+/** ferry's default capabilities, the only ones a restored container may hold (restore-spec.ts). */
+export const CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
+/** What ferry's feature test program (/bin/features) also gets: it mounts a tmpfs of its own. */
+export const FEATURES_CAPS = ['CAP_SYS_ADMIN'];
 
-/** The standard mounts, the node-local volumes bound in, and the self-service socket's folder. */
-function specMounts(input: SpecInput): Array<Record<string, unknown>> {
-  return [
+/** The mounts every ferry container has, made by ferry (never taken from a spec that crossed a boundary). */
+export const STANDARD_MOUNTS: ReadonlyArray<{ destination: string; type: string } & Record<string, unknown>> =
+  [
     { destination: '/proc', type: 'proc', source: 'proc' },
     {
       destination: '/dev',
@@ -61,6 +68,12 @@ function specMounts(input: SpecInput): Array<Record<string, unknown>> {
       options: ['nosuid', 'noexec', 'nodev'],
     },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+  ];
+
+/** The standard mounts, the node-local volumes bound in, and the self-service socket's folder. */
+function specMounts(input: SpecInput): Array<Record<string, unknown>> {
+  return [
+    ...STANDARD_MOUNTS,
     ...(input.volumes ?? []).map((v) => ({
       destination: v.destination,
       type: 'bind',
@@ -119,10 +132,10 @@ export function buildOciSpec(input: SpecInput): Record<string, unknown> {
     ociVersion: '1.0.2-dev',
     process: {
       terminal: false,
-      user: { uid: 0, gid: 0 },
+      user: input.user ?? { uid: 0, gid: 0 },
       args: input.args,
-      env: ['PATH=/bin:/usr/bin:/sbin', 'HOME=/'],
-      cwd: '/',
+      env: input.env ?? ['PATH=/bin:/usr/bin:/sbin', 'HOME=/'],
+      cwd: input.cwd ?? '/',
       capabilities: { bounding: caps, effective: caps, permitted: caps, ambient: caps },
       // Within the host's hard limit: this kernel cannot raise rlimits (no CAP_SYS_RESOURCE).
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
@@ -139,31 +152,6 @@ export function buildOciSpec(input: SpecInput): Record<string, unknown> {
     mounts: specMounts(input),
     linux: specLinux(input),
   };
-}
-
-/**
- * The same spec moved to another node: the cgroup placement and the self-service directory are
- * node-specific (runc maps bind mounts to the sources in the restored bundle's config).
- */
-export function retargetSpec(
-  spec: Record<string, unknown>,
-  cgroupsPath: string,
-  selfDir: string,
-  netnsPath?: string,
-  volumesDir?: string,
-): Record<string, unknown> {
-  const linux = (spec.linux ?? {}) as Record<string, unknown>;
-  const mounts = ((spec.mounts ?? []) as Array<Record<string, unknown>>).map((m) => {
-    if (m.destination === SELF_MOUNT) return { ...m, source: selfDir };
-    // A node-local volume lives in the bundle, whose path differs from node to node.
-    const vol = volumeName(m);
-    return vol && volumesDir ? { ...m, source: `${volumesDir}/${vol}` } : m;
-  });
-  // A container with an address joins the namespace the target made for it, not the source's.
-  const namespaces = ((linux.namespaces ?? []) as Array<Record<string, unknown>>).map((n) =>
-    n.type === 'network' && netnsPath ? { ...n, path: netnsPath } : n,
-  );
-  return { ...spec, mounts, linux: { ...linux, cgroupsPath, namespaces } };
 }
 
 /** The volume a spec mount is, by its source: `…/containers/<container>/volumes/<name>`. Pure. */

@@ -12,16 +12,10 @@ import { AFFINITY_FILE, applyAffinity, captureAffinity, type AffinityMap } from 
 import { keepLazyServer, startLazyDaemon, stopBackground } from '../page-streams.ts';
 import { withSession } from '../peers.ts';
 import { preDumpRounds } from '../precopy.ts';
-import {
-  addressOf,
-  ADDRESS_ANNOTATION,
-  announce,
-  createNetns,
-  lockNet,
-  unlockNet,
-} from '../runtime/container-net.ts';
+import { addressOf, announce, createNetns, lockNet, unlockNet } from '../runtime/container-net.ts';
 import { cgroupsPathFor, removeContainer } from '../runtime/containers.ts';
-import { retargetSpec, specVolumes } from '../runtime/oci-spec.ts';
+import { buildOciSpec, specVolumes } from '../runtime/oci-spec.ts';
+import { specFacts, type SpecFacts } from '../runtime/restore-spec.ts';
 import { exists } from '../snapshot/btrfs.ts';
 import { isThinVolume } from '../snapshot/dm-thin-driver.ts';
 import { chooseDriver } from '../snapshot/drivers.ts';
@@ -84,19 +78,28 @@ async function containerVolumes(ctx: AgentContext, container: string, uid: strin
 export async function writeRestoreSpec(
   ctx: AgentContext,
   container: string,
-  spec: Record<string, unknown>,
+  facts: SpecFacts,
 ): Promise<string | undefined> {
-  const address = (spec.annotations as Record<string, string> | undefined)?.[ADDRESS_ANNOTATION];
-  const netns = address ? await createNetns(ctx, container, address, false) : undefined;
-  const moved = retargetSpec(
-    spec,
-    cgroupsPathFor(ctx, container),
-    await ctx.self.listen(container),
-    netns ? `/run/netns/${netns}` : undefined,
-    ctx.layout.volumes(container),
-  );
-  await writeFile(specFile(ctx, container), JSON.stringify(moved, null, 2), { mode: 0o600 });
-  return address;
+  // ferry's own spec from the checked facts (runtime/restore-spec.ts), placed on this node: its
+  // cgroup, its self-service folder, its volumes in this bundle, a network namespace made here.
+  const netns = facts.address ? await createNetns(ctx, container, facts.address, false) : undefined;
+  const spec = buildOciSpec({
+    args: facts.args,
+    env: facts.env,
+    cwd: facts.cwd,
+    user: facts.user,
+    hostname: facts.hostname,
+    extraCaps: facts.extraCaps,
+    cgroupsPath: cgroupsPathFor(ctx, container),
+    selfDir: await ctx.self.listen(container),
+    volumes: facts.volumes.map((v) => ({
+      source: ctx.layout.volume(container, v.name),
+      destination: v.destination,
+    })),
+    ...(netns && facts.address ? { network: { path: `/run/netns/${netns}`, address: facts.address } } : {}),
+  });
+  await writeFile(specFile(ctx, container), JSON.stringify(spec, null, 2), { mode: 0o600 });
+  return facts.address;
 }
 
 export const containerKind: WorkloadKind = {
@@ -214,15 +217,16 @@ export const containerKind: WorkloadKind = {
       // A retried job whose first attempt restored the workload already.
       return { restoredAt: new Date().toISOString(), restoreMs: 0, pid: st.pid };
     }
+    // The spec crossed from another node: its facts are checked before anything is made here.
+    const facts = specFacts(
+      await readFile(path.join(layout.images(uid), 'config.json'), 'utf8'),
+      'config.json',
+    );
     const bundle = layout.bundle(job.container);
     await mkdir(bundle, { recursive: true, mode: 0o700 });
     await writeFile(path.join(bundle, MARKER), uid, { mode: 0o600 });
     await makeVolumes();
-    const spec = JSON.parse(await readFile(path.join(layout.images(uid), 'config.json'), 'utf8')) as Record<
-      string,
-      unknown
-    >;
-    const address = await writeRestoreSpec(ctx, job.container, spec);
+    const address = await writeRestoreSpec(ctx, job.container, facts);
     await ctx.hooks.fire('target.beforeRestore', job.migration.name, layout.images(uid));
     const started = Date.now();
     // PostCopy: the lazy-pages daemon must be listening before CRIU hands it the workload's memory.

@@ -84,8 +84,19 @@ export const AgentConfigSchema = z.strictObject({
 });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 
+/**
+ * A local cluster's name: it goes into the names of network interfaces and namespaces, which Linux
+ * limits to 15 characters (`fbr-NAME`, `fv-NAME-N`, …). Checked where it is given (`cluster up`).
+ */
+export const ClusterNameSchema = z
+  .string()
+  .regex(
+    /^[a-z0-9]{1,5}$/,
+    'a cluster name is 1 to 5 lowercase letters or digits (it names network interfaces)',
+  );
+
 export const ClusterConfigSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9]{1,5}$/),
+  name: ClusterNameSchema,
   /** First three octets of the node subnet, e.g. "10.77.0"; the bridge is .1, node N is .(10+N). */
   subnet: z.string().regex(/^\d{1,3}\.\d{1,3}\.\d{1,3}$/),
   nodes: z.array(NameSchema),

@@ -1,0 +1,146 @@
+// The spec a container is restored with, when its spec crossed a boundary (an imported archive's
+// spec.dump, a migration's config.json): never the file taken whole. Its facts are read (what the
+// process runs, as whom, where; its node-local volumes and address) and checked, and the spec ferry
+// writes is ferry's own, built from them (oci-spec.ts): the root is always the bundle's rootfs, the
+// mounts only those ferry makes, no devices, hooks, host namespaces or namespace paths, no
+// capability ferry would not grant. Anything else is refused naming the field, before anything is
+// unpacked or made. Pure.
+import { FerryError } from '../../lib/errors.ts';
+import { ADDRESS_ANNOTATION } from './container-net.ts';
+import { CAPS, FEATURES_CAPS, SELF_MOUNT, STANDARD_MOUNTS, volumeName } from './oci-spec.ts';
+
+/** The facts of a spec ferry restores from; everything else is ferry's. */
+export interface SpecFacts {
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: { uid: number; gid: number };
+  hostname: string;
+  /** Beyond ferry's default capabilities (its feature test program's CAP_SYS_ADMIN). */
+  extraCaps: string[];
+  volumes: Array<{ name: string; destination: string }>;
+  address?: string;
+}
+
+/** The largest spec read at all: ferry's own are a few KiB. */
+export const MAX_SPEC_BYTES = 256 * 1024;
+
+const NAMESPACES_REQUIRED = ['pid', 'ipc', 'uts', 'mount', 'network'];
+const NAMESPACES_ALLOWED = new Set([...NAMESPACES_REQUIRED, 'cgroup']);
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const strings = (v: unknown, max: number): v is string[] =>
+  Array.isArray(v) && v.length <= max && v.every((s) => typeof s === 'string' && s.length <= 32 * 1024);
+const nonEmpty = (v: unknown): boolean =>
+  v !== undefined && v !== null && !(Array.isArray(v) && !v.length) && !(isObj(v) && !Object.keys(v).length);
+
+/** Reads and checks a spec's facts; `where` names the file in the refusal (spec.dump, config.json). */
+export function specFacts(raw: string, where: string): SpecFacts {
+  const refuse = (field: string, why: string): never => {
+    throw new FerryError('StreamRejected', `${where}: ${field}: ${why}`);
+  };
+  if (Buffer.byteLength(raw) > MAX_SPEC_BYTES)
+    refuse(
+      '(whole file)',
+      `${Buffer.byteLength(raw)} bytes, more than the ${MAX_SPEC_BYTES} a runtime spec needs`,
+    );
+  let spec: unknown;
+  try {
+    spec = JSON.parse(raw);
+  } catch {
+    return refuse('(whole file)', 'not JSON');
+  }
+  if (!isObj(spec) || typeof spec.ociVersion !== 'string')
+    return refuse('ociVersion', 'not an OCI runtime spec');
+  if (nonEmpty(spec.hooks)) refuse('hooks', 'a restored container runs no hooks');
+  const root = isObj(spec.root) ? spec.root : {};
+  if (root.path !== 'rootfs')
+    refuse(
+      'root.path',
+      `${JSON.stringify(root.path)}: a restored container's root is always its own bundle's rootfs`,
+    );
+
+  const p = isObj(spec.process) ? spec.process : refuse('process', 'missing');
+  if (p.terminal === true) refuse('process.terminal', 'ferry restores no terminals');
+  if (!strings(p.args, 256) || !p.args.length) refuse('process.args', 'a list of strings is required');
+  if (p.env !== undefined && !strings(p.env, 1024)) refuse('process.env', 'a list of strings');
+  if (p.cwd !== undefined && (typeof p.cwd !== 'string' || !p.cwd.startsWith('/')))
+    refuse('process.cwd', 'an absolute path');
+  const user = isObj(p.user) ? p.user : {};
+  const id = (v: unknown) =>
+    v === undefined ? 0 : Number.isInteger(v) && (v as number) >= 0 ? (v as number) : -1;
+  if (id(user.uid) < 0 || id(user.gid) < 0) refuse('process.user', 'uid and gid are numbers');
+  if (nonEmpty(user.additionalGids)) refuse('process.user.additionalGids', 'ferry grants no extra groups');
+  const args = p.args as string[];
+  const granted = new Set([...CAPS, ...(args[0] === '/bin/features' ? FEATURES_CAPS : [])]);
+  const caps = isObj(p.capabilities) ? p.capabilities : {};
+  const asked = new Set<string>();
+  for (const [set, list] of Object.entries(caps)) {
+    if (!strings(list, 64)) refuse(`process.capabilities.${set}`, 'a list of capability names');
+    for (const c of list as string[]) {
+      if (!granted.has(c))
+        refuse(`process.capabilities.${set}`, `${c} is wider than ferry grants (${[...granted].join(', ')})`);
+      asked.add(c);
+    }
+  }
+
+  const linux = isObj(spec.linux) ? spec.linux : {};
+  if (nonEmpty(linux.devices)) refuse('linux.devices', 'a restored container gets no device nodes');
+  const res = isObj(linux.resources) ? linux.resources : {};
+  const devRules = Array.isArray(res.devices) ? res.devices : [];
+  if (devRules.some((r) => isObj(r) && r.allow === true))
+    refuse('linux.resources.devices', 'a restored container is allowed no devices');
+  for (const f of ['sysctl', 'uidMappings', 'gidMappings', 'seccomp', 'intelRdt', 'personality'] as const)
+    if (nonEmpty(linux[f])) refuse(`linux.${f}`, 'ferry sets none on a restored container');
+  const namespaces = Array.isArray(linux.namespaces) ? linux.namespaces : [];
+  const types = new Set<string>();
+  namespaces.forEach((n, i) => {
+    if (!isObj(n) || typeof n.type !== 'string') return refuse(`linux.namespaces[${i}]`, 'not a namespace');
+    if (!NAMESPACES_ALLOWED.has(n.type)) refuse(`linux.namespaces[${i}]`, `${n.type}: ferry restores none`);
+    // The network namespace is ferry's to make on this node; any other named one is a host's.
+    if (n.path !== undefined && n.type !== 'network')
+      refuse(
+        `linux.namespaces[${i}].path`,
+        `${String(n.path)}: a restored container joins no existing ${n.type} namespace`,
+      );
+    types.add(n.type);
+  });
+  for (const t of NAMESPACES_REQUIRED)
+    if (!types.has(t)) refuse('linux.namespaces', `no ${t} namespace: it would share the host's`);
+
+  const volumes: SpecFacts['volumes'] = [];
+  const standard = new Map(STANDARD_MOUNTS.map((m) => [m.destination, m.type]));
+  const mounts = Array.isArray(spec.mounts) ? spec.mounts : [];
+  mounts.forEach((m, i) => {
+    if (!isObj(m) || typeof m.destination !== 'string') return refuse(`mounts[${i}]`, 'not a mount');
+    if (standard.get(m.destination) === m.type) return; // ferry makes its own
+    if (m.destination === SELF_MOUNT && m.type === 'bind') return; // this node's self-service folder
+    const vol = volumeName(m);
+    if (vol && m.destination.startsWith('/') && !m.destination.split('/').includes('..'))
+      return void volumes.push({ name: vol, destination: m.destination });
+    refuse(
+      `mounts[${i}]`,
+      `${String(m.type)} ${String(m.source)} at ${m.destination}: a restored container gets no host path or file system ferry does not make`,
+    );
+  });
+
+  const annotations = isObj(spec.annotations) ? spec.annotations : {};
+  const address = annotations[ADDRESS_ANNOTATION];
+  if (address !== undefined && (typeof address !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}$/.test(address)))
+    refuse(`annotations.${ADDRESS_ANNOTATION}`, 'an IPv4 address');
+  const hostname = spec.hostname ?? 'ferry';
+  if (typeof hostname !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostname))
+    refuse('hostname', 'a host name');
+
+  return {
+    args,
+    env: (p.env as string[] | undefined) ?? [],
+    cwd: (p.cwd as string | undefined) ?? '/',
+    user: { uid: id(user.uid), gid: id(user.gid) },
+    hostname: hostname as string,
+    extraCaps: [...asked].filter((c) => !CAPS.includes(c)),
+    volumes,
+    ...(typeof address === 'string' ? { address } : {}),
+  };
+}
