@@ -1,5 +1,6 @@
-// Checkpoint archives in the layout Podman and the kubelet's checkpoint API write, so tools that
-// read theirs (checkpointctl show/inspect) can read ferry's, and ferry can restore theirs:
+// Checkpoint archives with the file names Podman and the kubelet's checkpoint API use (the layout
+// only: Podman's own config.dump and image-relative rootfs diff are not written, and archives
+// Podman writes are refused by the trust rule below, naming the field):
 //
 //   checkpoint/       CRIU's images (inventory.img, pstree.img, pages-*.img, stats-dump, …)
 //   config.dump       the container's runtime configuration (JSON)
@@ -10,7 +11,9 @@
 //   stats-dump        CRIU's dump statistics
 //
 // An archive to import is checked before anything is written: its layout, every member's path,
-// links, and that it is a whole tar; a bad one is refused with the reason.
+// links, and that it is a whole tar; then its descriptions (spec.dump's facts through
+// runtime/restore-spec.ts, config.dump, deleted.files) before its trees and images are unpacked.
+// The container is restored with ferry's own spec built from those facts, never the archive's.
 import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { JobOf } from '../api/v1alpha1/jobs.ts';
@@ -139,7 +142,7 @@ export async function exportCheckpoint(ctx: AgentContext, job: JobOf<'export'>) 
     path.join(dir, 'config.dump'),
     JSON.stringify(
       {
-        // Podman's ContainerConfig fields, which checkpointctl and image builders read.
+        // A few of the fields checkpointctl reads (its and CRI-O's shape, not libpod's whole config).
         id: job.container,
         name: job.container,
         runtime: 'runc',
