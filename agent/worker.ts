@@ -11,6 +11,7 @@ import { connectionLost, connectRedis, errorLatch, logOutages, redisWhere } from
 import type { AgentContext } from './context.ts';
 import { dispatch } from './handlers.ts';
 import { runInScope, StepScope } from '../lib/step-scope.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * Runs a step, stopped at its deadline if it has one: its processes are killed (lib/step-scope.ts)
@@ -22,23 +23,35 @@ async function withDeadline(ctx: AgentContext, job: Job): Promise<unknown> {
   const deadlineMs = 'deadlineMs' in job ? job.deadlineMs : undefined;
   if (!deadlineMs) return run;
   let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const why = `${job.kind} ran past its deadline of ${Math.round(deadlineMs / 1000)}s while the source was frozen`;
-      const killed = scope.stop(why);
-      ctx.log.error({ deadlineMs, killed }, `${why}: stopped`);
-      const what = killed ? ` (${killed} process${killed === 1 ? '' : 'es'} killed)` : '';
-      reject(new FerryError('StepDeadline', `${why}; stopped it${what}`));
-    }, deadlineMs);
-  });
+  const expired = new Promise<'expired'>(
+    (resolve) => (timer = setTimeout(() => resolve('expired'), deadlineMs)),
+  );
   // The abandoned run may still settle later: its outcome is nobody's.
   run.catch(() => undefined);
   try {
-    return await Promise.race([run, expired]);
+    if ((await Promise.race([run.then(() => 'done' as const), expired])) === 'done') return await run;
+    // Past the deadline: the step may have ended while this agent was paused, its exit not yet
+    // read (the timer fires first when the agent runs again). A moment for that, then stop it.
+    const settled = await Promise.race([
+      run.then(
+        () => true,
+        () => true,
+      ),
+      sleep(DEADLINE_SETTLE_MS).then(() => false),
+    ]);
+    if (settled) return await run;
+    const why = `${job.kind} ran past its deadline of ${Math.round(deadlineMs / 1000)}s while the source was frozen`;
+    const killed = scope.stop(why);
+    ctx.log.error({ deadlineMs, killed }, `${why}: stopped`);
+    const what = killed ? ` (${killed} process${killed === 1 ? '' : 'es'} killed)` : '';
+    throw new FerryError('StepDeadline', `${why}; stopped it${what}`);
   } finally {
     clearTimeout(timer);
   }
 }
+
+/** How long a step past its deadline gets to report an end it may already have reached. */
+const DEADLINE_SETTLE_MS = 1500;
 
 /** The job, parsed and still wanted, or an unrecoverable error saying why not. */
 async function acceptJob(ctx: AgentContext, data: unknown): Promise<Job> {
@@ -161,7 +174,11 @@ export function startWorker(ctx: AgentContext): Worker {
     prefix: keyspace.queuePrefix(config.cluster),
     concurrency: 4,
     // Test clusters (fault hooks on) notice a killed agent's jobs in seconds, not BullMQ's 30 s.
-    ...(config.faultHooks ? { lockDuration: 8000, stalledInterval: 4000 } : {}),
+    // A job an agent was paused past its lock is handed out again after the next stall check:
+    // seconds, not BullMQ's 30 s (test clusters notice a killed agent's jobs faster still).
+    ...(config.faultHooks
+      ? { lockDuration: 8000, stalledInterval: 4000 }
+      : { lockDuration: 15_000, stalledInterval: 5000 }),
   });
   // A lost Redis makes the worker report every reconnection: said once per outage, not each time.
   const lost = errorLatch(redisWhere(config.redis), logOutages(ctx.log));

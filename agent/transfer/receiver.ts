@@ -106,7 +106,7 @@ async function beginSession(frame: Frame, opts: ReceiverOptions): Promise<string
   if (opts.expects && !(await opts.expects(begin.migration, opts.peerNode)))
     throw new FerryError(
       'StreamRejected',
-      `no migration ${begin.migration} from ${opts.peerNode} is expected here: a stream replayed from an ended migration, or a foreign one`,
+      `no migration ${begin.migration} from ${opts.peerNode} is expected here now: it ended or moved past its transfer (a paused or replayed stream), or the stream is foreign`,
     );
   // Folders are made by the items that write into them: a session that only probes the link
   // (preflight) leaves nothing on this node.

@@ -172,7 +172,10 @@ test('a stream for a migration the target does not expect (a replay) is refused,
   channel.write(begin('ended-0000000a'));
   const text = await replies();
   conn.end();
-  assert.match(text, /no migration ended-0000000a from src is expected here: a stream replayed/);
+  assert.match(
+    text,
+    /no migration ended-0000000a from src is expected here now: it ended or moved past its transfer/,
+  );
   assert.equal(existsSync(imagesDir('ended-0000000a')), false);
 });
 
