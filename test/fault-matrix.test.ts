@@ -135,7 +135,12 @@ async function cell(fault: Fault, phase: MatrixPhase): Promise<Outcome> {
   // Exactly one copy runs, where the outcome says (or, the store wiped, where the agents settled
   // it), and passes its own check.
   const home = m ? (m.status.phase === 'Succeeded' ? 'node2' : 'node1') : await settledHome(container);
-  const copyOn = async (n: string) => (await list(c, n)).find((x) => x.id === container);
+  // A node that was just paused answers once its agent has beaten again (a moment after SIGCONT).
+  const copyOn = async (n: string) => {
+    let listed: Awaited<ReturnType<typeof list>> | undefined;
+    await until(async () => (listed = await list(c, n).catch(() => undefined)) !== undefined, 10_000);
+    return (listed ?? (await list(c, n))).find((x) => x.id === container);
+  };
   const other = home === 'node2' ? 'node1' : 'node2';
   const outcome = m?.status.phase ?? (home === 'node2' ? 'Succeeded' : 'Failed');
   const here = await copyOn(home);
