@@ -3,7 +3,7 @@
 // every workload kind (workloads/) and volume driver (snapshot/drivers.ts); the job names both.
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { PreflightSourceResult, VolumeBytes } from '../api/v1alpha1/job-results.ts';
+import type { JobResultInput, PreflightSourceResult, VolumeBytes } from '../api/v1alpha1/job-results.ts';
 import type { JobOf, VolumeRef } from '../api/v1alpha1/jobs.ts';
 import { FerryError } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
@@ -173,10 +173,7 @@ export async function checkpoint(ctx: AgentContext, job: JobOf<'checkpoint'>) {
   await writeRecord(ctx, { ...sourceRecord(job, 'frozen'), frozenAt });
   await ctx.hooks.fire('source.afterCheckpoint', job.migration.name, ctx.layout.images(uid));
   await recheck(ctx, job, 'Checkpointing', async () => {
-    await stopBackground(ctx, uid);
-    const r = await kind.resume(ctx, { ...job, kind: 'resumeSource' });
-    await dropMigrationFiles(ctx, uid);
-    await dropRecord(ctx, uid);
+    const r = await thawSource(ctx, { ...job, kind: 'resumeSource' });
     return r.wasFrozen ? 'the source was thawed' : 'the source runs';
   });
   return result;
@@ -262,6 +259,18 @@ export async function resumeSource(ctx: AgentContext, job: JobOf<'resumeSource'>
       'WorkloadHandedOver',
       `the source of ${job.migration.name} was handed over to ${record.peer}; it resumes only once ${record.peer} removed its copy or is fenced`,
     );
+  return thawSource(ctx, job);
+}
+
+/**
+ * The source runs here again, and the migration's files and record go: the rollback's resume, a
+ * dump's undo after its re-check, and the watchdog settling a dead migration all end this way.
+ */
+export async function thawSource(
+  ctx: AgentContext,
+  job: JobOf<'resumeSource'>,
+): Promise<JobResultInput<'resumeSource'>> {
+  const uid = job.migration.uid;
   // PostCopy: stopping the CRIU that serves the pages hands the source back where it stopped.
   await stopBackground(ctx, uid);
   const kind = workloadKind(job);

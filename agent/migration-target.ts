@@ -94,10 +94,7 @@ export async function restore(ctx: AgentContext, job: JobOf<'restore'>) {
   // Restored while this agent may have been paused past its lease, or the migration rolled back
   // around it: the copy goes before anyone counts on it.
   await recheck(ctx, job, 'Restoring', async () => {
-    await stopBackground(ctx, uid);
-    await kind.removeTarget(ctx, { ...job, kind: 'rollbackTarget' });
-    await dropIncoming(ctx, uid);
-    await dropRecord(ctx, uid);
+    await removeCopy(ctx, { ...job, kind: 'rollbackTarget' });
     return 'the restored copy was removed';
   });
   await writeRecord(ctx, { ...record('restored'), restoredAt: result.restoredAt });
@@ -134,7 +131,13 @@ export async function cleanupTarget(ctx: AgentContext, job: JobOf<'cleanupTarget
 }
 
 /** Rollback: no half-restored copy stays behind. Only this migration's own copy is touched. */
-export async function rollbackTarget(ctx: AgentContext, job: JobOf<'rollbackTarget'>) {
+export const rollbackTarget = (ctx: AgentContext, job: JobOf<'rollbackTarget'>) => removeCopy(ctx, job);
+
+/**
+ * The copy this migration made here goes, with what was received and the node's record: the
+ * rollback, a restore's undo after its re-check, and the watchdog settling a dead migration.
+ */
+export async function removeCopy(ctx: AgentContext, job: JobOf<'rollbackTarget'>) {
   await stopBackground(ctx, job.migration.uid);
   const removed = await workloadKind(job).removeTarget(ctx, job);
   await dropIncoming(ctx, job.migration.uid);

@@ -173,7 +173,6 @@ export function startWorker(ctx: AgentContext): Worker {
     connection: connectRedis(config.redis, { forWorker: true, report: logOutages(ctx.log) }),
     prefix: keyspace.queuePrefix(config.cluster),
     concurrency: 4,
-    // Test clusters (fault hooks on) notice a killed agent's jobs in seconds, not BullMQ's 30 s.
     // A job an agent was paused past its lock is handed out again after the next stall check:
     // seconds, not BullMQ's 30 s (test clusters notice a killed agent's jobs faster still).
     ...(config.faultHooks

@@ -17,13 +17,6 @@ import { targetPodOf } from './phases/pod-route.ts';
 import { readyNodes, type NodeInfo } from '../lib/node-registry.ts';
 import { fencedNodes } from '../lib/fences.ts';
 import { performance } from 'node:perf_hooks';
-
-/**
- * How long a node whose lease (heartbeat key) expired still counts as present: the agent's own view
- * of its lease ends first (it counts from before its write, the store's from after), so by then it
- * has stopped acting on its own. Measured on this process's monotonic clock (docs/fencing.md).
- */
-export const NODE_GRACE_MS = 4000;
 import {
   DEFAULT_LIMITS,
   decide,
@@ -39,6 +32,13 @@ import {
   type Elapsed,
 } from './reconcile.ts';
 import type { MigrationStore } from '../lib/store/migration-store.ts';
+
+/**
+ * How long a node whose lease (heartbeat key) expired still counts as present: the agent's own view
+ * of its lease ends first (it counts from before its write, the store's from after), so by then it
+ * has stopped acting on its own. Measured on this process's monotonic clock (docs/fencing.md).
+ */
+export const NODE_GRACE_MS = 4000;
 
 export interface ControllerOptions {
   cluster: string;
@@ -180,21 +180,18 @@ export class Controller {
    */
   private elapsed(m: StoredMigration): Elapsed {
     const now = performance.now();
-    const wallAge = (time: string | undefined) =>
-      time === undefined ? undefined : Math.max(0, Date.now() - Date.parse(time));
     const ts = m.status.phaseTransitionTimestamps;
     let c = this.clocks.get(m.metadata.uid);
     if (!c || c.phase !== m.status.phase) {
-      const seenBefore = c !== undefined;
-      const preflightAge = wallAge(ts.find((t) => t.phase === 'Preflight')?.time);
+      // When something began, on the monotonic clock: its wall-clock age counts only at first sight.
+      const firstSight = c === undefined;
+      const began = (time: string | undefined) =>
+        time === undefined ? undefined : now - (firstSight ? Math.max(0, Date.now() - Date.parse(time)) : 0);
+      const preflightAt = c?.preflightAt ?? began(ts.find((t) => t.phase === 'Preflight')?.time);
       c = {
         phase: m.status.phase,
-        phaseAt: now - (seenBefore ? 0 : (wallAge(ts.at(-1)?.time) ?? 0)),
-        ...(c?.preflightAt !== undefined
-          ? { preflightAt: c.preflightAt }
-          : preflightAge !== undefined
-            ? { preflightAt: now - (seenBefore ? 0 : preflightAge) }
-            : {}),
+        phaseAt: began(ts.at(-1)?.time) ?? now,
+        ...(preflightAt !== undefined ? { preflightAt } : {}),
       };
       this.clocks.set(m.metadata.uid, c);
     }

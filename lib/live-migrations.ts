@@ -65,8 +65,3 @@ export async function transferExpected(redis: Redis, cluster: string, t: LiveMig
     (live.phase === undefined || SENDING_PHASES.includes(live.phase))
   );
 }
-
-export async function liveUids(redis: Redis, cluster: string): Promise<Set<string>> {
-  const prefix = keyspace.live(cluster, '');
-  return new Set((await redis.keys(`${prefix}*`)).map((k) => k.slice(prefix.length)));
-}

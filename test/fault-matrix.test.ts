@@ -15,7 +15,17 @@ import { bytes, ms } from '../cli/format.ts';
 import { netnsName } from '../cluster/netns.ts';
 import { exec } from '../lib/exec.ts';
 import { FAULTS, PHASE_POINTS, type Fault, type MatrixPhase } from './faults.ts';
-import { armHook, CLUSTER, leftovers, list, runWorkload, testCluster, unique, verify } from './helpers.ts';
+import {
+  armHook,
+  CLUSTER,
+  leftovers,
+  list,
+  runWorkload,
+  testCluster,
+  unique,
+  until,
+  verify,
+} from './helpers.ts';
 
 const PHASES = Object.keys(PHASE_POINTS) as MatrixPhase[];
 const DOC = 'docs/fault-matrix.md';
@@ -34,12 +44,6 @@ after(async () => {
   await c.close();
   if (outcomes.length === PHASES.length * FAULTS.length) await writeFile(DOC, table(outcomes));
 });
-
-/** Waits for `check` to hold, up to `ms`; resolves to whether it did. */
-async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  for (const end = Date.now() + timeoutMs; Date.now() < end; await sleep(100)) if (await check()) return true;
-  return check();
-}
 
 async function ended(name: string): Promise<StoredMigration> {
   let m: StoredMigration | undefined;

@@ -14,7 +14,7 @@ import { vethName } from '../cluster/netns.ts';
 import { exec, run } from '../lib/exec.ts';
 import { fenceNode, unfenceNode } from '../lib/fences.ts';
 import { clusterDir, nodePaths } from '../lib/paths.ts';
-import { armHook, CLUSTER, upTestCluster } from './helpers.ts';
+import { armHook, CLUSTER, until, upTestCluster } from './helpers.ts';
 import assert from 'node:assert/strict';
 import { API_VERSION } from '../api/v1alpha1/migration.ts';
 import { waitForMigration } from '../cli/watch.ts';
@@ -83,13 +83,13 @@ async function pauseAgent(node: string, env: FaultEnv): Promise<void> {
   }
 }
 
-/** Until the Migration says it waits for a silent node (or `ms` passed). */
+/** Until the Migration says it waits for a silent node, or ended (or `ms` passed). */
 async function waitsFor(env: FaultEnv, node: string, ms: number): Promise<void> {
-  for (const end = Date.now() + ms; Date.now() < end; await sleep(250)) {
+  await until(async () => {
     const m = await env.c.store.get('default', env.name);
-    if (!m || m.status.phase === 'Failed' || m.status.phase === 'Succeeded') return;
-    if (m.status.warnings?.some((w) => w.startsWith(`node ${node} went silent`))) return;
-  }
+    if (!m || m.status.phase === 'Failed' || m.status.phase === 'Succeeded') return true;
+    return m.status.warnings?.some((w) => w.startsWith(`node ${node} went silent`)) ?? false;
+  }, ms);
 }
 
 const link = (node: string, state: 'up' | 'down') =>

@@ -3,7 +3,6 @@
 // controller gave up on, from its own record (docs/fencing.md).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '../cli/client.ts';
 import { exec } from '../lib/exec.ts';
 import { fenceNode, unfenceNode } from '../lib/fences.ts';
@@ -19,6 +18,7 @@ import {
   testCluster,
   unique,
   verify,
+  until,
 } from './helpers.ts';
 
 let c: Client;
@@ -27,11 +27,6 @@ after(async () => {
   await unfenceNode(c.redis, CLUSTER, 'node2');
   await c.close();
 });
-
-async function until(check: () => Promise<boolean>, ms: number): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end; await sleep(100)) if (await check()) return true;
-  return check();
-}
 
 /** The node's containers as runc sees them (the agent of a fenced node answers no job). */
 async function runcIds(node: string): Promise<string[]> {

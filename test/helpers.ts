@@ -182,3 +182,9 @@ export async function runWithVolume(c: Client, node: string, container: string):
   await c.bus.call(node, { kind: 'run', container, memoryMiB: 8, intervalMs: 10, volumes }, 120_000);
   return path.join(nodePaths(CLUSTER, node).fsRoot, 'containers', container, 'volumes', 'state');
 }
+
+/** Waits for `check` to hold, up to `timeoutMs`; resolves to whether it did. */
+export async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  for (const end = Date.now() + timeoutMs; Date.now() < end; await sleep(100)) if (await check()) return true;
+  return check();
+}

@@ -23,25 +23,25 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Starts the test workload as a plain process in a node's network namespace (no container). */
-async function startBare(node: string, data: string): Promise<number> {
-  // nsenter joins the namespace and execs the workload, so the PID is the workload's; detached
-  // makes it a session leader of its own, as a daemon would be.
-  const child = spawn(
-    'nsenter',
-    [`--net=/run/netns/${netnsName(CLUSTER, node)}`, `${FERRY_OPT}/bin/workload`, '--mem-mib', '16'].concat([
-      '--interval-ms',
-      '10',
-      '--dir',
-      data,
-    ]),
-    { detached: true, stdio: 'ignore' },
-  );
+/**
+ * Runs `command` in a node's network namespace, detached (a session leader of its own, as a daemon
+ * would be), with the test workload's arguments after it, and waits until the workload is ready.
+ */
+async function startInNode(node: string, data: string, command: string[]): Promise<number> {
+  // nsenter joins the namespace and execs the command, so the PID is the command's.
+  const args = [`${FERRY_OPT}/bin/workload`, '--mem-mib', '16', '--interval-ms', '10', '--dir', data];
+  const child = spawn('nsenter', [`--net=/run/netns/${netnsName(CLUSTER, node)}`, ...command, ...args], {
+    detached: true,
+    stdio: 'ignore',
+  });
   child.unref();
   for (let i = 0; i < 100 && !(await stat(path.join(data, 'ready')).catch(() => undefined)); i++)
     await new Promise((r) => setTimeout(r, 50));
   return child.pid!;
 }
+
+/** Starts the test workload as a plain process in a node's network namespace (no container). */
+const startBare = (node: string, data: string): Promise<number> => startInNode(node, data, []);
 
 /** Asks the process to check its memory (SIGUSR1) and returns its verdict line. */
 async function verifyBare(pid: number, data: string): Promise<string> {
@@ -159,28 +159,7 @@ os.waitpid(pid, 0)
 /** The test workload as the child of a parent that reaps late; resolves to the workload's PID. */
 async function startUnderLateParent(node: string, data: string, reapAfterS: number): Promise<number> {
   const prefix = path.join(data, 'parent');
-  const parent = spawn(
-    'nsenter',
-    [
-      `--net=/run/netns/${netnsName(CLUSTER, node)}`,
-      '/usr/bin/python3',
-      '-c',
-      LATE_PARENT,
-      String(reapAfterS),
-      prefix,
-      `${FERRY_OPT}/bin/workload`,
-      '--mem-mib',
-      '16',
-      '--interval-ms',
-      '10',
-      '--dir',
-      data,
-    ],
-    { detached: true, stdio: 'ignore' },
-  );
-  parent.unref();
-  for (let i = 0; i < 100 && !(await stat(path.join(data, 'ready')).catch(() => undefined)); i++)
-    await new Promise((r) => setTimeout(r, 50));
+  await startInNode(node, data, ['/usr/bin/python3', '-c', LATE_PARENT, String(reapAfterS), prefix]);
   return Number((await readFile(`${prefix}.pid`, 'utf8')).trim());
 }
 

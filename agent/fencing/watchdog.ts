@@ -9,6 +9,8 @@ import { endedOf, liveOf } from '../../lib/live-migrations.ts';
 import type { AgentContext } from '../context.ts';
 import { sweepEnded } from '../gc.ts';
 import { dropMigrationFiles } from '../migration-files.ts';
+import { thawSource } from '../migration-source.ts';
+import { cleanupTarget, removeCopy } from '../migration-target.ts';
 import { stopBackground } from '../page-streams.ts';
 import { workloadKind } from '../workloads/kinds.ts';
 import { allRecords, dropRecord, jobOf, readRecord, type NodeRecord } from './records.ts';
@@ -19,11 +21,6 @@ export const WATCHDOG_MS = 3000;
 async function carryOut(ctx: AgentContext, r: NodeRecord, a: SettleAction): Promise<string | undefined> {
   const { redis, config } = ctx;
   const uid = r.migration.uid;
-  const kind = workloadKind({ migration: r.migration });
-  const done = async () => {
-    await dropMigrationFiles(ctx, uid);
-    await dropRecord(ctx, uid);
-  };
   switch (a.do) {
     case 'wait':
       return undefined;
@@ -31,34 +28,33 @@ async function carryOut(ctx: AgentContext, r: NodeRecord, a: SettleAction): Prom
       await askTarget(redis, config.cluster, r.peer!, uid);
       return `asked ${r.peer} whether it runs the workload`;
     case 'resumeSource': {
-      await stopBackground(ctx, uid);
-      const res = await kind.resume(ctx, jobOf(r, 'resumeSource'));
-      await done();
+      // The same end as a rollback's resume (migration-source.ts); the release was settle's to judge.
+      const res = await thawSource(ctx, jobOf(r, 'resumeSource'));
       await forgetVerdict(redis, config.cluster, uid);
       return res.wasFrozen ? 'resumed the frozen source' : 'the source runs';
     }
     case 'removeSource':
       await stopBackground(ctx, uid);
-      await kind.removeSource(ctx, { ...jobOf(r, 'cleanupSource'), keepImages: false });
-      await done();
+      await workloadKind(r).removeSource(ctx, { ...jobOf(r, 'cleanupSource'), keepImages: false });
+      await dropMigrationFiles(ctx, uid);
+      await dropRecord(ctx, uid);
       await forgetVerdict(redis, config.cluster, uid);
       return 'removed the stopped source: the workload runs on the target';
     case 'keepTarget':
-      await kind.settle(ctx, jobOf(r, 'cleanupTarget'));
-      await done();
+      await cleanupTarget(ctx, jobOf(r, 'cleanupTarget'));
       if (a.answer) await answer(redis, config.cluster, config.node, uid, a.answer);
       return 'kept the restored copy';
     case 'removeTarget':
-      await stopBackground(ctx, uid);
-      await kind.removeTarget(ctx, jobOf(r, 'rollbackTarget'));
-      await done();
+      await removeCopy(ctx, jobOf(r, 'rollbackTarget'));
       if (a.answer) await answer(redis, config.cluster, config.node, uid, a.answer);
       return 'removed the copy this migration made here';
     case 'keepTargetIfRunning': {
-      const runs = await kind.verify(ctx, jobOf(r, 'verifyTarget')).then(
-        () => true,
-        () => false,
-      );
+      const runs = await workloadKind(r)
+        .verify(ctx, jobOf(r, 'verifyTarget'))
+        .then(
+          () => true,
+          () => false,
+        );
       return carryOut(
         ctx,
         r,
