@@ -66,6 +66,14 @@ test('the dashboard shows a migration and follows it through its phases, live', 
   const m = await waitForMigration(c, 'default', name, () => undefined, 300_000);
   assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
   await page.waitForSelector(`tr[data-migration="${name}"][data-phase="Succeeded"]`, { timeout: 10_000 });
+  // The recorder samples every 50 ms: let it see the row's last phase before reading what it saw.
+  await page.waitForFunction(
+    () => (window as unknown as { seen: string[] }).seen.at(-1) === 'Succeeded',
+    null,
+    {
+      timeout: 2_000,
+    },
+  );
 
   const seen = await page.evaluate(() => (window as unknown as { seen: string[] }).seen);
   assert.equal(seen.at(-1), 'Succeeded');
