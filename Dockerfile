@@ -5,7 +5,7 @@ FROM node:20-bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       runc iptables btrfs-progs iproute2 zstd tar openssl ca-certificates util-linux busybox-static \
-      containerd skopeo \
+      containerd skopeo umoci \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY scripts/install-criu.sh scripts/

@@ -10,7 +10,7 @@ import { FerryError } from '../lib/errors.ts';
 import type { AgentContext } from './context.ts';
 import { buildOciSpec, type Device } from './runtime/oci-spec.ts';
 import { createNetns } from './runtime/container-net.ts';
-import { cgroupsPathFor, mountContainerOverlay, removeContainer } from './runtime/containers.ts';
+import { cgroupsPathFor, mountContainerOverlay, removeContainer, ROOT_MODE } from './runtime/containers.ts';
 import { createSubvolume, exists } from './snapshot/btrfs.ts';
 
 export const VERIFY_FILE = 'data/verify.txt';
@@ -53,6 +53,7 @@ async function createBundle(ctx: AgentContext, job: JobOf<'run'>): Promise<void>
   } else {
     await createSubvolume(rootfs);
     await fillWorkloadTree(ctx, rootfs);
+    await chmod(rootfs, ROOT_MODE);
   }
   const selfDir = await ctx.self.listen(job.container);
   for (const v of job.volumes) {

@@ -8,13 +8,14 @@ OPT=${FERRY_OPT:-/opt/ferry}
 
 if [ "$(id -u)" != 0 ]; then echo "setup: run as root (network namespaces, mounts, runc)" >&2; exit 1; fi
 
-APT_PKGS=(runc iptables btrfs-progs redis-server redis-tools iproute2 busybox-static gcc libc6-dev util-linux zstd openssl attr thin-provisioning-tools)
+# skopeo and umoci: the agents read and write OCI images with them (archives over an image below).
+APT_PKGS=(runc iptables btrfs-progs redis-server redis-tools iproute2 busybox-static gcc libc6-dev util-linux zstd openssl attr thin-provisioning-tools skopeo umoci)
 # For the tests only (scripts/test.sh passes --test): headless Chromium for the dashboard test, and
 # Go with sprig and yaml for test/helm-render (the chart rendered as Helm's engine would, no Helm
-# here), skopeo to check and import checkpoint OCI images, python3 for a parent that reaps late
-# (test/process-tree.test.ts).
+# here), python3 for a parent that reaps late (test/process-tree.test.ts), and Podman, whose
+# archives ferry imports and which imports ferry's (test/podman.test.ts).
 if [ "${1:-}" = "--test" ]; then
-  APT_PKGS+=(chromium fonts-dejavu-core golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev skopeo python3-minimal)
+  APT_PKGS+=(chromium fonts-dejavu-core golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev python3-minimal podman)
 fi
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done

@@ -54,6 +54,18 @@ export async function createNetns(ctx: AgentContext, container: string, address:
   return ns;
 }
 
+/**
+ * A namespace with loopback only, for a container whose engine gave it a network namespace of its
+ * own (CRIU dumped it as external, so the restore must join one) but no address of ferry's.
+ */
+export async function createLoopbackNetns(ctx: AgentContext, container: string): Promise<string> {
+  const ns = netnsFor(ctx, container);
+  await removeNetns(ctx, container);
+  await run('ip', ['netns', 'add', ns]);
+  await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  return ns;
+}
+
 /** Routes the address to this node's veth and tells the cluster network (gratuitous ARP). */
 export async function announce(ctx: AgentContext, container: string, address: string): Promise<void> {
   await run('ip', ['route', 'replace', `${address}/32`, 'dev', vethFor(ctx, container)]);

@@ -1,6 +1,6 @@
 // Containers on this node as the migration path needs them: where their cgroup is, listing and
 // removal, and the overlay root mounted from an image below and the container's own changes above.
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { ContainerInfo } from '../../api/v1alpha1/job-results.ts';
 import { run } from '../../lib/exec.ts';
@@ -9,6 +9,13 @@ import { deleteSubvolume, exists } from '../snapshot/btrfs.ts';
 import { filesystemOf } from '../snapshot/fs-type.ts';
 import { mountOverlay } from '../snapshot/overlay.ts';
 import { removeNetns } from './container-net.ts';
+
+/**
+ * Every container's root folder has this mode, the one Podman gives its containers' roots: CRIU
+ * checks a restored root's mode against the one it dumped, so archives cross between ferry and
+ * Podman only when both agree.
+ */
+export const ROOT_MODE = 0o555;
 
 export const cgroupsPathFor = (ctx: AgentContext, container: string): string =>
   `${ctx.config.cgroupParent}/${container}`;
@@ -55,6 +62,7 @@ export async function mountContainerOverlay(
   for (const d of [upper, work, ctx.layout.rootfs(container)])
     await mkdir(d, { recursive: true, mode: 0o755 });
   await mountOverlay(image, upper, work, ctx.layout.rootfs(container));
+  await chmod(ctx.layout.rootfs(container), ROOT_MODE);
   return upper;
 }
 

@@ -26,7 +26,14 @@ export interface SpecInput {
   /** Node-local volumes: btrfs subvolumes in the bundle, bind-mounted at `destination`. */
   volumes?: Array<{ source: string; destination: string }>;
   /** A network namespace of its own, made beforehand (runtime/container-net.ts), and its address. */
-  network?: { path: string; address: string };
+  network?: { path: string; address?: string };
+  /** Files ferry wrote for what an engine (Podman) bound into the container (ENGINE_FILES). */
+  engineFiles?: Array<{ source: string; destination: string }>;
+  /** The cgroup file system at /sys/fs/cgroup, read-only (Podman mounts it). */
+  cgroupMount?: boolean;
+  /** Paths masked or made read-only besides ferry's own. */
+  masked?: string[];
+  readonly?: string[];
 }
 
 export const SELF_MOUNT = '/run/ferry';
@@ -38,6 +45,57 @@ export const CRIU_CONFIG = `${FERRY_OPT}/etc/criu.conf`;
 export const CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
 /** What ferry's feature test program (/bin/features) also gets: it mounts a tmpfs of its own. */
 export const FEATURES_CAPS = ['CAP_SYS_ADMIN'];
+
+/**
+ * Podman's default capabilities. A Podman archive may ask for them (restore-spec.ts); ferry's spec
+ * still grants only CAPS.
+ */
+export const ENGINE_CAPS = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SETFCAP',
+  'CAP_SETGID',
+  'CAP_SETPCAP',
+  'CAP_SETUID',
+  'CAP_SYS_CHROOT',
+];
+
+/**
+ * What a container engine binds into each container from its own per-container folder. A restored
+ * container gets files ferry writes in its bundle there (runtime/engine-files.ts), never the host
+ * paths an archive names.
+ */
+export const ENGINE_FILES = [
+  '/etc/hostname',
+  '/etc/hosts',
+  '/etc/resolv.conf',
+  '/run/.containerenv',
+  '/dev/shm',
+];
+
+export const MASKED_PATHS: readonly string[] = [
+  '/proc/acpi',
+  '/proc/asound',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/sys/firmware',
+  '/proc/scsi',
+];
+export const READONLY_PATHS: readonly string[] = [
+  '/proc/bus',
+  '/proc/fs',
+  '/proc/irq',
+  '/proc/sys',
+  '/proc/sysrq-trigger',
+];
 
 /** The mounts every ferry container has, made by ferry (never taken from a spec that crossed a boundary). */
 export const STANDARD_MOUNTS: ReadonlyArray<{ destination: string; type: string } & Record<string, unknown>> =
@@ -70,10 +128,31 @@ export const STANDARD_MOUNTS: ReadonlyArray<{ destination: string; type: string 
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
   ];
 
-/** The standard mounts, the node-local volumes bound in, and the self-service socket's folder. */
+/**
+ * The standard mounts, the node-local volumes bound in, the self-service socket's folder, and what
+ * ferry remakes for an engine's container.
+ */
 function specMounts(input: SpecInput): Array<Record<string, unknown>> {
+  const engine = input.engineFiles ?? [];
+  const ownShm = engine.some((f) => f.destination === '/dev/shm');
   return [
-    ...STANDARD_MOUNTS,
+    ...STANDARD_MOUNTS.filter((m) => !(ownShm && m.destination === '/dev/shm')),
+    ...(input.cgroupMount
+      ? [
+          {
+            destination: '/sys/fs/cgroup',
+            type: 'cgroup',
+            source: 'cgroup',
+            options: ['rprivate', 'nosuid', 'noexec', 'nodev', 'relatime', 'ro'],
+          },
+        ]
+      : []),
+    ...engine.map((f) => ({
+      destination: f.destination,
+      type: 'bind',
+      source: f.source,
+      options: ['bind', 'rprivate', ...(f.destination === '/dev/shm' ? ['nosuid', 'noexec', 'nodev'] : [])],
+    })),
     ...(input.volumes ?? []).map((v) => ({
       destination: v.destination,
       type: 'bind',
@@ -110,19 +189,8 @@ function specLinux(input: SpecInput): Record<string, unknown> {
       { type: 'uts' },
       { type: 'mount' },
     ],
-    maskedPaths: [
-      '/proc/acpi',
-      '/proc/asound',
-      '/proc/kcore',
-      '/proc/keys',
-      '/proc/latency_stats',
-      '/proc/timer_list',
-      '/proc/timer_stats',
-      '/proc/sched_debug',
-      '/sys/firmware',
-      '/proc/scsi',
-    ],
-    readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+    maskedPaths: [...new Set([...MASKED_PATHS, ...(input.masked ?? [])])],
+    readonlyPaths: [...new Set([...READONLY_PATHS, ...(input.readonly ?? [])])],
   };
 }
 
@@ -147,17 +215,23 @@ export function buildOciSpec(input: SpecInput): Record<string, unknown> {
     // namespace's loopback up before CRIU reconnects its sockets (scripts/criu-action.sh).
     annotations: {
       'org.criu.config': CRIU_CONFIG,
-      ...(input.network ? { [ADDRESS_ANNOTATION]: input.network.address } : {}),
+      ...(input.network?.address ? { [ADDRESS_ANNOTATION]: input.network.address } : {}),
     },
     mounts: specMounts(input),
     linux: specLinux(input),
   };
 }
 
-/** The volume a spec mount is, by its source: `…/containers/<container>/volumes/<name>`. Pure. */
+/**
+ * The volume a spec mount is, by its source: ferry's `…/containers/<container>/volumes/<name>`, or
+ * a Podman named volume's `…/volumes/<name>/_data` (how ferry's archives name them too). Pure.
+ */
 export function volumeName(m: Record<string, unknown>): string | undefined {
   if (m.type !== 'bind' || typeof m.source !== 'string') return undefined;
-  return /\/containers\/[^/]+\/volumes\/([a-z0-9-]+)$/.exec(m.source)?.[1];
+  return (
+    /\/containers\/[^/]+\/volumes\/([a-z0-9-]+)$/.exec(m.source)?.[1] ??
+    /\/volumes\/([a-z0-9-]+)\/_data$/.exec(m.source)?.[1]
+  );
 }
 
 /** The node-local volumes of a spec: name and where the container sees it. Pure. */

@@ -3,6 +3,7 @@
 // the field; fuzzed ones never crash the reader and never come out wider than ferry's own.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { FerryError } from '../../lib/errors.ts';
 import { buildOciSpec, CAPS, type SpecInput } from './oci-spec.ts';
@@ -27,6 +28,8 @@ const input: SpecInput = {
 };
 const valid = buildOciSpec(input);
 
+const ENGINE_SOURCE = '/var/lib/ferry/test/nodes/node2/fs/containers/web/engine/';
+
 /** What a target builds from the facts, on its node (as writeRestoreSpec does). */
 const rebuild = (f: SpecFacts) =>
   buildOciSpec({
@@ -38,8 +41,17 @@ const rebuild = (f: SpecFacts) =>
     hostname: f.hostname,
     extraCaps: f.extraCaps,
     volumes: f.volumes.map((v) => ({ source: input.volumes![0]!.source, destination: v.destination })),
-    ...(f.address ? { network: { path: input.network!.path, address: f.address } } : {}),
+    ...(f.address || f.joinsNetns ? { network: { path: input.network!.path, address: f.address } } : {}),
+    engineFiles: f.engineFiles.map((d) => ({ source: ENGINE_SOURCE + d.slice(1), destination: d })),
+    cgroupMount: f.cgroupMount,
+    masked: f.masked,
+    readonly: f.readonly,
   });
+
+/** The spec.dump Podman 4.3.1 wrote for a busybox container (its seccomp rules shortened). */
+const podman = JSON.parse(
+  readFileSync(new URL('../../test/fixtures/podman-4.3.1-spec.json', import.meta.url), 'utf8'),
+) as Loose;
 
 test('ferry’s own spec comes back the same from its facts', () => {
   const f = specFacts(JSON.stringify(valid), 'config.json');
@@ -139,35 +151,113 @@ function paths(v: unknown, at: string[] = []): string[][] {
   return [at, ...Object.entries(v).flatMap(([k, x]) => paths(x, [...at, k]))];
 }
 
-test('fuzzed specs never crash the reader, and what it accepts is never wider than ferry’s own', () => {
-  const all = paths(valid).filter((p) => p.length);
-  fc.assert(
-    fc.property(
-      fc.constantFrom(...all),
-      fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null), fc.anything({ maxDepth: 2 })),
-      (path, value) => {
-        const s = structuredClone(valid) as Record<string, unknown>;
-        let o = s;
-        for (const k of path.slice(0, -1)) o = o[k] as Record<string, unknown>;
-        o[path.at(-1)!] = value;
-        let f: SpecFacts;
-        try {
-          f = specFacts(JSON.stringify(s), 'spec.dump');
-        } catch (err) {
-          assert.ok(err instanceof FerryError && err.code === 'StreamRejected', String(err));
-          assert.match(err.message, /^spec\.dump: [^:]+: /);
-          return;
-        }
-        // Accepted: ferry's spec from it has ferry's root, mounts, no devices, no wider caps.
-        const built = rebuild(f) as Loose;
-        assert.equal(built.root.path, 'rootfs');
-        assert.deepEqual(built.linux.devices, []);
-        for (const c of built.process.capabilities.bounding)
-          assert.ok([...CAPS, 'CAP_SYS_ADMIN'].includes(c));
-        for (const m of built.mounts)
-          assert.ok(m.type !== 'bind' || m.source === input.volumes![0]!.source || m.source === NODE.selfDir);
-      },
-    ),
-    { numRuns: 2000 },
+for (const [base, spec] of [
+  ['ferry’s', valid],
+  ['Podman’s', podman],
+] as const)
+  test(`fuzzed specs (from ${base}) never crash the reader, and what it accepts is never wider than ferry’s own`, () => {
+    const all = paths(spec).filter((p) => p.length);
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...all),
+        fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null), fc.anything({ maxDepth: 2 })),
+        (path, value) => {
+          const s = structuredClone(spec) as Record<string, unknown>;
+          let o = s;
+          for (const k of path.slice(0, -1)) o = o[k] as Record<string, unknown>;
+          o[path.at(-1)!] = value;
+          let f: SpecFacts;
+          try {
+            f = specFacts(JSON.stringify(s), 'spec.dump');
+          } catch (err) {
+            assert.ok(err instanceof FerryError && err.code === 'StreamRejected', String(err));
+            assert.match(err.message, /^spec\.dump: [^:]+: /);
+            return;
+          }
+          // Accepted: ferry's spec from it has ferry's root, mounts, no devices, no wider caps.
+          const built = rebuild(f) as Loose;
+          assert.equal(built.root.path, 'rootfs');
+          assert.deepEqual(built.linux.devices, []);
+          for (const c of built.process.capabilities.bounding)
+            assert.ok([...CAPS, 'CAP_SYS_ADMIN'].includes(c));
+          for (const m of built.mounts)
+            assert.ok(
+              m.type !== 'bind' ||
+                m.source === input.volumes![0]!.source ||
+                m.source === NODE.selfDir ||
+                m.source.startsWith(ENGINE_SOURCE),
+              `bind of ${m.source}`,
+            );
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+test('Podman’s spec is read for its facts: its engine’s files, cgroup mount and namespace are remade, never its host paths', () => {
+  const f = specFacts(JSON.stringify(podman), 'spec.dump');
+  assert.equal(f.libpod, true);
+  assert.deepEqual(f.args.slice(0, 2), ['sh', '-c']);
+  assert.deepEqual(
+    [...f.engineFiles].sort(),
+    ['/dev/shm', '/etc/hostname', '/etc/hosts', '/etc/resolv.conf', '/run/.containerenv'].sort(),
   );
+  assert.equal(f.cgroupMount, true);
+  assert.equal(f.joinsNetns, true);
+  assert.deepEqual(f.extraCaps, [], 'Podman’s defaults are accepted, not granted');
+  assert.deepEqual(f.volumes, []);
+  const built = rebuild(f) as Loose;
+  assert.equal(built.root.path, 'rootfs');
+  const text = JSON.stringify(built);
+  assert.ok(
+    !text.includes('/var/lib/containers') && !text.includes('/run/containers'),
+    'no Podman host path',
+  );
+  assert.deepEqual(built.process.capabilities.bounding, CAPS);
+  for (const p of podman.linux.maskedPaths) assert.ok(built.linux.maskedPaths.includes(p), `${p} masked`);
 });
+
+const hostilePodman: Array<[string, (s: Loose) => void, RegExp]> = [
+  [
+    'a host folder bound in (podman run -v /etc:/host-etc)',
+    (s) => s.mounts.push({ destination: '/host-etc', type: 'bind', source: '/etc', options: ['rbind'] }),
+    /^spec\.dump: mounts\[\d+\]: bind \/etc at \/host-etc: /,
+  ],
+  [
+    'CAP_SYS_ADMIN (podman run --cap-add)',
+    (s) => s.process.capabilities.bounding.push('CAP_SYS_ADMIN'),
+    /^spec\.dump: process\.capabilities\.bounding: CAP_SYS_ADMIN is wider/,
+  ],
+  ['a kernel sysctl', (s) => (s.linux.sysctl = { 'kernel.panic': '1' }), /^spec\.dump: linux\.sysctl: /],
+  [
+    'a root that is not a containers-storage one',
+    (s) => (s.root.path = '/'),
+    /^spec\.dump: root\.path: "\/"/,
+  ],
+  [
+    'a mask outside /proc and /sys',
+    (s) => s.linux.maskedPaths.push('/etc/../../x'),
+    /^spec\.dump: linux\.maskedPaths: /,
+  ],
+  [
+    'the host’s network namespace (podman run --network host)',
+    (s) => (s.linux.namespaces = s.linux.namespaces.filter((n: { type: string }) => n.type !== 'network')),
+    /^spec\.dump: linux\.namespaces: no network namespace/,
+  ],
+  [
+    'a user namespace mapping',
+    (s) => (s.linux.uidMappings = [{ containerID: 0, hostID: 0, size: 1 }]),
+    /^spec\.dump: linux\.uidMappings: /,
+  ],
+];
+
+for (const [what, change, reason] of hostilePodman)
+  test(`a Podman spec with ${what} is refused naming the field`, () => {
+    const s = structuredClone(podman) as Loose;
+    change(s);
+    assert.throws(
+      () => specFacts(JSON.stringify(s), 'spec.dump'),
+      (err: unknown) =>
+        err instanceof FerryError && err.code === 'StreamRejected' && reason.test(err.message),
+    );
+  });

@@ -5,9 +5,26 @@
 // mounts only those ferry makes, no devices, hooks, host namespaces or namespace paths, no
 // capability ferry would not grant. Anything else is refused naming the field, before anything is
 // unpacked or made. Pure.
+//
+// A Podman archive (annotation io.container.manager=libpod) is read the same way, with what every
+// Podman container has and ferry remakes on its own node: its root in containers-storage (never
+// used), the per-container files Podman binds in (ENGINE_FILES: ferry writes its own, never the
+// host's named in the spec), its cgroup mount, a network namespace of its engine's (ferry makes one
+// with loopback only), Podman's default capabilities (ferry's spec grants its own three), its
+// seccomp filter (CRIU restores each process's from its images) and its ping sysctl.
 import { FerryError } from '../../lib/errors.ts';
 import { ADDRESS_ANNOTATION } from './container-net.ts';
-import { CAPS, FEATURES_CAPS, SELF_MOUNT, STANDARD_MOUNTS, volumeName } from './oci-spec.ts';
+import {
+  CAPS,
+  ENGINE_CAPS,
+  ENGINE_FILES,
+  FEATURES_CAPS,
+  MASKED_PATHS,
+  READONLY_PATHS,
+  SELF_MOUNT,
+  STANDARD_MOUNTS,
+  volumeName,
+} from './oci-spec.ts';
 
 /** The facts of a spec ferry restores from; everything else is ferry's. */
 export interface SpecFacts {
@@ -20,7 +37,26 @@ export interface SpecFacts {
   extraCaps: string[];
   volumes: Array<{ name: string; destination: string }>;
   address?: string;
+  /** Podman wrote it (its root is an image below a diff, not a whole tree). */
+  libpod: boolean;
+  /** The engine's per-container files (ENGINE_FILES) it had bound in: ferry binds its own there. */
+  engineFiles: string[];
+  /** It had the cgroup file system mounted at /sys/fs/cgroup. */
+  cgroupMount: boolean;
+  /** Its network namespace was joined by path, so CRIU dumped it as external: the restore joins one. */
+  joinsNetns: boolean;
+  /** Paths masked or made read-only beyond ferry's own (only ever more restrictive). */
+  masked: string[];
+  readonly: string[];
 }
+
+/** The manager Podman names in its specs' annotations. */
+const LIBPOD = 'libpod';
+/** Where a Podman container's root was on its host: read, never used. */
+const PODMAN_ROOT = /^(\/[\w.-]+)+\/overlay\/[0-9a-f]{64}\/merged$/;
+const ENGINE_SYSCTLS = new Set(['net.ipv4.ping_group_range']);
+/** Masked and read-only paths: under /proc or /sys, no climbing. */
+const KERNEL_PATH = /^\/(proc|sys)(\/[\w.:-]+)+$/;
 
 /** The largest spec read at all: ferry's own are a few KiB. */
 export const MAX_SPEC_BYTES = 256 * 1024;
@@ -54,8 +90,11 @@ export function specFacts(raw: string, where: string): SpecFacts {
   if (!isObj(spec) || typeof spec.ociVersion !== 'string')
     return refuse('ociVersion', 'not an OCI runtime spec');
   if (nonEmpty(spec.hooks)) refuse('hooks', 'a restored container runs no hooks');
+  const annotations = isObj(spec.annotations) ? spec.annotations : {};
+  const libpod = annotations['io.container.manager'] === LIBPOD;
   const root = isObj(spec.root) ? spec.root : {};
-  if (root.path !== 'rootfs')
+  const podmanRoot = libpod && typeof root.path === 'string' && PODMAN_ROOT.test(root.path);
+  if (root.path !== 'rootfs' && !podmanRoot)
     refuse(
       'root.path',
       `${JSON.stringify(root.path)}: a restored container's root is always its own bundle's rootfs`,
@@ -73,7 +112,11 @@ export function specFacts(raw: string, where: string): SpecFacts {
   if (id(user.uid) < 0 || id(user.gid) < 0) refuse('process.user', 'uid and gid are numbers');
   if (nonEmpty(user.additionalGids)) refuse('process.user.additionalGids', 'ferry grants no extra groups');
   const args = p.args as string[];
-  const granted = new Set([...CAPS, ...(args[0] === '/bin/features' ? FEATURES_CAPS : [])]);
+  const granted = new Set([
+    ...CAPS,
+    ...(args[0] === '/bin/features' ? FEATURES_CAPS : []),
+    ...(libpod ? ENGINE_CAPS : []),
+  ]);
   const caps = isObj(p.capabilities) ? p.capabilities : {};
   const asked = new Set<string>();
   for (const [set, list] of Object.entries(caps)) {
@@ -91,10 +134,25 @@ export function specFacts(raw: string, where: string): SpecFacts {
   const devRules = Array.isArray(res.devices) ? res.devices : [];
   if (devRules.some((r) => isObj(r) && r.allow === true))
     refuse('linux.resources.devices', 'a restored container is allowed no devices');
+  const tolerated = libpod ? ['seccomp'] : [];
+  if (libpod && isObj(linux.sysctl) && Object.keys(linux.sysctl).every((k) => ENGINE_SYSCTLS.has(k)))
+    tolerated.push('sysctl');
   for (const f of ['sysctl', 'uidMappings', 'gidMappings', 'seccomp', 'intelRdt', 'personality'] as const)
-    if (nonEmpty(linux[f])) refuse(`linux.${f}`, 'ferry sets none on a restored container');
+    if (nonEmpty(linux[f]) && !tolerated.includes(f))
+      refuse(`linux.${f}`, 'ferry sets none on a restored container');
+  const beyond = (field: 'maskedPaths' | 'readonlyPaths', own: readonly string[]): string[] => {
+    const list = linux[field] ?? [];
+    if (!strings(list, 64)) return refuse(`linux.${field}`, 'a list of paths');
+    for (const p of list)
+      if (!KERNEL_PATH.test(p) || p.split('/').includes('..'))
+        refuse(`linux.${field}`, `${JSON.stringify(p)}: only paths under /proc or /sys are masked`);
+    return list.filter((p) => !own.includes(p));
+  };
+  const masked = beyond('maskedPaths', MASKED_PATHS);
+  const readonly = beyond('readonlyPaths', READONLY_PATHS);
   const namespaces = Array.isArray(linux.namespaces) ? linux.namespaces : [];
   const types = new Set<string>();
+  let joinsNetns = false;
   namespaces.forEach((n, i) => {
     if (!isObj(n) || typeof n.type !== 'string') return refuse(`linux.namespaces[${i}]`, 'not a namespace');
     if (!NAMESPACES_ALLOWED.has(n.type)) refuse(`linux.namespaces[${i}]`, `${n.type}: ferry restores none`);
@@ -104,18 +162,25 @@ export function specFacts(raw: string, where: string): SpecFacts {
         `linux.namespaces[${i}].path`,
         `${String(n.path)}: a restored container joins no existing ${n.type} namespace`,
       );
+    if (n.path !== undefined) joinsNetns = true;
     types.add(n.type);
   });
   for (const t of NAMESPACES_REQUIRED)
     if (!types.has(t)) refuse('linux.namespaces', `no ${t} namespace: it would share the host's`);
 
   const volumes: SpecFacts['volumes'] = [];
+  const engineFiles: string[] = [];
+  let cgroupMount = false;
   const standard = new Map(STANDARD_MOUNTS.map((m) => [m.destination, m.type]));
   const mounts = Array.isArray(spec.mounts) ? spec.mounts : [];
   mounts.forEach((m, i) => {
     if (!isObj(m) || typeof m.destination !== 'string') return refuse(`mounts[${i}]`, 'not a mount');
     if (standard.get(m.destination) === m.type) return; // ferry makes its own
     if (m.destination === SELF_MOUNT && m.type === 'bind') return; // this node's self-service folder
+    if (m.destination === '/sys/fs/cgroup' && m.type === 'cgroup') return void (cgroupMount = true);
+    // An engine's file (the spec names where it was on its host): ferry writes its own.
+    if (ENGINE_FILES.includes(m.destination) && m.type === 'bind')
+      return void engineFiles.push(m.destination);
     const vol = volumeName(m);
     if (vol && m.destination.startsWith('/') && !m.destination.split('/').includes('..'))
       return void volumes.push({ name: vol, destination: m.destination });
@@ -125,7 +190,6 @@ export function specFacts(raw: string, where: string): SpecFacts {
     );
   });
 
-  const annotations = isObj(spec.annotations) ? spec.annotations : {};
   const address = annotations[ADDRESS_ANNOTATION];
   if (address !== undefined && (typeof address !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}$/.test(address)))
     refuse(`annotations.${ADDRESS_ANNOTATION}`, 'an IPv4 address');
@@ -139,8 +203,15 @@ export function specFacts(raw: string, where: string): SpecFacts {
     cwd: (p.cwd as string | undefined) ?? '/',
     user: { uid: id(user.uid), gid: id(user.gid) },
     hostname: hostname as string,
-    extraCaps: [...asked].filter((c) => !CAPS.includes(c)),
+    // Podman's defaults are accepted, not granted: ferry's spec keeps its own three.
+    extraCaps: [...asked].filter((c) => !CAPS.includes(c) && !ENGINE_CAPS.includes(c)),
     volumes,
+    libpod,
+    engineFiles,
+    cgroupMount,
+    joinsNetns,
+    masked,
+    readonly,
     ...(typeof address === 'string' ? { address } : {}),
   };
 }

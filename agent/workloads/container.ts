@@ -12,7 +12,15 @@ import { AFFINITY_FILE, applyAffinity, captureAffinity, type AffinityMap } from 
 import { keepLazyServer, startLazyDaemon, stopBackground } from '../page-streams.ts';
 import { withSession } from '../peers.ts';
 import { preDumpRounds } from '../precopy.ts';
-import { addressOf, announce, createNetns, lockNet, unlockNet } from '../runtime/container-net.ts';
+import {
+  addressOf,
+  announce,
+  createLoopbackNetns,
+  createNetns,
+  lockNet,
+  unlockNet,
+} from '../runtime/container-net.ts';
+import { writeEngineFiles } from '../runtime/engine-files.ts';
 import { cgroupsPathFor, removeContainer } from '../runtime/containers.ts';
 import { buildOciSpec, specVolumes } from '../runtime/oci-spec.ts';
 import { specFacts, type SpecFacts } from '../runtime/restore-spec.ts';
@@ -82,7 +90,12 @@ export async function writeRestoreSpec(
 ): Promise<string | undefined> {
   // ferry's own spec from the checked facts (runtime/restore-spec.ts), placed on this node: its
   // cgroup, its self-service folder, its volumes in this bundle, a network namespace made here.
-  const netns = facts.address ? await createNetns(ctx, container, facts.address, false) : undefined;
+  const netns = facts.address
+    ? await createNetns(ctx, container, facts.address, false)
+    : facts.joinsNetns
+      ? await createLoopbackNetns(ctx, container)
+      : undefined;
+  const bundle = ctx.layout.bundle(container);
   const spec = buildOciSpec({
     args: facts.args,
     env: facts.env,
@@ -96,7 +109,11 @@ export async function writeRestoreSpec(
       source: ctx.layout.volume(container, v.name),
       destination: v.destination,
     })),
-    ...(netns && facts.address ? { network: { path: `/run/netns/${netns}`, address: facts.address } } : {}),
+    ...(netns ? { network: { path: `/run/netns/${netns}`, address: facts.address } } : {}),
+    engineFiles: await writeEngineFiles(bundle, facts.engineFiles, facts.hostname),
+    cgroupMount: facts.cgroupMount,
+    masked: facts.masked,
+    readonly: facts.readonly,
   });
   await writeFile(specFile(ctx, container), JSON.stringify(spec, null, 2), { mode: 0o600 });
   return facts.address;

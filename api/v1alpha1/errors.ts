@@ -28,6 +28,10 @@ export const ERROR_CODES = {
     final: true,
     doc: 'The source was handed over to the target; it resumes only once the target removed its copy or is fenced.',
   },
+  ImageNotFound: {
+    final: true,
+    doc: 'A container image named by a job or an archive cannot be read on the node.',
+  },
   InsufficientSpace: { final: true, doc: 'The target lacks space for the images or the filesystem.' },
   CriuCheckFailed: { final: true, doc: 'CRIU is missing, too old, or does not work on this node.' },
   UnsupportedWorkload: {

@@ -109,7 +109,13 @@ export const JOB_RESULTS = {
   verifyFeatures: z.record(z.string(), z.string()),
   selfRequest: z.object({ ok: z.boolean(), migration: z.string().optional(), error: z.string().optional() }),
   list: z.array(ContainerInfoSchema),
-  export: z.object({ archive: z.string(), bytes, stopped: z.boolean() }),
+  export: z.object({
+    archive: z.string(),
+    bytes,
+    stopped: z.boolean(),
+    /** The image its rootfs diff is over: name and ID as Podman shows them, and where it is on the node. */
+    baseImage: z.object({ name: z.string(), id: z.string(), ref: z.string() }),
+  }),
   import: z.object({ restored: z.string(), pid: z.number().optional() }),
   remove: z.object({ removed: z.string() }),
   preflightSource: PreflightSourceResultSchema,

@@ -85,7 +85,13 @@ export const JobSchema = z.discriminatedUnion('kind', [
   /** A checkpoint archive of a container (Podman's and the kubelet's layout), on this node. */
   z.strictObject({ kind: z.literal('export'), container: NameSchema, stop: z.boolean().default(false) }),
   /** Restores a container from a checkpoint archive at this absolute path on the node. */
-  z.strictObject({ kind: z.literal('import'), container: NameSchema, archive: z.string().startsWith('/') }),
+  z.strictObject({
+    kind: z.literal('import'),
+    container: NameSchema,
+    archive: z.string().startsWith('/'),
+    /** The image below a Podman archive's rootfs diff; default: containers-storage:<its rootfsImageID>. */
+    image: z.string().max(600).optional(),
+  }),
   z.strictObject({ kind: z.literal('remove'), container: NameSchema }),
   z.strictObject({
     kind: z.literal('preflightSource'),

@@ -61,7 +61,7 @@ function exportCommand(cli: Cli): void {
   cli.program
     .command('export <container>')
     .description(
-      'checkpoint a container into an archive in the layout Podman and the kubelet write (checkpoint/, spec.dump, config.dump, rootfs-diff.tar, …); it keeps running unless --stop',
+      "checkpoint a container into an archive in Podman's layout (checkpoint/, spec.dump, config.dump, rootfs-diff.tar, deleted.files), which `podman container restore --import` reads once it has the base image the export names; the container keeps running unless --stop",
     )
     .requiredOption('--node <node>', 'node it runs on')
     .requiredOption('-o, --output <file>', 'archive to write (mode 0600)')
@@ -75,6 +75,9 @@ function exportCommand(cli: Cli): void {
         say(
           `${container} on ${o.node} checkpointed to ${o.output} (${r.bytes} bytes)${o.stop ? '; container removed' : ''}`,
         );
+        say(
+          `its root is a diff over ${r.baseImage.name}; for Podman: skopeo copy ${r.baseImage.ref} containers-storage:${r.baseImage.name}`,
+        );
       }),
     );
 }
@@ -83,11 +86,15 @@ function importCommand(cli: Cli): void {
   cli.program
     .command('import <archive>')
     .description(
-      'restore a container on a node from a checkpoint archive (checked first: layout, paths, links)',
+      "restore a container on a node from a checkpoint archive, ferry's or Podman's (plain, gzip or zstd), checked before anything is unpacked; the container gets ferry's own spec, never the archive's",
     )
     .requiredOption('--node <node>', 'node to restore it on')
     .requiredOption('--name <container>', 'container id to give it')
-    .action(async (archive: string, o: { node: string; name: string }) =>
+    .option(
+      '--image <ref>',
+      "the image below a Podman archive's rootfs diff (containers-storage:NAME, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE); default: containers-storage:<the archive's rootfsImageID>",
+    )
+    .action(async (archive: string, o: { node: string; name: string; image?: string }) =>
       cli.withClient(async (c) => {
         // The agent reads the archive from its node's own image folder, never from an arbitrary path.
         const staged = path.join(nodePaths(cli.cluster(), o.node).imagesDir, `incoming-${o.name}.tar`);
@@ -96,7 +103,11 @@ function importCommand(cli: Cli): void {
         });
         await chmod(staged, 0o600);
         try {
-          await c.bus.call(o.node, { kind: 'import', container: o.name, archive: staged }, 600_000);
+          await c.bus.call(
+            o.node,
+            { kind: 'import', container: o.name, archive: staged, ...(o.image ? { image: o.image } : {}) },
+            600_000,
+          );
         } finally {
           await rm(staged, { force: true });
         }
