@@ -129,16 +129,21 @@ const hostile: Array<[string, (s: Loose) => void, RegExp]> = [
   ['a terminal', (s) => (s.process.terminal = true), /^spec\.dump: process\.terminal: /],
 ];
 
-for (const [what, change, reason] of hostile)
-  test(`a spec with ${what} is refused naming the field`, () => {
-    const s = structuredClone(valid) as Loose;
-    change(s);
-    assert.throws(
-      () => specFacts(JSON.stringify(s), 'spec.dump'),
-      (err: unknown) =>
-        err instanceof FerryError && err.code === 'StreamRejected' && reason.test(err.message),
-    );
-  });
+/** Each case of `table`, applied to `base`, is refused naming its field. */
+function refusesEach(kind: string, base: unknown, table: Array<[string, (s: Loose) => void, RegExp]>) {
+  for (const [what, change, reason] of table)
+    test(`a ${kind} with ${what} is refused naming the field`, () => {
+      const s = structuredClone(base) as Loose;
+      change(s);
+      assert.throws(
+        () => specFacts(JSON.stringify(s), 'spec.dump'),
+        (err: unknown) =>
+          err instanceof FerryError && err.code === 'StreamRejected' && reason.test(err.message),
+      );
+    });
+}
+
+refusesEach('spec', valid, hostile);
 
 test('a huge spec is refused before it is parsed', () => {
   const huge = JSON.stringify({ ...valid, annotations: { pad: 'x'.repeat(MAX_SPEC_BYTES) } });
@@ -251,13 +256,4 @@ const hostilePodman: Array<[string, (s: Loose) => void, RegExp]> = [
   ],
 ];
 
-for (const [what, change, reason] of hostilePodman)
-  test(`a Podman spec with ${what} is refused naming the field`, () => {
-    const s = structuredClone(podman) as Loose;
-    change(s);
-    assert.throws(
-      () => specFacts(JSON.stringify(s), 'spec.dump'),
-      (err: unknown) =>
-        err instanceof FerryError && err.code === 'StreamRejected' && reason.test(err.message),
-    );
-  });
+refusesEach('Podman spec', podman, hostilePodman);
