@@ -127,6 +127,11 @@ const hostile: Array<[string, (s: Loose) => void, RegExp]> = [
   ],
   ['a sysctl', (s) => (s.linux.sysctl = { 'kernel.panic': '1' }), /^spec\.dump: linux\.sysctl: /],
   ['a terminal', (s) => (s.process.terminal = true), /^spec\.dump: process\.terminal: /],
+  [
+    'a capability set of no known name (found by the fuzz below)',
+    (s) => (s.process.capabilities[':'] = [null]),
+    /^spec\.dump: process\.capabilities: ":" is not a capability set/,
+  ],
 ];
 
 /** Each case of `table`, applied to `base`, is refused naming its field. */

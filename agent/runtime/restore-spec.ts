@@ -61,6 +61,7 @@ const KERNEL_PATH = /^\/(proc|sys)(\/[\w.:-]+)+$/;
 /** The largest spec read at all: ferry's own are a few KiB. */
 export const MAX_SPEC_BYTES = 256 * 1024;
 
+const CAP_SETS = ['bounding', 'effective', 'inheritable', 'permitted', 'ambient'];
 const NAMESPACES_REQUIRED = ['pid', 'ipc', 'uts', 'mount', 'network'];
 const NAMESPACES_ALLOWED = new Set([...NAMESPACES_REQUIRED, 'cgroup']);
 
@@ -120,6 +121,9 @@ export function specFacts(raw: string, where: string): SpecFacts {
   const caps = isObj(p.capabilities) ? p.capabilities : {};
   const asked = new Set<string>();
   for (const [set, list] of Object.entries(caps)) {
+    // The set's name goes into the refusal only once it is known to be one.
+    if (!CAP_SETS.includes(set))
+      refuse('process.capabilities', `${JSON.stringify(set).slice(0, 40)} is not a capability set`);
     if (!strings(list, 64)) refuse(`process.capabilities.${set}`, 'a list of capability names');
     for (const c of list as string[]) {
       if (!granted.has(c))
