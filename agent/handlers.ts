@@ -4,16 +4,19 @@ import type { JobResultInput } from '../api/v1alpha1/job-results.ts';
 import type { Job, JobKind, JobOf } from '../api/v1alpha1/jobs.ts';
 import type { AgentContext } from './context.ts';
 import { exportCheckpoint, importCheckpoint } from './archive.ts';
+import { runImage } from './images/run-image.ts';
 import * as pods from './kube/pod-jobs.ts';
 import * as source from './migration-source.ts';
 import * as target from './migration-target.ts';
 import { runWorkload, selfRequest, verifyFeatures, verifyWorkload } from './workload.ts';
 import { listContainers, removeContainer } from './runtime/containers.ts';
+import { requireState } from './workloads/container.ts';
 
 type Handlers = { [K in JobKind]: (ctx: AgentContext, job: JobOf<K>) => Promise<JobResultInput<K>> };
 
 export const handlers: Handlers = {
   run: runWorkload,
+  runImage,
   verify: verifyWorkload,
   verifyFeatures,
   selfRequest,
@@ -23,6 +26,11 @@ export const handlers: Handlers = {
   remove: async (ctx, job) => {
     await removeContainer(ctx, job.container);
     return { removed: job.container };
+  },
+  exec: async (ctx, job) => {
+    await requireState(ctx, job.container, ['running']);
+    const r = await ctx.runc.exec(job.container, job.command);
+    return { code: r.code, stdout: r.stdout, stderr: r.stderr };
   },
   preflightSource: source.preflightSource,
   sync: source.sync,

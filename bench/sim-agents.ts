@@ -22,6 +22,7 @@ const redis = connectRedis(redisConfig);
 /** Milliseconds each step takes here: scaled-down versions of what real agents report. */
 const DELAY: Record<Job['kind'], number> = {
   run: 1,
+  runImage: 1,
   verify: 1,
   verifyFeatures: 1,
   selfRequest: 1,
@@ -29,6 +30,7 @@ const DELAY: Record<Job['kind'], number> = {
   export: 1,
   import: 1,
   remove: 1,
+  exec: 1,
   preflightSource: 5,
   preflightTarget: 5,
   sync: 20,

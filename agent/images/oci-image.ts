@@ -56,14 +56,29 @@ export async function buildImage(layout: string, tag: string, layerTar: string):
   );
 }
 
-/** The image ID engines show for `tag` (its config's digest, hex). */
-export async function imageId(layout: string, tag: string): Promise<string> {
-  const blob = (digest: string) => path.join(layout, 'blobs', ...digest.split(':'));
+/** The digest of `tag`'s config in the layout ("sha256:…"). */
+async function configDigest(layout: string, tag: string): Promise<string> {
   const index = JSON.parse(await readFile(path.join(layout, 'index.json'), 'utf8')) as {
     manifests: Array<{ digest: string; annotations?: Record<string, string> }>;
   };
   const entry = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag);
   if (!entry) throw new FerryError('ImageNotFound', `no ${tag} in ${layout}`);
-  const manifest = JSON.parse(await readFile(blob(entry.digest), 'utf8')) as { config: { digest: string } };
-  return manifest.config.digest.replace(/^sha256:/, '');
+  const manifest = JSON.parse(await readFile(blob(layout, entry.digest), 'utf8')) as {
+    config?: { digest?: string };
+  };
+  if (typeof manifest.config?.digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(manifest.config.digest))
+    throw new FerryError('InvalidInput', `${tag} in ${layout}: its manifest names no config`);
+  return manifest.config.digest;
+}
+
+const blob = (layout: string, digest: string) => path.join(layout, 'blobs', ...digest.split(':'));
+
+/** The image ID engines show for `tag` (its config's digest, hex). */
+export async function imageId(layout: string, tag: string): Promise<string> {
+  return (await configDigest(layout, tag)).replace(/^sha256:/, '');
+}
+
+/** `tag`'s image config, parsed (checked by its reader: images/image-config.ts). */
+export async function imageConfig(layout: string, tag: string): Promise<unknown> {
+  return JSON.parse(await readFile(blob(layout, await configDigest(layout, tag)), 'utf8'));
 }

@@ -1,6 +1,6 @@
 // Containers on this node as the migration path needs them: where their cgroup is, listing and
 // removal, and the overlay root mounted from an image below and the container's own changes above.
-import { chmod, mkdir, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { ContainerInfo } from '../../api/v1alpha1/job-results.ts';
 import { run } from '../../lib/exec.ts';
@@ -8,7 +8,8 @@ import type { AgentContext } from '../context.ts';
 import { deleteSubvolume, exists } from '../snapshot/btrfs.ts';
 import { filesystemOf } from '../snapshot/fs-type.ts';
 import { mountOverlay } from '../snapshot/overlay.ts';
-import { removeNetns } from './container-net.ts';
+import { ADDRESS_ANNOTATION, removeNetns } from './container-net.ts';
+import { IMAGE_ANNOTATION } from './oci-spec.ts';
 
 /**
  * Every container's root folder has this mode, the one Podman gives its containers' roots: CRIU
@@ -20,8 +21,22 @@ export const ROOT_MODE = 0o555;
 export const cgroupsPathFor = (ctx: AgentContext, container: string): string =>
   `${ctx.config.cgroupParent}/${container}`;
 
+/** runc's containers, each with what its spec says: image, command, address (`ferry ps`). */
 export async function listContainers(ctx: AgentContext): Promise<ContainerInfo[]> {
-  return ctx.runc.list();
+  const out: ContainerInfo[] = [];
+  for (const c of await ctx.runc.list()) {
+    const raw = await readFile(path.join(ctx.layout.bundle(c.id), 'config.json'), 'utf8').catch(() => '{}');
+    const spec = JSON.parse(raw) as { process?: { args?: string[] }; annotations?: Record<string, string> };
+    const image = spec.annotations?.[IMAGE_ANNOTATION];
+    const address = spec.annotations?.[ADDRESS_ANNOTATION];
+    out.push({
+      ...c,
+      ...(image ? { image } : {}),
+      ...(spec.process?.args ? { command: spec.process.args } : {}),
+      ...(address ? { address } : {}),
+    });
+  }
+  return out;
 }
 
 /** Removes a container, its root filesystem subvolume and its bundle. */

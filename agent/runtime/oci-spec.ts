@@ -31,12 +31,16 @@ export interface SpecInput {
   engineFiles?: Array<{ source: string; destination: string }>;
   /** The cgroup file system at /sys/fs/cgroup, read-only (Podman mounts it). */
   cgroupMount?: boolean;
+  /** The image reference it was started from. */
+  image?: string;
   /** Paths masked or made read-only besides ferry's own. */
   masked?: string[];
   readonly?: string[];
 }
 
 export const SELF_MOUNT = '/run/ferry';
+/** The image a container was started from, kept in its spec so it moves with it (`ferry ps`). */
+export const IMAGE_ANNOTATION = 'ferry.dev/image';
 
 /** Installed by scripts/setup.sh. */
 export const CRIU_CONFIG = `${FERRY_OPT}/etc/criu.conf`;
@@ -216,6 +220,7 @@ export function buildOciSpec(input: SpecInput): Record<string, unknown> {
     annotations: {
       'org.criu.config': CRIU_CONFIG,
       ...(input.network?.address ? { [ADDRESS_ANNOTATION]: input.network.address } : {}),
+      ...(input.image ? { [IMAGE_ANNOTATION]: input.image } : {}),
     },
     mounts: specMounts(input),
     linux: specLinux(input),

@@ -25,6 +25,7 @@ const input: SpecInput = {
     { source: '/var/lib/ferry/test/nodes/node1/fs/containers/web/volumes/data', destination: '/data' },
   ],
   network: { path: '/run/netns/ferry-test-web', address: '10.78.0.50' },
+  image: 'oci-archive:/var/lib/ferry/images/redis.tar',
 };
 const valid = buildOciSpec(input);
 
@@ -44,6 +45,7 @@ const rebuild = (f: SpecFacts) =>
     ...(f.address || f.joinsNetns ? { network: { path: input.network!.path, address: f.address } } : {}),
     engineFiles: f.engineFiles.map((d) => ({ source: ENGINE_SOURCE + d.slice(1), destination: d })),
     cgroupMount: f.cgroupMount,
+    ...(f.image ? { image: f.image } : {}),
     masked: f.masked,
     readonly: f.readonly,
   });

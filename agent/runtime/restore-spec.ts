@@ -19,6 +19,7 @@ import {
   ENGINE_CAPS,
   ENGINE_FILES,
   FEATURES_CAPS,
+  IMAGE_ANNOTATION,
   MASKED_PATHS,
   READONLY_PATHS,
   SELF_MOUNT,
@@ -37,6 +38,8 @@ export interface SpecFacts {
   extraCaps: string[];
   volumes: Array<{ name: string; destination: string }>;
   address?: string;
+  /** The image reference it was started from (ferry's annotation). */
+  image?: string;
   /** Podman wrote it (its root is an image below a diff, not a whole tree). */
   libpod: boolean;
   /** The engine's per-container files (ENGINE_FILES) it had bound in: ferry binds its own there. */
@@ -197,6 +200,9 @@ export function specFacts(raw: string, where: string): SpecFacts {
   const address = annotations[ADDRESS_ANNOTATION];
   if (address !== undefined && (typeof address !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}$/.test(address)))
     refuse(`annotations.${ADDRESS_ANNOTATION}`, 'an IPv4 address');
+  const image = annotations[IMAGE_ANNOTATION];
+  if (image !== undefined && (typeof image !== 'string' || !/^[\x21-\x7e]{1,600}$/.test(image)))
+    refuse(`annotations.${IMAGE_ANNOTATION}`, 'an image reference');
   const hostname = spec.hostname ?? 'ferry';
   if (typeof hostname !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostname))
     refuse('hostname', 'a host name');
@@ -217,5 +223,6 @@ export function specFacts(raw: string, where: string): SpecFacts {
     masked,
     readonly,
     ...(typeof address === 'string' ? { address } : {}),
+    ...(typeof image === 'string' ? { image } : {}),
   };
 }

@@ -112,6 +112,7 @@ export async function writeRestoreSpec(
     ...(netns ? { network: { path: `/run/netns/${netns}`, address: facts.address } } : {}),
     engineFiles: await writeEngineFiles(bundle, facts.engineFiles, facts.hostname),
     cgroupMount: facts.cgroupMount,
+    ...(facts.image ? { image: facts.image } : {}),
     masked: facts.masked,
     readonly: facts.readonly,
   });

@@ -14,6 +14,10 @@ export const ContainerInfoSchema = z.object({
   id: z.string(),
   status: z.string(),
   pid: z.number().optional(),
+  /** What `ferry ps` shows besides: the image it was started from, its command, its own address. */
+  image: z.string().optional(),
+  command: z.array(z.string()).optional(),
+  address: z.string().optional(),
 });
 export type ContainerInfo = z.infer<typeof ContainerInfoSchema>;
 
@@ -104,6 +108,7 @@ const CheckpointedImageSchema = z.object({ container: z.string(), ref: z.string(
 /** One schema per job kind; `satisfies` makes a kind without one a type error. */
 export const JOB_RESULTS = {
   run: ContainerInfoSchema,
+  runImage: ContainerInfoSchema,
   verify: VerifyResultSchema,
   /** Each feature's verdict: PASS, or FAIL/SKIP and why. */
   verifyFeatures: z.record(z.string(), z.string()),
@@ -118,6 +123,7 @@ export const JOB_RESULTS = {
   }),
   import: z.object({ restored: z.string(), pid: z.number().optional() }),
   remove: z.object({ removed: z.string() }),
+  exec: z.object({ code: z.number(), stdout: z.string(), stderr: z.string() }),
   preflightSource: PreflightSourceResultSchema,
   preflightTarget: PreflightTargetResultSchema,
   sync: SyncResultSchema,

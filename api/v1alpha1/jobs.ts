@@ -37,6 +37,21 @@ export const PodImageFileSchema = z.string().regex(/^pod-images\/[a-z0-9-]{1,63}
 export const MemoryModeSchema = ModeSchema.exclude(['Auto']);
 export type MemoryMode = z.infer<typeof MemoryModeSchema>;
 
+/** Node-local volumes: a btrfs subvolume each, mounted at `path`, moved with the container. */
+const VolumesSchema = z
+  .array(
+    z.strictObject({
+      // 'rootfs' names the root filesystem wherever volumes are listed with it.
+      name: z
+        .string()
+        .regex(/^[a-z0-9-]{1,32}$/)
+        .refine((n) => n !== 'rootfs', 'rootfs is the root filesystem, not a volume name'),
+      path: z.string().startsWith('/'),
+    }),
+  )
+  .max(4)
+  .default([]);
+
 export const JobSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('run'),
@@ -53,20 +68,7 @@ export const JobSchema = z.discriminatedUnion('kind', [
     address: z.ipv4().optional(),
     /** btrfs: a subvolume of its own; overlay: the node's workload image below, its changes above. */
     rootfs: z.enum(['btrfs', 'overlay']).default('btrfs'),
-    /** Node-local volumes: a btrfs subvolume each, mounted at `path`, moved with the container. */
-    volumes: z
-      .array(
-        z.strictObject({
-          // 'rootfs' names the root filesystem wherever volumes are listed with it.
-          name: z
-            .string()
-            .regex(/^[a-z0-9-]{1,32}$/)
-            .refine((n) => n !== 'rootfs', 'rootfs is the root filesystem, not a volume name'),
-          path: z.string().startsWith('/'),
-        }),
-      )
-      .max(4)
-      .default([]),
+    volumes: VolumesSchema,
     memoryMiB: z.number().int().min(1).max(65536),
     intervalMs: z.number().int().min(1).max(60000).default(20),
     /** Host device nodes to give the container (tests: a device ferry must refuse to move). */
@@ -76,6 +78,22 @@ export const JobSchema = z.discriminatedUnion('kind', [
       .default([]),
     /** Paths the workload keeps open, inside the container. */
     open: z.array(z.string().startsWith('/')).max(8).default([]),
+  }),
+  /** A container from an OCI image (agent/images/run-image.ts), as `podman run -d` starts one. */
+  z.strictObject({
+    kind: z.literal('runImage'),
+    container: NameSchema,
+    /** skopeo's transports: containers-storage:, oci:, oci-archive:, docker-archive:, docker://. */
+    image: z.string().min(1).max(600),
+    /** Replaces the image's Cmd; its Entrypoint stays (as `podman run IMAGE CMD…`). */
+    command: z.array(z.string().max(32 * 1024)).min(1).max(256).optional(),
+    /** NAME=VALUE, over the image's own environment. */
+    env: z
+      .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, 'NAME=VALUE'))
+      .max(256)
+      .default([]),
+    address: z.ipv4().optional(),
+    volumes: VolumesSchema,
   }),
   z.strictObject({ kind: z.literal('verify'), container: NameSchema }),
   z.strictObject({ kind: z.literal('verifyFeatures'), container: NameSchema }),
@@ -93,6 +111,12 @@ export const JobSchema = z.discriminatedUnion('kind', [
     image: z.string().max(600).optional(),
   }),
   z.strictObject({ kind: z.literal('remove'), container: NameSchema }),
+  /** A command run inside a running container (`ferry exec`), its output returned. */
+  z.strictObject({
+    kind: z.literal('exec'),
+    container: NameSchema,
+    command: z.array(z.string().max(32 * 1024)).min(1).max(256),
+  }),
   z.strictObject({
     kind: z.literal('preflightSource'),
     migration: MigrationRef,

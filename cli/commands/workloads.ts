@@ -1,26 +1,81 @@
 // Workloads on the local cluster's nodes: run, ps, verify, export and import (checkpoint archives).
 import { chmod, copyFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import type { Client } from '../client.ts';
 import { FerryError } from '../../lib/errors.ts';
 import { nodePaths } from '../../lib/paths.ts';
 import { verify } from '../demo.ts';
 import { table } from '../format.ts';
 import { say, type Cli } from '../program.ts';
 
+const collect = (v: string, all: string[]) => [...all, v];
+
 function runCommand(cli: Cli): void {
   cli.program
-    .command('run <container>')
-    .description('start the test workload as a runc container on a node')
-    .requiredOption('--node <node>', 'node to run it on')
-    .option('--memory-mib <n>', 'state the workload holds in memory', '64')
-    .action(async (container: string, o: { node: string; memoryMib: string }) =>
-      cli.withClient(async (c) => {
-        const job = { kind: 'run' as const, container, memoryMiB: Number(o.memoryMib), intervalMs: 20 };
-        const info = await c.bus.call(o.node, job, 300_000);
-        say(`${container} running on ${o.node} (pid ${info.pid})`);
-      }),
+    .command('run <container> [command...]')
+    .description(
+      "start a container on a node: from an OCI image with --image (like `podman run -d`; a command after -- replaces the image's Cmd), else ferry's test workload",
+    )
+    .option('--node <node>', 'node to run it on (default: the first node)')
+    .option(
+      '--image <ref>',
+      'OCI image: containers-storage:NAME, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE (docker://REF needs a registry: untested here)',
+    )
+    .option('--env <NAME=VALUE>', "environment over the image's own (repeatable)", collect, [])
+    .option('--address <ip>', 'an address of its own on the cluster network, which moves with it')
+    .option('--volume <name:/path>', 'a node-local volume, moved with it (repeatable)', collect, [])
+    .option('--memory-mib <n>', 'test workload only: state it holds in memory', '64')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  ferry run web --image oci-archive:/tmp/nginx.tar --address 10.77.0.50\n  ferry run db --image containers-storage:localhost/redis --volume data:/data -- redis-server --appendonly yes\n  ferry run w1 --node node1 --memory-mib 256',
+    )
+    .action(
+      async (
+        container: string,
+        command: string[],
+        o: {
+          node?: string;
+          image?: string;
+          env: string[];
+          address?: string;
+          volume: string[];
+          memoryMib: string;
+        },
+      ) =>
+        cli.withClient(async (c) => {
+          const node = o.node ?? c.config.nodes[0]!;
+          if (!o.image) {
+            if (command.length || o.env.length || o.volume.length || o.address)
+              throw new FerryError('InvalidInput', 'a command, --env, --volume and --address need --image');
+            const job = { kind: 'run' as const, container, memoryMiB: Number(o.memoryMib), intervalMs: 20 };
+            const info = await c.bus.call(node, job, 300_000);
+            return say(`${container} running on ${node} (pid ${info.pid})`);
+          }
+          const volumes = o.volume.map((v) => {
+            const at = v.indexOf(':');
+            if (at < 1) throw new FerryError('InvalidInput', `--volume ${v}: NAME:/path`);
+            return { name: v.slice(0, at), path: v.slice(at + 1) };
+          });
+          const job = {
+            kind: 'runImage' as const,
+            container,
+            image: o.image,
+            env: o.env,
+            volumes,
+            ...(command.length ? { command } : {}),
+            ...(o.address ? { address: o.address } : {}),
+          };
+          const info = await c.bus.call(node, job, 600_000);
+          say(`${container} running on ${node} (pid ${info.pid}): ${(info.command ?? []).join(' ')}`);
+        }),
     );
 }
+
+/** A command as `ps` shows it: one line, cut at 40 characters. */
+const shortCommand = (args: string[] | undefined): string => {
+  const line = (args ?? []).join(' ').replace(/\s+/g, ' ');
+  return line.length > 40 ? `${line.slice(0, 39)}…` : line || '-';
+};
 
 function psCommand(cli: Cli): void {
   cli.program
@@ -35,10 +90,19 @@ function psCommand(cli: Cli): void {
             if (err instanceof FerryError && err.code === 'NodeNotFound') return undefined;
             throw err;
           });
-          if (!listed) rows.push([node, '-', 'agent not running', '-']);
-          for (const ct of listed ?? []) rows.push([node, ct.id, ct.status, String(ct.pid ?? '-')]);
+          if (!listed) rows.push([node, '-', 'agent not running', '-', '-', '-', '-']);
+          for (const ct of listed ?? [])
+            rows.push([
+              node,
+              ct.id,
+              ct.status,
+              String(ct.pid ?? '-'),
+              ct.image ?? '-',
+              ct.address ?? '-',
+              shortCommand(ct.command),
+            ]);
         }
-        say(table(['NODE', 'CONTAINER', 'STATUS', 'PID'], rows));
+        say(table(['NODE', 'CONTAINER', 'STATUS', 'PID', 'IMAGE', 'ADDRESS', 'COMMAND'], rows));
       }),
     );
 }
@@ -116,10 +180,54 @@ function importCommand(cli: Cli): void {
     );
 }
 
+/** The node a container runs on: the one given, else the one whose agent lists it. */
+async function nodeOf(c: Client, container: string, node?: string): Promise<string> {
+  if (node) return node;
+  for (const n of c.config.nodes) {
+    const listed = await c.bus.call(n, { kind: 'list' }).catch(() => []);
+    if (listed.some((x) => x.id === container)) return n;
+  }
+  throw new FerryError('ContainerNotFound', `no node lists a container ${container} (ferry ps shows them)`);
+}
+
+function execCommand(cli: Cli): void {
+  cli.program
+    .command('exec <container> <command...>')
+    .description(
+      'run a command inside a running container (put it after --), print its output, exit with its code',
+    )
+    .option('--node <node>', 'node it runs on (default: the one that has it)')
+    .action(async (container: string, command: string[], o: { node?: string }) =>
+      cli.withClient(async (c) => {
+        const node = await nodeOf(c, container, o.node);
+        const r = await c.bus.call(node, { kind: 'exec', container, command }, 600_000);
+        process.stdout.write(r.stdout);
+        process.stderr.write(r.stderr);
+        process.exitCode = r.code;
+      }),
+    );
+}
+
+function rmCommand(cli: Cli): void {
+  cli.program
+    .command('rm <container>')
+    .description('stop and remove a container: its processes, root filesystem, volumes and address')
+    .option('--node <node>', 'node it runs on (default: the one that has it)')
+    .action(async (container: string, o: { node?: string }) =>
+      cli.withClient(async (c) => {
+        const node = await nodeOf(c, container, o.node);
+        await c.bus.call(node, { kind: 'remove', container }, 120_000);
+        say(`${container} removed from ${node}`);
+      }),
+    );
+}
+
 export function workloadCommands(cli: Cli): void {
   runCommand(cli);
   psCommand(cli);
   verifyCommand(cli);
   exportCommand(cli);
   importCommand(cli);
+  execCommand(cli);
+  rmCommand(cli);
 }

@@ -1,0 +1,156 @@
+// Bring your own container (issue 15, first part): an OCI image, built here with umoci as a user
+// would build one offline, runs as `podman run -d` runs it (Entrypoint, Cmd, Env, WorkingDir; a
+// command replacing Cmd; --env over the image's), moves to another node with its counter going on,
+// and `ps` shows its image and command there, and `exec` runs inside it. Images ferry cannot run are refused before anything
+// runs, and leave nothing behind.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, symlink, truncate, copyFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Client } from '../cli/client.ts';
+import { run } from '../lib/exec.ts';
+import { nodePaths } from '../lib/paths.ts';
+import { CLUSTER, list, migrate, testCluster, unique, until } from './helpers.ts';
+
+const SCRIPT =
+  'echo "$GREETING" > /tmp/greeting; pwd > /tmp/cwd; i=0; while :; do i=$((i+1)); echo $i > /tmp/c; sleep 0.1; done';
+
+let c: Client;
+let dir: string;
+let layout: string;
+const archive = (tag: string) => path.join(dir, `${tag}.tar`);
+
+before(async () => {
+  c = await testCluster();
+  dir = await mkdtemp('/tmp/ferry-image-');
+  const root = path.join(dir, 'root');
+  await mkdir(path.join(root, 'bin'), { recursive: true });
+  for (const d of ['tmp', 'work', 'etc', 'proc', 'sys', 'dev']) await mkdir(path.join(root, d));
+  await run('cp', ['/bin/busybox', path.join(root, 'bin/busybox')]);
+  for (const a of ['sh', 'sleep', 'cat', 'echo', 'pwd']) await symlink('busybox', path.join(root, 'bin', a));
+  await run('bash', ['-c', `printf 'root:x:0:0::/:/bin/sh\\n' > ${root}/etc/passwd`]);
+  const layer = path.join(dir, 'layer.tar');
+  await run('tar', ['--create', '--file', layer, '--directory', root, '--numeric-owner', '.']);
+  layout = path.join(dir, 'oci');
+  await run('umoci', ['init', '--layout', layout]);
+  // app: a shell script as its Cmd behind an Entrypoint, an environment and a working folder.
+  for (const [tag, config] of [
+    ['app', ['--config.entrypoint', '/bin/sh', '--config.entrypoint', '-c', '--config.cmd', SCRIPT]],
+    ['arm', ['--architecture', 'arm64', '--config.cmd', '/bin/sh']],
+    ['bare', []],
+    ['nobody', ['--config.cmd', '/bin/sh', '--config.user', 'nobody2']],
+  ] as const) {
+    await run('umoci', ['new', '--image', `${layout}:${tag}`]);
+    await run('umoci', ['raw', 'add-layer', '--image', `${layout}:${tag}`, layer]);
+    const env = [
+      '--config.env',
+      'GREETING=hello',
+      '--config.env',
+      'PATH=/bin',
+      '--config.workingdir',
+      '/work',
+    ];
+    await run('umoci', ['config', '--image', `${layout}:${tag}`, ...env, ...config]);
+    await run('skopeo', ['copy', '--quiet', `oci:${layout}:${tag}`, `oci-archive:${archive(tag)}`]);
+  }
+});
+
+after(async () => {
+  await c.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const rootOf = (node: string, container: string) =>
+  path.join(nodePaths(CLUSTER, node).fsRoot, 'containers', container, 'rootfs');
+const read = (node: string, container: string, file: string) =>
+  readFile(path.join(rootOf(node, container), file), 'utf8').catch(() => '');
+
+test('an OCI image runs as podman run runs it, and moves to another node with its state', async () => {
+  const container = unique('img');
+  const job = {
+    kind: 'runImage' as const,
+    container,
+    image: `oci-archive:${archive('app')}`,
+    env: ['GREETING=bye'],
+  };
+  const info = await c.bus.call('node1', job, 120_000);
+  assert.deepEqual(info.command, ['/bin/sh', '-c', SCRIPT]);
+  assert.ok(await until(async () => (await read('node1', container, 'tmp/c')) !== '', 10_000));
+  assert.equal(await read('node1', container, 'tmp/greeting'), 'bye\n', '--env over the image’s');
+  assert.equal(await read('node1', container, 'tmp/cwd'), '/work\n', 'its WorkingDir');
+  const environ = (await readFile(`/proc/${info.pid}/environ`, 'utf8')).split('\0');
+  assert.ok(environ.includes('PATH=/bin') && environ.includes('GREETING=bye'), environ.join(' '));
+  const listed = (await list(c, 'node1')).find((x) => x.id === container);
+  assert.equal(listed?.image, `oci-archive:${archive('app')}`);
+
+  const m = await migrate(c, unique('img-move'), { node: 'node1', container }, 'node2');
+  assert.equal(m.status?.phase, 'Succeeded', m.status?.failureReason);
+  const before = Number(await read('node2', container, 'tmp/c'));
+  assert.ok(
+    await until(async () => Number(await read('node2', container, 'tmp/c')) > before, 10_000),
+    'its counter goes on on node2',
+  );
+  const there = (await list(c, 'node2')).find((x) => x.id === container);
+  assert.equal(there?.image, `oci-archive:${archive('app')}`, 'ps shows its image on node2 too');
+  const inside = await c.bus.call('node2', { kind: 'exec', container, command: ['cat', '/tmp/greeting'] });
+  assert.deepEqual([inside.code, inside.stdout], [0, 'bye\n'], 'ferry exec runs inside it');
+  await c.bus.call('node2', { kind: 'remove', container });
+});
+
+test('a command replaces the image’s Cmd and keeps its Entrypoint; an OCI layout is read as well', async () => {
+  const container = unique('img-cmd');
+  const command = ['echo given > /tmp/x; exec sleep 1000'];
+  const job = { kind: 'runImage' as const, container, image: `oci:${layout}:app`, command };
+  const info = await c.bus.call('node1', job, 120_000);
+  assert.deepEqual(info.command, ['/bin/sh', '-c', ...command]);
+  assert.ok(await until(async () => (await read('node1', container, 'tmp/x')) === 'given\n', 10_000));
+  await c.bus.call('node1', { kind: 'remove', container });
+});
+
+const refusals: Array<[string, () => Promise<string>, RegExp]> = [
+  [
+    'a truncated image archive',
+    async () => {
+      const cut = path.join(dir, 'cut.tar');
+      await copyFile(archive('app'), cut);
+      await truncate(cut, 2048);
+      return `oci-archive:${cut}`;
+    },
+    /cannot be read on this node/,
+  ],
+  [
+    'an image for another machine',
+    async () => `oci-archive:${archive('arm')}`,
+    /is for linux\/arm64; this node runs linux\/amd64/,
+  ],
+  [
+    'an image with nothing to run',
+    async () => `oci-archive:${archive('bare')}`,
+    /has no Entrypoint or Cmd: give the command/,
+  ],
+  [
+    'an image whose user is not in it',
+    async () => `oci-archive:${archive('nobody')}`,
+    /user nobody2 is not in the image's \/etc\/passwd/,
+  ],
+  [
+    'an image that is not there',
+    async () => `oci-archive:${path.join(dir, 'absent.tar')}`,
+    /cannot be read on this node/,
+  ],
+  ['a reference in no transport', async () => '/etc/passwd', /is not an image reference/],
+];
+
+for (const [what, ref, reason] of refusals)
+  test(`${what} is refused before anything runs, and nothing is left`, async () => {
+    const container = unique('img-bad');
+    await assert.rejects(
+      c.bus.call('node1', { kind: 'runImage', container, image: await ref() }, 120_000),
+      reason,
+    );
+    assert.ok(!(await list(c, 'node1')).some((x) => x.id === container), 'no container');
+    const fsRoot = nodePaths(CLUSTER, 'node1').fsRoot;
+    assert.ok(!existsSync(path.join(fsRoot, 'containers', container)), 'no bundle');
+    assert.ok(!existsSync(path.join(nodePaths(CLUSTER, 'node1').imagesDir, `pull-${container}`)), 'no copy');
+  });
