@@ -8,8 +8,9 @@ OPT=${FERRY_OPT:-/opt/ferry}
 
 if [ "$(id -u)" != 0 ]; then echo "setup: run as root (network namespaces, mounts, runc)" >&2; exit 1; fi
 
-# skopeo and umoci: the agents read and write OCI images with them (archives over an image below).
-APT_PKGS=(runc iptables btrfs-progs redis-server redis-tools iproute2 busybox-static gcc libc6-dev util-linux zstd openssl attr thin-provisioning-tools skopeo umoci)
+# skopeo and umoci: the agents read and write OCI images with them (archives over an image below,
+# ferry run --image); mmdebstrap: scripts/build-image.sh builds images of real software with it.
+APT_PKGS=(runc iptables btrfs-progs redis-server redis-tools iproute2 busybox-static gcc libc6-dev util-linux zstd openssl attr thin-provisioning-tools skopeo umoci mmdebstrap libdpkg-perl gpg)
 # For the tests only (scripts/test.sh passes --test): headless Chromium for the dashboard test, and
 # Go with sprig and yaml for test/helm-render (the chart rendered as Helm's engine would, no Helm
 # here), python3 for a parent that reaps late (test/process-tree.test.ts), and Podman, whose
