@@ -6,10 +6,11 @@
 #
 #   bash scripts/build-image.sh redis      # then: ferry run NAME --image oci:/var/lib/ferry/images/oci:redis
 #
-# Images: redis (Debian's redis-server, listening on 6379 for any client, no persistence).
+# Images: redis (Debian's redis-server, listening on 6379 for any client, no persistence);
+# nginx (Debian's nginx-light serving /srv/www on port 80, one process).
 set -euo pipefail
 
-NAME=${1:?usage: build-image.sh redis}
+NAME=${1:?usage: build-image.sh redis|nginx}
 LAYOUT=${FERRY_HOME:-/var/lib/ferry}/images/oci
 case "$NAME" in
   redis)
@@ -19,7 +20,14 @@ case "$NAME" in
     HOOK='printf "bind * -::*\nprotected-mode no\nsave \"\"\nappendonly no\ndir /tmp\n" > "$1/etc/redis-ferry.conf"'
     CONFIG=(--config.cmd redis-server --config.cmd /etc/redis-ferry.conf --config.exposedports 6379/tcp)
     ;;
-  *) echo "build-image: no image named $NAME (known: redis)" >&2; exit 2 ;;
+  nginx)
+    PKGS=nginx-light
+    # One process serving /srv/www, as root: worker processes would drop to www-data (and need
+    # CAP_SETGID for it), and CRIU cannot dump a process that is not root here.
+    HOOK='mkdir -p "$1/srv/www" && printf "user root root;\ndaemon off;\nmaster_process off;\nerror_log stderr;\nevents {}\nhttp {\n  access_log off;\n  sendfile on;\n  server {\n    listen 80;\n    root /srv/www;\n  }\n}\n" > "$1/etc/nginx-ferry.conf"'
+    CONFIG=(--config.cmd nginx --config.cmd -c --config.cmd /etc/nginx-ferry.conf --config.exposedports 80/tcp)
+    ;;
+  *) echo "build-image: no image named $NAME (known: redis, nginx)" >&2; exit 2 ;;
 esac
 
 if [ -f "$LAYOUT/index.json" ] && grep -q "\"org.opencontainers.image.ref.name\":\"$NAME\"" "$LAYOUT/index.json"; then
