@@ -86,7 +86,11 @@ export const JobSchema = z.discriminatedUnion('kind', [
     /** skopeo's transports: containers-storage:, oci:, oci-archive:, docker-archive:, docker://. */
     image: z.string().min(1).max(600),
     /** Replaces the image's Cmd; its Entrypoint stays (as `podman run IMAGE CMD…`). */
-    command: z.array(z.string().max(32 * 1024)).min(1).max(256).optional(),
+    command: z
+      .array(z.string().max(32 * 1024))
+      .min(1)
+      .max(256)
+      .optional(),
     /** NAME=VALUE, over the image's own environment. */
     env: z
       .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, 'NAME=VALUE'))
@@ -115,7 +119,10 @@ export const JobSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('exec'),
     container: NameSchema,
-    command: z.array(z.string().max(32 * 1024)).min(1).max(256),
+    command: z
+      .array(z.string().max(32 * 1024))
+      .min(1)
+      .max(256),
   }),
   z.strictObject({
     kind: z.literal('preflightSource'),
