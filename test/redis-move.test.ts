@@ -5,11 +5,11 @@
 // same one (same CLIENT ID, never closed).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Client } from '../cli/client.ts';
 import { run } from '../lib/exec.ts';
 import { FERRY_HOME } from '../lib/paths.ts';
+import { digestOf, keyspaceDigest, redisWriter } from './clients.ts';
 import { list, migrate, testCluster, unique, until } from './helpers.ts';
 
 // In the test cluster's subnet (10.78.0.0/24: the host is .1, the nodes .11 and .12).
@@ -23,21 +23,6 @@ before(async () => {
   await run('bash', ['scripts/build-image.sh', 'redis']); // built once, then kept
 });
 after(async () => c.close());
-
-/** Every key and value, as one digest: what the client wrote must be what Redis holds. */
-async function keyspaceDigest(r: Redis): Promise<{ count: number; digest: string }> {
-  const all: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await r.scan(cursor, 'COUNT', 5000);
-    cursor = next;
-    if (keys.length) {
-      const values = await r.mget(...keys);
-      keys.forEach((k, i) => all.push(`${k}=${values[i]}`));
-    }
-  } while (cursor !== '0');
-  return { count: all.length, digest: createHash('sha256').update(all.sort().join('\n')).digest('hex') };
-}
 
 test('Redis moves with 200 000 keys and a client writing throughout: every acknowledged write is there, on the same connection', async () => {
   const container = unique('redis');
@@ -77,52 +62,25 @@ test('Redis moves with 200 000 keys and a client writing throughout: every ackno
   const id = await r.client('ID');
 
   // The writer: a SET and a read-back of the one before, one at a time, until told to stop.
-  let stop = false;
-  let acked = 0;
-  let longestGapMs = 0;
-  const failures: string[] = [];
-  const writer = (async () => {
-    for (let n = 1, last = performance.now(); !stop; n++) {
-      try {
-        await r.set(`live:${n}`, String(n));
-        const now = performance.now();
-        longestGapMs = Math.max(longestGapMs, now - last);
-        last = now;
-        expected.set(`live:${n}`, String(n));
-        acked = n;
-        if (n > 1 && (await r.get(`live:${n - 1}`)) !== String(n - 1))
-          failures.push(`live:${n - 1} read back wrong`);
-      } catch (e) {
-        failures.push((e as Error).message);
-        return;
-      }
-    }
-  })();
-  await until(async () => acked > 50, 10_000);
-  const before = acked;
+  const writer = redisWriter(r, expected);
+  await until(async () => writer.acked() > 50, 10_000);
+  const before = writer.acked();
   const m = await migrate(c, unique('m-redis'), { node: 'node1', container }, 'node2');
   assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
-  await until(async () => acked > before + 200, 15_000); // it goes on after the move
-  stop = true;
-  await writer;
+  await until(async () => writer.acked() > before + 200, 15_000); // it goes on after the move
+  await writer.stop();
+  const acked = writer.acked();
   // The figures, for the record (tests never assert on time).
   console.log(
-    `redis: ${KEYS} keys, ${acked} writes acknowledged (${before} before the move), longest pause the client saw ${Math.round(longestGapMs)} ms, ferry's downtime ${m.status.migrationState?.downtimeMs ?? '?'} ms`,
+    `redis: ${KEYS} keys, ${acked} writes acknowledged (${before} before the move), longest pause the client saw ${Math.round(writer.timeline.longestGap())} ms, ferry's downtime ${m.status.migrationState?.downtimeMs ?? '?'} ms`,
   );
 
-  assert.deepEqual(failures, [], 'no write failed');
+  assert.deepEqual(writer.failures, [], 'no write failed');
   assert.deepEqual(events, [], 'the connection never closed');
   assert.ok(acked > before + 200, `writes went on after the move (${before} before, ${acked} in all)`);
   assert.equal(await r.client('ID'), id, 'the same connection (CLIENT ID)');
   const held = await keyspaceDigest(r);
-  const want = createHash('sha256')
-    .update(
-      [...expected]
-        .map(([k, v]) => `${k}=${v}`)
-        .sort()
-        .join('\n'),
-    )
-    .digest('hex');
+  const want = digestOf(expected);
   assert.equal(held.count, KEYS + acked, 'every key loaded and every acknowledged write');
   assert.equal(held.digest, want, 'the keyspace’s checksum');
   assert.ok((await list(c, 'node2')).some((x) => x.id === container && x.status === 'running'));

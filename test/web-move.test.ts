@@ -6,12 +6,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import { get } from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '../cli/client.ts';
 import { run } from '../lib/exec.ts';
 import { FERRY_HOME, nodePaths } from '../lib/paths.ts';
+import { pacedDownload } from './clients.ts';
 import { CLUSTER, list, migrate, testCluster, unique, until } from './helpers.ts';
 
 // In the test cluster's subnet (10.78.0.0/24: the host is .1, the nodes .11 and .12).
@@ -41,26 +41,6 @@ async function randomFile(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** Downloads `url` at `pace.rate` bytes a second; resolves to the body's sha256 and length. */
-function download(url: string, progress: { bytes: number }) {
-  return new Promise<{ sha256: string; bytes: number; status: number }>((resolve, reject) => {
-    get(url, (res) => {
-      const hash = createHash('sha256');
-      res.on('data', (chunk: Buffer) => {
-        hash.update(chunk);
-        progress.bytes += chunk.length;
-        if (!Number.isFinite(pace.rate)) return;
-        res.pause();
-        setTimeout(() => res.resume(), (chunk.length / pace.rate) * 1000);
-      });
-      res.on('end', () =>
-        resolve({ sha256: hash.digest('hex'), bytes: progress.bytes, status: res.statusCode ?? 0 }),
-      );
-      res.on('error', reject);
-    }).on('error', reject);
-  });
-}
-
 test('nginx moves while a 512 MiB download is in flight, and the download completes with the right sha256', async () => {
   const container = unique('web');
   const volumes = [{ name: 'www', path: '/srv/www' }];
@@ -71,8 +51,7 @@ test('nginx moves while a 512 MiB download is in flight, and the download comple
   );
   const www = path.join(nodePaths(CLUSTER, 'node1').fsRoot, 'containers', container, 'volumes', 'www');
   const want = await randomFile(path.join(www, 'big'));
-  const progress = { bytes: 0 };
-  const fetched = download(`http://${ADDRESS}/big`, progress);
+  const { done: fetched, progress } = pacedDownload(`http://${ADDRESS}/big`, pace);
   await until(async () => progress.bytes > 32 << 20, 30_000);
   const at = progress.bytes;
   pace.rate = 4 * 1024 * 1024;
