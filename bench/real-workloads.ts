@@ -1,0 +1,187 @@
+// Real software moved between two local nodes with a client on the host connected throughout:
+// Redis (images from scripts/build-image.sh) with a writer on one connection, and nginx with a
+// download in flight. For each, ferry's measured downtime beside the longest pause the client saw,
+// and the client's throughput before, during and after the move, each as a ratio to the throughput
+// measured before the move in the same run. Writes bench/results/real-workloads.json.
+//
+//   node --import tsx bench/real-workloads.ts [--redis-keys 200000,1000000] [--web-mib 768] [--runs 1]
+import { randomBytes } from 'node:crypto';
+import { open, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { connect, type Client } from '../cli/client.ts';
+import { table } from '../cli/format.ts';
+import { clusterDown } from '../cluster/cluster.ts';
+import { REPO_ROOT } from '../cluster/processes.ts';
+import { run } from '../lib/exec.ts';
+import { FERRY_HOME, nodePaths } from '../lib/paths.ts';
+import { pacedDownload, redisWriter, type Timeline } from '../test/clients.ts';
+import { migrate, unique, until } from '../test/helpers.ts';
+import { BENCH_CLUSTER as CLUSTER, BENCH_SUBNET, upBenchCluster } from './bench-cluster.ts';
+
+const { values } = parseArgs({
+  options: {
+    'redis-keys': { type: 'string', default: '200000,1000000' },
+    'web-mib': { type: 'string', default: '768' },
+    runs: { type: 'string', default: '1' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const ADDRESS = `${BENCH_SUBNET}.160`;
+/** How long the client runs before the move and after it, to measure its throughput there. */
+const WINDOW_MS = 3000;
+/** The download's pace: below what the link carries, and slow enough that it lasts past the move. */
+const WEB_RATE = 24 * 1024 * 1024;
+
+interface Result {
+  workload: string;
+  size: string;
+  downtimeMs: number;
+  clientPauseMs: number;
+  unit: string;
+  before: number;
+  during: number;
+  after: number;
+  moveMs: number;
+}
+
+/** The client's view of one move: its throughput in the three windows and its longest pause. */
+function measure(t: Timeline, start: number, end: number) {
+  return {
+    before: t.rate(start - WINDOW_MS, start),
+    during: t.rate(start, end),
+    after: t.rate(end, end + WINDOW_MS),
+    clientPauseMs: t.longestGap(start, end + WINDOW_MS),
+  };
+}
+
+async function moveRedis(c: Client, keys: number): Promise<Result> {
+  const container = unique('redis');
+  const image = `oci:${FERRY_HOME}/images/oci:redis`;
+  await c.bus.call('node1', { kind: 'runImage', container, image, address: ADDRESS }, 180_000);
+  const r = new Redis({
+    host: ADDRESS,
+    lazyConnect: true,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+  });
+  await until(
+    () =>
+      r.connect().then(
+        () => true,
+        () => false,
+      ),
+    15_000,
+  );
+  for (let i = 0; i < keys; i += 10_000) {
+    const p = r.pipeline();
+    for (let k = i; k < Math.min(keys, i + 10_000); k++) p.set(`key:${k}`, `value:${k}`.padEnd(64, '.'));
+    await p.exec();
+  }
+  const usedMiB = Number(/used_memory:(\d+)/.exec(await r.info('memory'))?.[1] ?? 0) / 2 ** 20;
+  const writer = redisWriter(r, new Map());
+  await sleep(WINDOW_MS);
+  const start = performance.now();
+  const m = await migrate(c, unique('m-redis'), { node: 'node1', container }, 'node2');
+  const end = performance.now();
+  await sleep(WINDOW_MS);
+  await writer.stop();
+  r.disconnect();
+  await c.bus.call('node2', { kind: 'remove', container });
+  if (m.status.phase !== 'Succeeded' || writer.failures.length)
+    throw new Error(`redis move: ${m.status.failureReason ?? writer.failures[0]}`);
+  return {
+    workload: 'redis',
+    size: `${keys} keys (${usedMiB.toFixed(0)} MiB used)`,
+    downtimeMs: m.status.migrationState?.downtimeMs ?? 0,
+    unit: 'ops/s',
+    moveMs: end - start,
+    ...measure(writer.timeline, start, end),
+  };
+}
+
+async function moveWeb(c: Client, mib: number): Promise<Result> {
+  const container = unique('web');
+  const image = `oci:${FERRY_HOME}/images/oci:nginx`;
+  const volumes = [{ name: 'www', path: '/srv/www' }];
+  await c.bus.call('node1', { kind: 'runImage', container, image, address: ADDRESS, volumes }, 180_000);
+  const www = path.join(nodePaths(CLUSTER, 'node1').fsRoot, 'containers', container, 'volumes', 'www');
+  const f = await open(path.join(www, 'big'), 'w', 0o644);
+  for (let i = 0; i < mib; i += 8) await f.write(randomBytes(8 << 20));
+  await f.close();
+  const pace = { rate: WEB_RATE };
+  const dl = pacedDownload(`http://${ADDRESS}/big`, pace);
+  await sleep(WINDOW_MS);
+  const start = performance.now();
+  const m = await migrate(c, unique('m-web'), { node: 'node1', container }, 'node2');
+  const end = performance.now();
+  const got = await dl.done;
+  await c.bus.call('node2', { kind: 'remove', container });
+  if (m.status.phase !== 'Succeeded' || got.bytes !== mib << 20)
+    throw new Error(`web move: ${m.status.failureReason ?? `${got.bytes} bytes`}`);
+  const MiB = 2 ** 20;
+  const seen = measure(dl.timeline, start, end);
+  return {
+    workload: 'nginx',
+    size: `${mib} MiB download`,
+    downtimeMs: m.status.migrationState?.downtimeMs ?? 0,
+    unit: 'MiB/s',
+    moveMs: end - start,
+    ...seen,
+    before: seen.before / MiB,
+    during: seen.during / MiB,
+    after: seen.after / MiB,
+  };
+}
+
+async function main() {
+  for (const img of ['redis', 'nginx'])
+    await run('bash', [path.join(REPO_ROOT, 'scripts/build-image.sh'), img]);
+  await upBenchCluster();
+  const c = await connect(CLUSTER);
+  const results: Result[] = [];
+  try {
+    for (let i = 0; i < Number(values.runs); i++) {
+      for (const keys of values['redis-keys'].split(',').map(Number)) results.push(await moveRedis(c, keys));
+      results.push(await moveWeb(c, Number(values['web-mib'])));
+    }
+  } finally {
+    await c.close();
+    if (!values.keep) await clusterDown(CLUSTER);
+  }
+  const f = (n: number) => n.toFixed(0);
+  const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : '-');
+  console.log(
+    table(
+      [
+        'WORKLOAD',
+        'SIZE',
+        'MOVE',
+        'DOWNTIME',
+        'CLIENT PAUSE',
+        'PAUSE/DOWNTIME',
+        'BEFORE',
+        'DURING (×)',
+        'AFTER (×)',
+      ],
+      results.map((r) => [
+        r.workload,
+        r.size,
+        `${f(r.moveMs)} ms`,
+        `${f(r.downtimeMs)} ms`,
+        `${f(r.clientPauseMs)} ms`,
+        ratio(r.clientPauseMs, r.downtimeMs),
+        `${f(r.before)} ${r.unit}`,
+        `${f(r.during)} (${ratio(r.during, r.before)})`,
+        `${f(r.after)} (${ratio(r.after, r.before)})`,
+      ]),
+    ),
+  );
+  const file = path.join(REPO_ROOT, 'bench/results/real-workloads.json');
+  await writeFile(file, JSON.stringify({ date: new Date().toISOString(), results }, null, 2) + '\n');
+  console.log(`\nresults written to ${path.relative(process.cwd(), file)}`);
+}
+
+await main();
