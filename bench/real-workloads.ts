@@ -17,7 +17,7 @@ import { clusterDown } from '../cluster/cluster.ts';
 import { REPO_ROOT } from '../cluster/processes.ts';
 import { run } from '../lib/exec.ts';
 import { FERRY_HOME, nodePaths } from '../lib/paths.ts';
-import { pacedDownload, redisWriter, type Timeline } from '../test/clients.ts';
+import { pacedDownload, redisWriter, type Timeline } from '../lib/workload-clients.ts';
 import { migrate, unique, until } from '../test/helpers.ts';
 import { BENCH_CLUSTER as CLUSTER, BENCH_SUBNET, upBenchCluster } from './bench-cluster.ts';
 

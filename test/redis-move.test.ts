@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import type { Client } from '../cli/client.ts';
 import { run } from '../lib/exec.ts';
 import { FERRY_HOME } from '../lib/paths.ts';
-import { digestOf, keyspaceDigest, redisWriter } from './clients.ts';
+import { digestOf, keyspaceDigest, redisWriter } from '../lib/workload-clients.ts';
 import { list, migrate, testCluster, unique, until } from './helpers.ts';
 
 // In the test cluster's subnet (10.78.0.0/24: the host is .1, the nodes .11 and .12).

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '../cli/client.ts';
 import { run } from '../lib/exec.ts';
 import { FERRY_HOME, nodePaths } from '../lib/paths.ts';
-import { pacedDownload } from './clients.ts';
+import { pacedDownload } from '../lib/workload-clients.ts';
 import { CLUSTER, list, migrate, testCluster, unique, until } from './helpers.ts';
 
 // In the test cluster's subnet (10.78.0.0/24: the host is .1, the nodes .11 and .12).

@@ -2,7 +2,9 @@
 import { clusterDown, clusterUp, readClusterConfig } from '../../cluster/cluster.ts';
 import { fencedNodes } from '../../lib/fences.ts';
 import { readyNodes } from '../../lib/node-registry.ts';
+import { FerryError } from '../../lib/errors.ts';
 import { demo } from '../demo.ts';
+import { demoRedis } from '../demo-redis.ts';
 import { table } from '../format.ts';
 import { addUpOptions, say, type Cli } from '../program.ts';
 
@@ -40,11 +42,17 @@ export function clusterCommands(cli: Cli): void {
   addUpOptions(
     cli.program
       .command('demo')
-      .description('bring up 2 nodes, move a stateful workload from node1 to node2, and show it continues'),
+      .description(
+        'bring up 2 nodes, move a stateful workload from node1 to node2, and show it continues; --image redis moves a real Redis with a client connected',
+      ),
   )
-    .option('--memory-mib <n>', 'state the workload holds in memory', '256')
+    .option('--memory-mib <n>', 'state the test workload holds in memory', '256')
+    .option('--image <name>', 'move real software instead of the test workload: redis')
     .action(async (o) => {
-      const ok = await demo({ up: cli.upOptions({ ...o, nodes: '2' }), memoryMiB: Number(o.memoryMib), say });
+      const up = cli.upOptions({ ...o, nodes: '2' });
+      if (o.image !== undefined && o.image !== 'redis')
+        throw new FerryError('InvalidInput', `--image ${String(o.image)}: the demo knows redis`);
+      const ok = o.image ? await demoRedis(up, say) : await demo({ up, memoryMiB: Number(o.memoryMib), say });
       if (!ok) process.exitCode = 1;
     });
 }

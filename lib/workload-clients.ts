@@ -1,4 +1,4 @@
-// Clients of real software, run against a container while it moves (the Redis and nginx tests,
+// Clients of real software, run against a container while it moves (the demo's Redis, its tests,
 // bench/real-workloads.ts). Each keeps the moments it saw an operation succeed, so the pause it
 // felt and its throughput before, during and after a move can be read afterwards.
 import { createHash } from 'node:crypto';
