@@ -13,4 +13,9 @@ RUN FERRY_IMAGE_BUILD=1 bash scripts/install-criu.sh
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error
 COPY . .
+# What scripts/setup.sh installs beside CRIU on the local cluster's machine.
+RUN mkdir -p /opt/ferry/etc \
+ && install -m 0755 scripts/criu-action.sh /opt/ferry/bin/criu-action \
+ && install -m 0755 scripts/run-logged.sh /opt/ferry/bin/ferry-run-logged \
+ && echo "action-script /opt/ferry/bin/criu-action" > /opt/ferry/etc/criu.conf
 ENTRYPOINT ["/app/bin/ferry-image"]

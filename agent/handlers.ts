@@ -10,7 +10,7 @@ import * as source from './migration-source.ts';
 import * as target from './migration-target.ts';
 import { runWorkload, selfRequest, verifyFeatures, verifyWorkload } from './workload.ts';
 import { listContainers, removeContainer } from './runtime/containers.ts';
-import { requireState } from './workloads/container.ts';
+import { readLogs, requireState } from './workloads/container.ts';
 
 type Handlers = { [K in JobKind]: (ctx: AgentContext, job: JobOf<K>) => Promise<JobResultInput<K>> };
 
@@ -27,6 +27,7 @@ export const handlers: Handlers = {
     await removeContainer(ctx, job.container);
     return { removed: job.container };
   },
+  logs: readLogs,
   exec: async (ctx, job) => {
     await requireState(ctx, job.container, ['running']);
     const r = await ctx.runc.exec(job.container, job.command);

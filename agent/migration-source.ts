@@ -207,7 +207,7 @@ export async function transfer(ctx: AgentContext, job: JobOf<'transfer'>) {
       ctx.log.debug({ file: name, bytes: n, ms: Date.now() - t }, 'sent');
     }
     await session.sendFile(path.join(layout.images(uid), AFFINITY_FILE), AFFINITY_FILE, { resume: true });
-    for (const [file, name] of kind.extraFiles(ctx, job))
+    for (const [file, name] of await kind.extraFiles(ctx, job))
       await session.sendFile(file, name, { resume: true });
     const volumes: VolumeBytes[] = [];
     for (const v of job.volumes)

@@ -31,6 +31,7 @@ const DELAY: Record<Job['kind'], number> = {
   import: 1,
   remove: 1,
   exec: 1,
+  logs: 1,
   preflightSource: 5,
   preflightTarget: 5,
   sync: 20,

@@ -38,6 +38,7 @@ mkdir -p "$OPT/bin"
 # CRIU configuration that runc passes on (org.criu.config): ferry's action script.
 mkdir -p "$OPT/etc"
 install -m 0755 scripts/criu-action.sh "$OPT/bin/criu-action"
+install -m 0755 scripts/run-logged.sh "$OPT/bin/ferry-run-logged"
 echo "action-script $OPT/bin/criu-action" > "$OPT/etc/criu.conf"
 
 for prog in workload features ferryctl; do

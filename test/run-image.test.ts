@@ -1,7 +1,7 @@
 // Bring your own container (issue 15, first part): an OCI image, built here with umoci as a user
 // would build one offline, runs as `podman run -d` runs it (Entrypoint, Cmd, Env, WorkingDir; a
 // command replacing Cmd; --env over the image's), moves to another node with its counter going on,
-// and `ps` shows its image and command there, and `exec` runs inside it. Images ferry cannot run are refused before anything
+// and `ps` shows its image and command there, `exec` runs inside it and `logs` goes on where it left off. Images ferry cannot run are refused before anything
 // runs, and leave nothing behind.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,8 +13,9 @@ import { run } from '../lib/exec.ts';
 import { nodePaths } from '../lib/paths.ts';
 import { CLUSTER, list, migrate, testCluster, unique, until } from './helpers.ts';
 
+/** Writes what it was given, then counts, in files and (every tenth) on stdout; one line on stderr. */
 const SCRIPT =
-  'echo "$GREETING" > /tmp/greeting; pwd > /tmp/cwd; i=0; while :; do i=$((i+1)); echo $i > /tmp/c; sleep 0.1; done';
+  'echo "$GREETING" > /tmp/greeting; echo "greeting $GREETING"; echo oops >&2; pwd > /tmp/cwd; i=0; while :; do i=$((i+1)); echo $i > /tmp/c; [ $((i % 10)) = 0 ] && echo "tick $i"; sleep 0.1; done';
 
 let c: Client;
 let dir: string;
@@ -61,6 +62,13 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** A container's output so far, as `ferry logs` prints it. */
+async function logs(node: string, container: string): Promise<string> {
+  const r = await c.bus.call(node, { kind: 'logs', container });
+  return Buffer.from(r.data, 'base64').toString('utf8');
+}
+const ticks = (text: string) => [...text.matchAll(/^tick (\d+)$/gm)].map((m) => Number(m[1]));
+
 const rootOf = (node: string, container: string) =>
   path.join(nodePaths(CLUSTER, node).fsRoot, 'containers', container, 'rootfs');
 const read = (node: string, container: string, file: string) =>
@@ -81,6 +89,10 @@ test('an OCI image runs as podman run runs it, and moves to another node with it
   assert.equal(await read('node1', container, 'tmp/cwd'), '/work\n', 'its WorkingDir');
   const environ = (await readFile(`/proc/${info.pid}/environ`, 'utf8')).split('\0');
   assert.ok(environ.includes('PATH=/bin') && environ.includes('GREETING=bye'), environ.join(' '));
+  assert.ok(await until(async () => ticks(await logs('node1', container)).length > 0, 10_000));
+  const logged = await logs('node1', container);
+  assert.ok(logged.startsWith('greeting bye\n') && logged.includes('oops\n'), 'stdout and stderr kept');
+  const lastTick = Math.max(...ticks(logged));
   const listed = (await list(c, 'node1')).find((x) => x.id === container);
   assert.equal(listed?.image, `oci-archive:${archive('app')}`);
 
@@ -93,6 +105,11 @@ test('an OCI image runs as podman run runs it, and moves to another node with it
   );
   const there = (await list(c, 'node2')).find((x) => x.id === container);
   assert.equal(there?.image, `oci-archive:${archive('app')}`, 'ps shows its image on node2 too');
+  // Its output came along and goes on in the same file: the earlier lines, then later ticks.
+  assert.ok(
+    await until(async () => Math.max(...ticks(await logs('node2', container))) > lastTick + 10, 10_000),
+  );
+  assert.ok((await logs('node2', container)).startsWith(logged), 'the log on node2 begins with node1’s');
   const inside = await c.bus.call('node2', { kind: 'exec', container, command: ['cat', '/tmp/greeting'] });
   assert.deepEqual([inside.code, inside.stdout], [0, 'bye\n'], 'ferry exec runs inside it');
   await c.bus.call('node2', { kind: 'remove', container });

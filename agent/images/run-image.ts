@@ -12,6 +12,7 @@ import { createNetns } from '../runtime/container-net.ts';
 import { cgroupsPathFor, removeContainer, ROOT_MODE } from '../runtime/containers.ts';
 import { buildOciSpec } from '../runtime/oci-spec.ts';
 import { createSubvolume, exists } from '../snapshot/btrfs.ts';
+import { logFile } from '../workloads/container.ts';
 import { ociArch, planRun, resolveUser } from './image-config.ts';
 import { copyImage, imageConfig, unpackRoot } from './oci-image.ts';
 
@@ -76,7 +77,9 @@ export async function runImage(ctx: AgentContext, job: JobOf<'runImage'>): Promi
         : {}),
     });
     await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2), { mode: 0o600 });
-    await runc.run(job.container, bundle);
+    // Its stdout and stderr, kept on the node (`ferry logs`), and moved with it.
+    await writeFile(logFile(ctx, job.container), '', { mode: 0o600 });
+    await runc.run(job.container, bundle, logFile(ctx, job.container));
     const st = await runc.state(job.container);
     if (st?.status !== 'running')
       throw new FerryError(

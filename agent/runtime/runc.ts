@@ -4,11 +4,15 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { exec, type ExecResult } from '../../lib/exec.ts';
 import { FerryError, type ErrorCode } from '../../lib/errors.ts';
+import { FERRY_OPT } from '../../lib/paths.ts';
 import { noSpaceLeft } from '../../lib/space.ts';
 import { criuFailure } from '../criu/criu-log.ts';
 import { keepLog } from '../criu/kept-logs.ts';
 import type { ContainerInfo } from '../../api/v1alpha1/job-results.ts';
 import { startWithStatusFd, type CriuServer } from '../criu/criu-server.ts';
+
+/** scripts/run-logged.sh, as scripts/setup.sh installs it. */
+const RUN_LOGGED = `${FERRY_OPT}/bin/ferry-run-logged`;
 
 /**
  * What CRIU should carry on both ends: file locks and established TCP connections (it refuses to
@@ -33,13 +37,18 @@ export class Runc {
    * For commands that leave the container running behind them: its processes must not inherit our
    * pipes, so runc's errors are read back from its --log file instead.
    */
-  private async runcDetached(args: string[], logFile: string, errorCode: ErrorCode): Promise<void> {
+  private async runcDetached(
+    args: string[],
+    logFile: string,
+    errorCode: ErrorCode,
+    output?: string,
+  ): Promise<void> {
     await rm(logFile, { force: true });
-    const r = await exec(
-      'runc',
-      ['--root', this.root, '--criu', this.criuPath, '--log', logFile, '--log-format', 'json', ...args],
-      { detached: true },
-    );
+    const runc = ['--root', this.root, '--criu', this.criuPath, '--log', logFile, '--log-format', 'json'];
+    // With `output`, the container's stdout and stderr go to that file through a pipe (ferry logs).
+    const r = output
+      ? await exec(RUN_LOGGED, [output, 'runc', ...runc, ...args], { detached: true })
+      : await exec('runc', [...runc, ...args], { detached: true });
     if (r.code === 0) return;
     const lines = (await readFile(logFile, 'utf8').catch(() => ''))
       .split('\n')
@@ -57,12 +66,16 @@ export class Runc {
     );
   }
 
-  /** Starts a container detached; its stdio goes nowhere (it logs inside its own filesystem). */
-  async run(id: string, bundle: string): Promise<void> {
+  /**
+   * Starts a container detached; its stdout and stderr go to `output` (a file on the node), or
+   * nowhere (ferry's test programs log inside their own filesystem).
+   */
+  async run(id: string, bundle: string, output?: string): Promise<void> {
     await this.runcDetached(
       ['run', '--detach', '--bundle', bundle, id],
       path.join(bundle, 'runc.log'),
       'RuntimeFailed',
+      output,
     );
   }
 
@@ -192,7 +205,7 @@ export class Runc {
     bundle: string,
     imageDir: string,
     workDir: string,
-    opts: { lazy?: boolean } = {},
+    opts: { lazy?: boolean; output?: string } = {},
   ): Promise<void> {
     await mkdir(workDir, { recursive: true, mode: 0o700 });
     try {
@@ -212,6 +225,7 @@ export class Runc {
         ],
         path.join(workDir, 'runc.log'),
         'CriuRestoreFailed',
+        opts.output,
       );
     } catch (err) {
       throw await withCriuLog(err, path.join(workDir, 'restore.log'), 'CriuRestoreFailed', this.keptLogs);

@@ -2,9 +2,9 @@
 // memory through CRIU (streamed to the target's page server, served lazily for PostCopy, or after
 // pre-dump rounds for PreCopy), its address with it (runtime/container-net.ts). Frozen with
 // `runc pause` and left frozen by the dump, so the source can resume until the target runs.
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { VolumeRef } from '../../api/v1alpha1/jobs.ts';
+import type { JobOf, VolumeRef } from '../../api/v1alpha1/jobs.ts';
 import { FerryError } from '../../lib/errors.ts';
 import { dirBytes } from '../../lib/space.ts';
 import type { AgentContext } from '../context.ts';
@@ -52,6 +52,11 @@ export async function requireState(ctx: AgentContext, container: string, allowed
 
 const specFile = (ctx: AgentContext, container: string) =>
   path.join(ctx.layout.bundle(container), 'config.json');
+
+/** A container's stdout and stderr, kept in its bundle (runc.ts, `ferry logs`). */
+export const LOG_FILE = 'container.log';
+export const logFile = (ctx: AgentContext, container: string): string =>
+  path.join(ctx.layout.bundle(container), LOG_FILE);
 
 /** The root filesystem's driver and each node-local volume's, from what they live on. */
 async function containerVolumes(ctx: AgentContext, container: string, uid: string): Promise<VolumeRef[]> {
@@ -118,6 +123,27 @@ export async function writeRestoreSpec(
   });
   await writeFile(specFile(ctx, container), JSON.stringify(spec, null, 2), { mode: 0o600 });
   return facts.address;
+}
+
+/** A container's output from byte `from` on (`ferry logs`): no log is a refusal naming why. */
+export async function readLogs(ctx: AgentContext, job: JobOf<'logs'>) {
+  const file = logFile(ctx, job.container);
+  const f = await open(file, 'r').catch(() => undefined);
+  if (!f) {
+    const why = (await exists(ctx.layout.bundle(job.container)))
+      ? 'keeps no log (ferry run --image containers do; the test workloads write to their own files)'
+      : `is not on ${ctx.config.node}`;
+    throw new FerryError('ContainerNotFound', `container ${job.container} ${why}`);
+  }
+  try {
+    const size = (await f.stat()).size;
+    const from = Math.min(job.from, size);
+    const buf = Buffer.alloc(Math.min(job.max, size - from));
+    const { bytesRead } = await f.read(buf, 0, buf.length, from);
+    return { data: buf.subarray(0, bytesRead).toString('base64'), next: from + bytesRead, size };
+  } finally {
+    await f.close();
+  }
 }
 
 export const containerKind: WorkloadKind = {
@@ -197,7 +223,13 @@ export const containerKind: WorkloadKind = {
     await requireState(ctx, job.container, lazy ? ['paused', 'running'] : ['paused']);
   },
 
-  extraFiles: (ctx, job) => [[specFile(ctx, job.container), 'config.json']],
+  // Its spec, and its output so far (`ferry logs`), which goes on into the same file there.
+  extraFiles: async (ctx, job) => [
+    [specFile(ctx, job.container), 'config.json'],
+    ...((await exists(logFile(ctx, job.container)))
+      ? [[logFile(ctx, job.container), LOG_FILE] as [string, string]]
+      : []),
+  ],
 
   async removeSource(ctx, job) {
     await removeContainer(ctx, job.container);
@@ -249,9 +281,14 @@ export const containerKind: WorkloadKind = {
     const started = Date.now();
     // PostCopy: the lazy-pages daemon must be listening before CRIU hands it the workload's memory.
     if (job.lazy) await startLazyDaemon(ctx, uid, job.lazy.sourceNode, job.lazy.port);
+    // Its output so far came along: the restored container writes on into it.
+    const received = path.join(layout.images(uid), LOG_FILE);
+    const output = (await exists(received)) ? logFile(ctx, job.container) : undefined;
+    if (output) await copyFile(received, output);
     try {
       await runc.restore(job.container, bundle, layout.checkpoint(uid), layout.work(uid), {
         lazy: !!job.lazy,
+        ...(output ? { output } : {}),
       });
     } catch (err) {
       await stopBackground(ctx, uid);

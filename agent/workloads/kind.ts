@@ -33,7 +33,7 @@ export interface WorkloadKind {
   /** Before the frozen send: it is still frozen (or ended). */
   requireFrozen(ctx: AgentContext, job: JobOf<'transfer'>): Promise<void>;
   /** Files the target needs besides the images: [path here, name on the wire]. */
-  extraFiles(ctx: AgentContext, job: JobOf<'transfer'>): Array<[string, string]>;
+  extraFiles(ctx: AgentContext, job: JobOf<'transfer'>): Promise<Array<[string, string]>>;
   /** After success: the stopped source removed. */
   removeSource(ctx: AgentContext, job: JobOf<'cleanupSource'>): Promise<void>;
   /** Rollback: it runs here again, where it stopped. */

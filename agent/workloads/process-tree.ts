@@ -72,7 +72,7 @@ export const processTreeKind: WorkloadKind = {
 
   requireFrozen: async () => undefined,
 
-  extraFiles: (ctx, job) => [
+  extraFiles: async (ctx, job) => [
     [path.join(ctx.layout.images(job.migration.uid), TREE_PIDS_FILE), TREE_PIDS_FILE],
   ],
 

@@ -124,6 +124,8 @@ export const JOB_RESULTS = {
   import: z.object({ restored: z.string(), pid: z.number().optional() }),
   remove: z.object({ removed: z.string() }),
   exec: z.object({ code: z.number(), stdout: z.string(), stderr: z.string() }),
+  /** The bytes read (base64: output need not be text), the offset to read on from, the file's size. */
+  logs: z.object({ data: z.string(), next: bytes, size: bytes }),
   preflightSource: PreflightSourceResultSchema,
   preflightTarget: PreflightTargetResultSchema,
   sync: SyncResultSchema,

@@ -115,6 +115,18 @@ export const JobSchema = z.discriminatedUnion('kind', [
     image: z.string().max(600).optional(),
   }),
   z.strictObject({ kind: z.literal('remove'), container: NameSchema }),
+  /** A container's stdout and stderr from byte `from` on, at most `max` bytes (`ferry logs`). */
+  z.strictObject({
+    kind: z.literal('logs'),
+    container: NameSchema,
+    from: z.number().int().min(0).default(0),
+    max: z
+      .number()
+      .int()
+      .min(1)
+      .max(4 << 20)
+      .default(1 << 20),
+  }),
   /** A command run inside a running container (`ferry exec`), its output returned. */
   z.strictObject({
     kind: z.literal('exec'),

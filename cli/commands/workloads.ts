@@ -1,6 +1,7 @@
 // Workloads on the local cluster's nodes: run, ps, verify, export and import (checkpoint archives).
 import { chmod, copyFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '../client.ts';
 import { FerryError } from '../../lib/errors.ts';
 import { nodePaths } from '../../lib/paths.ts';
@@ -208,6 +209,46 @@ function execCommand(cli: Cli): void {
     );
 }
 
+/** Where a container that just left a node runs now (a move takes some seconds to settle). */
+async function movedTo(c: Client, container: string): Promise<string> {
+  for (let i = 0; ; i++)
+    try {
+      return await nodeOf(c, container);
+    } catch (err) {
+      if (i >= 120) throw err;
+      await sleep(500);
+    }
+}
+
+function logsCommand(cli: Cli): void {
+  cli.program
+    .command('logs <container>')
+    .description(
+      "a container's stdout and stderr, kept on its node and carried with it when it moves; -f follows it, across moves too",
+    )
+    .option('--node <node>', 'node it runs on (default: the one that has it)')
+    .option('-f, --follow', 'keep printing what it writes, until interrupted')
+    .action(async (container: string, o: { node?: string; follow?: boolean }) =>
+      cli.withClient(async (c) => {
+        let node = await nodeOf(c, container, o.node);
+        let from = 0;
+        for (;;) {
+          const r = await c.bus.call(node, { kind: 'logs', container, from }).catch(async (err: unknown) => {
+            // Moved while followed: the log came along, so the same offset reads on over there.
+            if (!o.follow || !(err instanceof FerryError) || err.code !== 'ContainerNotFound') throw err;
+            node = await movedTo(c, container);
+            return { data: '', next: from, size: from };
+          });
+          process.stdout.write(Buffer.from(r.data, 'base64'));
+          from = r.next;
+          if (r.next < r.size) continue;
+          if (!o.follow) return;
+          await sleep(500);
+        }
+      }),
+    );
+}
+
 function rmCommand(cli: Cli): void {
   cli.program
     .command('rm <container>')
@@ -228,6 +269,7 @@ export function workloadCommands(cli: Cli): void {
   verifyCommand(cli);
   exportCommand(cli);
   importCommand(cli);
+  logsCommand(cli);
   execCommand(cli);
   rmCommand(cli);
 }
