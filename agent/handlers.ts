@@ -4,7 +4,7 @@ import type { JobResultInput } from '../api/v1alpha1/job-results.ts';
 import type { Job, JobKind, JobOf } from '../api/v1alpha1/jobs.ts';
 import type { AgentContext } from './context.ts';
 import { exportCheckpoint, importCheckpoint } from './archive.ts';
-import { runImage } from './images/run-image.ts';
+import { runBundle, runImage } from './images/run-image.ts';
 import * as pods from './kube/pod-jobs.ts';
 import * as source from './migration-source.ts';
 import * as target from './migration-target.ts';
@@ -17,6 +17,7 @@ type Handlers = { [K in JobKind]: (ctx: AgentContext, job: JobOf<K>) => Promise<
 export const handlers: Handlers = {
   run: runWorkload,
   runImage,
+  runBundle,
   verify: verifyWorkload,
   verifyFeatures,
   selfRequest,

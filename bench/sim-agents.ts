@@ -23,6 +23,7 @@ const redis = connectRedis(redisConfig);
 const DELAY: Record<Job['kind'], number> = {
   run: 1,
   runImage: 1,
+  runBundle: 1,
   verify: 1,
   verifyFeatures: 1,
   selfRequest: 1,

@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, symlink, truncate, copyFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, truncate, copyFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '../cli/client.ts';
 import { run } from '../lib/exec.ts';
@@ -16,6 +16,10 @@ import { CLUSTER, list, migrate, testCluster, unique, until } from './helpers.ts
 /** Writes what it was given, then counts, in files and (every tenth) on stdout; one line on stderr. */
 const SCRIPT =
   'echo "$GREETING" > /tmp/greeting; echo "greeting $GREETING"; echo oops >&2; pwd > /tmp/cwd; i=0; while :; do i=$((i+1)); echo $i > /tmp/c; [ $((i % 10)) = 0 ] && echo "tick $i"; sleep 0.1; done';
+
+// Specs are edited freely here, as a user making a bundle would: any shape goes.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Loose = any;
 
 let c: Client;
 let dir: string;
@@ -170,4 +174,65 @@ for (const [what, ref, reason] of refusals)
     const fsRoot = nodePaths(CLUSTER, 'node1').fsRoot;
     assert.ok(!existsSync(path.join(fsRoot, 'containers', container)), 'no bundle');
     assert.ok(!existsSync(path.join(nodePaths(CLUSTER, 'node1').imagesDir, `pull-${container}`)), 'no copy');
+  });
+
+/** An OCI bundle as a user makes one: `runc spec`, changed by `change`, over the busybox root. */
+async function bundle(name: string, change: (spec: Loose) => void): Promise<string> {
+  const b = path.join(dir, 'bundles', name);
+  await mkdir(b, { recursive: true });
+  await run('cp', ['-a', path.join(dir, 'root'), path.join(b, 'rootfs')]);
+  await run('runc', ['spec', '--bundle', b]);
+  const spec = JSON.parse(await readFile(path.join(b, 'config.json'), 'utf8')) as Loose;
+  spec.process.terminal = false;
+  spec.process.args = ['/bin/sh', '-c', 'echo bundled; exec sleep 1000'];
+  change(spec);
+  await writeFile(path.join(b, 'config.json'), JSON.stringify(spec));
+  return b;
+}
+
+test('an OCI bundle runs as runc runs it, read by the trust rule', async () => {
+  const container = unique('bundle');
+  const b = await bundle('good', () => undefined);
+  const info = await c.bus.call('node1', { kind: 'runBundle', container, bundle: b, env: ['X=1'] }, 120_000);
+  assert.deepEqual(info.command, ['/bin/sh', '-c', 'echo bundled; exec sleep 1000']);
+  assert.ok(await until(async () => (await logs('node1', container)) === 'bundled\n', 10_000));
+  const spec = JSON.parse(
+    await readFile(
+      path.join(nodePaths(CLUSTER, 'node1').fsRoot, 'containers', container, 'config.json'),
+      'utf8',
+    ),
+  ) as Loose;
+  assert.equal(spec.root.path, 'rootfs', 'its root is a copy in the container’s own bundle');
+  assert.ok(spec.process.env.includes('X=1'));
+  await c.bus.call('node1', { kind: 'remove', container });
+});
+
+const badBundles: Array<[string, (s: Loose) => void, RegExp]> = [
+  ['a terminal (runc spec’s default)', (s) => (s.process.terminal = true), /process\.terminal: /],
+  [
+    'the host’s network',
+    (s) => (s.linux.namespaces = s.linux.namespaces.filter((n: { type: string }) => n.type !== 'network')),
+    /linux\.namespaces: no network namespace/,
+  ],
+  [
+    'a device',
+    (s) => (s.linux.devices = [{ path: '/dev/sda', type: 'b', major: 8, minor: 0 }]),
+    /linux\.devices: /,
+  ],
+  [
+    'a host folder bound in',
+    (s) => s.mounts.push({ destination: '/h', type: 'bind', source: '/etc', options: ['rbind'] }),
+    /mounts\[\d+\]: bind \/etc at \/h/,
+  ],
+];
+
+for (const [what, change, reason] of badBundles)
+  test(`a bundle asking for ${what} is refused before anything runs, and nothing is left`, async () => {
+    const container = unique('bundle-bad');
+    const b = await bundle(unique('bad'), change);
+    await assert.rejects(c.bus.call('node1', { kind: 'runBundle', container, bundle: b }, 120_000), reason);
+    assert.ok(
+      !existsSync(path.join(nodePaths(CLUSTER, 'node1').fsRoot, 'containers', container)),
+      'no bundle',
+    );
   });

@@ -1,16 +1,20 @@
-// `ferry run NAME --image REF`: a container from an OCI image, as `podman run -d` starts one. The
-// image is copied by skopeo and unpacked by umoci into a btrfs subvolume of the container's own
-// (so it moves like any other root filesystem); its config says what runs (images/image-config.ts).
+// `ferry run NAME --image REF` and `ferry run NAME --bundle DIR`: a container of the user's own, as
+// `podman run -d` and `runc run` start one. Its root is a btrfs subvolume of its own (so it moves
+// like any other): an image copied by skopeo and unpacked by umoci, what its config says running
+// (images/image-config.ts); or an OCI bundle's root filesystem, copied, run as its config.json
+// says, read by the trust rule (runtime/restore-spec.ts): ferry's own spec, never the file whole.
 // Everything is checked before the container starts, and a refusal leaves nothing behind.
-import { chmod, lstat, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { JobOf } from '../../api/v1alpha1/jobs.ts';
 import type { ContainerInfo } from '../../api/v1alpha1/job-results.ts';
 import { FerryError } from '../../lib/errors.ts';
+import { run } from '../../lib/exec.ts';
 import type { AgentContext } from '../context.ts';
 import { createNetns } from '../runtime/container-net.ts';
 import { cgroupsPathFor, removeContainer, ROOT_MODE } from '../runtime/containers.ts';
 import { buildOciSpec } from '../runtime/oci-spec.ts';
+import { MAX_SPEC_BYTES, specFacts } from '../runtime/restore-spec.ts';
 import { createSubvolume, exists } from '../snapshot/btrfs.ts';
 import { logFile } from '../workloads/container.ts';
 import { ociArch, planRun, resolveUser } from './image-config.ts';
@@ -23,7 +27,29 @@ async function imageFile(root: string, rel: string): Promise<string> {
   return st?.isFile() ? readFile(p, 'utf8') : '';
 }
 
-export async function runImage(ctx: AgentContext, job: JobOf<'runImage'>): Promise<ContainerInfo> {
+/** What runs in the container, once its root filesystem is in place. */
+interface Start {
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: { uid: number; gid: number };
+  image?: string;
+}
+
+/** Fills the root filesystem and says what runs; made after its source was checked. */
+type Fill = (rootfs: string) => Promise<Start>;
+
+type Own = Pick<JobOf<'runImage'>, 'container' | 'address' | 'volumes'>;
+
+/**
+ * Starts a container of the user's own: `check` reads and checks its source (in `work`, a folder
+ * of its own) before anything of the container is made, and returns how to fill its root.
+ */
+async function startOwn(
+  ctx: AgentContext,
+  job: Own,
+  check: (work: string) => Promise<Fill>,
+): Promise<ContainerInfo> {
   const { layout, runc } = ctx;
   const bundle = layout.bundle(job.container);
   if ((await runc.state(job.container)) || (await exists(bundle)))
@@ -34,32 +60,19 @@ export async function runImage(ctx: AgentContext, job: JobOf<'runImage'>): Promi
   const work = path.join(ctx.config.imagesDir, `pull-${job.container}`);
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true, mode: 0o700 });
-  const oci = path.join(work, 'oci');
   try {
-    // Read and checked before anything of the container is made.
-    await copyImage(job.image, oci, 'image');
-    const plan = planRun(job.image, await imageConfig(oci, 'image'), job, ociArch(process.arch));
+    const fill = await check(work);
     await mkdir(bundle, { recursive: true, mode: 0o700 });
     const rootfs = layout.rootfs(job.container);
     await createSubvolume(rootfs);
-    await unpackRoot(oci, 'image', rootfs);
+    const start = await fill(rootfs);
     await chmod(rootfs, ROOT_MODE);
-    const user = resolveUser(
-      job.image,
-      plan.user,
-      await imageFile(rootfs, 'etc/passwd'),
-      await imageFile(rootfs, 'etc/group'),
-    );
     for (const v of job.volumes) {
       await mkdir(layout.volumes(job.container), { recursive: true, mode: 0o700 });
       await createSubvolume(layout.volume(job.container, v.name));
     }
     const spec = buildOciSpec({
-      args: plan.args,
-      env: plan.env,
-      cwd: plan.cwd,
-      user,
-      image: job.image,
+      ...start,
       hostname: job.container,
       cgroupsPath: cgroupsPathFor(ctx, job.container),
       selfDir: await ctx.self.listen(job.container),
@@ -84,9 +97,14 @@ export async function runImage(ctx: AgentContext, job: JobOf<'runImage'>): Promi
     if (st?.status !== 'running')
       throw new FerryError(
         'RuntimeFailed',
-        `${job.container} (${plan.args.join(' ')}) did not stay running: ${st?.status ?? 'absent'}`,
+        `${job.container} (${start.args.join(' ')}) did not stay running: ${st?.status ?? 'absent'} (ferry logs says why)`,
       );
-    return { ...st, image: job.image, command: plan.args, ...(job.address ? { address: job.address } : {}) };
+    return {
+      ...st,
+      ...(start.image ? { image: start.image } : {}),
+      command: start.args,
+      ...(job.address ? { address: job.address } : {}),
+    };
   } catch (err) {
     if (!(err instanceof FerryError && err.code === 'ContainerExists'))
       await removeContainer(ctx, job.container).catch(() => undefined);
@@ -94,4 +112,47 @@ export async function runImage(ctx: AgentContext, job: JobOf<'runImage'>): Promi
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+export function runImage(ctx: AgentContext, job: JobOf<'runImage'>): Promise<ContainerInfo> {
+  return startOwn(ctx, job, async (work) => {
+    const oci = path.join(work, 'oci');
+    await copyImage(job.image, oci, 'image');
+    const plan = planRun(job.image, await imageConfig(oci, 'image'), job, ociArch(process.arch));
+    return async (rootfs) => {
+      await unpackRoot(oci, 'image', rootfs);
+      const passwd = await imageFile(rootfs, 'etc/passwd');
+      const user = resolveUser(job.image, plan.user, passwd, await imageFile(rootfs, 'etc/group'));
+      return { args: plan.args, env: plan.env, cwd: plan.cwd, user, image: job.image };
+    };
+  });
+}
+
+export function runBundle(ctx: AgentContext, job: JobOf<'runBundle'>): Promise<ContainerInfo> {
+  return startOwn(ctx, job, async () => {
+    const config = path.join(job.bundle, 'config.json');
+    const size = (await stat(config).catch(() => undefined))?.size;
+    if (size === undefined)
+      throw new FerryError('InvalidInput', `${job.bundle} is not an OCI bundle: it has no config.json`);
+    if (size > MAX_SPEC_BYTES)
+      throw new FerryError('InvalidInput', `${config}: ${size} bytes, more than a runtime spec needs`);
+    // The trust rule: what it runs is read; its root, mounts, namespaces and the rest are ferry's.
+    const facts = specFacts(await readFile(config, 'utf8'), config);
+    if (facts.volumes.length || facts.engineFiles.length)
+      throw new FerryError(
+        'InvalidInput',
+        `${config}: mounts: bind mounts are given with --volume, not in the bundle`,
+      );
+    const source = path.join(job.bundle, 'rootfs');
+    if (!(await stat(source).catch(() => undefined))?.isDirectory())
+      throw new FerryError('InvalidInput', `${job.bundle} has no rootfs folder`);
+    return async (rootfs) => {
+      await run('cp', ['-a', '--reflink=auto', `${source}/.`, rootfs], 'SnapshotFailed');
+      const env = [
+        ...facts.env.filter((e) => !job.env.some((x) => x.split('=')[0] === e.split('=')[0])),
+        ...job.env,
+      ];
+      return { args: facts.args, env, cwd: facts.cwd, user: facts.user };
+    };
+  });
 }

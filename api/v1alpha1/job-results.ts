@@ -109,6 +109,7 @@ const CheckpointedImageSchema = z.object({ container: z.string(), ref: z.string(
 export const JOB_RESULTS = {
   run: ContainerInfoSchema,
   runImage: ContainerInfoSchema,
+  runBundle: ContainerInfoSchema,
   verify: VerifyResultSchema,
   /** Each feature's verdict: PASS, or FAIL/SKIP and why. */
   verifyFeatures: z.record(z.string(), z.string()),

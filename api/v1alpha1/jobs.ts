@@ -99,6 +99,18 @@ export const JobSchema = z.discriminatedUnion('kind', [
     address: z.ipv4().optional(),
     volumes: VolumesSchema,
   }),
+  /** A container from an OCI runtime bundle on the node (config.json and rootfs/), as `runc run` runs one. */
+  z.strictObject({
+    kind: z.literal('runBundle'),
+    container: NameSchema,
+    bundle: z.string().startsWith('/').max(1024),
+    env: z
+      .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, 'NAME=VALUE'))
+      .max(256)
+      .default([]),
+    address: z.ipv4().optional(),
+    volumes: VolumesSchema,
+  }),
   z.strictObject({ kind: z.literal('verify'), container: NameSchema }),
   z.strictObject({ kind: z.literal('verifyFeatures'), container: NameSchema }),
   /** Runs the container's own /bin/ferryctl to ask for a move (tests of self-checkpoint). */

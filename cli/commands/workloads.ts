@@ -15,12 +15,16 @@ function runCommand(cli: Cli): void {
   cli.program
     .command('run <container> [command...]')
     .description(
-      "start a container on a node: from an OCI image with --image (like `podman run -d`; a command after -- replaces the image's Cmd), else ferry's test workload",
+      "start a container on a node: from an OCI image with --image (like `podman run -d`; a command after -- replaces the image's Cmd) or an OCI runtime bundle with --bundle (like `runc run`), else ferry's test workload",
     )
     .option('--node <node>', 'node to run it on (default: the first node)')
     .option(
       '--image <ref>',
       'OCI image: containers-storage:NAME, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE (docker://REF needs a registry: untested here)',
+    )
+    .option(
+      '--bundle <dir>',
+      'an OCI runtime bundle (config.json and rootfs/) as runc runs it; its spec is read by the trust rule',
     )
     .option('--env <NAME=VALUE>', "environment over the image's own (repeatable)", collect, [])
     .option('--address <ip>', 'an address of its own on the cluster network, which moves with it')
@@ -37,6 +41,7 @@ function runCommand(cli: Cli): void {
         o: {
           node?: string;
           image?: string;
+          bundle?: string;
           env: string[];
           address?: string;
           volume: string[];
@@ -45,9 +50,13 @@ function runCommand(cli: Cli): void {
       ) =>
         cli.withClient(async (c) => {
           const node = o.node ?? c.config.nodes[0]!;
-          if (!o.image) {
+          if (o.image && o.bundle) throw new FerryError('InvalidInput', '--image or --bundle, not both');
+          if (!o.image && !o.bundle) {
             if (command.length || o.env.length || o.volume.length || o.address)
-              throw new FerryError('InvalidInput', 'a command, --env, --volume and --address need --image');
+              throw new FerryError(
+                'InvalidInput',
+                'a command, --env, --volume and --address need --image or --bundle',
+              );
             const job = { kind: 'run' as const, container, memoryMiB: Number(o.memoryMib), intervalMs: 20 };
             const info = await c.bus.call(node, job, 300_000);
             return say(`${container} running on ${node} (pid ${info.pid})`);
@@ -57,16 +66,19 @@ function runCommand(cli: Cli): void {
             if (at < 1) throw new FerryError('InvalidInput', `--volume ${v}: NAME:/path`);
             return { name: v.slice(0, at), path: v.slice(at + 1) };
           });
-          const job = {
-            kind: 'runImage' as const,
-            container,
-            image: o.image,
-            env: o.env,
-            volumes,
-            ...(command.length ? { command } : {}),
-            ...(o.address ? { address: o.address } : {}),
-          };
-          const info = await c.bus.call(node, job, 600_000);
+          if (o.bundle && command.length)
+            throw new FerryError(
+              'InvalidInput',
+              "a bundle's config.json says what it runs: no command after --",
+            );
+          const own = { container, env: o.env, volumes, ...(o.address ? { address: o.address } : {}) };
+          const info = o.bundle
+            ? await c.bus.call(node, { kind: 'runBundle', ...own, bundle: path.resolve(o.bundle) }, 600_000)
+            : await c.bus.call(
+                node,
+                { kind: 'runImage', ...own, image: o.image!, ...(command.length ? { command } : {}) },
+                600_000,
+              );
           say(`${container} running on ${node} (pid ${info.pid}): ${(info.command ?? []).join(' ')}`);
         }),
     );
