@@ -63,28 +63,33 @@ test('Redis moves with 200 000 keys and a client writing throughout: every ackno
 
   // The writer: a SET and a read-back of the one before, one at a time, until told to stop.
   const writer = redisWriter(r, expected);
-  await until(async () => writer.acked() > 50, 10_000);
-  const before = writer.acked();
-  const m = await migrate(c, unique('m-redis'), { node: 'node1', container }, 'node2');
-  assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
-  await until(async () => writer.acked() > before + 200, 15_000); // it goes on after the move
-  await writer.stop();
-  const acked = writer.acked();
-  // The figures, for the record (tests never assert on time).
-  console.log(
-    `redis: ${KEYS} keys, ${acked} writes acknowledged (${before} before the move), longest pause the client saw ${Math.round(writer.timeline.longestGap())} ms, ferry's downtime ${m.status.migrationState?.downtimeMs ?? '?'} ms`,
-  );
+  // Whatever fails below, the writer stops: it would otherwise write on, and the test never end.
+  try {
+    await until(async () => writer.acked() > 50, 10_000);
+    const before = writer.acked();
+    const m = await migrate(c, unique('m-redis'), { node: 'node1', container }, 'node2');
+    assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+    await until(async () => writer.acked() > before + 200, 15_000); // it goes on after the move
+    await writer.stop();
+    const acked = writer.acked();
+    // The figures, for the record (tests never assert on time).
+    console.log(
+      `redis: ${KEYS} keys, ${acked} writes acknowledged (${before} before the move), longest pause the client saw ${Math.round(writer.timeline.longestGap())} ms, ferry's downtime ${m.status.migrationState?.downtimeMs ?? '?'} ms`,
+    );
 
-  assert.deepEqual(writer.failures, [], 'no write failed');
-  assert.deepEqual(events, [], 'the connection never closed');
-  assert.ok(acked > before + 200, `writes went on after the move (${before} before, ${acked} in all)`);
-  assert.equal(await r.client('ID'), id, 'the same connection (CLIENT ID)');
-  const held = await keyspaceDigest(r);
-  const want = digestOf(expected);
-  assert.equal(held.count, KEYS + acked, 'every key loaded and every acknowledged write');
-  assert.equal(held.digest, want, 'the keyspace’s checksum');
-  assert.ok((await list(c, 'node2')).some((x) => x.id === container && x.status === 'running'));
-  assert.ok(!(await list(c, 'node1')).some((x) => x.id === container), 'gone from node1');
-  r.disconnect();
+    assert.deepEqual(writer.failures, [], 'no write failed');
+    assert.deepEqual(events, [], 'the connection never closed');
+    assert.ok(acked > before + 200, `writes went on after the move (${before} before, ${acked} in all)`);
+    assert.equal(await r.client('ID'), id, 'the same connection (CLIENT ID)');
+    const held = await keyspaceDigest(r);
+    const want = digestOf(expected);
+    assert.equal(held.count, KEYS + acked, 'every key loaded and every acknowledged write');
+    assert.equal(held.digest, want, 'the keyspace’s checksum');
+    assert.ok((await list(c, 'node2')).some((x) => x.id === container && x.status === 'running'));
+    assert.ok(!(await list(c, 'node1')).some((x) => x.id === container), 'gone from node1');
+  } finally {
+    await writer.stop();
+    r.disconnect();
+  }
   await c.bus.call('node2', { kind: 'remove', container });
 });

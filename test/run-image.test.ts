@@ -35,6 +35,9 @@ before(async () => {
   await run('cp', ['/bin/busybox', path.join(root, 'bin/busybox')]);
   for (const a of ['sh', 'sleep', 'cat', 'echo', 'pwd']) await symlink('busybox', path.join(root, 'bin', a));
   await run('bash', ['-c', `printf 'root:x:0:0::/:/bin/sh\\n' > ${root}/etc/passwd`]);
+  // As an image's files are: readable by all, /tmp writable by all (this process's umask is 077).
+  await run('chmod', ['-R', 'u=rwX,go=rX', root]);
+  await run('chmod', ['1777', path.join(root, 'tmp')]);
   const layer = path.join(dir, 'layer.tar');
   await run('tar', ['--create', '--file', layer, '--directory', root, '--numeric-owner', '.']);
   layout = path.join(dir, 'oci');
@@ -45,6 +48,20 @@ before(async () => {
     ['arm', ['--architecture', 'arm64', '--config.cmd', '/bin/sh']],
     ['bare', []],
     ['nobody', ['--config.cmd', '/bin/sh', '--config.user', 'nobody2']],
+    // Not root inside: what CRIU can dump here only in a user namespace of its own.
+    [
+      'worker',
+      [
+        '--config.entrypoint',
+        '/bin/sh',
+        '--config.entrypoint',
+        '-c',
+        '--config.cmd',
+        SCRIPT,
+        '--config.user',
+        '1000:1000',
+      ],
+    ],
   ] as const) {
     await run('umoci', ['new', '--image', `${layout}:${tag}`]);
     await run('umoci', ['raw', 'add-layer', '--image', `${layout}:${tag}`, layer]);
@@ -65,6 +82,12 @@ after(async () => {
   await c.close();
   await rm(dir, { recursive: true, force: true });
 });
+
+/** Where a process's user namespace maps root to (its uid_map's first line). */
+async function userRange(pid: number): Promise<number> {
+  const line = (await readFile(`/proc/${pid}/uid_map`, 'utf8')).trim().split(/\s+/);
+  return line[0] === '0' ? Number(line[1]) : 0;
+}
 
 /** A container's output so far, as `ferry logs` prints it. */
 async function logs(node: string, container: string): Promise<string> {
@@ -97,6 +120,8 @@ test('an OCI image runs as podman run runs it, and moves to another node with it
   const logged = await logs('node1', container);
   assert.ok(logged.startsWith('greeting bye\n') && logged.includes('oops\n'), 'stdout and stderr kept');
   const lastTick = Math.max(...ticks(logged));
+  const range = await userRange(info.pid!);
+  assert.ok(range >= 131072, `a user namespace of its own (root inside is ${range} outside)`);
   const listed = (await list(c, 'node1')).find((x) => x.id === container);
   assert.equal(listed?.image, `oci-archive:${archive('app')}`);
 
@@ -114,8 +139,25 @@ test('an OCI image runs as podman run runs it, and moves to another node with it
     await until(async () => Math.max(...ticks(await logs('node2', container))) > lastTick + 10, 10_000),
   );
   assert.ok((await logs('node2', container)).startsWith(logged), 'the log on node2 begins with node1’s');
+  const moved = (await list(c, 'node2')).find((x) => x.id === container);
+  assert.equal(await userRange(moved!.pid!), range, 'the same user range on node2');
   const inside = await c.bus.call('node2', { kind: 'exec', container, command: ['cat', '/tmp/greeting'] });
   assert.deepEqual([inside.code, inside.stdout], [0, 'bye\n'], 'ferry exec runs inside it');
+  await c.bus.call('node2', { kind: 'remove', container });
+});
+
+test('an image whose process is not root inside moves, in its user namespace', async () => {
+  const container = unique('img-user');
+  const job = { kind: 'runImage' as const, container, image: `oci-archive:${archive('worker')}` };
+  const info = await c.bus.call('node1', job, 120_000);
+  const status = await readFile(`/proc/${info.pid}/status`, 'utf8');
+  const hostUid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
+  assert.equal(hostUid, (await userRange(info.pid!)) + 1000, 'uid 1000 inside its range');
+  assert.ok(await until(async () => (await read('node1', container, 'tmp/c')) !== '', 10_000));
+  const m = await migrate(c, unique('img-user-move'), { node: 'node1', container }, 'node2');
+  assert.equal(m.status?.phase, 'Succeeded', m.status?.failureReason);
+  const before = Number(await read('node2', container, 'tmp/c'));
+  assert.ok(await until(async () => Number(await read('node2', container, 'tmp/c')) > before, 10_000));
   await c.bus.call('node2', { kind: 'remove', container });
 });
 

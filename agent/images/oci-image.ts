@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FerryError } from '../../lib/errors.ts';
 import { exec, run } from '../../lib/exec.ts';
+import { USERNS_SIZE } from '../runtime/oci-spec.ts';
 
 /** The transports skopeo reads that ferry accepts for an image reference. */
 const REF = /^(containers-storage|oci|oci-archive|docker-archive|docker):[^\0\s]{1,512}$/;
@@ -35,9 +36,16 @@ export function addLayer(layout: string, tag: string, layer: string, newTag: str
   return run('umoci', [...args, layer], 'SnapshotFailed');
 }
 
-/** Unpacks `tag`'s root filesystem into the folder `into` (which may exist, empty). */
-export function unpackRoot(layout: string, tag: string, into: string): Promise<string> {
-  return run('umoci', ['raw', 'unpack', '--image', `${layout}:${tag}`, into], 'SnapshotFailed');
+/**
+ * Unpacks `tag`'s root filesystem into the folder `into` (which may exist, empty); with `hostID`,
+ * owners shifted into a user namespace's range (runtime/userns.ts) as they are written.
+ */
+export function unpackRoot(layout: string, tag: string, into: string, hostID?: number): Promise<string> {
+  const map =
+    hostID === undefined
+      ? []
+      : ['--uid-map', `0:${hostID}:${USERNS_SIZE}`, '--gid-map', `0:${hostID}:${USERNS_SIZE}`];
+  return run('umoci', ['raw', 'unpack', ...map, '--image', `${layout}:${tag}`, into], 'SnapshotFailed');
 }
 
 /**

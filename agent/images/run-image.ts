@@ -12,6 +12,7 @@ import { FerryError } from '../../lib/errors.ts';
 import { run } from '../../lib/exec.ts';
 import type { AgentContext } from '../context.ts';
 import { createNetns } from '../runtime/container-net.ts';
+import { allocateRange, makeTraversable, ownByRange } from '../runtime/userns.ts';
 import { cgroupsPathFor, removeContainer, ROOT_MODE } from '../runtime/containers.ts';
 import { buildOciSpec } from '../runtime/oci-spec.ts';
 import { MAX_SPEC_BYTES, specFacts } from '../runtime/restore-spec.ts';
@@ -34,10 +35,20 @@ interface Start {
   cwd: string;
   user: { uid: number; gid: number };
   image?: string;
+  /** Its user namespace (runtime/userns.ts); none: the host's users. */
+  userns?: { hostID: number };
 }
 
 /** Fills the root filesystem and says what runs; made after its source was checked. */
 type Fill = (rootfs: string) => Promise<Start>;
+
+/**
+ * The range a new container's user namespace gets, or none: `--host-users`, or an address of its
+ * own, whose network namespace ferry makes outside the container's user namespace, which CRIU then
+ * refuses to dump ("One or more namespaces doesn't belong to the target user namespace").
+ */
+const rangeFor = async (ctx: AgentContext, job: JobOf<'runImage'>) =>
+  job.hostUsers || job.address ? undefined : { hostID: await allocateRange(ctx) };
 
 type Own = Pick<JobOf<'runImage'>, 'container' | 'address' | 'volumes'>;
 
@@ -70,12 +81,19 @@ async function startOwn(
     for (const v of job.volumes) {
       await mkdir(layout.volumes(job.container), { recursive: true, mode: 0o700 });
       await createSubvolume(layout.volume(job.container, v.name));
+      if (start.userns) await ownByRange(layout.volume(job.container, v.name), start.userns.hostID);
+    }
+    if (start.userns) {
+      await ownByRange(rootfs, start.userns.hostID);
+      for (const d of [rootfs, ...job.volumes.map((v) => layout.volume(job.container, v.name))])
+        await makeTraversable(d);
     }
     const spec = buildOciSpec({
       ...start,
       hostname: job.container,
       cgroupsPath: cgroupsPathFor(ctx, job.container),
-      selfDir: await ctx.self.listen(job.container),
+      // In a user namespace, no self-service socket: its root could not reach the node's folder.
+      ...(start.userns ? {} : { selfDir: await ctx.self.listen(job.container) }),
       volumes: job.volumes.map((v) => ({
         source: layout.volume(job.container, v.name),
         destination: v.path,
@@ -119,11 +137,20 @@ export function runImage(ctx: AgentContext, job: JobOf<'runImage'>): Promise<Con
     const oci = path.join(work, 'oci');
     await copyImage(job.image, oci, 'image');
     const plan = planRun(job.image, await imageConfig(oci, 'image'), job, ociArch(process.arch));
+    const userns = await rangeFor(ctx, job);
     return async (rootfs) => {
-      await unpackRoot(oci, 'image', rootfs);
+      // In a user namespace, the image's owners shifted into its range as they are unpacked.
+      await unpackRoot(oci, 'image', rootfs, userns?.hostID);
       const passwd = await imageFile(rootfs, 'etc/passwd');
       const user = resolveUser(job.image, plan.user, passwd, await imageFile(rootfs, 'etc/group'));
-      return { args: plan.args, env: plan.env, cwd: plan.cwd, user, image: job.image };
+      return {
+        args: plan.args,
+        env: plan.env,
+        cwd: plan.cwd,
+        user,
+        image: job.image,
+        ...(userns ? { userns } : {}),
+      };
     };
   });
 }

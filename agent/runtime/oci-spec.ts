@@ -33,12 +33,17 @@ export interface SpecInput {
   cgroupMount?: boolean;
   /** The image reference it was started from. */
   image?: string;
+  /** A user namespace of its own: root inside is `hostID` outside, for USERNS_SIZE ids. */
+  userns?: { hostID: number };
   /** Paths masked or made read-only besides ferry's own. */
   masked?: string[];
   readonly?: string[];
 }
 
 export const SELF_MOUNT = '/run/ferry';
+/** User namespaces: each container's root is a range of this size, from this uid (runtime/userns.ts). */
+export const USERNS_FIRST = 131072;
+export const USERNS_SIZE = 65536;
 /** The image a container was started from, kept in its spec so it moves with it (`ferry ps`). */
 export const IMAGE_ANNOTATION = 'ferry.dev/image';
 
@@ -140,7 +145,11 @@ function specMounts(input: SpecInput): Array<Record<string, unknown>> {
   const engine = input.engineFiles ?? [];
   const ownShm = engine.some((f) => f.destination === '/dev/shm');
   return [
-    ...STANDARD_MOUNTS.filter((m) => !(ownShm && m.destination === '/dev/shm')),
+    // In a user namespace sysfs cannot be mounted (the namespace does not own the network one),
+    // and CRIU cannot restore the host's bound in instead: no /sys.
+    ...STANDARD_MOUNTS.filter(
+      (m) => !(ownShm && m.destination === '/dev/shm') && !(input.userns && m.destination === '/sys'),
+    ),
     ...(input.cgroupMount
       ? [
           {
@@ -192,7 +201,14 @@ function specLinux(input: SpecInput): Record<string, unknown> {
       { type: 'ipc' },
       { type: 'uts' },
       { type: 'mount' },
+      ...(input.userns ? [{ type: 'user' }] : []),
     ],
+    ...(input.userns
+      ? {
+          uidMappings: [{ containerID: 0, hostID: input.userns.hostID, size: USERNS_SIZE }],
+          gidMappings: [{ containerID: 0, hostID: input.userns.hostID, size: USERNS_SIZE }],
+        }
+      : {}),
     maskedPaths: [...new Set([...MASKED_PATHS, ...(input.masked ?? [])])],
     readonlyPaths: [...new Set([...READONLY_PATHS, ...(input.readonly ?? [])])],
   };

@@ -44,6 +44,7 @@ const rebuild = (f: SpecFacts) =>
     volumes: f.volumes.map((v) => ({ source: input.volumes![0]!.source, destination: v.destination })),
     ...(f.address || f.joinsNetns ? { network: { path: input.network!.path, address: f.address } } : {}),
     engineFiles: f.engineFiles.map((d) => ({ source: ENGINE_SOURCE + d.slice(1), destination: d })),
+    ...(f.userns ? { userns: f.userns } : {}),
     cgroupMount: f.cgroupMount,
     ...(f.image ? { image: f.image } : {}),
     masked: f.masked,
@@ -54,6 +55,14 @@ const rebuild = (f: SpecFacts) =>
 const podman = JSON.parse(
   readFileSync(new URL('../../test/fixtures/podman-4.3.1-spec.json', import.meta.url), 'utf8'),
 ) as Loose;
+
+test('a container in a user namespace of its own comes back with the same range, and no /sys', () => {
+  const inNs = buildOciSpec({ ...input, userns: { hostID: 196608 } });
+  const f = specFacts(JSON.stringify(inNs), 'config.json');
+  assert.deepEqual(f.userns, { hostID: 196608 });
+  assert.deepEqual(rebuild(f), inNs);
+  assert.ok(!(inNs.mounts as Array<{ destination: string }>).some((m) => m.destination === '/sys'));
+});
 
 test('ferry’s own spec comes back the same from its facts', () => {
   const f = specFacts(JSON.stringify(valid), 'config.json');
@@ -117,9 +126,31 @@ const hostile: Array<[string, (s: Loose) => void, RegExp]> = [
     /^spec\.dump: linux\.namespaces\[0\]\.path: \/proc\/1\/ns\/pid/,
   ],
   [
-    'a user namespace',
+    'a user namespace with no mapping of ferry’s',
     (s) => s.linux.namespaces.push({ type: 'user' }),
-    /^spec\.dump: linux\.namespaces\[\d+\]: user: ferry restores none/,
+    /^spec\.dump: linux\.uidMappings: a user namespace maps root to one range/,
+  ],
+  [
+    'a user namespace mapping root to the host’s root',
+    (s) => {
+      s.linux.namespaces.push({ type: 'user' });
+      s.linux.uidMappings = s.linux.gidMappings = [{ containerID: 0, hostID: 0, size: 65536 }];
+    },
+    /^spec\.dump: linux\.uidMappings: .*never the host's own/,
+  ],
+  [
+    'groups mapped elsewhere than users',
+    (s) => {
+      s.linux.namespaces.push({ type: 'user' });
+      s.linux.uidMappings = [{ containerID: 0, hostID: 131072, size: 65536 }];
+      s.linux.gidMappings = [{ containerID: 0, hostID: 196608, size: 65536 }];
+    },
+    /^spec\.dump: linux\.gidMappings: the same range as the users/,
+  ],
+  [
+    'a mapping with no user namespace',
+    (s) => (s.linux.uidMappings = [{ containerID: 0, hostID: 131072, size: 65536 }]),
+    /^spec\.dump: linux\.uidMappings: a mapping with no user namespace/,
   ],
   ['a hook', (s) => (s.hooks = { prestart: [{ path: '/bin/sh' }] }), /^spec\.dump: hooks: /],
   [

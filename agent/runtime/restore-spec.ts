@@ -24,6 +24,8 @@ import {
   READONLY_PATHS,
   SELF_MOUNT,
   STANDARD_MOUNTS,
+  USERNS_FIRST,
+  USERNS_SIZE,
   volumeName,
 } from './oci-spec.ts';
 
@@ -40,6 +42,8 @@ export interface SpecFacts {
   address?: string;
   /** The image reference it was started from (ferry's annotation). */
   image?: string;
+  /** Its user namespace's range: root inside is `hostID` outside (ferry's shape only). */
+  userns?: { hostID: number };
   /** Podman wrote it (its root is an image below a diff, not a whole tree). */
   libpod: boolean;
   /** The engine's per-container files (ENGINE_FILES) it had bound in: ferry binds its own there. */
@@ -66,7 +70,7 @@ export const MAX_SPEC_BYTES = 256 * 1024;
 
 const CAP_SETS = ['bounding', 'effective', 'inheritable', 'permitted', 'ambient'];
 const NAMESPACES_REQUIRED = ['pid', 'ipc', 'uts', 'mount', 'network'];
-const NAMESPACES_ALLOWED = new Set([...NAMESPACES_REQUIRED, 'cgroup']);
+const NAMESPACES_ALLOWED = new Set([...NAMESPACES_REQUIRED, 'cgroup', 'user']);
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -74,6 +78,44 @@ const strings = (v: unknown, max: number): v is string[] =>
   Array.isArray(v) && v.length <= max && v.every((s) => typeof s === 'string' && s.length <= 32 * 1024);
 const nonEmpty = (v: unknown): boolean =>
   v !== undefined && v !== null && !(Array.isArray(v) && !v.length) && !(isObj(v) && !Object.keys(v).length);
+
+/**
+ * A user namespace as ferry makes them, or none: one range for users and groups alike, root inside
+ * mapped to an unprivileged range outside, never to the host's own ids.
+ */
+function userRange(
+  linux: Obj,
+  hasUserNs: boolean,
+  refuse: (field: string, why: string) => never,
+): { hostID: number } | undefined {
+  const uid = linux.uidMappings;
+  const gid = linux.gidMappings;
+  if (!hasUserNs) {
+    if (nonEmpty(uid)) refuse('linux.uidMappings', 'a mapping with no user namespace');
+    if (nonEmpty(gid)) refuse('linux.gidMappings', 'a mapping with no user namespace');
+    return undefined;
+  }
+  const one = (v: unknown, field: string): number => {
+    const m = Array.isArray(v) && v.length === 1 && isObj(v[0]) ? v[0] : undefined;
+    const host = m?.hostID;
+    if (
+      !m ||
+      m.containerID !== 0 ||
+      m.size !== USERNS_SIZE ||
+      !Number.isInteger(host) ||
+      (host as number) < USERNS_FIRST ||
+      (host as number) + USERNS_SIZE > 2 ** 32 - 1
+    )
+      refuse(
+        field,
+        `a user namespace maps root to one range of ${USERNS_SIZE} ids from ${USERNS_FIRST} up, never the host's own`,
+      );
+    return host as number;
+  };
+  const hostID = one(uid, 'linux.uidMappings');
+  if (one(gid, 'linux.gidMappings') !== hostID) refuse('linux.gidMappings', 'the same range as the users');
+  return { hostID };
+}
 
 /** Reads and checks a spec's facts; `where` names the file in the refusal (spec.dump, config.json). */
 export function specFacts(raw: string, where: string): SpecFacts {
@@ -144,7 +186,7 @@ export function specFacts(raw: string, where: string): SpecFacts {
   const tolerated = libpod ? ['seccomp'] : [];
   if (libpod && isObj(linux.sysctl) && Object.keys(linux.sysctl).every((k) => ENGINE_SYSCTLS.has(k)))
     tolerated.push('sysctl');
-  for (const f of ['sysctl', 'uidMappings', 'gidMappings', 'seccomp', 'intelRdt', 'personality'] as const)
+  for (const f of ['sysctl', 'seccomp', 'intelRdt', 'personality'] as const)
     if (nonEmpty(linux[f]) && !tolerated.includes(f))
       refuse(`linux.${f}`, 'ferry sets none on a restored container');
   const beyond = (field: 'maskedPaths' | 'readonlyPaths', own: readonly string[]): string[] => {
@@ -174,6 +216,7 @@ export function specFacts(raw: string, where: string): SpecFacts {
   });
   for (const t of NAMESPACES_REQUIRED)
     if (!types.has(t)) refuse('linux.namespaces', `no ${t} namespace: it would share the host's`);
+  const userns = userRange(linux, types.has('user'), refuse);
 
   const volumes: SpecFacts['volumes'] = [];
   const engineFiles: string[] = [];
@@ -224,5 +267,6 @@ export function specFacts(raw: string, where: string): SpecFacts {
     readonly,
     ...(typeof address === 'string' ? { address } : {}),
     ...(typeof image === 'string' ? { image } : {}),
+    ...(userns ? { userns } : {}),
   };
 }

@@ -21,6 +21,7 @@ import {
   unlockNet,
 } from '../runtime/container-net.ts';
 import { writeEngineFiles } from '../runtime/engine-files.ts';
+import { makeTraversable, shareImages } from '../runtime/userns.ts';
 import { cgroupsPathFor, removeContainer } from '../runtime/containers.ts';
 import { buildOciSpec, specVolumes } from '../runtime/oci-spec.ts';
 import { specFacts, type SpecFacts } from '../runtime/restore-spec.ts';
@@ -109,7 +110,8 @@ export async function writeRestoreSpec(
     hostname: facts.hostname,
     extraCaps: facts.extraCaps,
     cgroupsPath: cgroupsPathFor(ctx, container),
-    selfDir: await ctx.self.listen(container),
+    // In a user namespace, no self-service socket: its root could not reach the node's folder.
+    ...(facts.userns ? { userns: facts.userns } : { selfDir: await ctx.self.listen(container) }),
     volumes: facts.volumes.map((v) => ({
       source: ctx.layout.volume(container, v.name),
       destination: v.destination,
@@ -122,6 +124,9 @@ export async function writeRestoreSpec(
     readonly: facts.readonly,
   });
   await writeFile(specFile(ctx, container), JSON.stringify(spec, null, 2), { mode: 0o600 });
+  if (facts.userns)
+    for (const v of facts.volumes) await makeTraversable(ctx.layout.volume(container, v.name));
+  if (facts.userns) await makeTraversable(bundle);
   return facts.address;
 }
 
@@ -281,6 +286,7 @@ export const containerKind: WorkloadKind = {
     const started = Date.now();
     // PostCopy: the lazy-pages daemon must be listening before CRIU hands it the workload's memory.
     if (job.lazy) await startLazyDaemon(ctx, uid, job.lazy.sourceNode, job.lazy.port);
+    if (facts.userns) await shareImages(layout.checkpoint(uid), facts.userns.hostID);
     // Its output so far came along: the restored container writes on into it.
     const received = path.join(layout.images(uid), LOG_FILE);
     const output = (await exists(received)) ? logFile(ctx, job.container) : undefined;

@@ -91,6 +91,8 @@ export const JobSchema = z.discriminatedUnion('kind', [
       .min(1)
       .max(256)
       .optional(),
+    /** The host's users instead of a user namespace of its own (runtime/userns.ts). */
+    hostUsers: z.boolean().default(false),
     /** NAME=VALUE, over the image's own environment. */
     env: z
       .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, 'NAME=VALUE'))

@@ -29,6 +29,10 @@ function runCommand(cli: Cli): void {
     .option('--env <NAME=VALUE>', "environment over the image's own (repeatable)", collect, [])
     .option('--address <ip>', 'an address of its own on the cluster network, which moves with it')
     .option('--volume <name:/path>', 'a node-local volume, moved with it (repeatable)', collect, [])
+    .option(
+      '--host-users',
+      "--image only: run as the host's users, not in a user namespace of its own (the default)",
+    )
     .option('--memory-mib <n>', 'test workload only: state it holds in memory', '64')
     .addHelpText(
       'after',
@@ -42,6 +46,7 @@ function runCommand(cli: Cli): void {
           node?: string;
           image?: string;
           bundle?: string;
+          hostUsers?: boolean;
           env: string[];
           address?: string;
           volume: string[];
@@ -76,7 +81,13 @@ function runCommand(cli: Cli): void {
             ? await c.bus.call(node, { kind: 'runBundle', ...own, bundle: path.resolve(o.bundle) }, 600_000)
             : await c.bus.call(
                 node,
-                { kind: 'runImage', ...own, image: o.image!, ...(command.length ? { command } : {}) },
+                {
+                  kind: 'runImage',
+                  ...own,
+                  image: o.image!,
+                  hostUsers: Boolean(o.hostUsers),
+                  ...(command.length ? { command } : {}),
+                },
                 600_000,
               );
           say(`${container} running on ${node} (pid ${info.pid}): ${(info.command ?? []).join(' ')}`);
