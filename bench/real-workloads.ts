@@ -10,15 +10,14 @@ import { open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import { connect, type Client } from '../cli/client.ts';
 import { table } from '../cli/format.ts';
 import { clusterDown } from '../cluster/cluster.ts';
 import { REPO_ROOT } from '../cluster/processes.ts';
 import { run } from '../lib/exec.ts';
 import { FERRY_HOME, nodePaths } from '../lib/paths.ts';
-import { pacedDownload, redisWriter, type Timeline } from '../lib/workload-clients.ts';
-import { migrate, unique, until } from '../test/helpers.ts';
+import { connectRedisOnce, pacedDownload, redisWriter, type Timeline } from '../lib/workload-clients.ts';
+import { migrate, unique } from '../test/helpers.ts';
 import { BENCH_CLUSTER as CLUSTER, BENCH_SUBNET, upBenchCluster } from './bench-cluster.ts';
 
 const { values } = parseArgs({
@@ -61,20 +60,7 @@ async function moveRedis(c: Client, keys: number): Promise<Result> {
   const container = unique('redis');
   const image = `oci:${FERRY_HOME}/images/oci:redis`;
   await c.bus.call('node1', { kind: 'runImage', container, image, address: ADDRESS }, 180_000);
-  const r = new Redis({
-    host: ADDRESS,
-    lazyConnect: true,
-    retryStrategy: () => null,
-    maxRetriesPerRequest: 0,
-  });
-  await until(
-    () =>
-      r.connect().then(
-        () => true,
-        () => false,
-      ),
-    15_000,
-  );
+  const r = await connectRedisOnce(ADDRESS, 15_000);
   for (let i = 0; i < keys; i += 10_000) {
     const p = r.pipeline();
     for (let k = i; k < Math.min(keys, i + 10_000); k++) p.set(`key:${k}`, `value:${k}`.padEnd(64, '.'));

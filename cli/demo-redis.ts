@@ -4,14 +4,14 @@
 // every write it saw acknowledged is there, on the same connection.
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
-import { API_VERSION } from '../api/v1alpha1/migration.ts';
+import type { Redis } from 'ioredis';
 import { clusterUp, type UpOptions } from '../cluster/cluster.ts';
 import { REPO_ROOT } from '../cluster/processes.ts';
 import { run } from '../lib/exec.ts';
 import { FERRY_HOME } from '../lib/paths.ts';
-import { digestOf, keyspaceDigest, redisWriter } from '../lib/workload-clients.ts';
+import { connectRedisOnce, digestOf, keyspaceDigest, redisWriter } from '../lib/workload-clients.ts';
 import { connect } from './client.ts';
+import { demoMigration } from './demo.ts';
 import { describe, ms } from './format.ts';
 import { waitForMigration } from './watch.ts';
 
@@ -26,13 +26,9 @@ export async function demoRedis(up: UpOptions, say: (line: string) => void): Pro
   say('== 2. Local cluster');
   await clusterUp(up);
   const client = await connect(up.name);
-  const r = new Redis({
-    host: address,
-    lazyConnect: true,
-    retryStrategy: () => null,
-    maxRetriesPerRequest: 0,
-  });
   const broke: string[] = [];
+  let opened: Redis | undefined;
+  let writing: { stop: () => Promise<void> } | undefined;
   try {
     for (const node of client.config.nodes) await client.bus.call(node, { kind: 'remove', container });
     await client.store.delete('default', name);
@@ -40,17 +36,8 @@ export async function demoRedis(up: UpOptions, say: (line: string) => void): Pro
     const image = `oci:${FERRY_HOME}/images/oci:redis`;
     const info = await client.bus.call('node1', { kind: 'runImage', container, image, address }, 300_000);
     say(`  ${container} running on node1 (pid ${info.pid}): ${(info.command ?? []).join(' ')}`);
-    for (let i = 0; ; i++) {
-      if (
-        await r.connect().then(
-          () => true,
-          () => false,
-        )
-      )
-        break;
-      if (i > 100) throw new Error(`Redis at ${address} does not answer`);
-      await sleep(100);
-    }
+    const r = await connectRedisOnce(address, 10_000);
+    opened = r;
     r.on('close', () => broke.push('the connection closed'));
     const expected = new Map<string, string>();
     const p = r.pipeline();
@@ -61,20 +48,12 @@ export async function demoRedis(up: UpOptions, say: (line: string) => void): Pro
     await p.exec();
     const id = await r.client('ID');
     const writer = redisWriter(r, expected);
+    writing = writer;
     await sleep(1000);
     say(`  client: connection CLIENT ID ${id}, ${writer.acked()} writes acknowledged so far`);
 
     say('\n== 4. Migration node1 -> node2, the client writing throughout');
-    await client.store.create({
-      apiVersion: API_VERSION,
-      kind: 'Migration',
-      metadata: { name, namespace: 'default' },
-      spec: {
-        source: { node: 'node1', container },
-        target: { node: 'node2' },
-        strategy: { maxDowntime: '10s' },
-      },
-    });
+    await client.store.create(demoMigration(name, container));
     const done = await waitForMigration(client, 'default', name, say);
     say('');
     say(describe(done));
@@ -100,7 +79,8 @@ export async function demoRedis(up: UpOptions, say: (line: string) => void): Pro
     say('\nLook around: ferry ps · redis-cli -h ' + address + ' dbsize · ferry cluster down');
     return ok;
   } finally {
-    r.disconnect();
+    await writing?.stop(); // whatever failed: the client stops writing, and the demo ends
+    opened?.disconnect();
     await client.close();
   }
 }

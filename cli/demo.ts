@@ -14,6 +14,16 @@ export async function verify(client: Client, node: string, container: string): P
   return client.bus.call(node, { kind: 'verify', container });
 }
 
+/** The demos' move: node1 to node2, Auto with room to spare. */
+export const demoMigration = (name: string, container: string): MigrationInput => ({
+  apiVersion: API_VERSION,
+  kind: 'Migration',
+  metadata: { name, namespace: 'default' },
+  // On a slow machine the estimate must not refuse the demo's move (a freeze estimated above
+  // maxDowntime is refused by default: spec.strategy.overBudget).
+  spec: { source: { node: 'node1', container }, target: { node: 'node2' }, strategy: { maxDowntime: '10s' } },
+});
+
 export interface DemoOptions {
   up: UpOptions;
   memoryMiB: number;
@@ -44,19 +54,7 @@ export async function demo(opts: DemoOptions): Promise<boolean> {
     if (!before.pass) return false;
 
     say('\n== 3. Migration node1 -> node2');
-    const m: MigrationInput = {
-      apiVersion: API_VERSION,
-      kind: 'Migration',
-      metadata: { name, namespace: 'default' },
-      // Auto with room to spare: on a slow machine the estimate must not refuse the demo's move
-      // (a freeze estimated above maxDowntime is refused by default: spec.strategy.overBudget).
-      spec: {
-        source: { node: 'node1', container },
-        target: { node: 'node2' },
-        strategy: { maxDowntime: '10s' },
-      },
-    };
-    await client.store.create(m);
+    await client.store.create(demoMigration(name, container));
     const done = await waitForMigration(client, 'default', name, say);
     say('');
     say(describe(done));

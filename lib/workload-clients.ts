@@ -3,7 +3,8 @@
 // felt and its throughput before, during and after a move can be read afterwards.
 import { createHash } from 'node:crypto';
 import { get } from 'node:http';
-import type { Redis } from 'ioredis';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 
 /** Moments (performance.now(), ms) and the amount done by then (operations or bytes). */
 export class Timeline {
@@ -23,6 +24,26 @@ export class Timeline {
     const inside = this.points.filter((x) => x.at >= from && x.at <= to);
     if (inside.length < 2) return 0;
     return ((inside.at(-1)!.done - inside[0]!.done) / (inside.at(-1)!.at - inside[0]!.at)) * 1000;
+  }
+}
+
+/**
+ * One connection to the Redis at `host`, never re-opened: a break is an error for the caller to
+ * see, not something to paper over. Waits up to `timeoutMs` for it to answer.
+ */
+export async function connectRedisOnce(host: string, timeoutMs: number): Promise<Redis> {
+  const opts = { host, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 };
+  for (const end = Date.now() + timeoutMs; ; await sleep(100)) {
+    const r = new Redis({ ...opts, enableOfflineQueue: false });
+    if (
+      await r.connect().then(
+        () => true,
+        () => false,
+      )
+    )
+      return r;
+    r.disconnect();
+    if (Date.now() > end) throw new Error(`Redis at ${host} does not answer`);
   }
 }
 

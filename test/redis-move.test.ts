@@ -5,11 +5,10 @@
 // same one (same CLIENT ID, never closed).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Redis } from 'ioredis';
 import type { Client } from '../cli/client.ts';
 import { run } from '../lib/exec.ts';
 import { FERRY_HOME } from '../lib/paths.ts';
-import { digestOf, keyspaceDigest, redisWriter } from '../lib/workload-clients.ts';
+import { connectRedisOnce, digestOf, keyspaceDigest, redisWriter } from '../lib/workload-clients.ts';
 import { list, migrate, testCluster, unique, until } from './helpers.ts';
 
 // In the test cluster's subnet (10.78.0.0/24: the host is .1, the nodes .11 and .12).
@@ -27,29 +26,10 @@ after(async () => c.close());
 test('Redis moves with 200 000 keys and a client writing throughout: every acknowledged write is there, on the same connection', async () => {
   const container = unique('redis');
   await c.bus.call('node1', { kind: 'runImage', container, image: IMAGE, address: ADDRESS }, 180_000);
-  // One connection, never re-opened: a break is an error here, not something to paper over.
-  const r = new Redis({
-    host: ADDRESS,
-    port: 6379,
-    lazyConnect: true,
-    retryStrategy: () => null,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-  });
+  const r = await connectRedisOnce(ADDRESS, 15_000);
   const events: string[] = [];
   r.on('close', () => events.push('close'));
   r.on('error', (e: Error) => events.push(`error: ${e.message}`));
-  assert.ok(
-    await until(
-      () =>
-        r.connect().then(
-          () => true,
-          () => false,
-        ),
-      15_000,
-    ),
-    'Redis answers',
-  );
   const expected = new Map<string, string>();
   for (let i = 0; i < KEYS; i += 10_000) {
     const p = r.pipeline();

@@ -52,6 +52,17 @@ const VolumesSchema = z
   .max(4)
   .default([]);
 
+/** What a container of the user's own (an image's, a bundle's) is given besides what it runs. */
+const OwnContainer = {
+  /** NAME=VALUE, over the image's or the bundle's own environment. */
+  env: z
+    .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, 'NAME=VALUE'))
+    .max(256)
+    .default([]),
+  address: z.ipv4().optional(),
+  volumes: VolumesSchema,
+};
+
 export const JobSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('run'),
@@ -93,25 +104,14 @@ export const JobSchema = z.discriminatedUnion('kind', [
       .optional(),
     /** The host's users instead of a user namespace of its own (runtime/userns.ts). */
     hostUsers: z.boolean().default(false),
-    /** NAME=VALUE, over the image's own environment. */
-    env: z
-      .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, 'NAME=VALUE'))
-      .max(256)
-      .default([]),
-    address: z.ipv4().optional(),
-    volumes: VolumesSchema,
+    ...OwnContainer,
   }),
   /** A container from an OCI runtime bundle on the node (config.json and rootfs/), as `runc run` runs one. */
   z.strictObject({
     kind: z.literal('runBundle'),
     container: NameSchema,
     bundle: z.string().startsWith('/').max(1024),
-    env: z
-      .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, 'NAME=VALUE'))
-      .max(256)
-      .default([]),
-    address: z.ipv4().optional(),
-    volumes: VolumesSchema,
+    ...OwnContainer,
   }),
   z.strictObject({ kind: z.literal('verify'), container: NameSchema }),
   z.strictObject({ kind: z.literal('verifyFeatures'), container: NameSchema }),
