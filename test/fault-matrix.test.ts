@@ -129,12 +129,14 @@ async function cell(fault: Fault, phase: MatrixPhase): Promise<Outcome> {
     c,
     name,
     phase,
-    release: async () => void (await c.redis.set(keyspace.hookRelease(CLUSTER, release), '1')),
+    // Left set for a while rather than deleted once the fault healed: an agent let go on from a
+    // pause may look for it only after the test has moved on (CI at b4170ee: deleted a moment after
+    // SIGCONT, the held step waited out its hook's 60 s and the source's copy stayed that long).
+    release: async () => void (await c.redis.set(keyspace.hookRelease(CLUSTER, release), '1', 'EX', 300)),
   };
   await fault.strike(env);
   const m = fault.wipesStore ? undefined : await ended(name);
   await fault.heal?.(env);
-  await c.redis.del(keyspace.hookRelease(CLUSTER, release));
 
   // Exactly one copy runs, where the outcome says (or, the store wiped, where the agents settled
   // it), and passes its own check.
