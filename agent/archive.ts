@@ -41,7 +41,7 @@ import {
   unpackTreeTar,
 } from './snapshot/overlay.ts';
 import { createSubvolume, exists } from './snapshot/btrfs.ts';
-import { removeContainer, ROOT_MODE } from './runtime/containers.ts';
+import { refuseTaken, removeContainer, ROOT_MODE } from './runtime/containers.ts';
 
 const REQUIRED = ['checkpoint/inventory.img', 'config.dump', 'spec.dump', DIFF_TAR];
 
@@ -175,11 +175,7 @@ export async function importCheckpoint(ctx: AgentContext, job: JobOf<'import'>) 
     );
   const problem = archiveProblem(listed.stdout);
   if (problem) throw new FerryError('StreamRejected', `${job.archive}: ${problem}`);
-  if ((await runc.state(job.container)) || (await exists(layout.bundle(job.container))))
-    throw new FerryError(
-      'ContainerExists',
-      `node ${ctx.config.node} already has a container ${job.container}`,
-    );
+  await refuseTaken(ctx, job.container);
   const dir = path.join(ctx.config.imagesDir, `import-${job.container}`);
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -242,8 +238,7 @@ export async function importCheckpoint(ctx: AgentContext, job: JobOf<'import'>) 
     return { restored: job.container, pid: st.pid };
   } catch (err) {
     // Nothing half-made stays: no container, no bundle, no root filesystem.
-    if (!(err instanceof FerryError && err.code === 'ContainerExists'))
-      await removeContainer(ctx, job.container).catch(() => undefined);
+    await removeContainer(ctx, job.container).catch(() => undefined);
     throw err;
   } finally {
     await rm(dir, { recursive: true, force: true });

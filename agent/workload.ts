@@ -10,7 +10,13 @@ import { FerryError } from '../lib/errors.ts';
 import type { AgentContext } from './context.ts';
 import { buildOciSpec, type Device } from './runtime/oci-spec.ts';
 import { createNetns } from './runtime/container-net.ts';
-import { cgroupsPathFor, mountContainerOverlay, removeContainer, ROOT_MODE } from './runtime/containers.ts';
+import {
+  cgroupsPathFor,
+  mountContainerOverlay,
+  refuseTaken,
+  removeContainer,
+  ROOT_MODE,
+} from './runtime/containers.ts';
 import { createSubvolume, exists } from './snapshot/btrfs.ts';
 
 export const VERIFY_FILE = 'data/verify.txt';
@@ -21,12 +27,7 @@ const ECHO_SERVER = 'touch /data/ready; exec /bin/busybox nc -ll -p 7000 -e /bin
 export async function runWorkload(ctx: AgentContext, job: JobOf<'run'>): Promise<ContainerInfo> {
   const { layout, runc } = ctx;
   const bundle = layout.bundle(job.container);
-  if ((await runc.state(job.container)) || (await exists(bundle))) {
-    throw new FerryError(
-      'ContainerExists',
-      `container ${job.container} already exists on ${ctx.config.node}`,
-    );
-  }
+  await refuseTaken(ctx, job.container);
   try {
     await createBundle(ctx, job);
     await runc.run(job.container, bundle);

@@ -13,10 +13,10 @@ import { run } from '../../lib/exec.ts';
 import type { AgentContext } from '../context.ts';
 import { createNetns } from '../runtime/container-net.ts';
 import { allocateRange, makeTraversable, ownByRange } from '../runtime/userns.ts';
-import { cgroupsPathFor, removeContainer, ROOT_MODE } from '../runtime/containers.ts';
+import { cgroupsPathFor, refuseTaken, removeContainer, ROOT_MODE } from '../runtime/containers.ts';
 import { buildOciSpec } from '../runtime/oci-spec.ts';
 import { MAX_SPEC_BYTES, specFacts } from '../runtime/restore-spec.ts';
-import { createSubvolume, exists } from '../snapshot/btrfs.ts';
+import { createSubvolume } from '../snapshot/btrfs.ts';
 import { logFile } from '../workloads/container.ts';
 import { ociArch, planRun, resolveUser } from './image-config.ts';
 import { copyImage, imageConfig, unpackRoot } from './oci-image.ts';
@@ -63,11 +63,7 @@ async function startOwn(
 ): Promise<ContainerInfo> {
   const { layout, runc } = ctx;
   const bundle = layout.bundle(job.container);
-  if ((await runc.state(job.container)) || (await exists(bundle)))
-    throw new FerryError(
-      'ContainerExists',
-      `container ${job.container} already exists on ${ctx.config.node}`,
-    );
+  await refuseTaken(ctx, job.container);
   const work = path.join(ctx.config.imagesDir, `pull-${job.container}`);
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true, mode: 0o700 });
@@ -124,8 +120,8 @@ async function startOwn(
       ...(job.address ? { address: job.address } : {}),
     };
   } catch (err) {
-    if (!(err instanceof FerryError && err.code === 'ContainerExists'))
-      await removeContainer(ctx, job.container).catch(() => undefined);
+    // Nothing half-made stays (the name was checked free before this).
+    await removeContainer(ctx, job.container).catch(() => undefined);
     throw err;
   } finally {
     await rm(work, { recursive: true, force: true });

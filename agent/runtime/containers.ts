@@ -3,6 +3,7 @@
 import { chmod, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { ContainerInfo } from '../../api/v1alpha1/job-results.ts';
+import { FerryError } from '../../lib/errors.ts';
 import { run } from '../../lib/exec.ts';
 import type { AgentContext } from '../context.ts';
 import { deleteSubvolume, exists } from '../snapshot/btrfs.ts';
@@ -20,6 +21,13 @@ export const ROOT_MODE = 0o555;
 
 export const cgroupsPathFor = (ctx: AgentContext, container: string): string =>
   `${ctx.config.cgroupParent}/${container}`;
+
+/** runc's containers, each with what its spec says: image, command, address (`ferry ps`). */
+/** Refuses a name this node already uses: a container runc knows, or a bundle left on disk. */
+export async function refuseTaken(ctx: AgentContext, container: string): Promise<void> {
+  if ((await ctx.runc.state(container)) || (await exists(ctx.layout.bundle(container))))
+    throw new FerryError('ContainerExists', `container ${container} already exists on ${ctx.config.node}`);
+}
 
 /** runc's containers, each with what its spec says: image, command, address (`ferry ps`). */
 export async function listContainers(ctx: AgentContext): Promise<ContainerInfo[]> {
