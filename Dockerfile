@@ -17,5 +17,6 @@ COPY . .
 RUN mkdir -p /opt/ferry/etc \
  && install -m 0755 scripts/criu-action.sh /opt/ferry/bin/criu-action \
  && install -m 0755 scripts/run-logged.sh /opt/ferry/bin/ferry-run-logged \
+ && install -m 0755 scripts/netns-plumb.sh /opt/ferry/bin/ferry-netns-plumb \
  && echo "action-script /opt/ferry/bin/criu-action" > /opt/ferry/etc/criu.conf
 ENTRYPOINT ["/app/bin/ferry-image"]

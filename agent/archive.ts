@@ -222,7 +222,7 @@ export async function importCheckpoint(ctx: AgentContext, job: JobOf<'import'>) 
       await createSubvolume(t.into);
       await unpackTreeTar(t.tar, t.into);
     }
-    const address = await writeRestoreSpec(ctx, job.container, facts);
+    const address = await writeRestoreSpec(ctx, job.container, facts, path.join(dir, 'checkpoint'));
     if (devshm && facts.engineFiles.includes('/dev/shm'))
       await unpackTreeTar(path.join(dir, DEVSHM_TAR), shmDir(layout.bundle(job.container)));
     await runc.restore(

@@ -12,7 +12,7 @@ import type { AgentContext } from './context.ts';
 import { AFFINITY_FILE } from './criu/affinity.ts';
 import { stopBackground } from './page-streams.ts';
 import { withSession } from './peers.ts';
-import { checkCriu, readMemoryPolicies, unsupportedFds } from './preflight.ts';
+import { checkCriu, dumpableBytes, readMemoryPolicies, unsupportedFds } from './preflight.ts';
 import { allVolumeDrivers, volumeDriver } from './snapshot/drivers.ts';
 import { dropMigrationFiles, KEPT } from './migration-files.ts';
 import type { Outbound, VolumeAt } from './snapshot/volume-driver.ts';
@@ -34,11 +34,10 @@ const sourceRecord = (job: JobOf<'checkpoint' | 'transfer'>, state: 'frozen' | '
 /** Enough to see the link's rate past the SSH handshake, little enough to cost tens of ms. */
 const LINK_PROBE_BYTES = 16 * 1024 * 1024;
 
-/** Resident memory of a process: about what CRIU will dump of it. */
+/** About what CRIU will dump of a process (preflight.ts, dumpableBytes). */
 async function residentBytes(pid: number): Promise<number | undefined> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
-  return kb ? Number(kb) * 1024 : undefined;
+  const read = (f: string) => readFile(`/proc/${pid}/${f}`, 'utf8').catch(() => '');
+  return dumpableBytes(await read('smaps_rollup'), await read('status'));
 }
 
 const at = (job: { container: string; migration: { uid: string } }, v: VolumeRef): VolumeAt => ({

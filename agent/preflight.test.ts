@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { criuTooOld, fdProblem, memoryPolicies, spaceProblem } from './preflight.ts';
+import { criuTooOld, dumpableBytes, fdProblem, memoryPolicies, spaceProblem } from './preflight.ts';
 
 test('stateless devices, pseudo-terminals and files pass; io_uring and unknown devices do not', () => {
   assert.equal(fdProblem('/dev/null', true), undefined);
@@ -35,4 +35,14 @@ test('NUMA memory policies are found in numa_maps, default ones ignored', () => 
     }),
     ['pid 10: prefer:0', 'pid 12: bind:0, prefer:0'],
   );
+});
+
+test('memory to dump counts shared pages once across processes (Pss), and only anonymous and shared ones', () => {
+  // A PostgreSQL backend: 131 MiB resident, mostly shared buffers it shares with the others.
+  const rollup =
+    'Rss:              134400 kB\nPss:               19688 kB\nPss_Anon:            600 kB\nPss_File:          12067 kB\nPss_Shmem:          7019 kB\n';
+  assert.equal(dumpableBytes(rollup, 'VmRSS:\t  134400 kB\n'), (600 + 7019) * 1024);
+  // A kernel without the split in smaps_rollup: the resident size, as before.
+  assert.equal(dumpableBytes('Rss: 100 kB\nPss: 90 kB\n', 'Name:\tx\nVmRSS:\t    2048 kB\n'), 2048 * 1024);
+  assert.equal(dumpableBytes('', ''), undefined);
 });

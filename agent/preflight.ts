@@ -67,6 +67,23 @@ export async function readMemoryPolicies(pids: number[]): Promise<string[]> {
   return memoryPolicies(maps);
 }
 
+/**
+ * About what CRIU dumps of a process, from its /proc/PID/smaps_rollup (and /proc/PID/status when
+ * that lacks the split, before Linux 5.x): its anonymous and shared anonymous memory as
+ * proportional shares (Pss), so memory several processes share counts once across them all, not
+ * once per process (a PostgreSQL's shared buffers are in every backend's RSS). Bytes. Pure.
+ */
+export function dumpableBytes(rollup: string, status: string): number | undefined {
+  const kb = (text: string, field: string) => {
+    const v = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1];
+    return v === undefined ? undefined : Number(v) * 1024;
+  };
+  const anon = kb(rollup, 'Pss_Anon');
+  const shmem = kb(rollup, 'Pss_Shmem');
+  if (anon !== undefined && shmem !== undefined) return anon + shmem;
+  return kb(status, 'VmRSS');
+}
+
 /** Refuses a target without room for what the source will send, with a margin. Pure. */
 export function spaceProblem(what: string, freeBytes: number, needBytes: number): FerryError | undefined {
   const need = Math.ceil(needBytes * 1.1) + 16 * 1024 * 1024;

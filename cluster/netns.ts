@@ -52,6 +52,10 @@ export async function removeNodeNetwork(cluster: string, node: string, index: nu
   const veth = vethName(cluster, index);
   if (await linkExists(veth)) await run('ip', ['link', 'del', veth]);
   const ns = netnsName(cluster, node);
+  // The node's containers' namespaces too (agent/runtime/container-net.ts names them after it): a
+  // container killed with its node leaves its name under /run/netns, and its address in it.
+  const names = (await run('ip', ['netns', 'list'])).split('\n').map((l) => l.split(' ')[0] ?? '');
+  for (const n of names) if (n.startsWith(`${ns}-`)) await run('ip', ['netns', 'del', n]);
   if (await netnsExists(ns)) await run('ip', ['netns', 'del', ns]);
 }
 

@@ -1,10 +1,14 @@
 // Clients of real software, run against a container while it moves (the demo's Redis, its tests,
 // bench/real-workloads.ts). Each keeps the moments it saw an operation succeed, so the pause it
 // felt and its throughput before, during and after a move can be read afterwards.
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
 import { get } from 'node:http';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import { exec, run } from './exec.ts';
 
 /** Moments (performance.now(), ms) and the amount done by then (operations or bytes). */
 export class Timeline {
@@ -132,5 +136,90 @@ export function pacedDownload(url: string, pace: { rate: number }) {
       res.on('error', reject);
     }).on('error', reject);
   });
+  return { done, progress, timeline };
+}
+
+/** PostgreSQL's own programs on the host (Debian's postgresql-15; scripts/setup.sh installs it). */
+export const PG_BIN = '/usr/lib/postgresql/15/bin';
+
+/** One SQL statement through psql, as the postgres user; its output, unaligned. */
+export async function psql(host: string, sql: string): Promise<string> {
+  return (
+    await run(`${PG_BIN}/psql`, ['-h', host, '-U', 'postgres', '-X', '-A', '-t', '-c', sql, 'postgres'])
+  ).trim();
+}
+
+/** Waits up to `timeoutMs` for the PostgreSQL at `host` to take connections. */
+export async function pgReady(host: string, timeoutMs: number): Promise<void> {
+  for (const end = Date.now() + timeoutMs; ; await sleep(200)) {
+    if ((await exec(`${PG_BIN}/pg_isready`, ['-q', '-h', host, '-U', 'postgres'])).code === 0) return;
+    if (Date.now() > end) throw new Error(`PostgreSQL at ${host} does not answer`);
+  }
+}
+
+/** What pgbench reported at its end. */
+export interface PgbenchReport {
+  code: number | null;
+  output: string;
+  /** "number of transactions actually processed": each one committed. */
+  processed: number;
+  failed: number;
+  /** A client that lost its connection or met an error ends ("client N aborted"). */
+  aborted: boolean;
+}
+
+/** Reads pgbench's closing report. Pure. */
+export function parsePgbench(code: number | null, output: string): PgbenchReport {
+  const num = (re: RegExp) => Number(re.exec(output)?.[1] ?? NaN);
+  return {
+    code,
+    output,
+    processed: num(/number of transactions actually processed: (\d+)/),
+    failed: num(/number of failed transactions: (\d+)/) || 0,
+    aborted: /\baborted\b/.test(output),
+  };
+}
+
+/**
+ * The moments pgbench's transactions ended, from its per-transaction logs (`-l`: client, number,
+ * latency in µs, script, epoch seconds, µs), as a Timeline of transactions done. Pure.
+ */
+export function pgbenchTimeline(logs: string[]): Timeline {
+  const ends = logs
+    .flatMap((text) => text.split('\n'))
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 6)
+    .map((f) => Number(f[4]) * 1000 + Number(f[5]) / 1000 - performance.timeOrigin)
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
+  const t = new Timeline();
+  ends.forEach((at, i) => t.points.push({ at, done: i + 1 }));
+  return t;
+}
+
+/**
+ * pgbench's TPC-B-like transactions against `host` for `seconds`, from `clients` connections held
+ * throughout (pgbench's default: never re-opened), each transaction logged in `logDir`. `progress`
+ * counts its per-second progress lines; `timeline` reads the logs once it has ended.
+ */
+export function pgbench(host: string, o: { clients: number; seconds: number; logDir: string }) {
+  const args = ['-h', host, '-U', 'postgres', '-c', String(o.clients), '-j', String(Math.min(o.clients, 2))];
+  args.push('-T', String(o.seconds), '-P', '1', '-l', '--log-prefix', path.join(o.logDir, 'tx'), 'postgres');
+  const child = spawn(`${PG_BIN}/pgbench`, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const progress = { lines: 0 };
+  let output = '';
+  const take = (b: Buffer) => {
+    output += b.toString();
+    progress.lines = output.split('progress:').length - 1;
+  };
+  child.stdout.on('data', take);
+  child.stderr.on('data', take);
+  const done = new Promise<PgbenchReport>((resolve) =>
+    child.on('close', (code) => resolve(parsePgbench(code, output))),
+  );
+  const timeline = async () => {
+    const files = (await readdir(o.logDir)).filter((f) => f.startsWith('tx.'));
+    return pgbenchTimeline(await Promise.all(files.map((f) => readFile(path.join(o.logDir, f), 'utf8'))));
+  };
   return { done, progress, timeline };
 }

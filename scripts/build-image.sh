@@ -7,10 +7,12 @@
 #   bash scripts/build-image.sh redis      # then: ferry run NAME --image oci:/var/lib/ferry/images/oci:redis
 #
 # Images: redis (Debian's redis-server, listening on 6379 for any client, no persistence);
-# nginx (Debian's nginx-light serving /srv/www on port 80, one process).
+# nginx (Debian's nginx-light serving /srv/www on port 80, one process); postgres (Debian's
+# PostgreSQL 15 with the cluster its package makes, listening on 5432, any client trusted, run as
+# the postgres user: in ferry's user namespace, the default, see shared/environment.md).
 set -euo pipefail
 
-NAME=${1:?usage: build-image.sh redis|nginx}
+NAME=${1:?usage: build-image.sh redis|nginx|postgres}
 LAYOUT=${FERRY_HOME:-/var/lib/ferry}/images/oci
 case "$NAME" in
   redis)
@@ -27,7 +29,23 @@ case "$NAME" in
     HOOK='mkdir -p "$1/srv/www" && printf "user root root;\ndaemon off;\nmaster_process off;\nerror_log stderr;\nevents {}\nhttp {\n  access_log off;\n  sendfile on;\n  server {\n    listen 80;\n    root /srv/www;\n  }\n}\n" > "$1/etc/nginx-ferry.conf"'
     CONFIG=(--config.cmd nginx --config.cmd -c --config.cmd /etc/nginx-ferry.conf --config.exposedports 80/tcp)
     ;;
-  *) echo "build-image: no image named $NAME (known: redis, nginx)" >&2; exit 2 ;;
+  postgres)
+    PKGS=postgresql-15
+    # The cluster postgresql-15's package made (15/main), opened to clients on the network (trust:
+    # a test database), its socket in /tmp and no pid file in /run (nothing mounts a /run).
+    HOOK=$(cat <<'HOOK'
+etc="$1/etc/postgresql/15/main"
+printf '%s\n' "listen_addresses = '*'" "unix_socket_directories = '/tmp'" "external_pid_file = '/tmp/postgresql.pid'" \
+  "ssl = off" > "$etc/conf.d/ferry.conf"
+echo 'host all all 0.0.0.0/0 trust' >> "$etc/pg_hba.conf"
+HOOK
+)
+    CONFIG=(--config.user postgres --config.exposedports 5432/tcp)
+    for a in /usr/lib/postgresql/15/bin/postgres -c config_file=/etc/postgresql/15/main/postgresql.conf; do
+      CONFIG+=(--config.cmd "$a")
+    done
+    ;;
+  *) echo "build-image: no image named $NAME (known: redis, nginx, postgres)" >&2; exit 2 ;;
 esac
 
 if [ -f "$LAYOUT/index.json" ] && grep -q "\"org.opencontainers.image.ref.name\":\"$NAME\"" "$LAYOUT/index.json"; then

@@ -14,9 +14,11 @@ APT_PKGS=(runc iptables btrfs-progs redis-server redis-tools iproute2 busybox-st
 # For the tests only (scripts/test.sh passes --test): headless Chromium for the dashboard test, and
 # Go with sprig and yaml for test/helm-render (the chart rendered as Helm's engine would, no Helm
 # here), python3 for a parent that reaps late (test/process-tree.test.ts), and Podman, whose
-# archives ferry imports and which imports ferry's (test/podman.test.ts).
+# archives ferry imports and which imports ferry's (test/podman.test.ts); PostgreSQL 15 for pgbench,
+# psql and pg_amcheck, the clients of the PostgreSQL a test moves (pgbench ships in the server's
+# package; the host's own database is not used).
 if [ "${1:-}" = "--test" ]; then
-  APT_PKGS+=(chromium fonts-dejavu-core golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev python3-minimal podman)
+  APT_PKGS+=(chromium fonts-dejavu-core golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev python3-minimal podman postgresql-15)
 fi
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
@@ -39,6 +41,7 @@ mkdir -p "$OPT/bin"
 mkdir -p "$OPT/etc"
 install -m 0755 scripts/criu-action.sh "$OPT/bin/criu-action"
 install -m 0755 scripts/run-logged.sh "$OPT/bin/ferry-run-logged"
+install -m 0755 scripts/netns-plumb.sh "$OPT/bin/ferry-netns-plumb"
 echo "action-script $OPT/bin/criu-action" > "$OPT/etc/criu.conf"
 
 for prog in workload features ferryctl; do

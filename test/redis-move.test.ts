@@ -2,14 +2,16 @@
 // packages) moved with a client connected from the host throughout: 200 000 keys loaded first, a
 // client writing and reading on one connection during the move; after it every write the client
 // saw acknowledged is there (count and checksum over the whole keyspace) and the connection is the
-// same one (same CLIENT ID, never closed).
+// same one (same CLIENT ID, never closed). Redis runs in a user namespace of its own (the default),
+// with its own address: CRIU makes its network namespace inside it on the target.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from '../cli/client.ts';
-import { run } from '../lib/exec.ts';
+import { readFile } from 'node:fs/promises';
+import { exec, run } from '../lib/exec.ts';
 import { FERRY_HOME } from '../lib/paths.ts';
 import { connectRedisOnce, digestOf, keyspaceDigest, redisWriter } from '../lib/workload-clients.ts';
-import { list, migrate, testCluster, unique, until } from './helpers.ts';
+import { armHook, list, migrate, testCluster, unique, until } from './helpers.ts';
 
 // In the test cluster's subnet (10.78.0.0/24: the host is .1, the nodes .11 and .12).
 const ADDRESS = '10.78.0.160';
@@ -66,10 +68,51 @@ test('Redis moves with 200 000 keys and a client writing throughout: every ackno
     assert.equal(held.count, KEYS + acked, 'every key loaded and every acknowledged write');
     assert.equal(held.digest, want, 'the keyspace’s checksum');
     assert.ok((await list(c, 'node2')).some((x) => x.id === container && x.status === 'running'));
+    const map = await c.bus.call('node2', {
+      kind: 'exec',
+      container,
+      command: ['cat', '/proc/self/uid_map'],
+    });
+    assert.match(map.stdout, /^\s*0\s+\d{6,}\s+65536\s*$/, 'still in a user namespace of its own');
     assert.ok(!(await list(c, 'node1')).some((x) => x.id === container), 'gone from node1');
   } finally {
     await writer.stop();
     r.disconnect();
   }
   await c.bus.call('node2', { kind: 'remove', container });
+});
+
+test('a restore that fails on node2 after its network was made: Redis serves on from node1, on the same connection, and node2 keeps nothing of it', async () => {
+  const container = unique('redis-rb');
+  const address = '10.78.0.163';
+  await c.bus.call('node1', { kind: 'runImage', container, image: IMAGE, address }, 180_000);
+  const r = await connectRedisOnce(address, 15_000);
+  try {
+    await r.set('before', '1');
+    const id = await r.client('ID');
+    const name = unique('m-redis-rb');
+    // fdinfo: read by the restored process itself, after CRIU made its namespaces and the action
+    // script joined the network one to node2 (the log below says so).
+    await armHook(c, 'node2', 'target.beforeRestore', {
+      action: 'corruptFile',
+      file: 'checkpoint/fdinfo-2.img',
+      migration: name,
+    });
+    const m = await migrate(c, name, { node: 'node1', container }, 'node2');
+    assert.equal(m.status.phase, 'Failed');
+    assert.match(m.status.failureReason ?? '', /restore on node2 failed/);
+    const log = /CRIU's log: ([^)]+)\)/.exec(m.status.failureReason ?? '')?.[1];
+    assert.match(await readFile(log!, 'utf8'), /Running setup-namespaces scripts/);
+    assert.equal(await r.get('before'), '1', 'the data is there');
+    assert.equal(await r.client('ID'), id, 'the same connection');
+    assert.equal(await r.set('after', '2'), 'OK', 'and it takes writes');
+    const namespaces = (await run('ip', ['netns', 'list'])).split('\n').map((l) => l.split(' ')[0]);
+    assert.ok(!namespaces.includes(`ferry-test-node2-${container}`), 'no namespace of it on node2');
+    const routes = await exec('ip', ['-n', 'ferry-test-node2', 'route', 'show', `${address}/32`]);
+    assert.equal(routes.stdout.trim(), '', 'node2 does not route its address');
+    assert.ok(!(await list(c, 'node2')).some((x) => x.id === container), 'no container on node2');
+  } finally {
+    r.disconnect();
+  }
+  await c.bus.call('node1', { kind: 'remove', container });
 });

@@ -37,6 +37,8 @@ async function randomFile(file: string): Promise<string> {
     hash.update(chunk);
     await f.write(chunk);
   }
+  // Readable by nginx, which runs in a user namespace of its own (and this process's umask is 077).
+  await f.chmod(0o644);
   await f.close();
   return hash.digest('hex');
 }

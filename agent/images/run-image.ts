@@ -42,13 +42,9 @@ interface Start {
 /** Fills the root filesystem and says what runs; made after its source was checked. */
 type Fill = (rootfs: string) => Promise<Start>;
 
-/**
- * The range a new container's user namespace gets, or none: `--host-users`, or an address of its
- * own, whose network namespace ferry makes outside the container's user namespace, which CRIU then
- * refuses to dump ("One or more namespaces doesn't belong to the target user namespace").
- */
+/** The range a new container's user namespace gets, or none: `--host-users`. */
 const rangeFor = async (ctx: AgentContext, job: JobOf<'runImage'>) =>
-  job.hostUsers || job.address ? undefined : { hostID: await allocateRange(ctx) };
+  job.hostUsers ? undefined : { hostID: await allocateRange(ctx) };
 
 type Own = Pick<JobOf<'runImage'>, 'container' | 'address' | 'volumes'>;
 
@@ -94,10 +90,14 @@ async function startOwn(
         source: layout.volume(job.container, v.name),
         destination: v.path,
       })),
+      // An address: in a user namespace, the network namespace runc makes inside it, joined to the
+      // node before the container starts; else one ferry makes first (runtime/container-net.ts).
       ...(job.address
         ? {
             network: {
-              path: `/run/netns/${await createNetns(ctx, job.container, job.address, true)}`,
+              ...(start.userns
+                ? {}
+                : { path: `/run/netns/${await createNetns(ctx, job.container, job.address, true)}` }),
               address: job.address,
             },
           }
@@ -106,7 +106,13 @@ async function startOwn(
     await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2), { mode: 0o600 });
     // Its stdout and stderr, kept on the node (`ferry logs`), and moved with it.
     await writeFile(logFile(ctx, job.container), '', { mode: 0o600 });
-    await runc.run(job.container, bundle, logFile(ctx, job.container));
+    if (job.address && start.userns) {
+      await runc.create(job.container, bundle, logFile(ctx, job.container));
+      const pid = (await runc.state(job.container))?.pid;
+      if (!pid) throw new FerryError('RuntimeFailed', `runc created ${job.container} without a process`);
+      await createNetns(ctx, job.container, job.address, true, pid);
+      await runc.start(job.container);
+    } else await runc.run(job.container, bundle, logFile(ctx, job.container));
     const st = await runc.state(job.container);
     if (st?.status !== 'running')
       throw new FerryError(

@@ -7,10 +7,24 @@
 // data the target will not have nor sends a FIN), withdraw its route, restore in a namespace the
 // target prepared with the same address, then route it there and announce it with gratuitous ARP.
 // CRIU sees the namespace as external (runc joins it by path) and repairs the TCP connections.
+//
+// A container in a user namespace of its own cannot join a namespace ferry made: CRIU dumps only
+// namespaces its user namespace owns ("One or more namespaces doesn't belong to the target user
+// namespace"). There runc makes the network namespace inside the user namespace, and ferry joins
+// it to the node between `runc create` and `runc start`; at a restore CRIU makes it anew (runc has
+// it restored empty) and ferry's CRIU action script joins it to the target node before the TCP
+// connections come back, from what the agent wrote into the image folder (planRestoredNetns).
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { exec, run } from '../../lib/exec.ts';
+import { FERRY_OPT } from '../../lib/paths.ts';
 import type { AgentContext } from '../context.ts';
+
+/** scripts/netns-plumb.sh, as scripts/setup.sh installs it: the veth, the address, the route. */
+const PLUMB = `${FERRY_OPT}/bin/ferry-netns-plumb`;
+/** What scripts/criu-action.sh reads from a restore's image folder: namespace, veth, address. */
+export const NETWORK_PLAN = 'ferry-network';
 
 export const ADDRESS_ANNOTATION = 'ferry.dev/address';
 
@@ -32,26 +46,44 @@ export async function addressOf(configFile: string): Promise<string | undefined>
 }
 
 /**
- * Creates the container's namespace with `address`; `routed` also routes it here and announces it
- * (a new container), else it stays dark until `announce` (a migration's target, before restore).
+ * Gives the container's namespace `address` on this node: a namespace made here, or, with `pid`,
+ * the one runc made for that (created, not yet started) container, named under /run/netns.
+ * `routed` also routes the address here and announces it (a new container), else it stays dark
+ * until `announce` (a migration's target, before restore).
  */
-export async function createNetns(ctx: AgentContext, container: string, address: string, routed: boolean) {
+export async function createNetns(
+  ctx: AgentContext,
+  container: string,
+  address: string,
+  routed: boolean,
+  pid?: number,
+) {
   const ns = netnsFor(ctx, container);
-  const veth = vethFor(ctx, container);
   await removeNetns(ctx, container); // a retried restore starts afresh
-  await run('ip', ['netns', 'add', ns]);
-  await run('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-  await run('ip', ['-n', ns, 'addr', 'add', `${address}/32`, 'dev', 'eth0']);
-  await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-  await run('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
-  await run('ip', ['-n', ns, 'route', 'add', 'default', 'dev', 'eth0']);
-  await run('ip', ['link', 'set', veth, 'up']);
-  // Forwarding between the veth and the uplink, proxy ARP both ways, and leave to send ARP for an
-  // address that is not the node's own (the announcement).
-  await run('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv4.ip_nonlocal_bind=1']);
-  await run('sysctl', ['-qw', `net.ipv4.conf.${veth}.proxy_arp=1`, 'net.ipv4.conf.eth0.proxy_arp=1']);
+  await run('ip', pid ? ['netns', 'attach', ns, String(pid)] : ['netns', 'add', ns]);
+  await run(PLUMB, [ns, vethFor(ctx, container), address]);
   if (routed) await announce(ctx, container, address);
   return ns;
+}
+
+/**
+ * Before the restore of a container whose network namespace CRIU makes (see above): what the
+ * action script needs to join it to this node, in the image folder; none for any other container
+ * (a plan that came with the images is never followed).
+ */
+export async function planRestoredNetns(
+  ctx: AgentContext,
+  container: string,
+  address: string | undefined,
+  imageDir: string,
+): Promise<void> {
+  const plan = path.join(imageDir, NETWORK_PLAN);
+  await rm(plan, { force: true });
+  if (!address) return;
+  await removeNetns(ctx, container); // a retried restore starts afresh
+  await writeFile(plan, `${netnsFor(ctx, container)} ${vethFor(ctx, container)} ${address}\n`, {
+    mode: 0o600,
+  });
 }
 
 /**

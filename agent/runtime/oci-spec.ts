@@ -25,8 +25,11 @@ export interface SpecInput {
   extraCaps?: string[];
   /** Node-local volumes: btrfs subvolumes in the bundle, bind-mounted at `destination`. */
   volumes?: Array<{ source: string; destination: string }>;
-  /** A network namespace of its own, made beforehand (runtime/container-net.ts), and its address. */
-  network?: { path: string; address?: string };
+  /**
+   * Its network: a namespace made beforehand (`path`), else one runc makes; and its address
+   * (runtime/container-net.ts).
+   */
+  network?: { path?: string; address?: string };
   /** Files ferry wrote for what an engine (Podman) bound into the container (ENGINE_FILES). */
   engineFiles?: Array<{ source: string; destination: string }>;
   /** The cgroup file system at /sys/fs/cgroup, read-only (Podman mounts it). */
@@ -197,7 +200,7 @@ function specLinux(input: SpecInput): Record<string, unknown> {
     },
     namespaces: [
       { type: 'pid' },
-      input.network ? { type: 'network', path: input.network.path } : { type: 'network' },
+      input.network?.path ? { type: 'network', path: input.network.path } : { type: 'network' },
       { type: 'ipc' },
       { type: 'uts' },
       { type: 'mount' },

@@ -79,6 +79,23 @@ export class Runc {
     );
   }
 
+  /**
+   * Makes a container without starting its process (`runc create`), so ferry can join the network
+   * namespace runc made for it to the node first; `start` then runs it. Output as for `run`.
+   */
+  async create(id: string, bundle: string, output?: string): Promise<void> {
+    await this.runcDetached(
+      ['create', '--bundle', bundle, id],
+      path.join(bundle, 'runc.log'),
+      'RuntimeFailed',
+      output,
+    );
+  }
+
+  async start(id: string): Promise<void> {
+    await this.runc(['start', id]);
+  }
+
   async state(id: string): Promise<ContainerInfo | undefined> {
     const r = await exec('runc', ['--root', this.root, 'state', id]);
     if (r.code !== 0) return undefined;

@@ -18,6 +18,7 @@ import {
   createLoopbackNetns,
   createNetns,
   lockNet,
+  planRestoredNetns,
   unlockNet,
 } from '../runtime/container-net.ts';
 import { writeEngineFiles } from '../runtime/engine-files.ts';
@@ -85,22 +86,27 @@ async function containerVolumes(ctx: AgentContext, container: string, uid: strin
 }
 
 /**
- * Writes the bundle's config.json for restoring `spec` on this node: its cgroup, self-service
- * socket and, for a container with its own address, a namespace made here with that address (it is
- * routed here and announced only once the restore worked). Returns that address.
+ * Writes the bundle's config.json for restoring `spec` on this node from the CRIU images in
+ * `imageDir`: its cgroup, self-service socket and, for a container with its own address, its
+ * network namespace with that address (routed here and announced only once the restore worked).
+ * Returns that address.
  */
 export async function writeRestoreSpec(
   ctx: AgentContext,
   container: string,
   facts: SpecFacts,
+  imageDir: string,
 ): Promise<string | undefined> {
   // ferry's own spec from the checked facts (runtime/restore-spec.ts), placed on this node: its
-  // cgroup, its self-service folder, its volumes in this bundle, a network namespace made here.
-  const netns = facts.address
-    ? await createNetns(ctx, container, facts.address, false)
-    : facts.joinsNetns
-      ? await createLoopbackNetns(ctx, container)
-      : undefined;
+  // cgroup, its self-service folder, its volumes in this bundle, its network namespace as it was
+  // dumped: one joined by path (CRIU took it as external) is made here first; otherwise CRIU makes
+  // it, and the action script gives it the address (runtime/container-net.ts).
+  const netns = !facts.joinsNetns
+    ? undefined
+    : facts.address
+      ? await createNetns(ctx, container, facts.address, false)
+      : await createLoopbackNetns(ctx, container);
+  await planRestoredNetns(ctx, container, netns ? undefined : facts.address, imageDir);
   const bundle = ctx.layout.bundle(container);
   const spec = buildOciSpec({
     args: facts.args,
@@ -116,7 +122,9 @@ export async function writeRestoreSpec(
       source: ctx.layout.volume(container, v.name),
       destination: v.destination,
     })),
-    ...(netns ? { network: { path: `/run/netns/${netns}`, address: facts.address } } : {}),
+    ...(netns || facts.address
+      ? { network: { ...(netns ? { path: `/run/netns/${netns}` } : {}), address: facts.address } }
+      : {}),
     engineFiles: await writeEngineFiles(bundle, facts.engineFiles, facts.hostname),
     cgroupMount: facts.cgroupMount,
     ...(facts.image ? { image: facts.image } : {}),
@@ -281,7 +289,7 @@ export const containerKind: WorkloadKind = {
     await mkdir(bundle, { recursive: true, mode: 0o700 });
     await writeFile(path.join(bundle, MARKER), uid, { mode: 0o600 });
     await makeVolumes();
-    const address = await writeRestoreSpec(ctx, job.container, facts);
+    const address = await writeRestoreSpec(ctx, job.container, facts, layout.checkpoint(uid));
     await ctx.hooks.fire('target.beforeRestore', job.migration.name, layout.images(uid));
     const started = Date.now();
     // PostCopy: the lazy-pages daemon must be listening before CRIU hands it the workload's memory.
