@@ -135,6 +135,9 @@ export class Controller {
       } else if (a.type === 'createPod') {
         log.info({ pod: a.pod.metadata?.name, node: a.pod.spec?.nodeName }, 'create the replacement pod');
         await this.opts.pods!.create(a.pod);
+      } else if (a.type === 'updatePod') {
+        log.info({ pod: a.pod.metadata?.name }, 'update pod');
+        await this.opts.pods!.update(a.pod);
       } else if (a.type === 'deletePod') {
         log.info({ pod: a.name }, 'delete pod');
         await this.opts.pods!.delete(a.namespace, a.name);

@@ -8,13 +8,16 @@
 // else); metadata.generation bumped on spec changes; deletionTimestamp held by finalizers; Leases
 // (coordination.k8s.io/v1) and Events (v1), with fieldSelector on involvedObject.name; Pods (v1),
 // with fieldSelector on spec.nodeName
-// with their status subresource, which the fake kubelets (test/fake-kubelet.ts) write.
+// with their status subresource, which the fake kubelets (test/fake-kubelet.ts) write; ReplicaSets
+// (apps/v1), with an EMULATED ReplicaSet controller run after every pod or ReplicaSet write
+// (test/fake-replicaset.ts says exactly what it does and does not do).
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { MigrationSchema } from '../api/v1alpha1/migration.ts';
 import { specChange } from '../lib/store/migration-store.ts';
+import { replicaSetChanges, type ReplicaSetChange } from './fake-replicaset.ts';
 import { selfSignedCert } from './self-signed.ts';
 
 type Obj = Record<string, unknown> & { metadata: Record<string, unknown> };
@@ -51,6 +54,13 @@ const KINDS: Kind[] = [
   },
   { kind: 'Event', apiVersion: 'v1', group: '/api/v1', plural: 'events', statusSubresource: false },
   { kind: 'Pod', apiVersion: 'v1', group: '/api/v1', plural: 'pods', statusSubresource: true },
+  {
+    kind: 'ReplicaSet',
+    apiVersion: 'apps/v1',
+    group: '/apis/apps/v1',
+    plural: 'replicasets',
+    statusSubresource: true,
+  },
 ];
 
 /** How many past events a watch can resume from; older resourceVersions get 410 Expired. */
@@ -115,6 +125,67 @@ export class FakeApiServer {
     if (this.history.length > HISTORY) this.history.shift();
     for (const w of this.watchers)
       if (w.kind === kind && (!w.ns || w.ns === object.metadata.namespace)) w.send(e);
+    if (kind === 'Pod' || kind === 'ReplicaSet') this.runReplicaSets();
+  }
+
+  /** The pods the emulated ReplicaSet controller created or deleted, in order. */
+  readonly replicaSetLog: Array<{ type: 'create' | 'delete'; pod: string }> = [];
+  private inReplicaSets = false;
+
+  /** The emulated ReplicaSet controller (test/fake-replicaset.ts), until it has nothing to do. */
+  private runReplicaSets(): void {
+    if (this.inReplicaSets) return;
+    this.inReplicaSets = true;
+    try {
+      for (let round = 0; round < 10; round++) {
+        const all = [...this.objects.values()];
+        const changes = all
+          .filter((o) => o.kind === 'ReplicaSet')
+          .flatMap((rs) =>
+            replicaSetChanges(
+              rs,
+              all.filter((p) => p.kind === 'Pod' && p.metadata.namespace === rs.metadata.namespace),
+            ),
+          );
+        if (!changes.length) return;
+        for (const c of changes) this.applyReplicaSetChange(c);
+      }
+    } finally {
+      this.inReplicaSets = false;
+    }
+  }
+
+  private applyReplicaSetChange(c: ReplicaSetChange): void {
+    const m = c.pod.metadata;
+    if (c.type === 'create') {
+      const name = `${String(m.generateName)}${randomUUID().slice(0, 5)}`;
+      const pod: Obj = {
+        ...c.pod,
+        metadata: {
+          ...m,
+          name,
+          uid: randomUUID(),
+          creationTimestamp: new Date().toISOString(),
+          resourceVersion: String(++this.rv),
+        },
+      };
+      this.objects.set(`Pod/${String(m.namespace)}/${name}`, pod);
+      this.replicaSetLog.push({ type: 'create', pod: name });
+      return this.emit('ADDED', 'Pod', pod);
+    }
+    const key = `Pod/${String(m.namespace)}/${String(m.name)}`;
+    if (c.type === 'delete') {
+      this.objects.delete(key);
+      this.replicaSetLog.push({ type: 'delete', pod: String(m.name) });
+      return this.emit('DELETED', 'Pod', {
+        ...c.pod,
+        metadata: { ...m, resourceVersion: String(++this.rv) },
+      });
+    }
+    const owners = [...((m.ownerReferences as unknown[] | undefined) ?? []), c.owner];
+    const pod = { ...c.pod, metadata: { ...m, ownerReferences: owners, resourceVersion: String(++this.rv) } };
+    this.objects.set(key, pod);
+    this.emit('MODIFIED', 'Pod', pod);
   }
 
   private route(path: string): { kind: Kind; ns?: string; name?: string; sub?: string } | undefined {
@@ -235,6 +306,7 @@ export class FakeApiServer {
             ...cur.metadata,
             labels: m.labels,
             annotations: m.annotations,
+            ownerReferences: m.ownerReferences,
             finalizers: m.finalizers,
             generation: (cur.metadata.generation as number) + (specChanged ? 1 : 0),
           },

@@ -13,7 +13,7 @@ import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { API_VERSION, TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import { connect, type Client } from '../cli/client.ts';
 import { drainPods } from '../cli/drain-pods.ts';
@@ -96,13 +96,13 @@ async function createPod(body: V1Pod, status: V1Pod['status']): Promise<void> {
 }
 
 /** A pod running on node1 as the API server shows it: its container is a real runc container. */
-async function runningPod(name: string): Promise<string> {
+async function runningPod(name: string, labels: Record<string, string> = { app: name }): Promise<string> {
   const id = randomBytes(16).toString('hex');
   await runWorkload(c, 'node1', id, 16);
   const image = 'registry.example/counter:1';
   await createPod(
     {
-      metadata: { name, labels: { app: name } },
+      metadata: { name, labels },
       spec: { nodeName: 'node1', containers: [{ name: 'app', image }] },
     },
     {
@@ -205,6 +205,64 @@ test('a pod moves to node2: checkpoint image, replacement pod, source pod delete
   await core.deleteNamespacedPod({ namespace: 'default', name: s.targetPod! });
 });
 
+test('a ReplicaSet’s pod moves: the replacement joins it once it runs, the ReplicaSet removes the source, never fewer ready pods, none made', async () => {
+  const app = unique('rs');
+  const [moved, peer] = [`${app}-a`, `${app}-b`];
+  const labels = { app };
+  const id = await runningPod(moved, labels);
+  await runningPod(peer, labels);
+  // The ReplicaSet (apps/v1, its controller emulated by the fake API server) adopts both.
+  const apps = loadKubeConfig(kubeconfigFile).makeApiClient(AppsV1Api);
+  const template = {
+    metadata: { labels },
+    spec: { containers: [{ name: 'app', image: 'registry.example/counter:1' }] },
+  };
+  const rs = await apps.createNamespacedReplicaSet({
+    namespace: 'default',
+    body: { metadata: { name: app }, spec: { replicas: 2, selector: { matchLabels: labels }, template } },
+  });
+  const members = async () =>
+    (await pods()).filter(
+      (p) =>
+        p.metadata!.labels?.app === app &&
+        p.metadata!.ownerReferences?.some((o) => o.uid === rs.metadata!.uid),
+    );
+  assert.deepEqual((await members()).map((p) => p.metadata!.name).sort(), [moved, peer]);
+  const logged = api.replicaSetLog.length;
+
+  // The ReplicaSet's ready members, watched throughout the move.
+  let fewest = Infinity;
+  let watching = true;
+  const watcher = (async () => {
+    for (; watching; await sleep(20))
+      fewest = Math.min(fewest, (await members()).filter((p) => podRunning(p).running).length);
+  })();
+  const m = await applyAndWait(unique('mprs'), moved);
+  watching = false;
+  await watcher;
+  assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  const target = m.status.migrationState!.targetPod!;
+  assert.ok(fewest >= 2, `ready members never fewer than 2 (fewest seen: ${fewest})`);
+  const done = api.replicaSetLog.slice(logged);
+  assert.deepEqual(
+    done,
+    [{ type: 'delete', pod: moved }],
+    'the ReplicaSet removed the source, and made no pod',
+  );
+  const now = await members();
+  assert.deepEqual(now.map((p) => p.metadata!.name).sort(), [peer, target].sort());
+  const r = now.find((p) => p.metadata!.name === target)!;
+  assert.deepEqual(r.metadata!.labels, labels);
+  assert.equal(r.metadata!.annotations!['ferry.dev/adopt'], undefined);
+  assert.equal(r.spec!.nodeName, 'node2');
+  const newId = r.status!.containerStatuses![0]!.containerID!.replace('cri-o://', '');
+  assert.ok((await verify(c, 'node2', newId)).pass);
+  for (let i = 0; i < 50 && (await list(c, 'node1')).some((x) => x.id === id); i++) await sleep(100);
+  assert.ok(!(await list(c, 'node1')).some((x) => x.id === id), 'the source container is gone');
+  await apps.deleteNamespacedReplicaSet({ namespace: 'default', name: app });
+  for (const p of [peer, target]) await core.deleteNamespacedPod({ namespace: 'default', name: p });
+});
+
 test('a replacement that cannot be restored rolls back: no replacement, the source pod thawed and intact', async () => {
   const pod = unique('web');
   const id = await runningPod(pod);
@@ -237,7 +295,7 @@ test('a replacement that cannot be restored rolls back: no replacement, the sour
 
 test('a pod that cannot move is refused before anything is frozen, saying why', async () => {
   const pod = unique('web');
-  const owner = { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d9', uid: 'x', controller: true };
+  const owner = { apiVersion: 'batch/v1', kind: 'Job', name: 'report-7d9', uid: 'x', controller: true };
   await createPod(
     {
       metadata: { name: pod, ownerReferences: [owner] },
@@ -247,7 +305,10 @@ test('a pod that cannot move is refused before anything is frozen, saying why', 
   );
   const m = await applyAndWait(unique('mpr'), pod);
   assert.equal(m.status.phase, 'Failed');
-  assert.match(m.status.failureReason ?? '', /UnsupportedWorkload: .*managed by ReplicaSet web-7d9/);
+  assert.match(
+    m.status.failureReason ?? '',
+    /UnsupportedWorkload: .*is a pod of Job report-7d9, which counts/,
+  );
   assert.ok(!m.status.phaseTransitionTimestamps.some((t) => t.phase === 'Checkpointing'));
   await core.deleteNamespacedPod({ namespace: 'default', name: pod });
 });

@@ -9,7 +9,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, symlink, truncate, copyFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '../cli/client.ts';
-import { run } from '../lib/exec.ts';
+import { exec, run } from '../lib/exec.ts';
+import { REPO_ROOT } from '../cluster/processes.ts';
 import { nodePaths } from '../lib/paths.ts';
 import { CLUSTER, list, migrate, testCluster, unique, until } from './helpers.ts';
 
@@ -278,3 +279,18 @@ for (const [what, change, reason] of badBundles)
       'no bundle',
     );
   });
+
+test('ferry run refuses an address another container has, on any node, and starts nothing', async () => {
+  const address = '10.78.0.165';
+  const [first, second] = [unique('addr'), unique('addr')];
+  const ferry = (args: string[]) =>
+    exec(path.join(REPO_ROOT, 'bin/ferry'), ['--cluster', CLUSTER, 'run', ...args]);
+  const image = `oci:${layout}:app`;
+  const ok = await ferry([first, '--image', image, '--node', 'node1', '--address', address]);
+  assert.equal(ok.code, 0, ok.stderr);
+  const refused = await ferry([second, '--image', image, '--node', 'node2', '--address', address]);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, new RegExp(`--address ${address} is in use by container ${first} on node1`));
+  assert.ok(!(await list(c, 'node2')).some((x) => x.id === second), 'nothing started on node2');
+  await c.bus.call('node1', { kind: 'remove', container: first });
+});

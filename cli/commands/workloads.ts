@@ -76,6 +76,7 @@ function runCommand(cli: Cli): void {
               'InvalidInput',
               "a bundle's config.json says what it runs: no command after --",
             );
+          if (o.address) await refuseAddressInUse(c, o.address);
           const own = { container, env: o.env, volumes, ...(o.address ? { address: o.address } : {}) };
           const info = o.bundle
             ? await c.bus.call(node, { kind: 'runBundle', ...own, bundle: path.resolve(o.bundle) }, 600_000)
@@ -93,6 +94,23 @@ function runCommand(cli: Cli): void {
           say(`${container} running on ${node} (pid ${info.pid}): ${(info.command ?? []).join(' ')}`);
         }),
     );
+}
+
+/**
+ * An address belongs to one container: refused while a container on any node has it (two would
+ * answer for it, and each move would take it from the other). A node whose agent is down cannot
+ * say; it is passed over, as `ps` does.
+ */
+async function refuseAddressInUse(c: Client, address: string): Promise<void> {
+  for (const node of c.config.nodes) {
+    const listed = await c.bus.call(node, { kind: 'list' }).catch(() => []);
+    const holder = listed.find((ct) => ct.address === address);
+    if (holder)
+      throw new FerryError(
+        'InvalidInput',
+        `--address ${address} is in use by container ${holder.id} on ${node}`,
+      );
+  }
 }
 
 /** A command as `ps` shows it: one line, cut at 40 characters. */

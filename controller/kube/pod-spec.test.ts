@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkpointImageRef, replacementName, replacementPod, runtimeContainers } from './pod-spec.ts';
+import {
+  ADOPT,
+  adopted,
+  checkpointImageRef,
+  COST_WAS,
+  DELETION_COST,
+  LOWEST_COST,
+  replacementName,
+  replacementPod,
+  runtimeContainers,
+  withDeletionCost,
+} from './pod-spec.ts';
 import { podProblem, podRunning } from '../../lib/kube/pod-rules.ts';
 import { runningPod } from '../../test/fixtures/pods.ts';
 
@@ -18,20 +29,22 @@ describe('the pod path: which pods move, and their replacement', () => {
     assert.throws(() => runtimeContainers(docker), /runs in docker/);
   });
 
-  it('refuses pods a controller owns, that share the node’s namespaces, or keep files on the node', () => {
+  it('refuses pods a controller owns (but a ReplicaSet), that share the node’s namespaces, or keep files on the node', () => {
     assert.equal(podProblem(runningPod()), undefined);
-    assert.match(
+    const owned = (kind: string) =>
       podProblem(
         runningPod(
           {},
-          {
-            ownerReferences: [
-              { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'db-5d8', uid: 'x', controller: true },
-            ],
-          },
+          { ownerReferences: [{ apiVersion: 'apps/v1', kind, name: 'db-5d8', uid: 'x', controller: true }] },
         ),
-      )!,
-      /managed by ReplicaSet db-5d8/,
+      );
+    assert.equal(owned('ReplicaSet'), undefined);
+    assert.match(owned('Job')!, /pod of Job db-5d8, which counts its pods by uid/);
+    assert.match(owned('StatefulSet')!, /StatefulSet db-5d8, whose pods keep their name/);
+    assert.match(owned('DaemonSet')!, /one on every node by design/);
+    assert.match(
+      owned('CronTab')!,
+      /managed by CronTab db-5d8, which ferry does not know how to hand a pod over to/,
     );
     assert.match(podProblem(runningPod({ hostNetwork: true }))!, /node's network/);
     assert.match(
@@ -95,5 +108,53 @@ describe('the pod path: which pods move, and their replacement', () => {
     };
     assert.match(podRunning(bad).problem!, /container db: CreateContainerError \(restore failed\)/);
     assert.match(podRunning(undefined).problem!, /gone/);
+  });
+
+  it('holds back a ReplicaSet pod’s labels and owner until its replacement runs, then hands them over', () => {
+    const owner = {
+      apiVersion: 'apps/v1',
+      kind: 'ReplicaSet',
+      name: 'web-7c9',
+      uid: 'rs-1',
+      controller: true,
+    };
+    const source = runningPod({}, { labels: { app: 'web', tier: 'front' }, ownerReferences: [owner] });
+    source.metadata!.annotations = { [DELETION_COST]: '5' };
+    const r = replacementPod(source, {
+      targetNode: 'node2',
+      images: { db: 'a', exporter: 'b' },
+      migration: 'm',
+      migrationUid: 'u-1',
+    });
+    assert.equal(r.metadata!.labels, undefined, 'not counted by the ReplicaSet yet');
+    assert.equal(r.metadata!.ownerReferences, undefined);
+    assert.equal(r.metadata!.annotations![DELETION_COST], undefined, 'the source’s cost stays with it');
+    const joined = adopted(r)!;
+    assert.deepEqual(joined.metadata!.labels, { app: 'web', tier: 'front' });
+    assert.deepEqual(joined.metadata!.ownerReferences, [owner]);
+    assert.equal(joined.metadata!.annotations![ADOPT], undefined);
+    assert.equal(adopted(joined), undefined, 'once only');
+    assert.equal(
+      adopted(
+        replacementPod(runningPod(), {
+          targetNode: 'n',
+          images: { db: 'a', exporter: 'b' },
+          migration: 'm',
+          migrationUid: 'u',
+        }),
+      ),
+      undefined,
+      'a bare pod keeps its labels from the start',
+    );
+
+    // The source: the lowest cost while the ReplicaSet scales down, its own back on rollback.
+    const cheap = withDeletionCost(source, true)!;
+    assert.equal(cheap.metadata!.annotations![DELETION_COST], LOWEST_COST);
+    assert.equal(cheap.metadata!.annotations![COST_WAS], '5');
+    assert.equal(withDeletionCost(cheap, true), undefined);
+    const back = withDeletionCost(cheap, false)!;
+    assert.deepEqual(back.metadata!.annotations, { [DELETION_COST]: '5' });
+    const none = withDeletionCost(withDeletionCost(runningPod(), true)!, false)!;
+    assert.deepEqual(none.metadata!.annotations, { team: 'data' });
   });
 });

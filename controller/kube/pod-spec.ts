@@ -1,10 +1,21 @@
 // The pod path on a real cluster: which pods can move, and the replacement pod that runs the
 // checkpoint images on the target node. Pure; controller/kube/pod-migration.ts does the moving.
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1OwnerReference, V1Pod } from '@kubernetes/client-node';
 import { FerryError } from '../../lib/errors.ts';
 
 export const MIGRATED_FROM = 'ferry.dev/migrated-from';
 export const MIGRATION = 'ferry.dev/migration';
+/**
+ * On the replacement of a ReplicaSet's pod until it runs: the labels and controller reference it
+ * takes then (adoption). Without its labels the ReplicaSet does not count it: created at once as
+ * its member, not yet ready, it is the pod the ReplicaSet would remove first.
+ */
+export const ADOPT = 'ferry.dev/adopt';
+/** Kubernetes' own: among ready pods, a ReplicaSet scaling down removes the lowest cost first. */
+export const DELETION_COST = 'controller.kubernetes.io/pod-deletion-cost';
+export const LOWEST_COST = String(-(2 ** 31));
+/** What the source's deletion cost was before ferry lowered it ('' for none), for a rollback. */
+export const COST_WAS = 'ferry.dev/deletion-cost-was';
 
 export interface RuntimeContainer {
   name: string;
@@ -74,19 +85,66 @@ export function replacementPod(
   if (spec.affinity) delete spec.affinity.nodeAffinity;
   delete spec.schedulingGates;
   spec.nodeName = opts.targetNode;
+  const owner = replicaSetOwner(source);
+  const annotations = { ...meta.annotations };
+  delete annotations[DELETION_COST];
+  delete annotations[COST_WAS];
   return {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
       name: replacementPodName(meta.name ?? 'pod', opts.migrationUid),
       namespace: meta.namespace ?? 'default',
-      ...(meta.labels ? { labels: { ...meta.labels } } : {}),
+      // A ReplicaSet's pod: its labels (and owner) wait until it runs (ADOPT).
+      ...(meta.labels && !owner ? { labels: { ...meta.labels } } : {}),
       annotations: {
-        ...meta.annotations,
+        ...annotations,
         [MIGRATED_FROM]: `${source.spec?.nodeName ?? '?'}/${meta.name}`,
         [MIGRATION]: opts.migration,
+        ...(owner ? { [ADOPT]: JSON.stringify({ labels: meta.labels ?? {}, owner }) } : {}),
       },
     },
     spec,
   };
+}
+
+/** The ReplicaSet that controls a pod, if one does. */
+export const replicaSetOwner = (pod: V1Pod | undefined): V1OwnerReference | undefined =>
+  pod?.metadata?.ownerReferences?.find((o) => o.controller && o.kind === 'ReplicaSet');
+
+/**
+ * The replacement as a member of its ReplicaSet, once it runs: the labels and controller reference
+ * its ADOPT annotation holds; undefined when it holds none (not a ReplicaSet's, or adopted). Pure.
+ */
+export function adopted(replacement: V1Pod | undefined): V1Pod | undefined {
+  const held = replacement?.metadata?.annotations?.[ADOPT];
+  if (!replacement || held === undefined) return undefined;
+  const { labels, owner } = JSON.parse(held) as { labels: Record<string, string>; owner: V1OwnerReference };
+  const pod = structuredClone(replacement);
+  delete pod.metadata!.annotations![ADOPT];
+  pod.metadata!.labels = { ...pod.metadata!.labels, ...labels };
+  pod.metadata!.ownerReferences = [owner];
+  return pod;
+}
+
+/**
+ * The source with the lowest deletion cost (`lowest`), so the ReplicaSet scales it down rather
+ * than its replacement, or with the cost it had before (a rollback); undefined when it already is
+ * so. Pure.
+ */
+export function withDeletionCost(source: V1Pod, lowest: boolean): V1Pod | undefined {
+  const a = source.metadata?.annotations ?? {};
+  if (lowest === (a[COST_WAS] !== undefined)) return undefined;
+  const pod = structuredClone(source);
+  const annotations = { ...a };
+  if (lowest) {
+    annotations[COST_WAS] = a[DELETION_COST] ?? '';
+    annotations[DELETION_COST] = LOWEST_COST;
+  } else {
+    if (a[COST_WAS]) annotations[DELETION_COST] = a[COST_WAS];
+    else delete annotations[DELETION_COST];
+    delete annotations[COST_WAS];
+  }
+  pod.metadata = { ...pod.metadata, annotations };
+  return pod;
 }

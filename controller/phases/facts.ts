@@ -120,6 +120,8 @@ export type Action =
   | { type: 'release' }
   /** The pod path: the replacement pod bound to the target (a 409 means it exists: done). */
   | { type: 'createPod'; pod: V1Pod }
+  /** The pod path: a pod as read and changed (a ReplicaSet's pod handing over: pod-spec.ts). */
+  | { type: 'updatePod'; pod: V1Pod }
   /** The pod path: the source once the replacement runs, or the replacement on rollback. */
   | { type: 'deletePod'; namespace: string; name: string };
 

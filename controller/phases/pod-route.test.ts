@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Phase } from '../../api/v1alpha1/migration.ts';
 import { runningPod } from '../../test/fixtures/pods.ts';
+import { DELETION_COST, LOWEST_COST, replacementPod } from '../kube/pod-spec.ts';
 import { decide } from '../reconcile.ts';
 import { DEFAULT_LIMITS, type Action, type Facts, type PodFacts, type StepFacts } from './facts.ts';
 import { done, failed } from '../../test/fixtures/job-facts.ts';
@@ -70,12 +71,12 @@ describe('the pod route', () => {
       {},
       {
         ownerReferences: [
-          { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'db-7d9', uid: 'x', controller: true },
+          { apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', uid: 'x', controller: true },
         ],
       },
     );
     const cases: Array<[PodFacts, RegExp]> = [
-      [{ source: owned }, /^Preflight: UnsupportedWorkload: .*managed by ReplicaSet db-7d9/],
+      [{ source: owned }, /^Preflight: UnsupportedWorkload: .*is a pod of StatefulSet db/],
       [{}, /^Preflight: ContainerNotFound: pod shop\/db does not exist/],
       [
         { source: runningPod({ nodeName: 'node3' }) },
@@ -173,6 +174,47 @@ describe('the pod route', () => {
     assert.equal(d.status.phase, 'CleaningUp', 'not done while the source pod is still there');
     d = decide(m, facts(cleaned, { replacement: replacement('running') }));
     assert.equal(d.status.phase, 'Succeeded');
+  });
+
+  it('a ReplicaSet’s pod hands over before the source goes: the source cheapest, then the replacement a member', () => {
+    const owner = {
+      apiVersion: 'apps/v1',
+      kind: 'ReplicaSet',
+      name: 'db-7c9',
+      uid: 'rs-1',
+      controller: true,
+    };
+    const source = runningPod({}, { ownerReferences: [owner] });
+    const held = replacementPod(source, {
+      targetNode: 'node2',
+      images: { db: 'a', exporter: 'b' },
+      migration: 'mp',
+      migrationUid: UID,
+    });
+    held.status = replacement('running').status;
+    const m = podMigration('CleaningUp');
+    const updated = (d: ReturnType<typeof decide>) =>
+      d.actions.flatMap((a) => (a.type === 'updatePod' ? [a.pod] : []));
+    let d = decide(m, facts({}, { source, replacement: held }));
+    const [cheap] = updated(d);
+    assert.equal(cheap?.metadata?.name, 'db');
+    assert.equal(cheap?.metadata?.annotations?.[DELETION_COST], LOWEST_COST);
+    assert.ok(!what(d.actions).includes('delete db'), 'the source stays until the replacement is a member');
+    d = decide(m, facts({}, { source: cheap!, replacement: held }));
+    const [member] = updated(d);
+    assert.deepEqual(member?.metadata?.ownerReferences, [owner]);
+    assert.deepEqual(member?.metadata?.labels, { app: 'db' });
+    d = decide(m, facts({}, { source: cheap!, replacement: member! }));
+    assert.ok(
+      what(d.actions).includes('delete db'),
+      'then the source goes (if its ReplicaSet has not removed it)',
+    );
+    // A rollback gives the source its own cost back once the replacement is gone.
+    d = decide(
+      podMigration('RollingBack'),
+      facts({ podCleanupSource: done({ cleaned: UID }) }, { source: cheap! }),
+    );
+    assert.equal(updated(d)[0]?.metadata?.annotations?.[DELETION_COST], undefined);
   });
 
   it('a clean-up that fails after the replacement runs is a warning, not a failure', () => {

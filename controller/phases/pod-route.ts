@@ -2,7 +2,8 @@
 // containers (runc pause under the runtime's root), checkpoint each through the kubelet's
 // checkpoint API into a checkpoint OCI image, send the images to the target agent, import them
 // into the target runtime's store, create the replacement pod bound to the target, wait until it
-// runs and is ready, and only then delete the source pod. A failure or an abort before that
+// runs and is ready, and only then delete the source pod (a ReplicaSet's pod hands over first:
+// cleanUpGate). A failure or an abort before that
 // deletes the replacement, removes the images and folders, and thaws the source last.
 // The agents' steps are jobs like any other (deterministic ids, retried, idempotent); the
 // controller's own work (the pods) is each phase's gate, decided here from the pods it observed.
@@ -12,10 +13,12 @@ import type { MigrationState, Phase, StoredMigration } from '../../api/v1alpha1/
 import { errorMessage } from '../../lib/errors.ts';
 import { podProblem, podRunning } from '../../lib/kube/pod-rules.ts';
 import {
+  adopted,
   checkpointImageRef,
   replacementPod,
   replacementPodName,
   runtimeContainers,
+  withDeletionCost,
 } from '../kube/pod-spec.ts';
 import type { Action, Decision, Facts, StepName } from './facts.ts';
 import { stepSpec, type Gate, type Route, type StepSpec } from './route.ts';
@@ -153,6 +156,32 @@ function gone(m: StoredMigration, pod: V1Pod | undefined): Gate {
   return { actions: [del], failures: [], done: false };
 }
 
+const update = (pod: V1Pod): Gate => ({ actions: [{ type: 'updatePod', pod }], failures: [], done: false });
+
+/**
+ * The replacement runs: a ReplicaSet's pod hands over first (the source made the one its
+ * ReplicaSet removes first, then the replacement given the labels and owner that make it a member:
+ * pod-spec.ts), so the ReplicaSet never counts fewer ready pods than before nor makes one of its
+ * own; then, and only then, the source goes.
+ */
+function cleanUpGate(m: StoredMigration, facts: Facts): Gate {
+  const { source, replacement } = facts.pods ?? {};
+  const joined = adopted(replacement);
+  if (joined) {
+    const cheapest = source && withDeletionCost(source, true);
+    return update(cheapest ?? joined);
+  }
+  return gone(m, source);
+}
+
+/** The replacement goes; a source that was to hand over gets its deletion cost back. */
+function rollBackGate(m: StoredMigration, facts: Facts): Gate {
+  const g = gone(m, facts.pods?.replacement);
+  if (!g.done) return g;
+  const restored = facts.pods?.source && withDeletionCost(facts.pods.source, false);
+  return restored ? update(restored) : pass;
+}
+
 function gate(m: StoredMigration, facts: Facts, state: MigrationState): Gate | undefined {
   switch (m.status.phase) {
     case 'Preflight':
@@ -161,11 +190,10 @@ function gate(m: StoredMigration, facts: Facts, state: MigrationState): Gate | u
       return restoringGate(m, facts, state);
     case 'Verifying':
       return verifyingGate(m, facts, state);
-    // The replacement runs: now, and only now, the source goes.
     case 'CleaningUp':
-      return gone(m, facts.pods?.source);
+      return cleanUpGate(m, facts);
     case 'RollingBack':
-      return gone(m, facts.pods?.replacement);
+      return rollBackGate(m, facts);
     default:
       return undefined;
   }

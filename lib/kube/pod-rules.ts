@@ -2,17 +2,36 @@
 // pod can move at all, and whether a pod runs. Pure.
 import type { V1Pod } from '@kubernetes/client-node';
 
+/** Why a pod with this controlling owner cannot move, or undefined (a ReplicaSet's can). Pure. */
+export function ownerProblem(kind: string, name: string): string | undefined {
+  switch (kind) {
+    case 'ReplicaSet':
+      // Its replacement joins the ReplicaSet once it runs, and the source is the pod it scales
+      // down (controller/kube/pod-spec.ts, adoption).
+      return undefined;
+    case 'Job':
+      return `is a pod of Job ${name}, which counts its pods by uid and would start the work again; let it finish, or delete and rerun it where it should run`;
+    case 'StatefulSet':
+      return `is a pod of StatefulSet ${name}, whose pods keep their name, which a replacement cannot take while the source exists; ferry does not move StatefulSet pods yet`;
+    case 'DaemonSet':
+      return `is a pod of DaemonSet ${name}, which runs one on every node by design`;
+    default:
+      return `is managed by ${kind} ${name}, which ferry does not know how to hand a pod over to; migrate pods without a controlling owner, or ReplicaSet (Deployment) pods`;
+  }
+}
+
 /**
  * Why the pod cannot move, or undefined. Refused before anything is frozen: a pod its controller
- * would replace or scale down behind ferry's back, one that shares its node's namespaces, and one
- * whose files live on the node (emptyDir, hostPath), since the checkpoint does not carry them.
+ * would replace or remove behind ferry's back (ownerProblem), one that shares its node's
+ * namespaces, and one whose files live on the node (emptyDir, hostPath), since the checkpoint does
+ * not carry them.
  */
 export function podProblem(pod: V1Pod): string | undefined {
   const where = `pod ${pod.metadata?.namespace}/${pod.metadata?.name}`;
   if (pod.status?.phase !== 'Running') return `${where} is ${pod.status?.phase ?? 'unknown'}, not Running`;
   const owner = pod.metadata?.ownerReferences?.find((o) => o.controller);
-  if (owner)
-    return `${where} is managed by ${owner.kind} ${owner.name}, which would replace or remove the moved pod; migrate pods without a controlling owner`;
+  const problem = owner && ownerProblem(owner.kind, owner.name);
+  if (problem) return `${where} ${problem}`;
   if (pod.spec?.hostNetwork || pod.spec?.hostPID || pod.spec?.hostIPC)
     return `${where} shares its node's network, PID or IPC namespace, which does not move`;
   for (const v of pod.spec?.volumes ?? []) {

@@ -5,6 +5,8 @@ import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node'
 export interface PodApi {
   get(namespace: string, name: string): Promise<V1Pod | undefined>;
   create(pod: V1Pod): Promise<void>;
+  /** Writes a pod as read and changed (its resourceVersion guards it); gone or changed since: no-op. */
+  update(pod: V1Pod): Promise<void>;
   delete(namespace: string, name: string): Promise<void>;
 }
 
@@ -38,6 +40,16 @@ export class KubePodApi implements PodApi {
     } catch (err) {
       // A retried step (a new leader) finds its own replacement already there.
       if (status(err) !== 409) throw err;
+    }
+  }
+
+  async update(pod: V1Pod): Promise<void> {
+    const { namespace, name } = pod.metadata as { namespace: string; name: string };
+    try {
+      await this.core.replaceNamespacedPod({ namespace, name, body: pod });
+    } catch (err) {
+      // Changed or gone since it was read: the next pass reads it again and decides anew.
+      if (status(err) !== 409 && status(err) !== 404) throw err;
     }
   }
 
