@@ -120,7 +120,20 @@ export class Controller {
       api.get(ns, m.spec.source.pod),
       api.get(ns, targetPodOf(m)),
     ]);
-    return { ...(source ? { source } : {}), ...(replacement ? { replacement } : {}) };
+    // Before anything is frozen: how each claim it mounts may be attached (pod-rules.ts).
+    const claims: Record<string, string[] | undefined> = {};
+    if (source && m.status.phase === 'Preflight')
+      for (const v of source.spec?.volumes ?? [])
+        if (v.persistentVolumeClaim)
+          claims[v.persistentVolumeClaim.claimName] = await api.claimAccessModes(
+            ns,
+            v.persistentVolumeClaim.claimName,
+          );
+    return {
+      ...(source ? { source } : {}),
+      ...(replacement ? { replacement } : {}),
+      ...(Object.keys(claims).length ? { claims } : {}),
+    };
   }
 
   private async act(m: StoredMigration, actions: Action[]): Promise<void> {

@@ -10,7 +10,8 @@
 // with fieldSelector on spec.nodeName
 // with their status subresource, which the fake kubelets (test/fake-kubelet.ts) write; ReplicaSets
 // (apps/v1), with an EMULATED ReplicaSet controller run after every pod or ReplicaSet write
-// (test/fake-replicaset.ts says exactly what it does and does not do).
+// (test/fake-replicaset.ts says exactly what it does and does not do); PersistentVolumeClaims (v1),
+// stored as given (no binding, no provisioning).
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import { randomUUID } from 'node:crypto';
@@ -54,6 +55,13 @@ const KINDS: Kind[] = [
   },
   { kind: 'Event', apiVersion: 'v1', group: '/api/v1', plural: 'events', statusSubresource: false },
   { kind: 'Pod', apiVersion: 'v1', group: '/api/v1', plural: 'pods', statusSubresource: true },
+  {
+    kind: 'PersistentVolumeClaim',
+    apiVersion: 'v1',
+    group: '/api/v1',
+    plural: 'persistentvolumeclaims',
+    statusSubresource: true,
+  },
   {
     kind: 'ReplicaSet',
     apiVersion: 'apps/v1',

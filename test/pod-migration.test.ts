@@ -13,7 +13,7 @@ import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppsV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type V1Pod, type V1Volume } from '@kubernetes/client-node';
 import { API_VERSION, TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import { connect, type Client } from '../cli/client.ts';
 import { drainPods } from '../cli/drain-pods.ts';
@@ -96,14 +96,22 @@ async function createPod(body: V1Pod, status: V1Pod['status']): Promise<void> {
 }
 
 /** A pod running on node1 as the API server shows it: its container is a real runc container. */
-async function runningPod(name: string, labels: Record<string, string> = { app: name }): Promise<string> {
+async function runningPod(
+  name: string,
+  labels: Record<string, string> = { app: name },
+  volumes: V1Volume[] = [],
+): Promise<string> {
   const id = randomBytes(16).toString('hex');
   await runWorkload(c, 'node1', id, 16);
   const image = 'registry.example/counter:1';
   await createPod(
     {
       metadata: { name, labels },
-      spec: { nodeName: 'node1', containers: [{ name: 'app', image }] },
+      spec: {
+        nodeName: 'node1',
+        containers: [{ name: 'app', image }],
+        ...(volumes.length ? { volumes } : {}),
+      },
     },
     {
       phase: 'Running',
@@ -124,12 +132,16 @@ async function runningPod(name: string, labels: Record<string, string> = { app: 
   return id;
 }
 
-async function applyAndWait(name: string, pod: string): Promise<StoredMigration> {
+async function applyAndWait(
+  name: string,
+  pod: string,
+  strategy: Record<string, string> = {},
+): Promise<StoredMigration> {
   await store.create({
     apiVersion: API_VERSION,
     kind: 'Migration',
     metadata: { name, namespace: 'default' },
-    spec: { source: { node: 'node1', container: 'app', pod }, target: { node: 'node2' } },
+    spec: { source: { node: 'node1', container: 'app', pod }, target: { node: 'node2' }, strategy },
   });
   for (let i = 0; i < 1800; i++) {
     const m = await store.get('default', name);
@@ -261,6 +273,48 @@ test('a ReplicaSet’s pod moves: the replacement joins it once it runs, the Rep
   assert.ok(!(await list(c, 'node1')).some((x) => x.id === id), 'the source container is gone');
   await apps.deleteNamespacedReplicaSet({ namespace: 'default', name: app });
   for (const p of [peer, target]) await core.deleteNamespacedPod({ namespace: 'default', name: p });
+});
+
+test('a pod with a ReadWriteOnce claim is refused before anything is frozen; with a ReadWriteMany claim it moves, the claim mounted on node2', async () => {
+  const claim = async (name: string, mode: string) =>
+    core.createNamespacedPersistentVolumeClaim({
+      namespace: 'default',
+      body: {
+        metadata: { name },
+        spec: { accessModes: [mode], resources: { requests: { storage: '1Gi' } } },
+      },
+    });
+  const [once, many] = [unique('rwo'), unique('rwx')];
+  await claim(once, 'ReadWriteOnce');
+  await claim(many, 'ReadWriteMany');
+  const vol = (claimName: string) => [{ name: 'data', persistentVolumeClaim: { claimName } }];
+
+  const pinned = unique('web');
+  const id = await runningPod(pinned, { app: pinned }, vol(once));
+  const refused = await applyAndWait(unique('mpc'), pinned);
+  assert.equal(refused.status.phase, 'Failed');
+  assert.match(
+    refused.status.failureReason ?? '',
+    new RegExp(
+      `UnsupportedWorkload: .*volume data is PersistentVolumeClaim ${once} \\(ReadWriteOnce\\), which attaches to one node at a time`,
+    ),
+  );
+  assert.ok(!refused.status.phaseTransitionTimestamps.some((t) => t.phase === 'Checkpointing'));
+  assert.equal((await list(c, 'node1')).find((x) => x.id === id)?.status, 'running', 'never frozen');
+  await core.deleteNamespacedPod({ namespace: 'default', name: pinned });
+
+  const shared = unique('web');
+  await runningPod(shared, { app: shared }, vol(many));
+  // Sent at most 50 MiB/s, compressed.
+  const moved = await applyAndWait(unique('mpc'), shared, { bandwidth: '50Mi', compression: 'Zstd' });
+  assert.equal(moved.status.phase, 'Succeeded', moved.status.failureReason);
+  const r = await core.readNamespacedPod({
+    namespace: 'default',
+    name: moved.status.migrationState!.targetPod!,
+  });
+  assert.equal(r.spec!.volumes?.find((v) => v.name === 'data')?.persistentVolumeClaim?.claimName, many);
+  assert.equal(moved.status.warnings, undefined, 'bandwidth and Zstd apply to a pod’s images');
+  await core.deleteNamespacedPod({ namespace: 'default', name: r.metadata!.name! });
 });
 
 test('a replacement that cannot be restored rolls back: no replacement, the source pod thawed and intact', async () => {

@@ -138,10 +138,11 @@ export async function podSend(ctx: AgentContext, job: JobOf<'podSend'>) {
     job.migration.uid,
     async (s) => {
       let sent = 0;
-      for (const f of job.files) sent += await s.sendFile(path.join(base, f), f, { resume: true });
+      for (const f of job.files)
+        sent += await s.sendFile(path.join(base, f), f, { resume: true, compress: job.compress });
       return sent;
     },
-    { totalBytes: total },
+    { totalBytes: total, bandwidth: job.bandwidth },
   );
   return { bytes };
 }

@@ -289,6 +289,10 @@ export const JobSchema = z.discriminatedUnion('kind', [
     migration: MigrationRef,
     targetNode: NameSchema,
     files: z.array(PodImageFileSchema).min(1),
+    /** spec.strategy.bandwidth in bytes per second; unlimited when absent. */
+    bandwidth: z.number().int().min(1).optional(),
+    /** Zstd on every image (spec.strategy.compression Zstd; Auto has no measured link to weigh here). */
+    compress: z.boolean().default(false),
   }),
   z.strictObject({
     kind: z.literal('podImport'),

@@ -49,6 +49,8 @@ export interface PodFacts {
   source?: V1Pod;
   /** The replacement pod on the target, once created. */
   replacement?: V1Pod;
+  /** In Preflight: the access modes of each claim the source mounts (none when it is not found). */
+  claims?: Record<string, string[] | undefined>;
 }
 
 export interface NodeFact {

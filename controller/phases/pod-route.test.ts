@@ -30,7 +30,13 @@ const nodes = new Map([
   ['node1', { labels: {} }],
   ['node2', { labels: {} }],
 ]);
-function facts(jobs: StepFacts, pods: PodFacts = { source: runningPod() }, kube = true): Facts {
+/** The fixture pod's claim, as the API server shows it: shared, so it stays attached. */
+const SHARED = { 'db-data': ['ReadWriteMany'] };
+function facts(
+  jobs: StepFacts,
+  pods: PodFacts = { source: runningPod(), claims: SHARED },
+  kube = true,
+): Facts {
   return {
     now: NOW,
     nodes,
@@ -83,6 +89,11 @@ describe('the pod route', () => {
         /^Preflight: NodeNotFound: pod shop\/db runs on node3, not node1/,
       ],
       [{ source: runningPod({ volumes: [{ name: 'tmp', emptyDir: {} }] }) }, /emptyDir on the source node/],
+      [
+        { source: runningPod(), claims: { 'db-data': ['ReadWriteOnce'] } },
+        /^Preflight: UnsupportedWorkload: pod shop\/db: volume data is PersistentVolumeClaim db-data \(ReadWriteOnce\), which attaches to one node at a time/,
+      ],
+      [{ source: runningPod(), claims: {} }, /PersistentVolumeClaim db-data is not found/],
     ];
     for (const [pods, reason] of cases) {
       const d = decide(podMigration('Preflight'), facts({}, pods));
@@ -99,6 +110,22 @@ describe('the pod route', () => {
     assert.equal(s.sourcePod, 'db');
     assert.match(s.targetPod!, /^db-[a-z0-9]{5}$/);
     assert.equal(s.mode, 'StopAndCopy');
+    assert.match(s.modeReason!, /maxDowntime \(2s\) is not estimated/);
+    assert.equal(d.status.warnings, undefined, 'the defaults all apply');
+  });
+
+  it('says which strategy options cannot apply to a pod, as warnings, and sends with the ones that do', () => {
+    const strategy = { mode: 'PreCopy', bandwidth: '50Mi', compression: 'Zstd' };
+    const d = decide(podMigration('Preflight', { targetPod: undefined }, { strategy }), facts({}));
+    assert.equal(d.status.phase, 'Checkpointing');
+    assert.deepEqual(d.status.warnings, [
+      "strategy.mode PreCopy cannot apply to a pod: pods move StopAndCopy through the kubelet's checkpoint API",
+    ]);
+    const checkpointed = { podFreeze: done({ frozenAt: NOW }), podCheckpoint: done({ images: [] }) };
+    const send = decide(podMigration('Transferring', {}, { strategy }), facts(checkpointed)).actions.find(
+      (a) => a.type === 'enqueue' && a.step === 'podSend',
+    ) as { job: { bandwidth?: number; compress?: boolean } } | undefined;
+    assert.deepEqual([send?.job.bandwidth, send?.job.compress], [50 * 2 ** 20, true]);
   });
 
   it('freezes first, then checkpoints each container into its image, then records the freeze', () => {

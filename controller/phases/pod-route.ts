@@ -9,9 +9,10 @@
 // controller's own work (the pods) is each phase's gate, decided here from the pods it observed.
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Job } from '../../api/v1alpha1/jobs.ts';
+import { parseQuantity } from '../../api/v1alpha1/quantity.ts';
 import type { MigrationState, Phase, StoredMigration } from '../../api/v1alpha1/migration.ts';
 import { errorMessage } from '../../lib/errors.ts';
-import { podProblem, podRunning } from '../../lib/kube/pod-rules.ts';
+import { claimProblem, podProblem, podRunning } from '../../lib/kube/pod-rules.ts';
 import {
   adopted,
   checkpointImageRef,
@@ -79,8 +80,17 @@ function build(step: StepName, m: StoredMigration, facts: Facts, targetNode: str
         pod: m.spec.source.pod!,
         containers: images.map((i) => ({ name: i.container, ref: i.ref })),
       };
-    case 'podSend':
-      return { kind: step, migration, targetNode, files: images.map((i) => i.file) };
+    case 'podSend': {
+      const bandwidth = m.spec.strategy.bandwidth ? parseQuantity(m.spec.strategy.bandwidth) : undefined;
+      return {
+        kind: step,
+        migration,
+        targetNode,
+        files: images.map((i) => i.file),
+        ...(bandwidth ? { bandwidth } : {}),
+        compress: m.spec.strategy.compression === 'Zstd',
+      };
+    }
     case 'podImport':
       return { kind: step, migration, images: images.map((i) => ({ file: i.file, ref: i.ref })) };
     case 'podRemoveImages':
@@ -111,7 +121,7 @@ function preflightGate(m: StoredMigration, facts: Facts, state: MigrationState):
     );
   if (state.targetNode === m.spec.source.node)
     return fail(m, `InvalidInput: ${where(m)} is already on ${state.targetNode}`);
-  const problem = podProblem(source);
+  const problem = podProblem(source) ?? claimProblem(source, facts.pods?.claims ?? {});
   if (problem) return fail(m, `UnsupportedWorkload: ${problem}`);
   try {
     runtimeContainers(source);
@@ -199,7 +209,22 @@ function gate(m: StoredMigration, facts: Facts, state: MigrationState): Gate | u
   }
 }
 
+/**
+ * What of spec.strategy cannot apply to a pod, said as a warning (never ignored in silence): pods
+ * move StopAndCopy through the kubelet's checkpoint API. (bandwidth and compression Zstd apply to
+ * the images sent; Auto compression has no measured link to weigh, so it sends them as they are.)
+ * Pure.
+ */
+export function podStrategyWarnings(strategy: StoredMigration['spec']['strategy']): string[] {
+  return strategy.mode === 'PreCopy' || strategy.mode === 'PostCopy'
+    ? [
+        `strategy.mode ${strategy.mode} cannot apply to a pod: pods move StopAndCopy through the kubelet's checkpoint API`,
+      ]
+    : [];
+}
+
 function afterPreflight(m: StoredMigration, facts: Facts, state: MigrationState): Decision {
+  const warnings = podStrategyWarnings(m.spec.strategy);
   return {
     status: transition(m.status, 'Checkpointing', facts.now, {
       migrationState: {
@@ -207,8 +232,9 @@ function afterPreflight(m: StoredMigration, facts: Facts, state: MigrationState)
         sourcePod: m.spec.source.pod!,
         targetPod: targetPodOf(m),
         mode: 'StopAndCopy',
-        modeReason: 'pods move through the kubelet checkpoint API: freeze, checkpoint, copy, restore',
+        modeReason: `pods move through the kubelet checkpoint API: freeze, checkpoint, copy, restore; maxDowntime (${m.spec.strategy.maxDowntime}) is not estimated for them`,
       },
+      ...(warnings.length ? { warnings: [...(m.status.warnings ?? []), ...warnings] } : {}),
     }),
     actions: [],
   };

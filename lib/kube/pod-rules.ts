@@ -44,6 +44,26 @@ export function podProblem(pod: V1Pod): string | undefined {
   return undefined;
 }
 
+/**
+ * Why a claim the pod mounts keeps it from moving, or undefined: given each claim's access modes
+ * (undefined: not found). A ReadWriteMany or ReadOnlyMany claim stays attached, the replacement
+ * on the target mounting it beside the frozen source; a ReadWriteOnce(Pod) claim attaches to one
+ * node (one pod) at a time, and detaching it from the frozen source to attach it on the target is
+ * not done, so it is refused before anything is frozen. Pure.
+ */
+export function claimProblem(pod: V1Pod, claims: Record<string, string[] | undefined>): string | undefined {
+  const where = `pod ${pod.metadata?.namespace}/${pod.metadata?.name}`;
+  for (const v of pod.spec?.volumes ?? []) {
+    const name = v.persistentVolumeClaim?.claimName;
+    if (!name) continue;
+    const modes = claims[name];
+    if (!modes) return `${where}: volume ${v.name}: PersistentVolumeClaim ${name} is not found`;
+    if (modes.includes('ReadWriteMany') || modes.includes('ReadOnlyMany')) continue;
+    return `${where}: volume ${v.name} is PersistentVolumeClaim ${name} (${modes.join(', ') || 'no access mode'}), which attaches to one node at a time; ferry does not detach it from the frozen source to attach it on the target, so the pod is refused before anything is frozen (a ReadWriteMany claim stays attached and moves)`;
+  }
+  return undefined;
+}
+
 /** Whether the replacement runs: phase Running and every container ready. Pure. */
 export function podRunning(pod: V1Pod | undefined): { running: boolean; problem?: string } {
   if (!pod) return { running: false, problem: 'the pod is gone' };

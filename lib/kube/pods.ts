@@ -8,6 +8,8 @@ export interface PodApi {
   /** Writes a pod as read and changed (its resourceVersion guards it); gone or changed since: no-op. */
   update(pod: V1Pod): Promise<void>;
   delete(namespace: string, name: string): Promise<void>;
+  /** A PersistentVolumeClaim's access modes (spec.accessModes), or undefined when it is not there. */
+  claimAccessModes(namespace: string, name: string): Promise<string[] | undefined>;
 }
 
 const status = (err: unknown): number | undefined =>
@@ -50,6 +52,16 @@ export class KubePodApi implements PodApi {
     } catch (err) {
       // Changed or gone since it was read: the next pass reads it again and decides anew.
       if (status(err) !== 409 && status(err) !== 404) throw err;
+    }
+  }
+
+  async claimAccessModes(namespace: string, name: string): Promise<string[] | undefined> {
+    try {
+      const pvc = await this.core.readNamespacedPersistentVolumeClaim({ namespace, name });
+      return pvc.spec?.accessModes ?? [];
+    } catch (err) {
+      if (status(err) === 404) return undefined;
+      throw err;
     }
   }
 
