@@ -21,9 +21,8 @@ import { FERRY_HOME, nodePaths } from '../lib/paths.ts';
 import {
   connectRedisOnce,
   pacedDownload,
-  PG_BIN,
+  pgbenchInit,
   pgbench,
-  pgReady,
   psql,
   redisWriter,
   type Timeline,
@@ -141,18 +140,7 @@ async function movePostgres(c: Client, scale: number): Promise<Result> {
   const container = unique('pg');
   const image = `oci:${FERRY_HOME}/images/oci:postgres`;
   await c.bus.call('node1', { kind: 'runImage', container, image, address: ADDRESS }, 180_000);
-  await pgReady(ADDRESS, 30_000);
-  await run(`${PG_BIN}/pgbench`, [
-    '-i',
-    '-q',
-    '-s',
-    String(scale),
-    '-h',
-    ADDRESS,
-    '-U',
-    'postgres',
-    'postgres',
-  ]);
+  await pgbenchInit(ADDRESS, scale);
   const dbMiB = Number(await psql(ADDRESS, "SELECT pg_database_size('postgres')")) / 2 ** 20;
   const logDir = await mkdtemp(path.join(tmpdir(), 'ferry-pgbench-'));
   try {

@@ -157,6 +157,12 @@ export async function pgReady(host: string, timeoutMs: number): Promise<void> {
   }
 }
 
+/** Waits for the PostgreSQL at `host`, then makes pgbench's tables at `scale` (100 000 accounts each). */
+export async function pgbenchInit(host: string, scale: number): Promise<void> {
+  await pgReady(host, 30_000);
+  await run(`${PG_BIN}/pgbench`, ['-i', '-q', '-s', String(scale), '-h', host, '-U', 'postgres', 'postgres']);
+}
+
 /** What pgbench reported at its end. */
 export interface PgbenchReport {
   code: number | null;

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Client } from '../cli/client.ts';
 import { exec, run } from '../lib/exec.ts';
 import { FERRY_HOME } from '../lib/paths.ts';
-import { PG_BIN, pgbench, pgReady, psql } from '../lib/workload-clients.ts';
+import { PG_BIN, pgbench, pgbenchInit, psql } from '../lib/workload-clients.ts';
 import { list, migrate, testCluster, unique, until } from './helpers.ts';
 
 // In the test cluster's subnet (10.78.0.0/24: the host is .1, the nodes .11 and .12).
@@ -30,18 +30,7 @@ after(async () => c.close());
 test('PostgreSQL moves under pgbench: no client error, every committed transaction kept, tables and indexes sound', async () => {
   const container = unique('pg');
   await c.bus.call('node1', { kind: 'runImage', container, image: IMAGE, address: ADDRESS }, 180_000);
-  await pgReady(ADDRESS, 30_000);
-  await run(`${PG_BIN}/pgbench`, [
-    '-i',
-    '-q',
-    '-s',
-    String(SCALE),
-    '-h',
-    ADDRESS,
-    '-U',
-    'postgres',
-    'postgres',
-  ]);
+  await pgbenchInit(ADDRESS, SCALE);
   const logDir = await mkdtemp(path.join(tmpdir(), 'ferry-pgbench-'));
   try {
     // Long enough to outlast the move on a slow machine; it is checked below that it did.
