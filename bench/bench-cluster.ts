@@ -6,6 +6,8 @@ import { connectRedis } from '../lib/redis.ts';
 
 export const BENCH_CLUSTER = 'bench';
 export const BENCH_SUBNET = '10.79.0';
+/** Node N's agent finds its fake kubelet at the bridge, this port + N (bench/pod-downtime.ts). */
+export const BENCH_KUBELET_PORT_BASE = 10350;
 
 export const upBenchCluster = () =>
   clusterUp({
@@ -15,6 +17,7 @@ export const upBenchCluster = () =>
     faultHooks: false,
     diskGiB: 8,
     imagesGiB: 6,
+    kubeletPortBase: BENCH_KUBELET_PORT_BASE,
   });
 
 /**

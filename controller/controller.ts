@@ -169,7 +169,14 @@ export class Controller {
         : failed
           ? (next.failureReason ?? next.phase)
           : `${m.status.phase} -> ${next.phase}`;
-    await this.opts.store.event(m, { type: failed ? 'Warning' : 'Normal', reason: next.phase, message });
+    // The outcome under the reasons operators filter on; every other phase under its own name.
+    const reason =
+      next.phase === 'Succeeded'
+        ? 'MigrationSucceeded'
+        : next.phase === 'Failed'
+          ? 'MigrationFailed'
+          : next.phase;
+    await this.opts.store.event(m, { type: failed ? 'Warning' : 'Normal', reason, message });
   }
 
   /** Nodes present now, or silent for less than the grace; fenced ones are gone at once. */

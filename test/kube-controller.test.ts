@@ -1,7 +1,8 @@
 // The controller on the Kubernetes store: a Migration created through the (fake) API server moves a
 // real workload between the test cluster's nodes; status goes through the status subresource only
 // when it changed; Events are recorded; the CLI reads it all with --kubeconfig; deletion waits for
-// the finalizer.
+// the finalizer; `kubectl wait --for=condition=Succeeded` (or Failed), done as kubectl does it (a
+// list, then a watch from its resourceVersion), tells success from failure.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -15,6 +16,7 @@ import type { Client } from '../cli/client.ts';
 import { nodeEntry, REPO_ROOT } from '../cluster/processes.ts';
 import { KubeMigrationStore, loadKubeConfig } from '../lib/store/kube-store.ts';
 import { createLogger } from '../lib/logger.ts';
+import { CustomObjectsApi, Watch } from '@kubernetes/client-node';
 import { FakeApiServer } from './fake-apiserver.ts';
 import { CLUSTER, list, runWorkload, testCluster, unique, verify } from './helpers.ts';
 
@@ -49,6 +51,47 @@ async function waitEnded(name: string): Promise<StoredMigration> {
   throw new Error(`${name} did not end`);
 }
 
+/**
+ * `kubectl wait migration/NAME --for=condition=TYPE`: a list, then a watch from the list's
+ * resourceVersion, until the object has that condition with status True. Resolves to whether it
+ * did within `timeoutMs`.
+ */
+async function kubectlWait(name: string, type: string, timeoutMs: number): Promise<boolean> {
+  const kc = loadKubeConfig(kubeconfig);
+  const base = '/apis/ferry.dev/v1alpha1/namespaces/default/migrations';
+  const met = (o: unknown) =>
+    (o as StoredMigration | undefined)?.status?.conditions?.some(
+      (c) => c.type === type && c.status === 'True',
+    );
+  const list = (await kc.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({
+    group: 'ferry.dev',
+    version: 'v1alpha1',
+    namespace: 'default',
+    plural: 'migrations',
+  })) as { metadata: { resourceVersion: string }; items: StoredMigration[] };
+  if (met(list.items.find((m) => m.metadata.name === name))) return true;
+  return new Promise<boolean>((resolve) => {
+    let req: { abort(): void } | undefined;
+    const timer = setTimeout(() => {
+      req?.abort();
+      resolve(false);
+    }, timeoutMs);
+    void new Watch(kc)
+      .watch(
+        base,
+        { resourceVersion: list.metadata.resourceVersion },
+        (_type, obj: StoredMigration) => {
+          if (obj.metadata?.name !== name || !met(obj)) return;
+          clearTimeout(timer);
+          req?.abort();
+          resolve(true);
+        },
+        () => undefined,
+      )
+      .then((r) => (req = r));
+  });
+}
+
 test('a Migration applied to the Kubernetes API moves the workload, with Events and minimal status writes', async () => {
   const container = unique('kube');
   const name = unique('km');
@@ -63,8 +106,11 @@ test('a Migration applied to the Kubernetes API moves the workload, with Events 
       target: { nodeSelector: { 'kubernetes.io/hostname': 'node2' } },
     },
   });
+  assert.ok(await kubectlWait(name, 'Succeeded', 120_000), 'kubectl wait --for=condition=Succeeded');
   const m = await waitEnded(name);
   assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  assert.ok(!m.status.conditions?.some((c) => c.type === 'Failed'), 'no Failed condition');
+  assert.match(m.status.migrationState?.downtime ?? '', /^\d+(ms|\.\d\ds)$/);
   assert.equal(m.status.migrationState?.targetNode, 'node2');
   assert.equal(m.status.observedGeneration, 1);
   assert.equal(fake.stats.noopStatusWrites, 0, 'status is written only when it changed');
@@ -84,7 +130,7 @@ test('a Migration applied to the Kubernetes API moves the workload, with Events 
       'Restoring',
       'Verifying',
       'CleaningUp',
-      'Succeeded',
+      'MigrationSucceeded',
     ].map((p) => `Normal/${p}`),
   );
 
@@ -97,8 +143,8 @@ test('a Migration applied to the Kubernetes API moves the workload, with Events 
     new RegExp(`${name}\\s+Succeeded\\s+node1/${container}\\s+node2`),
   );
   const described = (await ferry(['describe', 'migration', name])).stdout;
-  assert.match(described, /Events:[\s\S]*Normal\s+Succeeded/);
-  assert.match(described, /Completed\s+True\s+Succeeded/);
+  assert.match(described, /Events:[\s\S]*Normal\s+MigrationSucceeded/);
+  assert.match(described, /Succeeded\s+True\s+MigrationSucceeded/);
   assert.equal(
     JSON.parse((await ferry(['get', 'migration', name, '-o', 'json'])).stdout).status.phase,
     'Succeeded',
@@ -119,10 +165,20 @@ test('a missing container is refused with a Warning event and nothing frozen', a
     metadata: { name, namespace: 'default' },
     spec: { source: { node: 'node1', container: 'absent' }, target: { node: 'node2' } },
   });
+  assert.ok(await kubectlWait(name, 'Failed', 60_000), 'kubectl wait --for=condition=Failed');
+  assert.ok(!(await kubectlWait(name, 'Succeeded', 1000)), 'never Succeeded');
   const m = await waitEnded(name);
   assert.equal(m.status.phase, 'Failed');
   assert.match(m.status.failureReason!, /ContainerNotFound/);
+  const failed = m.status.conditions?.find((c) => c.type === 'Failed');
+  assert.equal(failed?.reason, 'MigrationFailed');
+  assert.match(
+    failed?.message ?? '',
+    /^preflightSource on node1 failed: ContainerNotFound/,
+    'the step and the cause',
+  );
   const events = await store.events('default', name);
   assert.equal(events.at(-1)?.type, 'Warning');
-  assert.equal(events.at(-1)?.reason, 'Failed');
+  assert.equal(events.at(-1)?.reason, 'MigrationFailed');
+  assert.match(events.at(-1)?.message ?? '', /ContainerNotFound/);
 });

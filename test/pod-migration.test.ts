@@ -7,149 +7,47 @@
 // fakes are the API server and the kubelets with their CRI-O (test/fake-*.ts); the rest is real.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { readdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppsV1Api, CoreV1Api, type V1Pod, type V1Volume } from '@kubernetes/client-node';
-import { API_VERSION, TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import { connect, type Client } from '../cli/client.ts';
 import { drainPods } from '../cli/drain-pods.ts';
 import { KubePodApi } from '../lib/kube/pods.ts';
 import { kubeletFiles, nodeImageStore } from '../cluster/cluster.ts';
-import { nodeEntry, REPO_ROOT } from '../cluster/processes.ts';
 import { checkpointImageRef } from '../controller/kube/pod-spec.ts';
 import { podRunning } from '../lib/kube/pod-rules.ts';
-import { KubeMigrationStore, loadKubeConfig } from '../lib/store/kube-store.ts';
-import { createLogger } from '../lib/logger.ts';
+import { loadKubeConfig } from '../lib/store/kube-store.ts';
 import { exec } from '../lib/exec.ts';
 import { fsLayout, nodePaths } from '../lib/paths.ts';
-import { FakeApiServer } from './fake-apiserver.ts';
-import { FakeKubelet } from './fake-kubelet.ts';
-import { selfSignedCert } from './self-signed.ts';
-import { CLUSTER, KUBELET_PORT_BASE, list, runWorkload, testCluster, unique, verify } from './helpers.ts';
+import type { FakeApiServer } from './fake-apiserver.ts';
+import type { FakeKubelet } from './fake-kubelet.ts';
+import { startPodHarness, type PodHarness } from './pod-harness.ts';
+import { CLUSTER, KUBELET_PORT_BASE, list, testCluster, unique, verify } from './helpers.ts';
 
 const BRIDGE = '10.78.0.1';
-const api = new FakeApiServer();
 let c: Client;
-let controller: ChildProcess;
-let store: KubeMigrationStore;
+let h: PodHarness;
+let api: FakeApiServer;
 let core: CoreV1Api;
 let kubeconfigFile: string;
-const kubelets: Record<string, FakeKubelet> = {};
+let kubelets: Record<string, FakeKubelet>;
 
 before(async () => {
   c = await testCluster();
-  await api.start();
-  kubeconfigFile = path.join(await mkdtemp(path.join(tmpdir(), 'ferry-pods-')), 'config');
-  await writeFile(kubeconfigFile, api.kubeconfig(), { mode: 0o600 });
-  const kc = loadKubeConfig(kubeconfigFile);
-  core = kc.makeApiClient(CoreV1Api);
-  store = new KubeMigrationStore(kc, createLogger('test', '/dev/null'));
-  // The agents present this token and trust this certificate (cluster/cluster.ts kubeletFiles).
-  const token = randomBytes(16).toString('hex');
-  const tls = selfSignedCert(BRIDGE);
-  const files = kubeletFiles(CLUSTER);
-  await mkdir(path.dirname(files.token), { recursive: true, mode: 0o700 });
-  await writeFile(files.token, token, { mode: 0o600 });
-  await writeFile(files.ca, tls.cert, { mode: 0o600 });
-  for (const [i, node] of ['node1', 'node2'].entries()) {
-    kubelets[node] = new FakeKubelet({
-      node,
-      address: BRIDGE,
-      port: KUBELET_PORT_BASE + i + 1,
-      token,
-      tls,
-      bus: c.bus,
-      core,
-      imageStore: nodeImageStore(CLUSTER, node),
-    });
-    await kubelets[node].start();
-  }
-  const [cmd, ...args] = nodeEntry('controller/main.ts', [
-    '--cluster',
-    CLUSTER,
-    '--kubeconfig',
-    kubeconfigFile,
-  ]);
-  controller = spawn(cmd!, args, { cwd: REPO_ROOT, stdio: 'ignore' });
+  h = await startPodHarness(c, { cluster: CLUSTER, bridge: BRIDGE, portBase: KUBELET_PORT_BASE });
+  ({ api, core, kubeconfigFile, kubelets } = h);
 });
 after(async () => {
-  controller.kill('SIGTERM');
-  await new Promise((r) => controller.once('exit', r));
-  for (const k of Object.values(kubelets)) await k.stop();
-  await api.stop();
+  await h.stop();
   await c.close();
 });
 
-/** Creates a pod and writes its status, as its kubelet would have (status is ignored on create). */
-async function createPod(body: V1Pod, status: V1Pod['status']): Promise<void> {
-  await core.createNamespacedPod({ namespace: 'default', body });
-  const cur = await core.readNamespacedPod({ namespace: 'default', name: body.metadata!.name! });
-  await core.replaceNamespacedPodStatus({
-    namespace: 'default',
-    name: body.metadata!.name!,
-    body: { ...cur, status },
-  });
-}
-
 /** A pod running on node1 as the API server shows it: its container is a real runc container. */
-async function runningPod(
-  name: string,
-  labels: Record<string, string> = { app: name },
-  volumes: V1Volume[] = [],
-): Promise<string> {
-  const id = randomBytes(16).toString('hex');
-  await runWorkload(c, 'node1', id, 16);
-  const image = 'registry.example/counter:1';
-  await createPod(
-    {
-      metadata: { name, labels },
-      spec: {
-        nodeName: 'node1',
-        containers: [{ name: 'app', image }],
-        ...(volumes.length ? { volumes } : {}),
-      },
-    },
-    {
-      phase: 'Running',
-      conditions: [{ type: 'Ready', status: 'True' }],
-      containerStatuses: [
-        {
-          name: 'app',
-          containerID: `cri-o://${id}`,
-          image,
-          imageID: '',
-          ready: true,
-          restartCount: 0,
-          state: { running: {} },
-        },
-      ],
-    },
-  );
-  return id;
-}
-
-async function applyAndWait(
-  name: string,
-  pod: string,
-  strategy: Record<string, string> = {},
-): Promise<StoredMigration> {
-  await store.create({
-    apiVersion: API_VERSION,
-    kind: 'Migration',
-    metadata: { name, namespace: 'default' },
-    spec: { source: { node: 'node1', container: 'app', pod }, target: { node: 'node2' }, strategy },
-  });
-  for (let i = 0; i < 1800; i++) {
-    const m = await store.get('default', name);
-    if (m && TERMINAL_PHASES.includes(m.status.phase)) return m;
-    await sleep(100);
-  }
-  throw new Error(`${name} did not end`);
-}
+const runningPod = (name: string, labels: Record<string, string> = { app: name }, volumes: V1Volume[] = []) =>
+  h.runningPod(name, { labels, volumes });
+const createPod = (body: V1Pod, status: V1Pod['status']) => h.createPod(body, status);
+const applyAndWait = (name: string, pod: string, strategy: Record<string, string> = {}) =>
+  h.applyAndWait(name, pod, strategy);
 
 const pods = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: 'default' })).items;
 /** Whether a node's image store holds the migration's checkpoint image of container "app". */

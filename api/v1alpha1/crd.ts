@@ -66,6 +66,10 @@ export function migrationOpenApiSchema(): Json {
     },
   ];
   (props.status as Json).description ??= 'What the controller observed.';
+  // One condition per type, merged by type under server-side apply (metav1.Condition's contract).
+  const conditions = ((props.status as Json).properties as Record<string, Json>).conditions!;
+  conditions['x-kubernetes-list-type'] = 'map';
+  conditions['x-kubernetes-list-map-keys'] = ['type'];
   schema.description = 'Moves a running container to another node with its memory, files and connections.';
   return schema;
 }
@@ -97,11 +101,19 @@ export function migrationCrd(): Json {
             { name: 'Source', type: 'string', jsonPath: '.spec.source.node' },
             { name: 'Target', type: 'string', jsonPath: '.status.migrationState.targetNode' },
             {
-              name: 'Downtime',
-              type: 'integer',
-              description: 'milliseconds frozen',
-              jsonPath: '.status.migrationState.downtimeMs',
+              name: 'Mode',
+              type: 'string',
+              description: 'the strategy used',
+              jsonPath: '.status.migrationState.mode',
             },
+            {
+              name: 'Downtime',
+              type: 'string',
+              description: 'time frozen',
+              jsonPath: '.status.migrationState.downtime',
+            },
+            { name: 'Pod', type: 'string', priority: 1, jsonPath: '.spec.source.pod' },
+            { name: 'Container', type: 'string', priority: 1, jsonPath: '.spec.source.container' },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
           schema: { openAPIV3Schema: migrationOpenApiSchema() },

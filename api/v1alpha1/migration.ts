@@ -222,6 +222,10 @@ export const MigrationStateSchema = z
       .optional()
       .describe('After a rollback: when the frozen source ran again (source agent clock, RFC 3339).'),
     downtimeMs: ms('Frozen to running again: on the target, or on the source after a rollback'),
+    downtime: z
+      .string()
+      .optional()
+      .describe('downtimeMs as a duration, e.g. "1.93s" (for the DOWNTIME column of kubectl get).'),
     bytesBeforeFreeze: bytes('Sent while the workload still ran (filesystem)'),
     bytesDuringFreeze: bytes('Sent while it was frozen (images and filesystem increment)'),
     transferMs: ms('Time of the frozen transfer'),
@@ -255,7 +259,7 @@ export const MigrationStateSchema = z
 
 export const ConditionSchema = z
   .strictObject({
-    type: z.string().describe('Admitted, Progressing, Completed or AbortRequested.'),
+    type: z.string().describe('Admitted, Progressing, Succeeded, Failed or AbortRequested.'),
     status: z.enum(['True', 'False', 'Unknown']).describe('Whether the condition holds.'),
     reason: z.string().describe('One word, CamelCase, for machines.'),
     message: z.string().describe('A sentence for people.'),
@@ -287,7 +291,9 @@ export const MigrationStatusSchema = z
     conditions: z
       .array(ConditionSchema)
       .optional()
-      .describe('Admitted, Progressing, Completed and AbortRequested.'),
+      .describe(
+        'Admitted, Progressing, Succeeded or Failed (once it ended: each True only for its outcome), AbortRequested.',
+      ),
     migrationState: MigrationStateSchema.optional(),
     progress: ProgressSchema.optional(),
     failureReason: z.string().optional().describe('Why it failed: the step, the node and the cause.'),

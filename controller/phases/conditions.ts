@@ -30,18 +30,32 @@ function admitted(status: MigrationStatus, queued: string | undefined): Wanted |
   return { type: 'Admitted', status: 'True', reason: 'Admitted', message };
 }
 
-/** Progressing while a phase runs; once it ended, Completed too. */
+/**
+ * Progressing while a phase runs; once it ended, Succeeded or Failed, each True only for its own
+ * outcome (as a Job's Complete and Failed): `kubectl wait --for=condition=Succeeded` tells one
+ * from the other.
+ */
 function progressing(status: MigrationStatus): Wanted[] {
   if (!TERMINAL_PHASES.includes(status.phase))
     return [
       { type: 'Progressing', status: 'True', reason: status.phase, message: `in phase ${status.phase}` },
     ];
+  const ended: Wanted =
+    status.phase === 'Succeeded'
+      ? {
+          type: 'Succeeded',
+          status: 'True',
+          reason: 'MigrationSucceeded',
+          message: `running on ${status.migrationState?.targetNode}`,
+        }
+      : {
+          type: 'Failed',
+          status: 'True',
+          reason: 'MigrationFailed',
+          message: status.failureReason ?? 'failed',
+        };
   const done = status.failureReason ?? 'migration complete';
-  const ran = status.failureReason ?? `running on ${status.migrationState?.targetNode}`;
-  return [
-    { type: 'Progressing', status: 'False', reason: status.phase, message: done },
-    { type: 'Completed', status: 'True', reason: status.phase, message: ran },
-  ];
+  return [{ type: 'Progressing', status: 'False', reason: status.phase, message: done }, ended];
 }
 
 function abortRequested(status: MigrationStatus): Wanted | undefined {
@@ -51,7 +65,11 @@ function abortRequested(status: MigrationStatus): Wanted | undefined {
   return { type: 'AbortRequested', status: 'True', reason: s.abortStatus ?? 'Aborting', message };
 }
 
-/** The status with its conditions brought in line with its phase. */
+/** A duration as kubectl prints one: 850ms, 1.93s. Pure. */
+export const duration = (ms: number): string =>
+  ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(2)}s`;
+
+/** The status with its conditions (and its downtime as a duration) brought in line with its phase. */
 export function withConditions(
   m: StoredMigration,
   status: MigrationStatus,
@@ -62,5 +80,12 @@ export function withConditions(
   const wanted = [admitted(status, queued), ...progressing(status), abortRequested(status)];
   let conds = status.conditions ?? [];
   for (const c of wanted) if (c) conds = setCondition(conds, { ...c, observedGeneration: generation }, now);
-  return { ...status, conditions: conds, observedGeneration: generation };
+  const s = status.migrationState;
+  const downtime = s?.downtimeMs !== undefined ? duration(s.downtimeMs) : undefined;
+  return {
+    ...status,
+    conditions: conds,
+    observedGeneration: generation,
+    ...(s && downtime && s.downtime !== downtime ? { migrationState: { ...s, downtime } } : {}),
+  };
 }

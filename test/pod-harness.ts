@@ -1,0 +1,164 @@
+// The pod path's bench, for tests and benchmarks (test/pod-migration.test.ts, bench/pod-downtime.ts):
+// a FAKE Kubernetes API server and a FAKE kubelet per node (test/fake-*.ts, no kube-apiserver or
+// kubelet runs here) beside a local cluster whose agents were made to find them (cluster up's
+// kubeletPortBase), and a real ferry controller serving that API server. Pods run as real runc
+// containers of ferry's test workload; their status is written as a kubelet would.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CoreV1Api, type V1Pod, type V1Volume } from '@kubernetes/client-node';
+import { API_VERSION, TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
+import type { Client } from '../cli/client.ts';
+import { kubeletFiles, nodeImageStore } from '../cluster/cluster.ts';
+import { nodeEntry, REPO_ROOT } from '../cluster/processes.ts';
+import { createLogger } from '../lib/logger.ts';
+import { KubeMigrationStore, loadKubeConfig } from '../lib/store/kube-store.ts';
+import { FakeApiServer } from './fake-apiserver.ts';
+import { FakeKubelet } from './fake-kubelet.ts';
+import { runWorkload } from './helpers.ts';
+import { selfSignedCert } from './self-signed.ts';
+
+export interface PodHarness {
+  api: FakeApiServer;
+  core: CoreV1Api;
+  store: KubeMigrationStore;
+  kubelets: Record<string, FakeKubelet>;
+  kubeconfigFile: string;
+  /** Creates a pod in "default" and writes its status, as its kubelet would have. */
+  createPod(body: V1Pod, status: V1Pod['status']): Promise<void>;
+  /** A pod on node1 whose one container ("app") is a real runc container; returns its id. */
+  runningPod(name: string, o?: PodOptions): Promise<string>;
+  /** Applies a pod Migration node1 → node2 and waits for it to end. */
+  applyAndWait(name: string, pod: string, strategy?: Record<string, string>): Promise<StoredMigration>;
+  stop(): Promise<void>;
+}
+
+export interface PodOptions {
+  labels?: Record<string, string>;
+  volumes?: V1Volume[];
+  memoryMiB?: number;
+}
+
+/**
+ * Starts the fakes and a controller for `cluster`, whose agents look for their kubelet at
+ * `bridge`:`portBase + N` (node N) with the token and CA of kubeletFiles.
+ */
+export async function startPodHarness(
+  c: Client,
+  o: { cluster: string; bridge: string; portBase: number },
+): Promise<PodHarness> {
+  const api = new FakeApiServer();
+  await api.start();
+  const kubeconfigFile = path.join(await mkdtemp(path.join(tmpdir(), 'ferry-pods-')), 'config');
+  await writeFile(kubeconfigFile, api.kubeconfig(), { mode: 0o600 });
+  const kc = loadKubeConfig(kubeconfigFile);
+  const core = kc.makeApiClient(CoreV1Api);
+  const store = new KubeMigrationStore(kc, createLogger('test', '/dev/null'));
+  // The agents present this token and trust this certificate (cluster/cluster.ts kubeletFiles).
+  const token = randomBytes(16).toString('hex');
+  const tls = selfSignedCert(o.bridge);
+  const files = kubeletFiles(o.cluster);
+  await mkdir(path.dirname(files.token), { recursive: true, mode: 0o700 });
+  await writeFile(files.token, token, { mode: 0o600 });
+  await writeFile(files.ca, tls.cert, { mode: 0o600 });
+  const kubelets: Record<string, FakeKubelet> = {};
+  for (const [i, node] of ['node1', 'node2'].entries()) {
+    kubelets[node] = new FakeKubelet({
+      node,
+      address: o.bridge,
+      port: o.portBase + i + 1,
+      token,
+      tls,
+      bus: c.bus,
+      core,
+      imageStore: nodeImageStore(o.cluster, node),
+    });
+    await kubelets[node].start();
+  }
+  const [cmd, ...args] = nodeEntry('controller/main.ts', [
+    '--cluster',
+    o.cluster,
+    '--kubeconfig',
+    kubeconfigFile,
+  ]);
+  const controller: ChildProcess = spawn(cmd!, args, { cwd: REPO_ROOT, stdio: 'ignore' });
+
+  /** Creates a pod and writes its status, as its kubelet would have (status is ignored on create). */
+  async function createPod(body: V1Pod, status: V1Pod['status']): Promise<void> {
+    await core.createNamespacedPod({ namespace: 'default', body });
+    const cur = await core.readNamespacedPod({ namespace: 'default', name: body.metadata!.name! });
+    await core.replaceNamespacedPodStatus({
+      namespace: 'default',
+      name: body.metadata!.name!,
+      body: { ...cur, status },
+    });
+  }
+
+  async function runningPod(name: string, p: PodOptions = {}): Promise<string> {
+    const id = randomBytes(16).toString('hex');
+    await runWorkload(c, 'node1', id, p.memoryMiB ?? 16);
+    const image = 'registry.example/counter:1';
+    const volumes = p.volumes ?? [];
+    await createPod(
+      {
+        metadata: { name, labels: p.labels ?? { app: name } },
+        spec: {
+          nodeName: 'node1',
+          containers: [{ name: 'app', image }],
+          ...(volumes.length ? { volumes } : {}),
+        },
+      },
+      {
+        phase: 'Running',
+        conditions: [{ type: 'Ready', status: 'True' }],
+        containerStatuses: [
+          {
+            name: 'app',
+            containerID: `cri-o://${id}`,
+            image,
+            imageID: '',
+            ready: true,
+            restartCount: 0,
+            state: { running: {} },
+          },
+        ],
+      },
+    );
+    return id;
+  }
+
+  async function applyAndWait(name: string, pod: string, strategy: Record<string, string> = {}) {
+    await store.create({
+      apiVersion: API_VERSION,
+      kind: 'Migration',
+      metadata: { name, namespace: 'default' },
+      spec: { source: { node: 'node1', container: 'app', pod }, target: { node: 'node2' }, strategy },
+    });
+    for (let i = 0; i < 1800; i++) {
+      const m = await store.get('default', name);
+      if (m && TERMINAL_PHASES.includes(m.status.phase)) return m;
+      await sleep(100);
+    }
+    throw new Error(`${name} did not end`);
+  }
+
+  return {
+    api,
+    core,
+    store,
+    kubelets,
+    kubeconfigFile,
+    createPod,
+    runningPod,
+    applyAndWait,
+    async stop() {
+      controller.kill('SIGTERM');
+      await new Promise((r) => controller.once('exit', r));
+      for (const k of Object.values(kubelets)) await k.stop();
+      await api.stop();
+    },
+  };
+}
