@@ -1,13 +1,16 @@
 // The ferry command line. It speaks kubectl's language for Migrations and adds the local
 // cluster's own verbs; each group of commands is a file in cli/commands/. Run `ferry --help` or
 // `ferry COMMAND --help`.
+import { CommanderError } from 'commander';
 import { errorMessage } from '../lib/errors.ts';
 import { clusterCommands } from './commands/cluster.ts';
 import { createCommands } from './commands/create.ts';
 import { drainCommand } from './commands/drain.ts';
 import { nodeCommands } from './commands/nodes.ts';
 import { resourceCommands } from './commands/resources.ts';
+import { versionCommand } from './commands/version.ts';
 import { workloadCommands } from './commands/workloads.ts';
+import { exitCodeFor } from './exit-codes.ts';
 import { Cli, rootCommand } from './program.ts';
 
 const cli = new Cli(rootCommand());
@@ -19,13 +22,15 @@ for (const add of [
   nodeCommands,
   createCommands,
   resourceCommands,
+  versionCommand,
 ])
   add(cli);
 
+// Exit codes: cli/exit-codes.ts (commander has printed its own usage errors already).
 cli.program
   .parseAsync()
   .then(() => process.exit(process.exitCode ?? 0))
   .catch((err: unknown) => {
-    console.error(`error: ${errorMessage(err)}`);
-    process.exit(1);
+    if (!(err instanceof CommanderError)) console.error(`error: ${errorMessage(err)}`);
+    process.exit(exitCodeFor(err));
   });

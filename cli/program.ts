@@ -7,18 +7,22 @@ import { connect, type Client } from './client.ts';
 export const say = (line: string): void => console.log(line);
 
 export function rootCommand(): Command {
-  return new Command('ferry')
-    .description(
-      'Live-migrate containers between nodes with CRIU, runc, btrfs and SSH.\nWith no Kubernetes at hand, `ferry cluster up` makes a local cluster of simulated nodes.',
-    )
-    .addOption(new Option('--cluster <name>', 'local cluster to use').env('FERRY_CLUSTER').default('local'))
-    .addOption(
-      new Option(
-        '--kubeconfig <file>',
-        'read and write Migrations in Kubernetes instead of the local cluster',
-      ),
-    )
-    .showHelpAfterError();
+  return (
+    new Command('ferry')
+      .description(
+        'Live-migrate containers between nodes with CRIU, runc, btrfs and SSH.\nWith no Kubernetes at hand, `ferry cluster up` makes a local cluster of simulated nodes.',
+      )
+      .addOption(new Option('--cluster <name>', 'local cluster to use').env('FERRY_CLUSTER').default('local'))
+      .addOption(
+        new Option(
+          '--kubeconfig <file>',
+          'read and write Migrations in Kubernetes instead of the local cluster',
+        ),
+      )
+      .showHelpAfterError()
+      // Usage errors reach main.ts, which exits 2 (cli/exit-codes.ts); subcommands inherit this.
+      .exitOverride()
+  );
 }
 
 /** The global options as a command's action sees them, and a client built from them. */

@@ -14,6 +14,7 @@ import { Controller } from './controller.ts';
 import { DashboardFeed } from './dashboard/collect.ts';
 import { KubePodApi } from '../lib/kube/pods.ts';
 import { keyspace } from '../lib/keyspace.ts';
+import { announceVersion } from '../lib/version.ts';
 import { serveHttp } from './http.ts';
 import { ControllerMetrics } from './metrics.ts';
 import { DEFAULT_LIMITS } from './reconcile.ts';
@@ -131,11 +132,12 @@ async function main() {
     await sub.subscribe(store.channel);
     sub.on('message', controller.poke);
   }
+  const withdraw = announceVersion(redis, values.cluster, kube ? 'kubernetes' : 'redis');
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => {
       log.info({ sig }, 'stopping');
       if (store instanceof KubeMigrationStore) store.stopInformer();
-      void Promise.all([controller.stop(), elector.stop()]).finally(() => process.exit(0));
+      void Promise.all([withdraw(), controller.stop(), elector.stop()]).finally(() => process.exit(0));
     });
   }
   // The cluster's metricsPort belongs to its own controller; one serving Kubernetes says its own.

@@ -29,6 +29,9 @@ export const keyspace = {
   eventsPrefix: (cluster: string): string => `${base(cluster)}:events:`,
   migrationsChanged: (cluster: string): string => `${base(cluster)}:migrations:changed`,
 
+  /** Each running controller's version (lib/version.ts), by host/pid. */
+  controllers: (cluster: string): string => `${base(cluster)}:controllers`,
+
   /** The controller's leader lease on the local cluster. */
   leader: (cluster: string): string => `${base(cluster)}:leader`,
 

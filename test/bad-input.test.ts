@@ -43,7 +43,7 @@ test('ferry apply names the field at fault and creates nothing', async () => {
     `apiVersion: ferry.dev/v1alpha1\nkind: Migration\nmetadata:\n  name: ${name}\nspec:\n  source:\n    node: node1\n  target:\n    node: node2\n`,
   );
   const r = await ferry(['apply', '-f', file]);
-  assert.equal(r.code, 1);
+  assert.equal(r.code, 2, 'usage: the input was refused as invalid');
   assert.match(r.stderr, /spec\.source\.container: required field is missing/);
   assert.equal(await c.store.get('default', name), undefined);
 });
@@ -79,11 +79,26 @@ test('a command against a cluster whose Redis is down says so, and how to start 
 test('ferry migrate refuses a bad flag naming the field it sets, and creates nothing', async () => {
   const before = (await c.store.list()).length;
   const r = await ferry(['migrate', 'web', '--from', 'node1', '--to', 'node2', '--bandwidth', 'fast']);
-  assert.equal(r.code, 1);
+  assert.equal(r.code, 2);
   assert.match(r.stderr, /spec\.strategy\.bandwidth: bandwidth: a byte quantity per second/);
   const same = await ferry(['migrate', 'web', '--from', 'node1', '--to', 'node1']);
   assert.match(same.stderr, /spec\.target\.node: target\.node must differ/);
   assert.equal((await c.store.list()).length, before);
+});
+
+test('exit codes: 2 for a command line ferry cannot take, 0 for help and version; version names each controller', async () => {
+  for (const args of [
+    ['--bogus'],
+    ['migrate'],
+    ['migrate', 'web', '--strategy', 'Sometimes'],
+    ['frobnicate'],
+  ])
+    assert.equal((await ferry(args)).code, 2, args.join(' '));
+  assert.equal((await ferry(['migrate', '--help'])).code, 0);
+  const v = await ferry(['version']);
+  assert.equal(v.code, 0);
+  assert.match(v.stdout, /client\s+0\.1\.0/);
+  assert.match(v.stdout, /controller\s+0\.1\.0\s+redis\s+\S+\/\d+/, v.stdout);
 });
 
 test('ferry migrate of a missing container or to a missing node is refused at once, and creates nothing', async () => {
@@ -165,7 +180,7 @@ test('ferry apply creates a valid Migration and reports an unchanged re-apply', 
   // Once created, only spec.abort may change: anything else is refused with the field named.
   await writeFile(file, (await readFile(file, 'utf8')).replace('node: node2', 'node: node3'));
   const changed = await ferry(['apply', '-f', file]);
-  assert.equal(changed.code, 1);
+  assert.equal(changed.code, 2);
   assert.match(
     changed.stderr,
     /spec\.target: cannot change after the migration was created \(only spec\.abort can\)/,
