@@ -1,5 +1,6 @@
 // Text for people: tables like kubectl's, sizes, durations and the phase timeline. Pure.
 import type { StoredMigration } from '../api/v1alpha1/migration.ts';
+import { formatDuration } from '../api/v1alpha1/quantity.ts';
 import type { MigrationEvent } from '../lib/store/migration-store.ts';
 
 export function table(headers: string[], rows: string[][]): string {
@@ -25,8 +26,7 @@ export function bytes(n: number | undefined): string {
 }
 
 export function ms(n: number | undefined): string {
-  if (n === undefined) return '-';
-  return n < 1000 ? `${Math.round(n)}ms` : `${(n / 1000).toFixed(2)}s`;
+  return n === undefined ? '-' : formatDuration(n);
 }
 
 export function rate(bytesPerSecond: number | undefined): string {

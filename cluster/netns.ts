@@ -56,7 +56,7 @@ export async function removeNodeNetwork(cluster: string, node: string, index: nu
   // container killed with its node leaves its name under /run/netns, and its address in it.
   const names = (await run('ip', ['netns', 'list'])).split('\n').map((l) => l.split(' ')[0] ?? '');
   for (const n of names) if (n.startsWith(`${ns}-`)) await run('ip', ['netns', 'del', n]);
-  if (await netnsExists(ns)) await run('ip', ['netns', 'del', ns]);
+  if (names.includes(ns)) await run('ip', ['netns', 'del', ns]);
 }
 
 export async function removeBridge(cluster: string): Promise<void> {

@@ -22,7 +22,6 @@ export const ROOT_MODE = 0o555;
 export const cgroupsPathFor = (ctx: AgentContext, container: string): string =>
   `${ctx.config.cgroupParent}/${container}`;
 
-/** runc's containers, each with what its spec says: image, command, address (`ferry ps`). */
 /** Refuses a name this node already uses: a container runc knows, or a bundle left on disk. */
 export async function refuseTaken(ctx: AgentContext, container: string): Promise<void> {
   if ((await ctx.runc.state(container)) || (await exists(ctx.layout.bundle(container))))

@@ -132,9 +132,10 @@ export async function writeRestoreSpec(
     readonly: facts.readonly,
   });
   await writeFile(specFile(ctx, container), JSON.stringify(spec, null, 2), { mode: 0o600 });
+  // A user namespace's root must reach its bundle and volumes (runtime/userns.ts).
   if (facts.userns)
-    for (const v of facts.volumes) await makeTraversable(ctx.layout.volume(container, v.name));
-  if (facts.userns) await makeTraversable(bundle);
+    for (const d of [bundle, ...facts.volumes.map((v) => ctx.layout.volume(container, v.name))])
+      await makeTraversable(d);
   return facts.address;
 }
 

@@ -1,5 +1,6 @@
 // Kubernetes-style durations ("90s", "1m30s", "1h") and byte quantities ("100Mi", "1G"), parsed to
-// numbers. Pure; used by the schemas so that bad values are refused with the field named.
+// numbers, and a duration written back for people. Pure; used by the schemas so that bad values
+// are refused with the field named.
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -13,6 +14,10 @@ export function parseDuration(text: string): number | undefined {
   for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) total += Number(m[1]) * UNIT_MS[m[2]!]!;
   return total;
 }
+
+/** Milliseconds as a duration for people and kubectl's columns: 850ms, 1.93s. */
+export const formatDuration = (ms: number): string =>
+  ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(2)}s`;
 
 const QUANTITY: Record<string, number> = {
   '': 1,

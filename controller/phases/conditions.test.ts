@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { storedMigration, T0 } from '../../test/fixtures/migrations.ts';
-import { duration, withConditions } from './conditions.ts';
+import { formatDuration } from '../../api/v1alpha1/quantity.ts';
+import { withConditions } from './conditions.ts';
 
 const NOW = '2026-01-01T00:00:09.000Z';
 const types = (s: ReturnType<typeof withConditions>) =>
@@ -31,6 +32,6 @@ test('an ended migration is Succeeded or Failed, each True only for its own outc
   const running = storedMigration('Syncing');
   assert.deepEqual(types(withConditions(running, running.status, T0)), { Progressing: 'True/Syncing' });
   assert.equal(withConditions(running, running.status, T0).migrationState?.downtime, undefined);
-  assert.equal(duration(999.6), '1000ms');
-  assert.equal(duration(61_234), '61.23s');
+  assert.equal(formatDuration(999.6), '1000ms');
+  assert.equal(formatDuration(61_234), '61.23s');
 });

@@ -1,5 +1,6 @@
 // Conditions, the Kubernetes way: each has a type, a status and a reason; lastTransitionTime moves
 // only when the status flips; observedGeneration says which spec they describe. Pure.
+import { formatDuration } from '../../api/v1alpha1/quantity.ts';
 import {
   TERMINAL_PHASES,
   type Condition,
@@ -65,10 +66,6 @@ function abortRequested(status: MigrationStatus): Wanted | undefined {
   return { type: 'AbortRequested', status: 'True', reason: s.abortStatus ?? 'Aborting', message };
 }
 
-/** A duration as kubectl prints one: 850ms, 1.93s. Pure. */
-export const duration = (ms: number): string =>
-  ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(2)}s`;
-
 /** The status with its conditions (and its downtime as a duration) brought in line with its phase. */
 export function withConditions(
   m: StoredMigration,
@@ -81,7 +78,7 @@ export function withConditions(
   let conds = status.conditions ?? [];
   for (const c of wanted) if (c) conds = setCondition(conds, { ...c, observedGeneration: generation }, now);
   const s = status.migrationState;
-  const downtime = s?.downtimeMs !== undefined ? duration(s.downtimeMs) : undefined;
+  const downtime = s?.downtimeMs !== undefined ? formatDuration(s.downtimeMs) : undefined;
   return {
     ...status,
     conditions: conds,
