@@ -72,6 +72,23 @@ export const nodeImageStore = (cluster: string, node: string) => ({
   driver: 'vfs',
 });
 
+/**
+ * Where a test node's containerd keeps its state, socket and runc root (the test set-up starts one
+ * per node: test/containerd-node.ts); its shim runs containers under runc root `runcOption`/k8s.io.
+ */
+export const nodeContainerd = (cluster: string, node: string) => {
+  const dir = path.join(nodeDir(cluster, node), 'containerd');
+  return {
+    dir,
+    socket: path.join(dir, 'containerd.sock'),
+    runcOption: path.join(nodeRunDir(cluster, node), 'containerd-runc'),
+    runcRoot: path.join(nodeRunDir(cluster, node), 'containerd-runc', 'k8s.io'),
+    ctr: path.join(FERRY_OPT, 'containerd/usr/bin/ctr'),
+    /** The fake kubelet's /var/lib/kubelet on this node (checkpoints, pod folders). */
+    kubeletDir: path.join(nodeDir(cluster, node), 'kubelet'),
+  };
+};
+
 export const nodeName = (i: number): string => `node${i}`;
 
 export async function readClusterConfig(name: string): Promise<ClusterConfig | undefined> {
@@ -161,6 +178,9 @@ function agentConfigFor(opts: UpOptions, redis: RedisConfig, peersFile: string, 
           caFile: kubeletFiles(opts.name).ca,
           runtime: 'cri-o',
           imageStore: nodeImageStore(opts.name, node),
+          criSocket: nodeContainerd(opts.name, node).socket,
+          runcRoot: nodeContainerd(opts.name, node).runcRoot,
+          ctr: nodeContainerd(opts.name, node).ctr,
         },
       }
     : {};

@@ -16,9 +16,12 @@ APT_PKGS=(runc iptables btrfs-progs redis-server redis-tools iproute2 busybox-st
 # here), python3 for a parent that reaps late (test/process-tree.test.ts), and Podman, whose
 # archives ferry imports and which imports ferry's (test/podman.test.ts); PostgreSQL 15 for pgbench,
 # psql and pg_amcheck, the clients of the PostgreSQL a test moves (pgbench ships in the server's
-# package; the host's own database is not used).
+# package; the host's own database is not used). The pod tests run a real containerd per node
+# (scripts/install-containerd.sh) with what a node gives it: CNI plugins for pod networks and a
+# registry its images are pulled from (Debian's docker-registry, started by the tests).
 if [ "${1:-}" = "--test" ]; then
   APT_PKGS+=(chromium fonts-dejavu-core golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev python3-minimal podman postgresql-15)
+  APT_PKGS+=(docker-registry containernetworking-plugins)
 fi
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
@@ -30,6 +33,7 @@ fi
 # Debian starts its own redis-server on port 6379; ferry runs a private one per cluster instead.
 
 bash scripts/install-criu.sh
+if [ "${1:-}" = "--test" ]; then bash scripts/install-containerd.sh; fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm modules"
@@ -44,7 +48,7 @@ install -m 0755 scripts/run-logged.sh "$OPT/bin/ferry-run-logged"
 install -m 0755 scripts/netns-plumb.sh "$OPT/bin/ferry-netns-plumb"
 echo "action-script $OPT/bin/criu-action" > "$OPT/etc/criu.conf"
 
-for prog in workload features ferryctl; do
+for prog in workload features ferryctl pause; do
   if [ ! -x "$OPT/bin/$prog" ] || [ "workload/$prog.c" -nt "$OPT/bin/$prog" ]; then
     echo "setup: building the test workload $prog"
     gcc -static -O2 -Wall -pthread -o "$OPT/bin/$prog.new" "workload/$prog.c"

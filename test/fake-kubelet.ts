@@ -1,27 +1,49 @@
-// FAKE kubelet with a CRI-O-like runtime, for tests only: no kubelet, CRI-O or containerd runs on
-// these machines. It follows what ferry uses of the real ones:
+// FAKE kubelet, for tests only: no kubelet runs on these machines. Its container runtime is either a
+// REAL containerd driven over CRI (test/cri-runtime.ts), or a FAKE CRI-O (below: no CRI-O runs here
+// either) that checkpoints with ferry's own export job and restores with its import job. It
+// follows what ferry uses of the real kubelet:
 // - the checkpoint API (KEP-2008): POST /checkpoint/{namespace}/{pod}/{container} over HTTPS with a
 //   bearer token; 401 without the token, 404 "404 page not found" for other paths, 404 when the pod
 //   or container is not on this node, 500 "checkpointing of ... failed (...)" when the runtime
-//   fails, else 200 {"items": [ARCHIVE]}. The archive is a real checkpoint of the pod's runc
-//   container (the agent's export job, which writes the layout CRI-O writes), with the annotations
-//   CRI-O puts in spec.dump;
-// - the pod lifecycle on its node: a pod bound here whose image is a checkpoint image (its manifest
-//   carries org.criu.checkpoint.container.name, as CRI-O checks) is restored from the image in the
-//   node's containers-storage (the agent's import job) and its status written through the API
-//   server's status subresource; a failed restore shows as CreateContainerError; the containers of
-//   a pod deleted from the API server are removed. Pods of other images are the test's: it runs
-//   their containers itself and writes their status.
+//   fails, else 200 {"items": [ARCHIVE]}: containerd's CRI CheckpointContainer writes it, or, for
+//   the fake CRI-O, the agent's export job (the layout CRI-O writes) with the annotations CRI-O
+//   puts in spec.dump;
+// - the pod lifecycle on its node: a pod bound here is started by the runtime (containerd: a
+//   sandbox and its containers over CRI, a checkpoint image restored; the fake CRI-O: only pods of
+//   checkpoint images, restored from the node's containers-storage with the agent's import job) and
+//   its status written through the API server's status subresource; a failed start shows as
+//   CreateContainerError; the containers of a pod deleted from the API server are removed. Pods
+//   the fake CRI-O does not start are the test's: it runs their containers itself and writes
+//   their status.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Api, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION } from '../agent/kube/checkpoint-image.ts';
 import type { Bus } from '../lib/bus.ts';
 import { errorMessage } from '../lib/errors.ts';
 import { exec, run } from '../lib/exec.ts';
+
+/** What a pod's runtime keeps of it, to remove it later. */
+export interface PodHandle {
+  ids: string[];
+  sandbox?: string;
+}
+
+/** The container runtime under a fake kubelet. */
+export interface KubeletRuntime {
+  /** The containerID scheme ("cri-o", "containerd"). */
+  readonly scheme: string;
+  /** Whether this runtime starts the pod; the others are the test's to run. */
+  starts(pod: V1Pod): boolean;
+  /** Checkpoints a running container into an archive on this node; resolves to its path. */
+  checkpoint(pod: V1Pod, container: string, id: string): Promise<string>;
+  /** Starts a pod's containers, filling `handle` as it goes; resolves to their statuses. */
+  start(pod: V1Pod, handle: PodHandle): Promise<V1ContainerStatus[]>;
+  remove(handle: PodHandle): Promise<void>;
+}
 
 export interface FakeKubeletOptions {
   node: string;
@@ -29,25 +51,26 @@ export interface FakeKubeletOptions {
   port: number;
   token: string;
   tls: { key: Buffer; cert: string };
-  bus: Bus;
   core: CoreV1Api;
-  imageStore: { root: string; runRoot: string; driver: string };
+  runtime: KubeletRuntime;
 }
 
 const CHECKPOINT = /^\/checkpoint\/([^/]+)\/([^/]+)\/([^/]+)$/;
 
 export class FakeKubelet {
-  /** The next restores fail, as a runtime reports a checkpoint it cannot restore. */
-  failRestores = false;
   /** Requests answered, by status code (the tests read it). */
   readonly answered: number[] = [];
   private server: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
   private syncing = false;
-  /** Containers of the pods on this node, by namespace/name. */
-  private readonly known = new Map<string, string[]>();
+  /** The pods on this node, by namespace/name. */
+  private readonly known = new Map<string, PodHandle>();
 
   constructor(private readonly opts: FakeKubeletOptions) {}
+
+  get runtime(): KubeletRuntime {
+    return this.opts.runtime;
+  }
 
   async start(): Promise<void> {
     this.server = createServer(this.opts.tls, (req, res) => {
@@ -86,38 +109,14 @@ export class FakeKubelet {
     if (!pod) throw Object.assign(new Error('pod does not exist'), { code: 404 });
     const id = pod.status?.containerStatuses
       ?.find((s) => s.name === container)
-      ?.containerID?.replace(/^cri-o:\/\//, '');
+      ?.containerID?.replace(/^[a-z-]+:\/\//, '');
     if (!id) throw Object.assign(new Error(`container ${container} does not exist`), { code: 404 });
     try {
-      const { archive } = await this.opts.bus.call(this.opts.node, {
-        kind: 'export',
-        container: id,
-      });
-      // What CRI-O records about the container, in the archive's spec.dump and config.dump.
-      const image = pod.spec?.containers.find((c) => c.name === container)?.image ?? '';
-      await rewriteMember(archive, 'spec.dump', (spec) => ({
-        ...spec,
-        annotations: {
-          ...(spec.annotations as Record<string, string> | undefined),
-          'io.container.manager': 'cri-o',
-          'io.kubernetes.container.name': container,
-          'io.kubernetes.pod.name': podName,
-          'io.kubernetes.pod.namespace': ns,
-        },
-      }));
-      await rewriteMember(archive, 'config.dump', (config) => ({
-        ...config,
-        name: container,
-        rootfsImageName: image,
-        rootfsImage: image,
-      }));
-      return archive;
+      return await this.opts.runtime.checkpoint(pod, container, id);
     } catch (err) {
       throw Object.assign(
         new Error(`checkpointing of ${ns}/${podName}/${container} failed (${errorMessage(err)})`),
-        {
-          code: 500,
-        },
+        { code: 500 },
       );
     }
   }
@@ -130,24 +129,24 @@ export class FakeKubelet {
       const list = await this.opts.core.listPodForAllNamespaces();
       const here = list.items.filter((p) => p.spec?.nodeName === this.opts.node);
       const keys = new Set(here.map((p) => `${p.metadata!.namespace}/${p.metadata!.name}`));
-      for (const [key, ids] of this.known) {
+      for (const [key, handle] of this.known) {
         if (keys.has(key)) continue;
         this.known.delete(key);
-        for (const id of ids) await this.opts.bus.call(this.opts.node, { kind: 'remove', container: id });
+        await this.opts.runtime.remove(handle);
       }
       for (const pod of here) {
         const key = `${pod.metadata!.namespace}/${pod.metadata!.name}`;
+        if (this.known.has(key)) continue;
         if (pod.status?.phase) {
+          // A pod the test runs itself: its containers as its status names them.
           const ids = (pod.status.containerStatuses ?? []).map((s) =>
-            s.containerID?.replace(/^cri-o:\/\//, ''),
+            s.containerID?.replace(/^[a-z-]+:\/\//, ''),
           );
-          this.known.set(
-            key,
-            ids.filter((x): x is string => !!x),
-          );
-        } else if (!this.known.has(key) && isCheckpointPod(pod)) {
-          this.known.set(key, []);
-          await this.start_(pod);
+          this.known.set(key, { ids: ids.filter((x): x is string => !!x) });
+        } else if (this.opts.runtime.starts(pod)) {
+          const handle: PodHandle = { ids: [] };
+          this.known.set(key, handle);
+          await this.startPod(pod, handle);
         }
       }
     } catch {
@@ -157,26 +156,9 @@ export class FakeKubelet {
     }
   }
 
-  /** Starts a new pod: CRI-O restores each container whose image is a checkpoint image. */
-  private async start_(pod: V1Pod): Promise<void> {
-    const statuses = [];
-    const key = `${pod.metadata!.namespace}/${pod.metadata!.name}`;
+  private async startPod(pod: V1Pod, handle: PodHandle): Promise<void> {
     try {
-      for (const c of pod.spec!.containers) {
-        const id = randomBytes(16).toString('hex');
-        await this.restore(c.image!, id);
-        this.known.get(key)!.push(id);
-        const started = new Date();
-        statuses.push({
-          name: c.name,
-          containerID: `cri-o://${id}`,
-          image: c.image!,
-          imageID: c.image!,
-          ready: true,
-          restartCount: 0,
-          state: { running: { startedAt: started } },
-        });
-      }
+      const statuses = await this.opts.runtime.start(pod, handle);
       await this.setStatus(pod, {
         phase: 'Running',
         conditions: [{ type: 'Ready', status: 'True' }],
@@ -197,8 +179,84 @@ export class FakeKubelet {
     }
   }
 
+  private async setStatus(pod: V1Pod, status: V1Pod['status']): Promise<void> {
+    const cur = await this.opts.core.readNamespacedPod({
+      namespace: pod.metadata!.namespace!,
+      name: pod.metadata!.name!,
+    });
+    await this.opts.core.replaceNamespacedPodStatus({
+      namespace: pod.metadata!.namespace!,
+      name: pod.metadata!.name!,
+      body: { ...cur, status },
+    });
+  }
+}
+
+/** The FAKE CRI-O: ferry's agent does its work through the bus (export and import jobs). */
+export class FakeCrio implements KubeletRuntime {
+  readonly scheme = 'cri-o';
+  /** The next restores fail, as a runtime reports a checkpoint it cannot restore. */
+  failRestores = false;
+
+  constructor(
+    private readonly node: string,
+    private readonly bus: Bus,
+    private readonly imageStore: { root: string; runRoot: string; driver: string },
+  ) {}
+
+  /** Only pods whose every container is a checkpoint image; the test runs the others. */
+  starts(pod: V1Pod): boolean {
+    return pod.spec!.containers.every((c) => c.image?.startsWith('localhost/ferry-checkpoint/'));
+  }
+
+  async checkpoint(pod: V1Pod, container: string, id: string): Promise<string> {
+    const { archive } = await this.bus.call(this.node, { kind: 'export', container: id });
+    // What CRI-O records about the container, in the archive's spec.dump and config.dump.
+    const image = pod.spec?.containers.find((c) => c.name === container)?.image ?? '';
+    await rewriteMember(archive, 'spec.dump', (spec) => ({
+      ...spec,
+      annotations: {
+        ...(spec.annotations as Record<string, string> | undefined),
+        'io.container.manager': 'cri-o',
+        'io.kubernetes.container.name': container,
+        'io.kubernetes.pod.name': pod.metadata!.name!,
+        'io.kubernetes.pod.namespace': pod.metadata!.namespace!,
+      },
+    }));
+    await rewriteMember(archive, 'config.dump', (config) => ({
+      ...config,
+      name: container,
+      rootfsImageName: image,
+      rootfsImage: image,
+    }));
+    return archive;
+  }
+
+  async start(pod: V1Pod, handle: PodHandle): Promise<V1ContainerStatus[]> {
+    const statuses: V1ContainerStatus[] = [];
+    for (const c of pod.spec!.containers) {
+      const id = randomBytes(16).toString('hex');
+      await this.restore(c.image!, id);
+      handle.ids.push(id);
+      statuses.push({
+        name: c.name,
+        containerID: `cri-o://${id}`,
+        image: c.image!,
+        imageID: c.image!,
+        ready: true,
+        restartCount: 0,
+        state: { running: { startedAt: new Date() } },
+      });
+    }
+    return statuses;
+  }
+
+  async remove(handle: PodHandle): Promise<void> {
+    for (const id of handle.ids) await this.bus.call(this.node, { kind: 'remove', container: id });
+  }
+
   private async restore(ref: string, id: string): Promise<void> {
-    const { root, runRoot, driver } = this.opts.imageStore;
+    const { root, runRoot, driver } = this.imageStore;
     const store = `containers-storage:[${driver}@${root}+${runRoot}]${ref}`;
     const raw = await exec('skopeo', ['inspect', '--raw', store]);
     if (raw.code !== 0) throw new Error(`image ${ref} not known: ${raw.stderr.trim()}`);
@@ -214,8 +272,8 @@ export class FakeKubelet {
       const layer = manifest.layers[0]!.digest.replace(/^sha256:/, '');
       const file = (await readdir(dir)).find((f) => f === layer);
       if (!file) throw new Error(`layer ${layer} missing from ${ref}`);
-      await this.opts.bus.call(
-        this.opts.node,
+      await this.bus.call(
+        this.node,
         { kind: 'import', container: id, archive: path.join(dir, file) },
         120_000,
       );
@@ -223,23 +281,7 @@ export class FakeKubelet {
       await rm(dir, { recursive: true, force: true });
     }
   }
-
-  private async setStatus(pod: V1Pod, status: V1Pod['status']): Promise<void> {
-    const cur = await this.opts.core.readNamespacedPod({
-      namespace: pod.metadata!.namespace!,
-      name: pod.metadata!.name!,
-    });
-    await this.opts.core.replaceNamespacedPodStatus({
-      namespace: pod.metadata!.namespace!,
-      name: pod.metadata!.name!,
-      body: { ...cur, status },
-    });
-  }
 }
-
-/** A pod this fake starts: every container from a checkpoint image. Others are the test's to run. */
-const isCheckpointPod = (pod: V1Pod): boolean =>
-  pod.spec!.containers.every((c) => c.image?.startsWith('localhost/ferry-checkpoint/'));
 
 /** Replaces one JSON member of a tar archive in place. */
 async function rewriteMember(

@@ -1,8 +1,11 @@
-// The pod path's bench, for tests and benchmarks (test/pod-migration.test.ts, bench/pod-downtime.ts):
-// a FAKE Kubernetes API server and a FAKE kubelet per node (test/fake-*.ts, no kube-apiserver or
-// kubelet runs here) beside a local cluster whose agents were made to find them (cluster up's
-// kubeletPortBase), and a real ferry controller serving that API server. Pods run as real runc
-// containers of ferry's test workload; their status is written as a kubelet would.
+// The pod path's bench, for tests and benchmarks (test/pod-migration.test.ts, test/containerd-pods.test.ts,
+// bench/pod-downtime.ts): a FAKE Kubernetes API server and a FAKE kubelet per node (test/fake-*.ts,
+// no kube-apiserver or kubelet runs here) beside a local cluster whose agents were made to find
+// them (cluster up's kubeletPortBase), and a real ferry controller serving that API server. The
+// kubelets' runtime is either a REAL containerd per node over CRI (runtime 'containerd': pods are
+// created and the kubelet starts them from the registry's counter image) or the FAKE CRI-O (pods
+// run as runc containers of ferry's test workload that the harness starts, their status written
+// as a kubelet would).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
@@ -17,7 +20,15 @@ import { nodeEntry, REPO_ROOT } from '../cluster/processes.ts';
 import { createLogger } from '../lib/logger.ts';
 import { KubeMigrationStore, loadKubeConfig } from '../lib/store/kube-store.ts';
 import { FakeApiServer } from './fake-apiserver.ts';
-import { FakeKubelet } from './fake-kubelet.ts';
+import { FakeCrio, FakeKubelet, type KubeletRuntime } from './fake-kubelet.ts';
+import {
+  COUNTER_IMAGE,
+  pushTestImages,
+  startContainerd,
+  startRegistry,
+  type ContainerdNode,
+} from './containerd-node.ts';
+import { ContainerdRuntime } from './cri-runtime.ts';
 import { runWorkload } from './helpers.ts';
 import { selfSignedCert } from './self-signed.ts';
 
@@ -29,10 +40,15 @@ export interface PodHarness {
   kubeconfigFile: string;
   /** Creates a pod in "default" and writes its status, as its kubelet would have. */
   createPod(body: V1Pod, status: V1Pod['status']): Promise<void>;
-  /** A pod on node1 whose one container ("app") is a real runc container; returns its id. */
+  /**
+   * A running pod on node1 whose one container is "app", ferry's test workload; returns the
+   * container's runtime id.
+   */
   runningPod(name: string, o?: PodOptions): Promise<string>;
   /** Applies a pod Migration node1 → node2 and waits for it to end. */
   applyAndWait(name: string, pod: string, strategy?: Record<string, string>): Promise<StoredMigration>;
+  /** The registry the containerd nodes pull from (runtime 'containerd'): tests stop it to see a pull fail. */
+  registry?: { stop(): Promise<void>; start(): Promise<void> };
   stop(): Promise<void>;
 }
 
@@ -42,14 +58,19 @@ export interface PodOptions {
   memoryMiB?: number;
 }
 
+export type HarnessRuntime = 'cri-o' | 'containerd';
+
 /**
  * Starts the fakes and a controller for `cluster`, whose agents look for their kubelet at
  * `bridge`:`portBase + N` (node N) with the token and CA of kubeletFiles.
  */
 export async function startPodHarness(
   c: Client,
-  o: { cluster: string; bridge: string; portBase: number },
+  o: { cluster: string; bridge: string; portBase: number; runtime?: HarnessRuntime },
 ): Promise<PodHarness> {
+  const containerd = o.runtime === 'containerd';
+  let registry = containerd ? await startRegistry() : undefined;
+  if (containerd) await pushTestImages();
   const api = new FakeApiServer();
   await api.start();
   const kubeconfigFile = path.join(await mkdtemp(path.join(tmpdir(), 'ferry-pods-')), 'config');
@@ -65,16 +86,22 @@ export async function startPodHarness(
   await writeFile(files.token, token, { mode: 0o600 });
   await writeFile(files.ca, tls.cert, { mode: 0o600 });
   const kubelets: Record<string, FakeKubelet> = {};
+  const runtimes: ContainerdNode[] = [];
   for (const [i, node] of ['node1', 'node2'].entries()) {
+    let runtime: KubeletRuntime;
+    if (containerd) {
+      const n = await startContainerd(o.cluster, node, i + 1);
+      runtimes.push(n);
+      runtime = new ContainerdRuntime(n.cri, n.kubeletDir);
+    } else runtime = new FakeCrio(node, c.bus, nodeImageStore(o.cluster, node));
     kubelets[node] = new FakeKubelet({
       node,
       address: o.bridge,
       port: o.portBase + i + 1,
       token,
       tls,
-      bus: c.bus,
       core,
-      imageStore: nodeImageStore(o.cluster, node),
+      runtime,
     });
     await kubelets[node].start();
   }
@@ -98,6 +125,7 @@ export async function startPodHarness(
   }
 
   async function runningPod(name: string, p: PodOptions = {}): Promise<string> {
+    if (containerd) return startedPod(name, p);
     const id = randomBytes(16).toString('hex');
     await runWorkload(c, 'node1', id, p.memoryMiB ?? 16);
     const image = 'registry.example/counter:1';
@@ -130,6 +158,36 @@ export async function startPodHarness(
     return id;
   }
 
+  /** A pod the node's kubelet starts through containerd; resolves once it runs. */
+  async function startedPod(name: string, p: PodOptions): Promise<string> {
+    const volumes = p.volumes ?? [];
+    await core.createNamespacedPod({
+      namespace: 'default',
+      body: {
+        metadata: { name, labels: p.labels ?? { app: name } },
+        spec: {
+          nodeName: 'node1',
+          containers: [
+            {
+              name: 'app',
+              image: COUNTER_IMAGE,
+              args: ['--mem-mib', String(p.memoryMiB ?? 16), '--dir', '/data'],
+            },
+          ],
+          ...(volumes.length ? { volumes } : {}),
+        },
+      },
+    });
+    for (let i = 0; i < 600; i++) {
+      const pod = await core.readNamespacedPod({ namespace: 'default', name });
+      const st = pod.status?.containerStatuses?.[0];
+      if (st?.state?.running && st.containerID) return st.containerID.replace(/^containerd:\/\//, '');
+      if (st?.state?.waiting) throw new Error(`pod ${name} did not start: ${st.state.waiting.message}`);
+      await sleep(100);
+    }
+    throw new Error(`pod ${name} did not start`);
+  }
+
   async function applyAndWait(name: string, pod: string, strategy: Record<string, string> = {}) {
     await store.create({
       apiVersion: API_VERSION,
@@ -154,10 +212,27 @@ export async function startPodHarness(
     createPod,
     runningPod,
     applyAndWait,
+    ...(containerd
+      ? {
+          registry: {
+            async stop() {
+              registry?.kill();
+              await new Promise((r) =>
+                registry?.exitCode === null ? registry.once('exit', r) : r(undefined),
+              );
+            },
+            async start() {
+              registry = await startRegistry();
+            },
+          },
+        }
+      : {}),
     async stop() {
       controller.kill('SIGTERM');
       await new Promise((r) => controller.once('exit', r));
       for (const k of Object.values(kubelets)) await k.stop();
+      for (const n of runtimes) await n.stop();
+      registry?.kill();
       await api.stop();
     },
   };

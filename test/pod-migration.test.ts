@@ -20,7 +20,7 @@ import { loadKubeConfig } from '../lib/store/kube-store.ts';
 import { exec } from '../lib/exec.ts';
 import { fsLayout, nodePaths } from '../lib/paths.ts';
 import type { FakeApiServer } from './fake-apiserver.ts';
-import type { FakeKubelet } from './fake-kubelet.ts';
+import type { FakeCrio, FakeKubelet } from './fake-kubelet.ts';
 import { startPodHarness, type PodHarness } from './pod-harness.ts';
 import { CLUSTER, KUBELET_PORT_BASE, list, testCluster, unique, verify } from './helpers.ts';
 
@@ -218,7 +218,7 @@ test('a pod with a ReadWriteOnce claim is refused before anything is frozen; wit
 test('a replacement that cannot be restored rolls back: no replacement, the source pod thawed and intact', async () => {
   const pod = unique('web');
   const id = await runningPod(pod);
-  kubelets.node2!.failRestores = true;
+  (kubelets.node2!.runtime as FakeCrio).failRestores = true;
   try {
     const m = await applyAndWait(unique('mpf'), pod);
     assert.equal(m.status.phase, 'Failed');
@@ -241,7 +241,7 @@ test('a replacement that cannot be restored rolls back: no replacement, the sour
     assert.deepEqual(await migrationFolder('node2', m.metadata.uid), []);
     await core.deleteNamespacedPod({ namespace: 'default', name: pod });
   } finally {
-    kubelets.node2!.failRestores = false;
+    (kubelets.node2!.runtime as FakeCrio).failRestores = false;
   }
 });
 

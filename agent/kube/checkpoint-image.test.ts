@@ -84,7 +84,8 @@ describe('checkpoint OCI images', () => {
     assert.equal(manifest.layers[0]!.mediaType, 'application/vnd.oci.image.layer.v1.tar');
 
     const store = { root: path.join(work, 'storage'), runRoot: path.join(work, 'run'), driver: 'vfs' };
-    const [cmd, ...args] = importCommand('cri-o', out, ref, store);
+    const stores = { criSocket: '/unused', ctr: 'ctr', imageStore: store };
+    const [cmd, ...args] = importCommand('cri-o', out, ref, stores);
     const imported = await exec(cmd, args);
     assert.equal(imported.code, 0, imported.stderr);
     const there = await exec('skopeo', [
@@ -96,7 +97,7 @@ describe('checkpoint OCI images', () => {
       (JSON.parse(there.stdout) as { Labels: Record<string, string> }).Labels[ANNOTATION.container],
       'db',
     );
-    const [rm1, ...rmArgs] = removeImageCommand('cri-o', ref, store);
+    const [rm1, ...rmArgs] = removeImageCommand('cri-o', ref, stores);
     assert.equal((await exec(rm1, rmArgs)).code, 0);
     assert.notEqual(
       (await exec('skopeo', ['inspect', `containers-storage:[vfs@${store.root}+${store.runRoot}]${ref}`]))
@@ -106,8 +107,11 @@ describe('checkpoint OCI images', () => {
   });
 
   it('names containerd’s import, and refuses what is not an image reference', () => {
-    assert.deepEqual(importCommand('containerd', '/x/db.tar', 'localhost/ferry-checkpoint/db:abc'), [
+    const stores = { criSocket: '/run/containerd/containerd.sock', ctr: 'ctr' };
+    assert.deepEqual(importCommand('containerd', '/x/db.tar', 'localhost/ferry-checkpoint/db:abc', stores), [
       'ctr',
+      '--address',
+      '/run/containerd/containerd.sock',
       '--namespace',
       'k8s.io',
       'images',

@@ -200,21 +200,35 @@ export async function buildCheckpointImage(opts: {
 
 export type NodeRuntime = 'containerd' | 'cri-o';
 
+/** Where a node's runtime keeps images: containerd's socket and ctr, CRI-O's containers-storage. */
+export interface ImageStores {
+  criSocket: string;
+  ctr: string;
+  imageStore?: { root: string; runRoot: string; driver: string } | undefined;
+}
+
 /**
  * The command that imports an OCI archive into a node's runtime image store under `ref`, as an
- * argument array. CRI-O keeps images in containers-storage (skopeo writes there); containerd's are
- * in its k8s.io namespace (ctr). `storage` overrides containers-storage's location (tests). Pure.
+ * argument array. CRI-O keeps images in containers-storage (skopeo writes there; `imageStore`
+ * overrides its location in tests); containerd's are in its k8s.io namespace (ctr). Pure.
  */
 export function importCommand(
   runtime: NodeRuntime,
   ociArchive: string,
   ref: string,
-  storage?: { root: string; runRoot: string; driver: string },
+  stores: ImageStores,
 ): [string, ...string[]] {
   if (runtime === 'containerd') {
     const repo = ref.replace(/:[^/:]+$/, '');
-    return ['ctr', '--namespace', 'k8s.io', 'images', 'import', '--base-name', repo, ociArchive];
+    return [stores.ctr, '--address', stores.criSocket, '--namespace', 'k8s.io'].concat([
+      'images',
+      'import',
+      '--base-name',
+      repo,
+      ociArchive,
+    ]) as [string, ...string[]];
   }
+  const storage = stores.imageStore;
   const store = storage ? `[${storage.driver}@${storage.root}+${storage.runRoot}]` : '';
   return [
     'skopeo',
@@ -229,9 +243,11 @@ export function importCommand(
 export function removeImageCommand(
   runtime: NodeRuntime,
   ref: string,
-  storage?: { root: string; runRoot: string; driver: string },
+  stores: ImageStores,
 ): [string, ...string[]] {
-  if (runtime === 'containerd') return ['ctr', '--namespace', 'k8s.io', 'images', 'rm', ref];
+  if (runtime === 'containerd')
+    return [stores.ctr, '--address', stores.criSocket, '--namespace', 'k8s.io', 'images', 'rm', ref];
+  const storage = stores.imageStore;
   const store = storage ? `[${storage.driver}@${storage.root}+${storage.runRoot}]` : '';
   return ['skopeo', 'delete', `containers-storage:${store}${ref}`];
 }

@@ -19,6 +19,9 @@ import {
   type ConfigDump,
 } from './checkpoint-image.ts';
 import { checkpointContainer } from './kubelet.ts';
+import { dumpContainerdContainer } from './containerd-dump.ts';
+import { Runc } from '../runtime/runc.ts';
+import type { NodeRuntime } from './checkpoint-image.ts';
 
 function kubeOf(ctx: AgentContext): KubeNode {
   if (!ctx.config.kube)
@@ -29,10 +32,25 @@ function kubeOf(ctx: AgentContext): KubeNode {
   return ctx.config.kube;
 }
 
+/** The runtime a job is for: the one its pod's containerIDs named, else the node's. */
+const runtimeOf = (ctx: AgentContext, job: { runtime?: NodeRuntime }): NodeRuntime =>
+  job.runtime ?? kubeOf(ctx).runtime;
+
+/**
+ * The runc that runs the pod's containers: containerd's shim runs them under its own root; CRI-O's
+ * under the agent's configured one (runcRoot, /run/runc for CRI-O).
+ */
+function runcFor(ctx: AgentContext, runtime: NodeRuntime): Runc {
+  return runtime === 'containerd'
+    ? new Runc(kubeOf(ctx).runcRoot, ctx.config.criuPath, ctx.runc.keptLogs)
+    : ctx.runc;
+}
+
 export async function podFreeze(ctx: AgentContext, job: JobOf<'podFreeze'>) {
+  const runc = runcFor(ctx, runtimeOf(ctx, job));
   for (const id of job.ids) {
-    const st = await ctx.runc.state(id);
-    if (st?.status === 'running') await ctx.runc.pause(id);
+    const st = await runc.state(id);
+    if (st?.status === 'running') await runc.pause(id);
     else if (st?.status !== 'paused')
       throw new FerryError(
         'ContainerNotFound',
@@ -44,9 +62,10 @@ export async function podFreeze(ctx: AgentContext, job: JobOf<'podFreeze'>) {
 
 /** Idempotent: a container already running stays so (a rollback may thaw twice). */
 export async function podThaw(ctx: AgentContext, job: JobOf<'podThaw'>) {
+  const runc = runcFor(ctx, runtimeOf(ctx, job));
   for (const id of job.ids) {
-    const st = await ctx.runc.state(id);
-    if (st?.status === 'paused') await ctx.runc.resume(id);
+    const st = await runc.state(id);
+    if (st?.status === 'paused') await runc.resume(id);
     else if (st?.status !== 'running')
       throw new FerryError(
         'SourceResumeFailed',
@@ -83,24 +102,41 @@ async function archiveMetadata(archive: string) {
   }
 }
 
-export async function podCheckpoint(ctx: AgentContext, job: JobOf<'podCheckpoint'>) {
+/**
+ * A checkpoint archive of one pod container, on this node: containerd's are dumped by the agent
+ * (containerd-dump.ts says why), CRI-O's through the kubelet's checkpoint API.
+ */
+async function checkpointArchive(
+  ctx: AgentContext,
+  job: JobOf<'podCheckpoint'>,
+  c: JobOf<'podCheckpoint'>['containers'][number],
+  dir: string,
+): Promise<string> {
   const kube = kubeOf(ctx);
+  if (runtimeOf(ctx, job) === 'containerd') {
+    if (!c.id) throw new FerryError('InvalidInput', `podCheckpoint: container ${c.name} has no runtime id`);
+    return dumpContainerdContainer(runcFor(ctx, 'containerd'), kube, c.id, path.join(dir, `dump-${c.name}`));
+  }
+  // Read on every use: service account tokens are rotated under the agent's feet.
+  const token = (await readFile(kube.tokenFile, 'utf8')).trim();
+  return checkpointContainer(
+    {
+      address: kube.kubeletAddress,
+      port: kube.kubeletPort,
+      token,
+      ...(kube.caFile ? { ca: await readFile(kube.caFile) } : {}),
+      insecureSkipTLSVerify: kube.insecureSkipTLSVerify,
+    },
+    { namespace: job.namespace, pod: job.pod, container: c.name, timeoutSeconds: 600 },
+  );
+}
+
+export async function podCheckpoint(ctx: AgentContext, job: JobOf<'podCheckpoint'>) {
   const dir = path.join(ctx.layout.images(job.migration.uid), 'pod-images');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const images = [];
   for (const c of job.containers) {
-    // Read on every use: service account tokens are rotated under the agent's feet.
-    const token = (await readFile(kube.tokenFile, 'utf8')).trim();
-    const archive = await checkpointContainer(
-      {
-        address: kube.kubeletAddress,
-        port: kube.kubeletPort,
-        token,
-        ...(kube.caFile ? { ca: await readFile(kube.caFile) } : {}),
-        insecureSkipTLSVerify: kube.insecureSkipTLSVerify,
-      },
-      { namespace: job.namespace, pod: job.pod, container: c.name, timeoutSeconds: 600 },
-    );
+    const archive = await checkpointArchive(ctx, job, c, dir);
     try {
       const { config, spec } = await archiveMetadata(archive);
       const annotations = checkpointAnnotations(
@@ -151,10 +187,10 @@ export async function podImport(ctx: AgentContext, job: JobOf<'podImport'>) {
   const kube = kubeOf(ctx);
   for (const img of job.images) {
     const [cmd, ...args] = importCommand(
-      kube.runtime,
+      runtimeOf(ctx, job),
       path.join(ctx.layout.images(job.migration.uid), img.file),
       img.ref,
-      kube.imageStore,
+      kube,
     );
     await run(cmd, args, 'RuntimeFailed');
   }
@@ -165,7 +201,7 @@ export async function podImport(ctx: AgentContext, job: JobOf<'podImport'>) {
 export async function podRemoveImages(ctx: AgentContext, job: JobOf<'podRemoveImages'>) {
   const kube = kubeOf(ctx);
   for (const ref of job.refs) {
-    const [cmd, ...args] = removeImageCommand(kube.runtime, ref, kube.imageStore);
+    const [cmd, ...args] = removeImageCommand(runtimeOf(ctx, job), ref, kube);
     const r = await exec(cmd, args);
     if (r.code !== 0 && !/not found|not known|does not exist|unknown image/i.test(r.stderr))
       throw new FerryError('RuntimeFailed', `${cmd} ${args.join(' ')}: ${r.stderr.trim()}`);

@@ -113,6 +113,13 @@ export class Runc {
     return { id: s.id, status: s.status, ...(s.pid ? { pid: s.pid } : {}) };
   }
 
+  /** The folder of a container's bundle (its config.json), as runc recorded it. */
+  async bundle(id: string): Promise<string> {
+    const s = JSON.parse(await this.runc(['state', id])) as { bundle?: string };
+    if (!s.bundle) throw new FerryError('RuntimeFailed', `runc state ${id} names no bundle`);
+    return s.bundle;
+  }
+
   async list(): Promise<ContainerInfo[]> {
     const out = await this.runc(['list', '--format', 'json']);
     const rows = (JSON.parse(out || 'null') ?? []) as Array<{ id: string; status: string; pid?: number }>;

@@ -30,6 +30,14 @@ export const KubeNodeSchema = z.strictObject({
   insecureSkipTLSVerify: z.boolean().default(false),
   /** The runtime whose image store receives checkpoint images. */
   runtime: z.enum(['containerd', 'cri-o']),
+  /**
+   * containerd's CRI socket and the runc root its shim runs the k8s.io namespace's containers
+   * under: ferry dumps a containerd pod's containers itself there (agent/kube/containerd-dump.ts).
+   */
+  criSocket: z.string().startsWith('/').default('/run/containerd/containerd.sock'),
+  runcRoot: z.string().startsWith('/').default('/run/containerd/runc/k8s.io'),
+  /** containerd's ctr, which imports checkpoint images into its store. */
+  ctr: z.string().min(1).default('ctr'),
   /** containers-storage's location (CRI-O), when not the system's. */
   imageStore: z
     .strictObject({

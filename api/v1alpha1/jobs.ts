@@ -28,6 +28,8 @@ const Volumes = z.array(VolumeRefSchema).max(9).default([]);
 
 /** A container id as runc knows it under a Kubernetes runtime's root (hex). */
 const RuntimeIdSchema = z.string().regex(/^[0-9a-f]{12,64}$/, 'a runtime container id (hex)');
+/** A Kubernetes node's container runtime, as a pod's containerIDs name it (containerd://, cri-o://). */
+export const PodRuntime = z.enum(['containerd', 'cri-o']);
 /** A checkpoint image reference ferry makes: localhost/ferry-checkpoint/CONTAINER:TAG. */
 const ImageRefSchema = z.string().regex(/^localhost\/ferry-checkpoint\/[a-z0-9-]{1,63}:[a-z0-9]{1,32}$/);
 /** A checkpoint image's file inside the migration's folder on a node: pod-images/CONTAINER.tar. */
@@ -266,23 +268,29 @@ export const JobSchema = z.discriminatedUnion('kind', [
     container: NameSchema,
     volumes: Volumes,
   }),
-  // The pod path (controller/kube/pod-migration.ts). Container ids are the runtime's (runc's).
+  // The pod path (controller/kube/pod-migration.ts). Container ids are the runtime's (runc's); the
+  // runtime is the one the pod's containerIDs name, the node's configured one when absent.
   z.strictObject({
     kind: z.literal('podFreeze'),
     migration: MigrationRef,
     ids: z.array(RuntimeIdSchema).min(1),
+    runtime: PodRuntime.optional(),
   }),
   z.strictObject({
     kind: z.literal('podThaw'),
     migration: MigrationRef,
     ids: z.array(RuntimeIdSchema).min(1),
+    runtime: PodRuntime.optional(),
   }),
   z.strictObject({
     kind: z.literal('podCheckpoint'),
     migration: MigrationRef,
     namespace: NameSchema,
     pod: NameSchema,
-    containers: z.array(z.strictObject({ name: NameSchema, ref: ImageRefSchema })).min(1),
+    containers: z
+      .array(z.strictObject({ name: NameSchema, ref: ImageRefSchema, id: RuntimeIdSchema.optional() }))
+      .min(1),
+    runtime: PodRuntime.optional(),
   }),
   z.strictObject({
     kind: z.literal('podSend'),
@@ -298,11 +306,13 @@ export const JobSchema = z.discriminatedUnion('kind', [
     kind: z.literal('podImport'),
     migration: MigrationRef,
     images: z.array(z.strictObject({ file: PodImageFileSchema, ref: ImageRefSchema })).min(1),
+    runtime: PodRuntime.optional(),
   }),
   z.strictObject({
     kind: z.literal('podRemoveImages'),
     migration: MigrationRef,
     refs: z.array(ImageRefSchema).min(1),
+    runtime: PodRuntime.optional(),
   }),
   z.strictObject({ kind: z.literal('podCleanup'), migration: MigrationRef }),
 ]);

@@ -57,12 +57,20 @@ const where = (m: StoredMigration) => `pod ${m.metadata.namespace}/${m.spec.sour
 export const targetPodOf = (m: StoredMigration): string =>
   m.status.migrationState?.targetPod ?? replacementPodName(m.spec.source.pod!, m.metadata.uid);
 
+/** The runtime the source pod's containerIDs name, as a job field; none when the pod is gone. */
+function runtimeOf(pod: V1Pod | undefined): { runtime?: 'containerd' | 'cri-o' } {
+  const id = pod?.status?.containerStatuses?.find((s) => s.containerID)?.containerID ?? '';
+  const scheme = id.split('://')[0];
+  return scheme === 'containerd' || scheme === 'cri-o' ? { runtime: scheme } : {};
+}
+
 /** The source pod's container names, from its spec (there whether or not it is frozen). */
 const names = (pod: V1Pod | undefined): string[] => (pod?.spec?.containers ?? []).map((c) => c.name);
 
 function build(step: StepName, m: StoredMigration, facts: Facts, targetNode: string): Job {
   const migration = { uid: m.metadata.uid, name: m.metadata.name, workload: 'container' as const };
   const source = facts.pods?.source;
+  const runtime = runtimeOf(source);
   const images = names(source).map((c) => ({
     container: c,
     file: `pod-images/${c}.tar`,
@@ -71,15 +79,18 @@ function build(step: StepName, m: StoredMigration, facts: Facts, targetNode: str
   switch (step) {
     case 'podFreeze':
     case 'podThaw':
-      return { kind: step, migration, ids: runtimeContainers(source ?? {}).map((c) => c.id) };
-    case 'podCheckpoint':
+      return { kind: step, migration, ids: runtimeContainers(source ?? {}).map((c) => c.id), ...runtime };
+    case 'podCheckpoint': {
+      const ids = new Map(runtimeContainers(source ?? {}).map((c) => [c.name, c.id]));
       return {
         kind: step,
         migration,
         namespace: m.metadata.namespace,
         pod: m.spec.source.pod!,
-        containers: images.map((i) => ({ name: i.container, ref: i.ref })),
+        containers: images.map((i) => ({ name: i.container, ref: i.ref, id: ids.get(i.container) })),
+        ...runtime,
       };
+    }
     case 'podSend': {
       const bandwidth = m.spec.strategy.bandwidth ? parseQuantity(m.spec.strategy.bandwidth) : undefined;
       return {
@@ -92,9 +103,9 @@ function build(step: StepName, m: StoredMigration, facts: Facts, targetNode: str
       };
     }
     case 'podImport':
-      return { kind: step, migration, images: images.map((i) => ({ file: i.file, ref: i.ref })) };
+      return { kind: step, migration, images: images.map((i) => ({ file: i.file, ref: i.ref })), ...runtime };
     case 'podRemoveImages':
-      return { kind: step, migration, refs: images.map((i) => i.ref) };
+      return { kind: step, migration, refs: images.map((i) => i.ref), ...runtime };
     case 'podCleanupSource':
     case 'podCleanupTarget':
       return { kind: 'podCleanup', migration };

@@ -1,0 +1,235 @@
+// Pods on a REAL containerd (2.1, one per test node, driven over CRI by the fake kubelet: the API
+// server and the kubelet are the fakes here, test/pod-harness.ts). A pod moves between the test
+// cluster's nodes: the source agent freezes its container under containerd's runc root and dumps it
+// into containerd's checkpoint archive layout (agent/kube/containerd-dump.ts), the image goes over
+// SSH and into node2's containerd with ctr, and node2's containerd restores it when the kubelet
+// creates the replacement pod from that image. Also: an archive containerd's CheckpointContainer
+// wrote (the kubelet's checkpoint API) is read by ferry and restored by containerd from ferry's
+// image of it, checkpointctl reads ferry's archive, and a restore containerd refuses rolls back.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
+import { connect, type Client } from '../cli/client.ts';
+import { kubeletFiles, nodeContainerd } from '../cluster/cluster.ts';
+import {
+  buildCheckpointImage,
+  checkpointAnnotations,
+  importCommand,
+} from '../agent/kube/checkpoint-image.ts';
+import { dumpContainerdContainer } from '../agent/kube/containerd-dump.ts';
+import { checkpointContainer } from '../agent/kube/kubelet.ts';
+import { Runc } from '../agent/runtime/runc.ts';
+import { KubeNodeSchema } from '../api/v1alpha1/cluster.ts';
+import { exec, run } from '../lib/exec.ts';
+import { FERRY_OPT } from '../lib/paths.ts';
+import { startPodHarness, type PodHarness } from './pod-harness.ts';
+import { CLUSTER, KUBELET_PORT_BASE, unique, upTestCluster } from './helpers.ts';
+import { COUNTER_IMAGE } from './containerd-node.ts';
+import type { ContainerdRuntime } from './cri-runtime.ts';
+
+const BRIDGE = '10.78.0.1';
+const CRIU = path.join(FERRY_OPT, 'bin/criu');
+let c: Client;
+let h: PodHarness;
+let core: CoreV1Api;
+
+before(async () => {
+  await upTestCluster();
+  c = await connect(CLUSTER);
+  h = await startPodHarness(c, {
+    cluster: CLUSTER,
+    bridge: BRIDGE,
+    portBase: KUBELET_PORT_BASE,
+    runtime: 'containerd',
+  });
+  core = h.core;
+});
+after(async () => {
+  await h.stop();
+  await c.close();
+});
+
+const runc = (node: string) => new Runc(nodeContainerd(CLUSTER, node).runcRoot, CRIU);
+const cri = (node: string) => (h.kubelets[node]!.runtime as ContainerdRuntime).cri;
+const pods = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: 'default' })).items;
+
+/** The test workload's own check (workload/workload.c), asked of the process in a containerd container. */
+async function selfCheck(node: string, id: string): Promise<{ pass: boolean; line: string }> {
+  const st = await runc(node).state(id);
+  assert.ok(st?.pid, `container ${id} runs on ${node}`);
+  const file = `/proc/${st.pid}/root/data/verify.txt`;
+  await rm(file, { force: true });
+  process.kill(st.pid, 'SIGUSR1');
+  for (let i = 0; i < 100; i++) {
+    const line = (await readFile(file, 'utf8').catch(() => '')).trim();
+    if (line) return { pass: line.startsWith('PASS'), line };
+    await sleep(50);
+  }
+  throw new Error(`no verdict from ${id} on ${node}`);
+}
+
+/** The counter the workload last wrote (its counter.log's last line). */
+async function counter(node: string, id: string): Promise<number> {
+  const st = await runc(node).state(id);
+  const log = await readFile(`/proc/${st!.pid}/root/data/counter.log`, 'utf8');
+  return Number(log.trim().split('\n').pop());
+}
+
+const podOn = async (name: string) => core.readNamespacedPod({ namespace: 'default', name });
+
+test('a containerd pod moves to node2 with its memory and files; containerd restores it there', async () => {
+  const pod = unique('ctrd');
+  const id = await h.runningPod(pod, { memoryMiB: 32 });
+  await sleep(1500);
+  const before = await counter('node1', id);
+  const m = await h.applyAndWait(unique('mc'), pod);
+  assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  const moved = await podOn(m.status.migrationState!.targetPod!);
+  assert.equal(moved.spec!.nodeName, 'node2');
+  const cid = moved.status!.containerStatuses![0]!.containerID!;
+  assert.match(cid, /^containerd:\/\/[0-9a-f]{64}$/);
+  const newId = cid.replace('containerd://', '');
+  const status = await cri('node2').containerStatus(newId);
+  assert.equal(status.state, 'CONTAINER_RUNNING');
+  assert.equal(status.annotations.restored, 'true', 'containerd says it restored the container');
+  const v = await selfCheck('node2', newId);
+  assert.ok(v.pass, v.line);
+  assert.ok((await counter('node2', newId)) >= before, 'the counter went on from where it stopped');
+  assert.ok(!(await pods()).some((p) => p.metadata!.name === pod), 'the source pod is gone');
+  // The kubelet removes the deleted pod's containers on its next pass.
+  for (let i = 0; i < 100 && (await runc('node1').state(id)); i++) await sleep(100);
+  assert.equal(await runc('node1').state(id), undefined, 'its container is gone from node1');
+  await core.deleteNamespacedPod({ namespace: 'default', name: moved.metadata!.name! });
+});
+
+test('a restore containerd refuses rolls back: the source pod thawed and intact, node2 clean', async () => {
+  const pod = unique('ctrd');
+  const id = await h.runningPod(pod);
+  // containerd pulls a checkpoint's base image at restore: with the registry down and node2
+  // without the image, it refuses to create the container.
+  await cri('node2')
+    .removeImage(COUNTER_IMAGE)
+    .catch(() => undefined);
+  await h.registry!.stop();
+  try {
+    const m = await h.applyAndWait(unique('mcf'), pod);
+    assert.equal(m.status.phase, 'Failed');
+    assert.match(m.status.failureReason ?? '', /CreateContainerError \(.*base image/);
+    const left = (await pods()).filter((p) => p.metadata!.name!.startsWith(pod));
+    assert.deepEqual(
+      left.map((p) => p.metadata!.name),
+      [pod],
+      'only the source pod is left',
+    );
+    assert.equal((await runc('node1').state(id))?.status, 'running', 'the source container is thawed');
+    const v = await selfCheck('node1', id);
+    assert.ok(v.pass, v.line);
+    const images = await exec(nodeContainerd(CLUSTER, 'node2').ctr, [
+      '--address',
+      nodeContainerd(CLUSTER, 'node2').socket,
+      '--namespace',
+      'k8s.io',
+      'images',
+      'ls',
+      '-q',
+    ]);
+    assert.ok(!images.stdout.includes(m.metadata.uid.slice(0, 12)), 'the checkpoint image is removed');
+  } finally {
+    await h.registry!.start();
+  }
+  await core.deleteNamespacedPod({ namespace: 'default', name: pod });
+});
+
+test('containerd’s checkpoint archive is read by ferry, and ferry’s by containerd and checkpointctl', async () => {
+  const pod = unique('ctrd');
+  const id = await h.runningPod(pod);
+  const work = await mkdtemp(path.join(tmpdir(), 'ferry-ctrd-'));
+  try {
+    // The kubelet's checkpoint API: containerd's CRI CheckpointContainer writes the archive.
+    const archive = await checkpointContainer(
+      {
+        address: BRIDGE,
+        port: KUBELET_PORT_BASE + 1,
+        token: (await readFile(kubeletFiles(CLUSTER).token, 'utf8')).trim(),
+        ca: await readFile(kubeletFiles(CLUSTER).ca),
+      },
+      { namespace: 'default', pod, container: 'app' },
+    );
+    await run('tar', ['--extract', '--file', archive, '--directory', work, 'config.dump', 'spec.dump']);
+    const config = JSON.parse(await readFile(path.join(work, 'config.dump'), 'utf8')) as Record<
+      string,
+      string
+    >;
+    const spec = JSON.parse(await readFile(path.join(work, 'spec.dump'), 'utf8')) as {
+      annotations: Record<string, string>;
+    };
+    const annotations = checkpointAnnotations(config, spec.annotations, {
+      criuVersion: '4',
+      arch: 'amd64',
+      kernel: 'test',
+    });
+    assert.equal(annotations['org.criu.checkpoint.engine.name'], 'containerd');
+    assert.equal(annotations['org.criu.checkpoint.container.name'], 'app');
+    assert.equal(annotations['org.criu.checkpoint.pod.name'], pod);
+    assert.equal(annotations['org.criu.checkpoint.rootfsImageName'], COUNTER_IMAGE);
+    // ferry's image of it, imported into node2's containerd, which restores it into a new pod.
+    const ref = `localhost/ferry-checkpoint/app:${pod}`;
+    await buildCheckpointImage({ archive, out: path.join(work, 'image.tar'), ref, annotations });
+    await rm(archive, { force: true });
+    const kube = KubeNodeSchema.parse({
+      kubeletAddress: BRIDGE,
+      tokenFile: '/dev/null',
+      runtime: 'containerd',
+      criSocket: nodeContainerd(CLUSTER, 'node2').socket,
+      ctr: nodeContainerd(CLUSTER, 'node2').ctr,
+    });
+    const [ctr, ...args] = importCommand('containerd', path.join(work, 'image.tar'), ref, kube);
+    await run(ctr, args);
+    const copy = `${pod}-copy`;
+    await core.createNamespacedPod({
+      namespace: 'default',
+      body: {
+        metadata: { name: copy },
+        spec: { nodeName: 'node2', containers: [{ name: 'app', image: ref, imagePullPolicy: 'Never' }] },
+      },
+    });
+    let copyId = '';
+    for (let i = 0; i < 300 && !copyId; i++) {
+      const st = (await podOn(copy)).status?.containerStatuses?.[0];
+      assert.equal(st?.state?.waiting, undefined, st?.state?.waiting?.message);
+      copyId = st?.containerID?.replace('containerd://', '') ?? '';
+      if (!copyId) await sleep(100);
+    }
+    const v = await selfCheck('node2', copyId);
+    assert.ok(v.pass, v.line);
+    await core.deleteNamespacedPod({ namespace: 'default', name: copy });
+
+    // ferry's own dump of the frozen container (the migration's), as checkpointctl shows it.
+    await runc('node1').pause(id);
+    const ours = await dumpContainerdContainer(
+      runc('node1'),
+      KubeNodeSchema.parse({ ...kube, criSocket: nodeContainerd(CLUSTER, 'node1').socket }),
+      id,
+      path.join(work, 'dump'),
+    );
+    assert.equal((await runc('node1').state(id))?.status, 'paused', 'the dump leaves it frozen');
+    await runc('node1').resume(id);
+    const shown = await run(path.join(FERRY_OPT, 'bin/checkpointctl'), ['show', ours]);
+    const row = shown.split('\n').find((l) => l.startsWith('app '));
+    assert.ok(row, shown);
+    assert.match(
+      row,
+      new RegExp(
+        `${COUNTER_IMAGE.replace(/[.]/g, '\\.')}\\s+${id.slice(0, 12)}\\s+io\\.containerd\\.runc\\.v2`,
+      ),
+    );
+    assert.match(row, /\bcontainerd\b/);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+    await core.deleteNamespacedPod({ namespace: 'default', name: pod });
+  }
+});
