@@ -51,6 +51,7 @@ export const handlers: Handlers = {
   podSend: pods.podSend,
   podImport: pods.podImport,
   podRemoveImages: pods.podRemoveImages,
+  podVolumes: pods.podVolumes,
   podCleanup: pods.podCleanup,
 };
 

@@ -48,6 +48,7 @@ const DELAY: Record<Job['kind'], number> = {
   podSend: 50,
   podImport: 10,
   podRemoveImages: 1,
+  podVolumes: 1,
   podCleanup: 1,
   resumeSource: 5,
   rollbackTarget: 5,

@@ -181,6 +181,7 @@ function agentConfigFor(opts: UpOptions, redis: RedisConfig, peersFile: string, 
           criSocket: nodeContainerd(opts.name, node).socket,
           runcRoot: nodeContainerd(opts.name, node).runcRoot,
           ctr: nodeContainerd(opts.name, node).ctr,
+          kubeletDir: nodeContainerd(opts.name, node).kubeletDir,
         },
       }
     : {};

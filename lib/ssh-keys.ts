@@ -6,8 +6,13 @@ import type { Peer } from '../api/v1alpha1/cluster.ts';
 const { utils } = ssh2;
 
 export function generateNodeKey(node: string): { privateKey: string; publicKey: string } {
-  const kp = utils.generateKeyPairSync('ed25519', { comment: `ferry-agent@${node}` });
-  return { privateKey: kp.private, publicKey: kp.public.trim() };
+  // ssh2's keygen strips a public key's leading zero bytes, so about one ed25519 pair in 256 comes
+  // out malformed, unreadable by parseKey (mscdex/ssh2#1513): such a pair is drawn again.
+  for (;;) {
+    const kp = utils.generateKeyPairSync('ed25519', { comment: `ferry-agent@${node}` });
+    if (!(utils.parseKey(kp.private) instanceof Error) && !(utils.parseKey(kp.public) instanceof Error))
+      return { privateKey: kp.private, publicKey: kp.public.trim() };
+  }
 }
 
 /** The key's SSH wire-format public blob, the form ssh2 hands to host verifiers and auth handlers. */

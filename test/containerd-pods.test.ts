@@ -106,9 +106,42 @@ test('a containerd pod moves to node2 with its memory and files; containerd rest
   await core.deleteNamespacedPod({ namespace: 'default', name: moved.metadata!.name! });
 });
 
-test('a restore containerd refuses rolls back: the source pod thawed and intact, node2 clean', async () => {
+test('an emptyDir moves with its pod: written into the replacement’s folder before it may start', async () => {
   const pod = unique('ctrd');
-  const id = await h.runningPod(pod);
+  // The workload keeps its counter log in the emptyDir: its check on node2 needs every line there.
+  const id = await h.runningPod(pod, {
+    volumes: [{ name: 'state', emptyDir: {} }],
+    mounts: [{ name: 'state', mountPath: '/data' }],
+  });
+  await sleep(1000);
+  const source = await podOn(pod);
+  const m = await h.applyAndWait(unique('me'), pod);
+  assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  const moved = await podOn(m.status.migrationState!.targetPod!);
+  assert.equal(moved.spec!.nodeName, 'node2', 'bound once its gate was lifted');
+  assert.equal(moved.spec!.schedulingGates, undefined);
+  const newId = moved.status!.containerStatuses![0]!.containerID!.replace('containerd://', '');
+  const v = await selfCheck('node2', newId);
+  assert.ok(v.pass, v.line);
+  const folder = path.join(
+    nodeContainerd(CLUSTER, 'node2').kubeletDir,
+    'pods',
+    moved.metadata!.uid!,
+    'volumes/kubernetes.io~empty-dir/state',
+  );
+  const log = (await readFile(path.join(folder, 'counter.log'), 'utf8')).trim().split('\n');
+  assert.equal(log[0], '1', 'the log from its first line, in the replacement’s own emptyDir');
+  assert.ok(source.metadata!.uid !== moved.metadata!.uid);
+  for (let i = 0; i < 100 && (await runc('node1').state(id)); i++) await sleep(100);
+  await core.deleteNamespacedPod({ namespace: 'default', name: moved.metadata!.name! });
+});
+
+test('a restore containerd refuses rolls back: the source pod thawed and intact, node2 clean of its images and emptyDir', async () => {
+  const pod = unique('ctrd');
+  const id = await h.runningPod(pod, {
+    volumes: [{ name: 'state', emptyDir: {} }],
+    mounts: [{ name: 'state', mountPath: '/data' }],
+  });
   // containerd pulls a checkpoint's base image at restore: with the registry down and node2
   // without the image, it refuses to create the container.
   await cri('node2')
@@ -138,6 +171,12 @@ test('a restore containerd refuses rolls back: the source pod thawed and intact,
       '-q',
     ]);
     assert.ok(!images.stdout.includes(m.metadata.uid.slice(0, 12)), 'the checkpoint image is removed');
+    const written = await exec('find', [
+      path.join(nodeContainerd(CLUSTER, 'node2').kubeletDir, 'pods'),
+      '-path',
+      '*kubernetes.io~empty-dir/state*',
+    ]);
+    assert.equal(written.stdout, '', 'the emptyDir written for the replacement is removed');
   } finally {
     await h.registry!.start();
   }

@@ -5,7 +5,7 @@
 // What the kubelet would add and ferry does not read (probes, resource limits, the many labels and
 // annotations) is left out; emptyDir volumes are folders under the kubelet's pod folder, as the
 // kubelet makes them.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import type { CriClient, PodSandboxConfig } from '../lib/kube/cri.ts';
@@ -105,9 +105,13 @@ export class ContainerdRuntime implements KubeletRuntime {
     return statuses;
   }
 
+  /** As the kubelet does for a deleted pod: its sandbox and containers, then its folder (emptyDirs). */
   async remove(handle: PodHandle): Promise<void> {
-    if (!handle.sandbox) return;
-    await this.cri.stopPodSandbox(handle.sandbox);
-    await this.cri.removePodSandbox(handle.sandbox);
+    if (handle.sandbox) {
+      await this.cri.stopPodSandbox(handle.sandbox);
+      await this.cri.removePodSandbox(handle.sandbox);
+    }
+    if (handle.uid)
+      await rm(path.join(this.kubeletDir, 'pods', handle.uid), { recursive: true, force: true });
   }
 }

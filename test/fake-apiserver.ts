@@ -10,8 +10,11 @@
 // with fieldSelector on spec.nodeName
 // with their status subresource, which the fake kubelets (test/fake-kubelet.ts) write; ReplicaSets
 // (apps/v1), with an EMULATED ReplicaSet controller run after every pod or ReplicaSet write
-// (test/fake-replicaset.ts says exactly what it does and does not do); PersistentVolumeClaims (v1),
-// stored as given (no binding, no provisioning).
+// (test/fake-replicaset.ts says exactly what it does and does not do), and an EMULATED scheduler
+// binding ungated pods whose node affinity names their node (test/fake-scheduler.ts); pod spec
+// validation of what ferry's pods meet (scheduling gates: never with spec.nodeName, only removed
+// on update; spec.nodeName not changed on update); PersistentVolumeClaims (v1), stored as given
+// (no binding, no provisioning).
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import { randomUUID } from 'node:crypto';
@@ -19,6 +22,7 @@ import type { AddressInfo } from 'node:net';
 import { MigrationSchema } from '../api/v1alpha1/migration.ts';
 import { specChange } from '../lib/store/migration-store.ts';
 import { replicaSetChanges, type ReplicaSetChange } from './fake-replicaset.ts';
+import { bindingFor } from './fake-scheduler.ts';
 import { selfSignedCert } from './self-signed.ts';
 
 type Obj = Record<string, unknown> & { metadata: Record<string, unknown> };
@@ -134,6 +138,23 @@ export class FakeApiServer {
     for (const w of this.watchers)
       if (w.kind === kind && (!w.ns || w.ns === object.metadata.namespace)) w.send(e);
     if (kind === 'Pod' || kind === 'ReplicaSet') this.runReplicaSets();
+    if (kind === 'Pod' && type !== 'DELETED') this.schedule(object);
+  }
+
+  /** The emulated scheduler: binds the pod if it may be bound now (test/fake-scheduler.ts). */
+  private schedule(pod: Obj): void {
+    const node = bindingFor(pod);
+    if (!node) return;
+    const key = `Pod/${String(pod.metadata.namespace)}/${String(pod.metadata.name)}`;
+    const cur = this.objects.get(key);
+    if (!cur || cur.metadata.resourceVersion !== pod.metadata.resourceVersion) return;
+    const bound: Obj = {
+      ...cur,
+      spec: { ...(cur.spec as object), nodeName: node },
+      metadata: { ...cur.metadata, resourceVersion: String(++this.rv) },
+    };
+    this.objects.set(key, bound);
+    this.emit('MODIFIED', 'Pod', bound);
   }
 
   /** The pods the emulated ReplicaSet controller created or deleted, in order. */
@@ -414,8 +435,22 @@ export class FakeApiServer {
   }
 }
 
-/** The little of pod validation ferry's pods meet: a DNS name, containers with a name and an image. */
-function validatePod(obj: Obj): string | undefined {
+/**
+ * The little of pod validation ferry's pods meet: a DNS name, containers with a name and an image,
+ * scheduling gates never beside a node name and only ever removed, a node name never changed.
+ */
+function validatePod(obj: Obj, old?: Obj): string | undefined {
+  const spec = obj.spec as { nodeName?: string; schedulingGates?: { name: string }[] } | undefined;
+  if (spec?.nodeName && spec.schedulingGates?.length)
+    return 'spec.nodeName: Forbidden: cannot be set until all schedulingGates have been cleared';
+  if (old) {
+    const was = old.spec as typeof spec;
+    if (was?.nodeName && spec?.nodeName !== was.nodeName)
+      return 'spec: Forbidden: pod updates may not change fields other than the mutable ones (spec.nodeName)';
+    const before = new Set((was?.schedulingGates ?? []).map((g) => g.name));
+    if ((spec?.schedulingGates ?? []).some((g) => !before.has(g.name)))
+      return 'spec.schedulingGates: Forbidden: only deletion is allowed, but found new scheduling gate';
+  }
   if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(String(obj.metadata.name)))
     return `metadata.name: Invalid value: "${String(obj.metadata.name)}": a lowercase RFC 1123 label`;
   const containers = (obj.spec as { containers?: { name?: string; image?: string }[] } | undefined)
@@ -430,7 +465,7 @@ function validatePod(obj: Obj): string | undefined {
 
 /** OpenAPI validation and CEL rules, as the CRD declares them, for Migrations. */
 function validate(kind: Kind, obj: Obj, old?: Obj): string | undefined {
-  if (kind.kind === 'Pod') return validatePod(obj);
+  if (kind.kind === 'Pod') return validatePod(obj, old);
   if (kind.kind !== 'Migration') return undefined;
   const { status: _s, ...rest } = obj;
   const parsed = MigrationSchema.safeParse({

@@ -30,6 +30,8 @@ import { exec, run } from '../lib/exec.ts';
 export interface PodHandle {
   ids: string[];
   sandbox?: string;
+  /** The pod's uid: its folder under the kubelet's pods/ goes with it. */
+  uid?: string;
 }
 
 /** The container runtime under a fake kubelet. */
@@ -144,7 +146,7 @@ export class FakeKubelet {
           );
           this.known.set(key, { ids: ids.filter((x): x is string => !!x) });
         } else if (this.opts.runtime.starts(pod)) {
-          const handle: PodHandle = { ids: [] };
+          const handle: PodHandle = { ids: [], uid: pod.metadata!.uid! };
           this.known.set(key, handle);
           await this.startPod(pod, handle);
         }

@@ -12,7 +12,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, type V1Pod, type V1Volume } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Pod, type V1Volume, type V1VolumeMount } from '@kubernetes/client-node';
 import { API_VERSION, TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import type { Client } from '../cli/client.ts';
 import { kubeletFiles, nodeImageStore } from '../cluster/cluster.ts';
@@ -56,6 +56,8 @@ export interface PodOptions {
   labels?: Record<string, string>;
   volumes?: V1Volume[];
   memoryMiB?: number;
+  /** Where the container mounts the volumes (containerd pods). */
+  mounts?: V1VolumeMount[];
 }
 
 export type HarnessRuntime = 'cri-o' | 'containerd';
@@ -172,6 +174,7 @@ export async function startPodHarness(
               name: 'app',
               image: COUNTER_IMAGE,
               args: ['--mem-mib', String(p.memoryMiB ?? 16), '--dir', '/data'],
+              ...(p.mounts ? { volumeMounts: p.mounts } : {}),
             },
           ],
           ...(volumes.length ? { volumes } : {}),

@@ -300,7 +300,7 @@ test('ferry drain on Kubernetes moves the node’s pods, leaves its DaemonSet po
   await createPod(
     {
       metadata: { name: stuck },
-      spec: { nodeName: 'node1', containers, volumes: [{ name: 'tmp', emptyDir: {} }] },
+      spec: { nodeName: 'node1', containers, volumes: [{ name: 'logs', hostPath: { path: '/var/log' } }] },
     },
     { phase: 'Running' },
   );
@@ -333,7 +333,7 @@ test('ferry drain on Kubernetes moves the node’s pods, leaves its DaemonSet po
       report.failed.map((f) => f.container),
       [`default/${stuck}`],
     );
-    assert.match(report.failed[0]!.reason, /volume tmp is an emptyDir/);
+    assert.match(report.failed[0]!.reason, /volume logs is a hostPath/);
     assert.ok(
       lines.some((l) => l.includes(daemon) && /stays: part of DaemonSet agent/.test(l)),
       lines.join('\n'),

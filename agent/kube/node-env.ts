@@ -59,6 +59,8 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv): AgentConfig {
       ...(env.FERRY_KUBELET_CA ? { caFile: env.FERRY_KUBELET_CA } : {}),
       insecureSkipTLSVerify: env.FERRY_KUBELET_INSECURE === 'true',
       runtime: env.FERRY_RUNTIME ?? 'containerd',
+      // containerd's shim runs the pods' containers under the runc root the chart mounts.
+      runcRoot: env.FERRY_RUNC_ROOT ?? '/run/containerd/runc/k8s.io',
     },
   };
   const parsed = AgentConfigSchema.safeParse(candidate);

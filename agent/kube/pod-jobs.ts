@@ -2,7 +2,7 @@
 // containers under the runtime's runc root, checkpoint them through the kubelet and make each a
 // checkpoint OCI image, send the images to the target agent, import them into the target runtime's
 // image store, and clean up. Each job works inside its migration's own folder.
-import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { JobOf } from '../../api/v1alpha1/jobs.ts';
@@ -20,6 +20,7 @@ import {
 } from './checkpoint-image.ts';
 import { checkpointContainer } from './kubelet.ts';
 import { dumpContainerdContainer } from './containerd-dump.ts';
+import { packEmptyDirs, removeEmptyDirs, unpackEmptyDirs } from './pod-volumes.ts';
 import { Runc } from '../runtime/runc.ts';
 import type { NodeRuntime } from './checkpoint-image.ts';
 
@@ -161,6 +162,11 @@ export async function podCheckpoint(ctx: AgentContext, job: JobOf<'podCheckpoint
       await rm(archive, { force: true });
     }
   }
+  // Still frozen: the emptyDirs as the processes left them.
+  if (job.emptyDirs.length) {
+    if (!job.podUid) throw new FerryError('InvalidInput', 'podCheckpoint: emptyDirs without the pod uid');
+    await packEmptyDirs(kubeOf(ctx), job.podUid, job.emptyDirs, ctx.layout.images(job.migration.uid));
+  }
   return { images };
 }
 
@@ -209,7 +215,28 @@ export async function podRemoveImages(ctx: AgentContext, job: JobOf<'podRemoveIm
   return { removed: job.refs };
 }
 
+/** What podVolumes wrote, kept in the migration's folder so that a rollback can remove it. */
+const WRITTEN = 'pod-volumes.json';
+
+export async function podVolumes(ctx: AgentContext, job: JobOf<'podVolumes'>) {
+  const base = ctx.layout.images(job.migration.uid);
+  // Said before writing: a rollback removes even what a failed attempt half wrote.
+  await writeFile(
+    path.join(base, WRITTEN),
+    JSON.stringify({ podUid: job.podUid, emptyDirs: job.emptyDirs }),
+    { mode: 0o600 },
+  );
+  const written = await unpackEmptyDirs(kubeOf(ctx), job.podUid, job.emptyDirs, base);
+  return { podUid: job.podUid, written };
+}
+
 export async function podCleanup(ctx: AgentContext, job: JobOf<'podCleanup'>) {
+  const record = path.join(ctx.layout.images(job.migration.uid), WRITTEN);
+  const written = await readFile(record, 'utf8').catch(() => undefined);
+  if (job.rollback && written) {
+    const w = JSON.parse(written) as { podUid: string; emptyDirs: string[] };
+    await removeEmptyDirs(kubeOf(ctx), w.podUid, w.emptyDirs);
+  }
   await rm(ctx.layout.images(job.migration.uid), { recursive: true, force: true });
   return { cleaned: job.migration.uid };
 }

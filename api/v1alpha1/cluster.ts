@@ -36,6 +36,8 @@ export const KubeNodeSchema = z.strictObject({
    */
   criSocket: z.string().startsWith('/').default('/run/containerd/containerd.sock'),
   runcRoot: z.string().startsWith('/').default('/run/containerd/runc/k8s.io'),
+  /** The kubelet's root folder: pods/UID/volumes/kubernetes.io~empty-dir/NAME are emptyDirs. */
+  kubeletDir: z.string().startsWith('/').default('/var/lib/kubelet'),
   /** containerd's ctr, which imports checkpoint images into its store. */
   ctr: z.string().min(1).default('ctr'),
   /** containers-storage's location (CRI-O), when not the system's. */

@@ -152,6 +152,7 @@ export const JOB_RESULTS = {
   podSend: z.object({ bytes }),
   podImport: z.object({ imported: z.array(z.string()) }),
   podRemoveImages: z.object({ removed: z.array(z.string()) }),
+  podVolumes: z.object({ podUid: z.string(), written: z.array(z.string()) }),
   podCleanup: z.object({ cleaned: z.string() }),
 } satisfies Record<JobKind, z.ZodType>;
 

@@ -33,7 +33,11 @@ export const PodRuntime = z.enum(['containerd', 'cri-o']);
 /** A checkpoint image reference ferry makes: localhost/ferry-checkpoint/CONTAINER:TAG. */
 const ImageRefSchema = z.string().regex(/^localhost\/ferry-checkpoint\/[a-z0-9-]{1,63}:[a-z0-9]{1,32}$/);
 /** A checkpoint image's file inside the migration's folder on a node: pod-images/CONTAINER.tar. */
-export const PodImageFileSchema = z.string().regex(/^pod-images\/[a-z0-9-]{1,63}\.tar$/);
+export const PodImageFileSchema = z.string().regex(/^pod-images\/[a-z0-9-]{1,80}\.tar$/);
+/** The file a pod's emptyDir travels in, beside its checkpoint images. Pure. */
+export const podVolumeFile = (volume: string): string => `pod-images/volume-${volume}.tar`;
+/** A pod's uid, as the API server gives it. */
+const PodUidSchema = z.string().regex(/^[0-9a-f-]{1,64}$/, "a pod's uid");
 
 /** How a checkpoint moves memory; Auto is resolved by the controller before any checkpoint. */
 export const MemoryModeSchema = ModeSchema.exclude(['Auto']);
@@ -291,6 +295,9 @@ export const JobSchema = z.discriminatedUnion('kind', [
       .array(z.strictObject({ name: NameSchema, ref: ImageRefSchema, id: RuntimeIdSchema.optional() }))
       .min(1),
     runtime: PodRuntime.optional(),
+    /** The pod's emptyDir volumes, packed while it is frozen from the kubelet's folder of pod `podUid`. */
+    podUid: PodUidSchema.optional(),
+    emptyDirs: z.array(NameSchema).default([]),
   }),
   z.strictObject({
     kind: z.literal('podSend'),
@@ -314,7 +321,19 @@ export const JobSchema = z.discriminatedUnion('kind', [
     refs: z.array(ImageRefSchema).min(1),
     runtime: PodRuntime.optional(),
   }),
-  z.strictObject({ kind: z.literal('podCleanup'), migration: MigrationRef }),
+  /** The source's emptyDir contents into the replacement's (pod `podUid`), before it may start. */
+  z.strictObject({
+    kind: z.literal('podVolumes'),
+    migration: MigrationRef,
+    podUid: PodUidSchema,
+    emptyDirs: z.array(NameSchema),
+  }),
+  z.strictObject({
+    kind: z.literal('podCleanup'),
+    migration: MigrationRef,
+    /** On a rollback: the emptyDir folders podVolumes wrote for the deleted replacement go too. */
+    rollback: z.boolean().default(false),
+  }),
 ]);
 export type Job = z.infer<typeof JobSchema>;
 /** What a sender may leave out: defaults the agent fills in when it parses the job. */

@@ -103,7 +103,7 @@ export const MigrationSpecSchema = z
         node: NameSchema.describe('Node the workload runs on now.'),
         container: NameSchema.describe('Container id of the workload on the source node.'),
         pod: NameSchema.optional().describe(
-          "Kubernetes only: move this pod, in the Migration's namespace, with all its containers, through the kubelet's checkpoint API; container then only names its main container.",
+          "Kubernetes only: move this pod, in the Migration's namespace, with all its containers, through its node's runtime; container then only names its main container.",
         ),
         pid: z
           .number()

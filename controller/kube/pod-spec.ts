@@ -16,6 +16,13 @@ export const DELETION_COST = 'controller.kubernetes.io/pod-deletion-cost';
 export const LOWEST_COST = String(-(2 ** 31));
 /** What the source's deletion cost was before ferry lowered it ('' for none), for a rollback. */
 export const COST_WAS = 'ferry.dev/deletion-cost-was';
+/**
+ * The scheduling gate that holds a replacement with emptyDirs until their contents are in its
+ * folders on the target: the kubelet's folders are named by the pod's uid, which only the created
+ * pod has, and the kubelet must not start it before. A gated pod cannot be bound by nodeName, so
+ * it names the target through a required node affinity instead, as DaemonSet pods do.
+ */
+export const VOLUMES_GATE = 'ferry.dev/volumes';
 
 export interface RuntimeContainer {
   name: string;
@@ -70,7 +77,14 @@ export function replacementName(source: string, suffix: string): string {
  */
 export function replacementPod(
   source: V1Pod,
-  opts: { targetNode: string; images: Record<string, string>; migration: string; migrationUid: string },
+  opts: {
+    targetNode: string;
+    images: Record<string, string>;
+    migration: string;
+    migrationUid: string;
+    /** Held by VOLUMES_GATE until its emptyDirs are written. */
+    gated?: boolean;
+  },
 ): V1Pod {
   const meta = source.metadata ?? {};
   const spec = structuredClone(source.spec ?? { containers: [] });
@@ -84,7 +98,20 @@ export function replacementPod(
   delete spec.nodeSelector;
   if (spec.affinity) delete spec.affinity.nodeAffinity;
   delete spec.schedulingGates;
-  spec.nodeName = opts.targetNode;
+  if (opts.gated) {
+    delete spec.nodeName;
+    spec.schedulingGates = [{ name: VOLUMES_GATE }];
+    spec.affinity = {
+      ...spec.affinity,
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [
+            { matchFields: [{ key: 'metadata.name', operator: 'In', values: [opts.targetNode] }] },
+          ],
+        },
+      },
+    };
+  } else spec.nodeName = opts.targetNode;
   const owner = replicaSetOwner(source);
   const annotations = { ...meta.annotations };
   delete annotations[DELETION_COST];
@@ -106,6 +133,17 @@ export function replacementPod(
     },
     spec,
   };
+}
+
+/** The replacement without ferry's scheduling gate, or undefined when it has none. Pure. */
+export function ungated(pod: V1Pod | undefined): V1Pod | undefined {
+  const gates = pod?.spec?.schedulingGates;
+  if (!gates?.some((g) => g.name === VOLUMES_GATE)) return undefined;
+  const out = structuredClone(pod!);
+  const rest = gates.filter((g) => g.name !== VOLUMES_GATE);
+  if (rest.length) out.spec!.schedulingGates = rest;
+  else delete out.spec!.schedulingGates;
+  return out;
 }
 
 /** The ReplicaSet that controls a pod, if one does. */

@@ -24,6 +24,7 @@ export const STEP_KIND = {
   podCheckpoint: 'podCheckpoint',
   podSend: 'podSend',
   podImport: 'podImport',
+  podVolumes: 'podVolumes',
   podRemoveImages: 'podRemoveImages',
   podThaw: 'podThaw',
   podCleanupSource: 'podCleanup',

@@ -88,7 +88,10 @@ describe('the pod route', () => {
         { source: runningPod({ nodeName: 'node3' }) },
         /^Preflight: NodeNotFound: pod shop\/db runs on node3, not node1/,
       ],
-      [{ source: runningPod({ volumes: [{ name: 'tmp', emptyDir: {} }] }) }, /emptyDir on the source node/],
+      [
+        { source: runningPod({ volumes: [{ name: 'logs', hostPath: { path: '/var/log' } }] }) },
+        /volume logs is a hostPath, a folder of the source node's own/,
+      ],
       [
         { source: runningPod(), claims: { 'db-data': ['ReadWriteOnce'] } },
         /^Preflight: UnsupportedWorkload: pod shop\/db: volume data is PersistentVolumeClaim db-data \(ReadWriteOnce\), which attaches to one node at a time/,
@@ -119,7 +122,7 @@ describe('the pod route', () => {
     const d = decide(podMigration('Preflight', { targetPod: undefined }, { strategy }), facts({}));
     assert.equal(d.status.phase, 'Checkpointing');
     assert.deepEqual(d.status.warnings, [
-      "strategy.mode PreCopy cannot apply to a pod: pods move StopAndCopy through the kubelet's checkpoint API",
+      'strategy.mode PreCopy cannot apply to a pod: pods move StopAndCopy (frozen, checkpointed whole, copied, restored by the runtime)',
     ]);
     const checkpointed = { podFreeze: done({ frozenAt: NOW }), podCheckpoint: done({ images: [] }) };
     const send = decide(podMigration('Transferring', {}, { strategy }), facts(checkpointed)).actions.find(
@@ -163,14 +166,60 @@ describe('the pod route', () => {
     assert.equal(pod.spec!.nodeName, 'node2');
     assert.ok(pod.spec!.containers.every((c) => c.imagePullPolicy === 'Never'));
     assert.equal(d.status.phase, 'Restoring', 'waits until the API shows the replacement');
+    const there = { source: runningPod(), replacement: replacement('starting') };
+    d = decide(m, facts({ podImport: done({ imported: [] }) }, there));
+    assert.deepEqual(what(d.actions), ['podVolumes@node2'], 'its emptyDirs (none here), once it exists');
     d = decide(
       m,
-      facts(
-        { podImport: done({ imported: [] }) },
-        { source: runningPod(), replacement: replacement('starting') },
-      ),
+      facts({ podImport: done({ imported: [] }), podVolumes: done({ podUid: 'r-1', written: [] }) }, there),
     );
     assert.equal(d.status.phase, 'Verifying');
+  });
+
+  it('moves a pod’s emptyDirs: packed frozen, sent, written into the gated replacement, which is released then', () => {
+    const withCache = () => runningPod({ volumes: [{ name: 'cache', emptyDir: {} }] }, { uid: 'src-uid-1' });
+    const pods = { source: withCache(), claims: SHARED };
+    const ck = decide(
+      podMigration('Checkpointing', { frozenAt: T0 }),
+      facts({ podFreeze: done({ frozen: [], frozenAt: T0 }) }, pods),
+    );
+    const job = (ck.actions.find((a) => a.type === 'enqueue') as { job: Record<string, unknown> }).job;
+    assert.equal(job.kind, 'podCheckpoint');
+    assert.deepEqual([job.podUid, job.emptyDirs], ['src-uid-1', ['cache']]);
+    const send = decide(podMigration('Transferring'), facts({}, pods)).actions[0] as {
+      job: { files: string[] };
+    };
+    assert.ok(send.job.files.includes('pod-images/volume-cache.tar'), send.job.files.join(' '));
+
+    const m = podMigration('Restoring');
+    let d = decide(m, facts({ podImport: done({ imported: [] }) }, pods));
+    const created = (d.actions[0] as { pod: V1Pod }).pod;
+    assert.equal(created.spec!.nodeName, undefined, 'a gated pod is not bound');
+    assert.deepEqual(created.spec!.schedulingGates, [{ name: 'ferry.dev/volumes' }]);
+    assert.deepEqual(
+      created.spec!.affinity!.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!
+        .nodeSelectorTerms[0]!.matchFields,
+      [{ key: 'metadata.name', operator: 'In', values: ['node2'] }],
+    );
+    const gated = { ...created, metadata: { ...created.metadata, uid: 'repl-uid-2' } };
+    d = decide(m, facts({ podImport: done({ imported: [] }) }, { ...pods, replacement: gated }));
+    const vol = d.actions.find((a) => a.type === 'enqueue') as { job: Record<string, unknown> };
+    assert.deepEqual(
+      [vol.job.kind, vol.job.podUid, vol.job.emptyDirs],
+      ['podVolumes', 'repl-uid-2', ['cache']],
+    );
+
+    d = decide(podMigration('Verifying', { frozenAt: T0 }), facts({}, { ...pods, replacement: gated }));
+    assert.deepEqual(what(d.actions), ['updatePod']);
+    const released = (d.actions[0] as { pod: V1Pod }).pod;
+    assert.equal(released.spec!.schedulingGates, undefined, 'released once its emptyDirs are written');
+
+    const rb = decide(podMigration('RollingBack'), facts({ podRemoveImages: done({ removed: [] }) }, pods));
+    const cleanup = rb.actions
+      .filter((a) => a.type === 'enqueue' && a.node === 'node2')
+      .map((a) => (a as { job: Record<string, unknown> }).job)
+      .find((j) => j.kind === 'podCleanup');
+    assert.equal(cleanup?.rollback, true, 'the target removes the emptyDirs it wrote');
   });
 
   it('waits for the replacement to be ready, then cleans up with the downtime recorded', () => {

@@ -8,17 +8,18 @@
 // The agents' steps are jobs like any other (deterministic ids, retried, idempotent); the
 // controller's own work (the pods) is each phase's gate, decided here from the pods it observed.
 import type { V1Pod } from '@kubernetes/client-node';
-import type { Job } from '../../api/v1alpha1/jobs.ts';
+import { podVolumeFile, type Job } from '../../api/v1alpha1/jobs.ts';
 import { parseQuantity } from '../../api/v1alpha1/quantity.ts';
 import type { MigrationState, Phase, StoredMigration } from '../../api/v1alpha1/migration.ts';
-import { errorMessage } from '../../lib/errors.ts';
-import { claimProblem, podProblem, podRunning } from '../../lib/kube/pod-rules.ts';
+import { errorMessage, FerryError } from '../../lib/errors.ts';
+import { claimProblem, emptyDirsOf, podProblem, podRunning } from '../../lib/kube/pod-rules.ts';
 import {
   adopted,
   checkpointImageRef,
   replacementPod,
   replacementPodName,
   runtimeContainers,
+  ungated,
   withDeletionCost,
 } from '../kube/pod-spec.ts';
 import type { Action, Decision, Facts, StepName } from './facts.ts';
@@ -30,6 +31,7 @@ type PodStep =
   | 'podCheckpoint'
   | 'podSend'
   | 'podImport'
+  | 'podVolumes'
   | 'podRemoveImages'
   | 'podThaw'
   | 'podCleanupSource'
@@ -41,7 +43,8 @@ const s = stepSpec<PodStep>;
 export const POD_STEPS: Partial<Record<Phase, readonly StepSpec[]>> = {
   Checkpointing: [s('podFreeze', 'source'), s('podCheckpoint', 'source', ['podFreeze'])],
   Transferring: [s('podSend', 'source')],
-  Restoring: [s('podImport', 'target')],
+  // The replacement's emptyDirs, once the gate created it (its uid names their folders).
+  Restoring: [s('podImport', 'target'), { ...s('podVolumes', 'target', ['podImport']), afterGate: true }],
   CleaningUp: [s('podCleanupSource', 'source'), s('podCleanupTarget', 'target')],
   // Newest first, the source thawed last, once nothing else of the move can run.
   RollingBack: [
@@ -71,6 +74,7 @@ function build(step: StepName, m: StoredMigration, facts: Facts, targetNode: str
   const migration = { uid: m.metadata.uid, name: m.metadata.name, workload: 'container' as const };
   const source = facts.pods?.source;
   const runtime = runtimeOf(source);
+  const emptyDirs = emptyDirsOf(source);
   const images = names(source).map((c) => ({
     container: c,
     file: `pod-images/${c}.tar`,
@@ -89,6 +93,8 @@ function build(step: StepName, m: StoredMigration, facts: Facts, targetNode: str
         pod: m.spec.source.pod!,
         containers: images.map((i) => ({ name: i.container, ref: i.ref, id: ids.get(i.container) })),
         ...runtime,
+        podUid: source?.metadata?.uid,
+        emptyDirs,
       };
     }
     case 'podSend': {
@@ -97,7 +103,7 @@ function build(step: StepName, m: StoredMigration, facts: Facts, targetNode: str
         kind: step,
         migration,
         targetNode,
-        files: images.map((i) => i.file),
+        files: [...images.map((i) => i.file), ...emptyDirs.map(podVolumeFile)],
         ...(bandwidth ? { bandwidth } : {}),
         compress: m.spec.strategy.compression === 'Zstd',
       };
@@ -106,9 +112,16 @@ function build(step: StepName, m: StoredMigration, facts: Facts, targetNode: str
       return { kind: step, migration, images: images.map((i) => ({ file: i.file, ref: i.ref })), ...runtime };
     case 'podRemoveImages':
       return { kind: step, migration, refs: images.map((i) => i.ref), ...runtime };
+    case 'podVolumes': {
+      const uid = facts.pods?.replacement?.metadata?.uid;
+      if (!uid) throw new FerryError('Internal', `replacement pod ${targetPodOf(m)} has no uid yet`);
+      return { kind: step, migration, podUid: uid, emptyDirs };
+    }
     case 'podCleanupSource':
+      return { kind: 'podCleanup', migration, rollback: false };
     case 'podCleanupTarget':
-      return { kind: 'podCleanup', migration };
+      // Rolling back: the emptyDir folders written for the replacement, now deleted, go too.
+      return { kind: 'podCleanup', migration, rollback: m.status.phase === 'RollingBack' };
     default:
       throw new Error(`the pod route has no step ${step}`);
   }
@@ -153,12 +166,16 @@ function restoringGate(m: StoredMigration, facts: Facts, state: MigrationState):
     images: Object.fromEntries(names(source).map((c) => [c, checkpointImageRef(m.metadata.uid, c)])),
     migration: m.metadata.name,
     migrationUid: m.metadata.uid,
+    gated: emptyDirsOf(source).length > 0,
   });
   return { actions: [{ type: 'createPod', pod }], failures: [], done: false };
 }
 
 /** The replacement runs and is ready, or says why it cannot (the progress timeout bounds the wait). */
 function verifyingGate(m: StoredMigration, facts: Facts, state: MigrationState): Gate {
+  // Its emptyDirs are written (Restoring): it may be scheduled now.
+  const release = ungated(facts.pods?.replacement);
+  if (release) return update(release);
   const r = podRunning(facts.pods?.replacement);
   if (r.running) return pass;
   if (r.problem)
@@ -222,14 +239,14 @@ function gate(m: StoredMigration, facts: Facts, state: MigrationState): Gate | u
 
 /**
  * What of spec.strategy cannot apply to a pod, said as a warning (never ignored in silence): pods
- * move StopAndCopy through the kubelet's checkpoint API. (bandwidth and compression Zstd apply to
+ * move StopAndCopy. (bandwidth and compression Zstd apply to
  * the images sent; Auto compression has no measured link to weigh, so it sends them as they are.)
  * Pure.
  */
 export function podStrategyWarnings(strategy: StoredMigration['spec']['strategy']): string[] {
   return strategy.mode === 'PreCopy' || strategy.mode === 'PostCopy'
     ? [
-        `strategy.mode ${strategy.mode} cannot apply to a pod: pods move StopAndCopy through the kubelet's checkpoint API`,
+        `strategy.mode ${strategy.mode} cannot apply to a pod: pods move StopAndCopy (frozen, checkpointed whole, copied, restored by the runtime)`,
       ]
     : [];
 }
@@ -243,7 +260,7 @@ function afterPreflight(m: StoredMigration, facts: Facts, state: MigrationState)
         sourcePod: m.spec.source.pod!,
         targetPod: targetPodOf(m),
         mode: 'StopAndCopy',
-        modeReason: `pods move through the kubelet checkpoint API: freeze, checkpoint, copy, restore; maxDowntime (${m.spec.strategy.maxDowntime}) is not estimated for them`,
+        modeReason: `pods move StopAndCopy: freeze, checkpoint, copy, restore by the node's runtime; maxDowntime (${m.spec.strategy.maxDowntime}) is not estimated for them`,
       },
       ...(warnings.length ? { warnings: [...(m.status.warnings ?? []), ...warnings] } : {}),
     }),

@@ -1,4 +1,4 @@
-// Which route a Migration takes: a pod (spec.source.pod) moves through the kubelet's checkpoint API
+// Which route a Migration takes: a pod (spec.source.pod) moves through the pod route (its node's runtime)
 // and a replacement pod; anything else is a container or a process tree the agents move themselves.
 import type { StoredMigration } from '../../api/v1alpha1/migration.ts';
 import { containerRoute } from './container-route.ts';

@@ -23,8 +23,8 @@ export function ownerProblem(kind: string, name: string): string | undefined {
 /**
  * Why the pod cannot move, or undefined. Refused before anything is frozen: a pod its controller
  * would replace or remove behind ferry's back (ownerProblem), one that shares its node's
- * namespaces, and one whose files live on the node (emptyDir, hostPath), since the checkpoint does
- * not carry them.
+ * namespaces, and one that mounts a folder of its node's (hostPath: not the pod's to take along).
+ * emptyDirs are the pod's own: they move with it (agent/kube/pod-volumes.ts).
  */
 export function podProblem(pod: V1Pod): string | undefined {
   const where = `pod ${pod.metadata?.namespace}/${pod.metadata?.name}`;
@@ -35,10 +35,8 @@ export function podProblem(pod: V1Pod): string | undefined {
   if (pod.spec?.hostNetwork || pod.spec?.hostPID || pod.spec?.hostIPC)
     return `${where} shares its node's network, PID or IPC namespace, which does not move`;
   for (const v of pod.spec?.volumes ?? []) {
-    if (v.emptyDir)
-      return `${where}: volume ${v.name} is an emptyDir on the source node; its files would not move`;
     if (v.hostPath)
-      return `${where}: volume ${v.name} is a hostPath on the source node; its files would not move`;
+      return `${where}: volume ${v.name} is a hostPath, a folder of the source node's own; it does not move with the pod`;
   }
   if (pod.spec?.ephemeralContainers?.length) return `${where} has ephemeral (debug) containers`;
   return undefined;
@@ -77,3 +75,7 @@ export function podRunning(pod: V1Pod | undefined): { running: boolean; problem?
   const ready = pod.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
   return { running: pod.status?.phase === 'Running' && ready };
 }
+
+/** The names of a pod's emptyDir volumes. Pure. */
+export const emptyDirsOf = (pod: V1Pod | undefined): string[] =>
+  (pod?.spec?.volumes ?? []).filter((v) => v.emptyDir).map((v) => v.name);
