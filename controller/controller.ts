@@ -129,9 +129,12 @@ export class Controller {
             ns,
             v.persistentVolumeClaim.claimName,
           );
+    // A StatefulSet's replacement has the source's name: the source's uid tells which one is here.
+    const uid = m.status.migrationState?.sourcePodUid;
+    const theSource = (p: typeof source) => !uid || p?.metadata?.uid === uid;
     return {
-      ...(source ? { source } : {}),
-      ...(replacement ? { replacement } : {}),
+      ...(source && theSource(source) ? { source } : {}),
+      ...(replacement && !(uid && replacement.metadata?.uid === uid) ? { replacement } : {}),
       ...(Object.keys(claims).length ? { claims } : {}),
     };
   }

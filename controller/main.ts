@@ -16,6 +16,7 @@ import { KubePodApi } from '../lib/kube/pods.ts';
 import { keyspace } from '../lib/keyspace.ts';
 import { announceVersion } from '../lib/version.ts';
 import { serveHttp } from './http.ts';
+import { serveWebhook } from './webhook.ts';
 import { ControllerMetrics } from './metrics.ts';
 import { DEFAULT_LIMITS } from './reconcile.ts';
 import { crashHook } from './crash-hook.ts';
@@ -35,7 +36,11 @@ const USAGE = `usage: controller [--cluster NAME] [--kubeconfig FILE | --in-clus
   --max-outbound-per-node N  migrations leaving one node at once (default 2)
   --metrics-port N      serve the ops dashboard at http://127.0.0.1:N/ and Prometheus metrics at
                         /metrics (default: the cluster's metricsPort; 0 turns them off)
-  --metrics-host H      address to serve them on (default 127.0.0.1; 0.0.0.0 in a pod)`;
+  --metrics-host H      address to serve them on (default 127.0.0.1; 0.0.0.0 in a pod)
+  --webhook-port N      serve the pods' admission webhook over HTTPS at /mutate-pods (Kubernetes:
+                        StatefulSet pods; needs --webhook-cert and --webhook-key; default: off)
+  --webhook-host H      address to serve it on (default 0.0.0.0)
+  --webhook-cert FILE   its TLS certificate (PEM), --webhook-key FILE its key`;
 
 const OPTIONS = {
   cluster: { type: 'string', default: 'local' },
@@ -47,6 +52,10 @@ const OPTIONS = {
   'max-outbound-per-node': { type: 'string', default: String(DEFAULT_LIMITS.maxOutboundPerNode) },
   'metrics-port': { type: 'string' },
   'metrics-host': { type: 'string', default: '127.0.0.1' },
+  'webhook-port': { type: 'string', default: process.env.FERRY_WEBHOOK_PORT },
+  'webhook-host': { type: 'string', default: '0.0.0.0' },
+  'webhook-cert': { type: 'string', default: process.env.FERRY_WEBHOOK_CERT },
+  'webhook-key': { type: 'string', default: process.env.FERRY_WEBHOOK_KEY },
   help: { type: 'boolean' },
 } as const;
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
@@ -148,6 +157,20 @@ async function main() {
       metricsPort,
       values['metrics-host'],
     );
+  const webhookPort = Number(values['webhook-port'] ?? 0);
+  if (webhookPort) {
+    if (!values['webhook-cert'] || !values['webhook-key'])
+      throw new Error(
+        '--webhook-port needs --webhook-cert and --webhook-key: the API server calls webhooks over TLS',
+      );
+    await serveWebhook(store, log, {
+      port: webhookPort,
+      host: values['webhook-host'],
+      certFile: values['webhook-cert'],
+      keyFile: values['webhook-key'],
+    });
+    log.info({ port: webhookPort }, 'admission webhook at /mutate-pods');
+  }
   await elector.start();
   log.info({ identity: elector.identity }, 'controller running');
   await controller.run();

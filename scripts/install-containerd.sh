@@ -19,14 +19,9 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs" "$work/x"
-echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian unstable main" > "$work/sources.list"
-APT=(-o "Dir::Etc::SourceList=$work/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-     -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o "APT::Get::List-Cleanup=0"
-     -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root")
-echo "containerd: fetching Debian unstable's package lists"
-apt-get -q "${APT[@]}" update >/dev/null
-(cd "$work/debs" && apt-get -q "${APT[@]}" download containerd golang-github-kubernetes-cri-api-dev >/dev/null)
+mkdir -p "$work/x"
+. "$(dirname "$0")/unstable-debs.sh"
+unstable_debs "$work/debs" containerd golang-github-kubernetes-cri-api-dev
 for d in "$work"/debs/*.deb; do dpkg-deb -x "$d" "$work/x"; done
 rm -rf "$PREFIX.new"
 mkdir -p "$PREFIX.new/usr/bin" "$PREFIX.new/cri-api"

@@ -25,19 +25,12 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs"
-echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian unstable main" > "$work/sources.list"
-APT=(-o "Dir::Etc::SourceList=$work/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-     -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o "APT::Get::List-Cleanup=0"
-     -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root")
-echo "criu: fetching Debian unstable's package lists"
-apt-get -q "${APT[@]}" update >/dev/null
 pkgs=(criu libcompel1 libnet9 libnl-3-200 libc6 libgcc-s1 libgnutls30t64 libnftables1 libprotobuf-c1
       libbsd0 libuuid1 libnettle8t64 libhogweed6t64 libgmp10 libidn2-0 libunistring5 libtasn1-6
       libp11-kit0 libjansson4 libmnl0 libnftnl11 libxtables12 libedit2 libmd0 libffi8 libtinfo6
       libbrotli1 libzstd1 checkpointctl)
-echo "criu: downloading ${#pkgs[@]} packages"
-(cd "$work/debs" && apt-get -q "${APT[@]}" download "${pkgs[@]}" >/dev/null)
+. "$(dirname "$0")/unstable-debs.sh"
+unstable_debs "$work/debs" "${pkgs[@]}"
 rm -rf "$PREFIX.new"
 mkdir -p "$PREFIX.new" "$OPT/bin"
 for d in "$work"/debs/*.deb; do dpkg-deb -x "$d" "$PREFIX.new"; done

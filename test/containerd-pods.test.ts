@@ -12,7 +12,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, type CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { connect, type Client } from '../cli/client.ts';
 import { kubeletFiles, nodeContainerd } from '../cluster/cluster.ts';
 import {
@@ -134,6 +134,130 @@ test('an emptyDir moves with its pod: written into the replacement’s folder be
   assert.ok(source.metadata!.uid !== moved.metadata!.uid);
   for (let i = 0; i < 100 && (await runc('node1').state(id)); i++) await sleep(100);
   await core.deleteNamespacedPod({ namespace: 'default', name: moved.metadata!.name! });
+});
+
+/** A StatefulSet of one pod on node1, ferry's test workload keeping its log in an emptyDir. */
+async function statefulSet(name: string): Promise<{ pod: string; id: string }> {
+  await h.kc.makeApiClient(AppsV1Api).createNamespacedStatefulSet({
+    namespace: 'default',
+    body: {
+      metadata: { name },
+      spec: {
+        replicas: 1,
+        serviceName: name,
+        selector: { matchLabels: { app: name } },
+        template: {
+          metadata: { labels: { app: name } },
+          spec: {
+            affinity: {
+              nodeAffinity: {
+                requiredDuringSchedulingIgnoredDuringExecution: {
+                  nodeSelectorTerms: [
+                    { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node1'] }] },
+                  ],
+                },
+              },
+            },
+            containers: [
+              {
+                name: 'app',
+                image: COUNTER_IMAGE,
+                args: ['--mem-mib', '16', '--dir', '/data'],
+                volumeMounts: [{ name: 'state', mountPath: '/data' }],
+              },
+            ],
+            volumes: [{ name: 'state', emptyDir: {} }],
+          },
+        },
+      },
+    },
+  });
+  const pod = `${name}-0`;
+  for (let i = 0; i < 300; i++) {
+    const st = (await podOn(pod).catch(() => undefined))?.status?.containerStatuses?.[0];
+    if (st?.state?.running && st.containerID) return { pod, id: st.containerID.replace('containerd://', '') };
+    await sleep(100);
+  }
+  throw new Error(`${pod} did not start`);
+}
+
+test('a StatefulSet’s pod moves with its name: the StatefulSet makes it again, ferry’s webhook restores it on node2', async () => {
+  const name = unique('sts');
+  const { pod, id } = await statefulSet(name);
+  const before = await podOn(pod);
+  await sleep(1000);
+  const m = await h.applyAndWait(unique('ms'), pod);
+  assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  const moved = await podOn(pod);
+  assert.equal(moved.spec!.nodeName, 'node2');
+  assert.notEqual(moved.metadata!.uid, before.metadata!.uid, 'the StatefulSet’s pod, made again');
+  assert.equal(moved.spec!.hostname, pod, 'its hostname kept');
+  assert.equal(moved.metadata!.ownerReferences?.[0]?.kind, 'StatefulSet');
+  assert.ok(
+    h.api.admissions.some((a) => a.pod === pod && a.patched),
+    'placed by ferry’s webhook',
+  );
+  const newId = moved.status!.containerStatuses![0]!.containerID!.replace('containerd://', '');
+  assert.equal((await cri('node2').containerStatus(newId)).annotations.restored, 'true');
+  const v = await selfCheck('node2', newId);
+  assert.ok(v.pass, v.line);
+  assert.equal(await runc('node1').state(id), undefined, 'the source container is gone');
+  await h.kc.makeApiClient(AppsV1Api).deleteNamespacedStatefulSet({ namespace: 'default', name });
+  await core.deleteNamespacedPod({ namespace: 'default', name: pod });
+});
+
+test('a StatefulSet’s pod the target cannot restore is restored from its checkpoint on node1, under its name, however long that takes', async () => {
+  const name = unique('sts');
+  const { pod } = await statefulSet(name);
+  await sleep(1000);
+  await cri('node2')
+    .removeImage(COUNTER_IMAGE)
+    .catch(() => undefined);
+  await h.registry!.stop();
+  const migration = unique('msf');
+  // containerd pulls a checkpoint's base image by digest at every restore, node1's too: the pod
+  // made again there fails as well while the registry is down, and ferry waits, rolling back, while
+  // the kubelet retries it; the registry comes back a few seconds into the rollback.
+  let waited = false;
+  const comeBack = (async () => {
+    for (let i = 0; i < 1200; i++) {
+      const m = await h.store.get('default', migration).catch(() => undefined);
+      const p = await podOn(pod).catch(() => undefined);
+      const failing = p?.spec?.nodeName === 'node1' && p.status?.containerStatuses?.[0]?.state?.waiting;
+      if (m?.status.phase === 'RollingBack' && failing) {
+        await sleep(3000);
+        waited = (await h.store.get('default', migration))?.status.phase === 'RollingBack';
+        break;
+      }
+      await sleep(100);
+    }
+    await h.registry!.start();
+  })();
+  try {
+    const m = await h.applyAndWait(migration, pod);
+    await comeBack;
+    assert.ok(waited, 'the restore on node1 failed, and ferry waited for it, rolling back');
+    assert.equal(m.status.phase, 'Failed');
+    assert.match(
+      m.status.failureReason ?? '',
+      /^Verifying: CriuRestoreFailed: pod .* on node2: .*CreateContainerError/,
+    );
+    const back = await podOn(pod);
+    assert.equal(back.spec!.nodeName, 'node1', 'made again on node1');
+    assert.ok(back.status?.containerStatuses?.[0]?.containerID, JSON.stringify(back.status));
+    assert.ok(
+      back.spec!.containers[0]!.image!.startsWith('localhost/ferry-checkpoint/'),
+      'from the checkpoint',
+    );
+    const newId = back.status!.containerStatuses![0]!.containerID!.replace('containerd://', '');
+    assert.equal((await cri('node1').containerStatus(newId)).annotations.restored, 'true');
+    const v = await selfCheck('node1', newId);
+    assert.ok(v.pass, v.line);
+  } finally {
+    await comeBack.catch(() => undefined);
+  }
+  await h.kc.makeApiClient(AppsV1Api).deleteNamespacedStatefulSet({ namespace: 'default', name });
+  await core.deleteNamespacedPod({ namespace: 'default', name: pod });
 });
 
 test('a restore containerd refuses rolls back: the source pod thawed and intact, node2 clean of its images and emptyDir', async () => {

@@ -106,12 +106,12 @@ export class ContainerdRuntime implements KubeletRuntime {
   }
 
   /** As the kubelet does for a deleted pod: its sandbox and containers, then its folder (emptyDirs). */
-  async remove(handle: PodHandle): Promise<void> {
+  async remove(handle: PodHandle, keepVolumes = false): Promise<void> {
     if (handle.sandbox) {
       await this.cri.stopPodSandbox(handle.sandbox);
       await this.cri.removePodSandbox(handle.sandbox);
     }
-    if (handle.uid)
+    if (handle.uid && !keepVolumes)
       await rm(path.join(this.kubeletDir, 'pods', handle.uid), { recursive: true, force: true });
   }
 }

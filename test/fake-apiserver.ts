@@ -10,19 +10,25 @@
 // with fieldSelector on spec.nodeName
 // with their status subresource, which the fake kubelets (test/fake-kubelet.ts) write; ReplicaSets
 // (apps/v1), with an EMULATED ReplicaSet controller run after every pod or ReplicaSet write
-// (test/fake-replicaset.ts says exactly what it does and does not do), and an EMULATED scheduler
+// (test/fake-replicaset.ts says exactly what it does and does not do); StatefulSets (apps/v1), with
+// an EMULATED StatefulSet controller (test/fake-statefulset.ts) whose pod creations go through a
+// mutating admission webhook when the test configures one (AdmissionReview v1 over HTTPS, a
+// JSONPatch applied; failurePolicy Fail: a failed call refuses the pod, and the StatefulSet tries
+// again), for pods labelled statefulset.kubernetes.io/pod-name, as ferry's chart scopes it; and an EMULATED scheduler
 // binding ungated pods whose node affinity names their node (test/fake-scheduler.ts); pod spec
 // validation of what ferry's pods meet (scheduling gates: never with spec.nodeName, only removed
 // on update; spec.nodeName not changed on update); PersistentVolumeClaims (v1), stored as given
 // (no binding, no provisioning).
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { createServer } from 'node:https';
+import { createServer, request as httpsRequest } from 'node:https';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { MigrationSchema } from '../api/v1alpha1/migration.ts';
 import { specChange } from '../lib/store/migration-store.ts';
 import { replicaSetChanges, type ReplicaSetChange } from './fake-replicaset.ts';
 import { bindingFor } from './fake-scheduler.ts';
+import { missingPods } from './fake-statefulset.ts';
+import jsonPatch, { type Operation } from 'fast-json-patch';
 import { selfSignedCert } from './self-signed.ts';
 
 type Obj = Record<string, unknown> & { metadata: Record<string, unknown> };
@@ -73,6 +79,13 @@ const KINDS: Kind[] = [
     plural: 'replicasets',
     statusSubresource: true,
   },
+  {
+    kind: 'StatefulSet',
+    apiVersion: 'apps/v1',
+    group: '/apis/apps/v1',
+    plural: 'statefulsets',
+    statusSubresource: true,
+  },
 ];
 
 /** How many past events a watch can resume from; older resourceVersions get 410 Expired. */
@@ -97,10 +110,101 @@ export class FakeApiServer {
     this.server = createServer({ key, cert }, (req, res) => void this.handle(req, res));
     await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', () => r()));
     this.url = `https://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    // A StatefulSet whose pod creation was refused tries again, as the real one does.
+    this.stsTimer = setInterval(() => void this.runStatefulSets(), 500);
     return this.url;
   }
 
+  /** The pods' mutating admission webhook, as a MutatingWebhookConfiguration would name it. */
+  webhook: { url: string; ca: string } | undefined;
+  /** Admission calls made, and the pods they changed (the tests read it). */
+  readonly admissions: Array<{ pod: string; patched: boolean }> = [];
+  private stsTimer: NodeJS.Timeout | undefined;
+  private inStatefulSets = false;
+
+  /** The emulated StatefulSet controller: creates each missing pod, through admission. */
+  private async runStatefulSets(): Promise<void> {
+    if (this.inStatefulSets) return;
+    this.inStatefulSets = true;
+    try {
+      const all = [...this.objects.values()];
+      for (const sts of all.filter((o) => o.kind === 'StatefulSet')) {
+        const ns = String(sts.metadata.namespace);
+        const pods = all.filter((p) => p.kind === 'Pod' && p.metadata.namespace === ns);
+        for (const pod of missingPods(sts, pods)) {
+          const admitted = await this.admit(pod).catch(() => undefined);
+          if (!admitted || this.objects.has(`Pod/${ns}/${String(pod.metadata.name)}`)) continue;
+          const invalid = validatePod(admitted);
+          if (invalid) continue;
+          const created: Obj = {
+            ...admitted,
+            metadata: {
+              ...admitted.metadata,
+              uid: randomUUID(),
+              creationTimestamp: new Date().toISOString(),
+              resourceVersion: String(++this.rv),
+            },
+          };
+          this.objects.set(`Pod/${ns}/${String(pod.metadata.name)}`, created);
+          this.emit('ADDED', 'Pod', created);
+        }
+      }
+    } finally {
+      this.inStatefulSets = false;
+    }
+  }
+
+  /** A pod through the mutating webhook (StatefulSet pods only, as the chart scopes it). */
+  private async admit(pod: Obj): Promise<Obj> {
+    const labels = (pod.metadata.labels ?? {}) as Record<string, string>;
+    if (!this.webhook || !labels['statefulset.kubernetes.io/pod-name']) return pod;
+    const uid = randomUUID();
+    const review = {
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid,
+        kind: { group: '', version: 'v1', kind: 'Pod' },
+        resource: { group: '', version: 'v1', resource: 'pods' },
+        operation: 'CREATE',
+        namespace: pod.metadata.namespace,
+        name: pod.metadata.name,
+        object: pod,
+      },
+    };
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = httpsRequest(
+        this.webhook!.url,
+        {
+          method: 'POST',
+          ca: this.webhook!.ca,
+          headers: { 'content-type': 'application/json' },
+          timeout: 10_000,
+        },
+        (res) => {
+          let data = '';
+          res.setEncoding('utf8').on('data', (d: string) => (data += d));
+          res.on('end', () =>
+            res.statusCode === 200 ? resolve(data) : reject(new Error(`webhook ${res.statusCode}`)),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(JSON.stringify(review));
+    });
+    const answer = JSON.parse(body) as {
+      response?: { uid?: string; allowed?: boolean; patchType?: string; patch?: string };
+    };
+    if (answer.response?.uid !== uid || !answer.response.allowed) throw new Error('webhook refused the pod');
+    const patch = answer.response.patch;
+    this.admissions.push({ pod: String(pod.metadata.name), patched: !!patch });
+    if (!patch) return pod;
+    const ops = JSON.parse(Buffer.from(patch, 'base64').toString()) as Operation[];
+    return jsonPatch.applyPatch(structuredClone(pod), ops).newDocument;
+  }
+
   async stop(): Promise<void> {
+    clearInterval(this.stsTimer);
     for (const w of this.watchers) w.send = () => undefined;
     this.server?.closeAllConnections();
     await new Promise<void>((r) => this.server?.close(() => r()));
@@ -138,6 +242,7 @@ export class FakeApiServer {
     for (const w of this.watchers)
       if (w.kind === kind && (!w.ns || w.ns === object.metadata.namespace)) w.send(e);
     if (kind === 'Pod' || kind === 'ReplicaSet') this.runReplicaSets();
+    if (kind === 'Pod' || kind === 'StatefulSet') setImmediate(() => void this.runStatefulSets());
     if (kind === 'Pod' && type !== 'DELETED') this.schedule(object);
   }
 

@@ -32,7 +32,11 @@ export interface PodHandle {
   sandbox?: string;
   /** The pod's uid: its folder under the kubelet's pods/ goes with it. */
   uid?: string;
+  /** When its start last failed: it is tried again RETRY_MS later. */
+  failedAt?: number;
 }
+
+const RETRY_MS = 2000;
 
 /** The container runtime under a fake kubelet. */
 export interface KubeletRuntime {
@@ -44,7 +48,8 @@ export interface KubeletRuntime {
   checkpoint(pod: V1Pod, container: string, id: string): Promise<string>;
   /** Starts a pod's containers, filling `handle` as it goes; resolves to their statuses. */
   start(pod: V1Pod, handle: PodHandle): Promise<V1ContainerStatus[]>;
-  remove(handle: PodHandle): Promise<void>;
+  /** Removes a pod's containers; `keepVolumes` for a retry, which keeps its folder (its emptyDirs). */
+  remove(handle: PodHandle, keepVolumes?: boolean): Promise<void>;
 }
 
 export interface FakeKubeletOptions {
@@ -138,6 +143,15 @@ export class FakeKubelet {
       }
       for (const pod of here) {
         const key = `${pod.metadata!.namespace}/${pod.metadata!.name}`;
+        const handle = this.known.get(key);
+        // A pod whose container could not be created is tried again, as the kubelet does (its
+        // back-off here a fixed RETRY_MS).
+        if (handle?.failedAt && Date.now() - handle.failedAt > RETRY_MS) {
+          await this.opts.runtime.remove(handle, true);
+          const again: PodHandle = { ids: [], uid: pod.metadata!.uid! };
+          this.known.set(key, again);
+          await this.startPod(pod, again);
+        }
         if (this.known.has(key)) continue;
         if (pod.status?.phase) {
           // A pod the test runs itself: its containers as its status names them.
@@ -159,6 +173,7 @@ export class FakeKubelet {
   }
 
   private async startPod(pod: V1Pod, handle: PodHandle): Promise<void> {
+    delete handle.failedAt;
     try {
       const statuses = await this.opts.runtime.start(pod, handle);
       await this.setStatus(pod, {
@@ -167,6 +182,7 @@ export class FakeKubelet {
         containerStatuses: statuses,
       });
     } catch (err) {
+      handle.failedAt = Date.now();
       await this.setStatus(pod, {
         phase: 'Pending',
         containerStatuses: pod.spec!.containers.map((c) => ({

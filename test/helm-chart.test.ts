@@ -3,6 +3,7 @@
 // generated one, and the objects rendered by test/helm-render (Go text/template + sprig, as Helm's
 // engine) have what the chart promises.
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -116,7 +117,10 @@ describe('the Helm chart', () => {
     ])
       assert.ok(kinds.includes(k), `no ${k}`);
     for (const o of objects)
-      if (o.kind !== 'CustomResourceDefinition' && !o.kind.startsWith('Cluster'))
+      if (
+        !['CustomResourceDefinition', 'MutatingWebhookConfiguration'].includes(o.kind) &&
+        !o.kind.startsWith('Cluster')
+      )
         assert.equal(o.metadata.namespace, 'ferry-system', `${o.kind} ${o.metadata.name} has no namespace`);
 
     // Controller: two replicas, leader election, restricted pod security.
@@ -186,6 +190,31 @@ describe('the Helm chart', () => {
     assert.ok(!(parsed instanceof Error), String(parsed));
     assert.equal(find('Secret', '-ssh').metadata.annotations!['helm.sh/resource-policy'], 'keep');
 
+    // The StatefulSet pods' admission webhook: scoped to StatefulSet pods, served over TLS by the
+    // controller's Service with a certificate its caBundle vouches for.
+    const hook = find('MutatingWebhookConfiguration').webhooks[0];
+    assert.equal(hook.failurePolicy, 'Fail');
+    assert.deepEqual(hook.rules[0].operations, ['CREATE']);
+    assert.deepEqual(hook.objectSelector.matchExpressions[0], {
+      key: 'statefulset.kubernetes.io/pod-name',
+      operator: 'Exists',
+    });
+    assert.equal(hook.clientConfig.service.name, ctl.metadata.name);
+    assert.equal(hook.clientConfig.service.path, '/mutate-pods');
+    const tls = find('Secret', '-webhook');
+    assert.equal(hook.clientConfig.caBundle, tls.data['ca.crt']);
+    const pem = (k: string) => Buffer.from(tls.data[k], 'base64').toString();
+    const served = new X509Certificate(pem('tls.crt'));
+    assert.ok(served.verify(new X509Certificate(pem('ca.crt')).publicKey), 'signed by its CA');
+    assert.match(served.subjectAltName ?? '', /DNS:ferry-controller\.ferry-system\.svc/);
+    assert.ok(ctlC.args.includes('--webhook-cert=/etc/ferry/webhook/tls.crt'));
+    assert.ok(
+      find('ClusterRole', '-controller').rules.some(
+        (r: any) => r.resources.includes('pods') && r.verbs.includes('update'), // eslint-disable-line @typescript-eslint/no-explicit-any
+      ),
+      'the controller updates pods (adoption, the volumes gate)',
+    );
+
     // Redis, bundled: a Deployment, a Service and a generated password.
     assert.ok(find('Deployment', '-redis'));
     assert.ok(find('Service', '-redis'));
@@ -220,23 +249,36 @@ describe('the Helm chart', () => {
     assert.equal(agent.code, 0, agent.stderr);
   });
 
-  it('keeps the SSH key and the Redis password across an upgrade', async () => {
+  it('keeps the SSH key, the Redis password and the webhook’s certificate across an upgrade', async () => {
     const first = await render();
     const ssh = first.find('Secret', '-ssh');
     const redis = first.find('Secret', '-redis');
-    const again = await render({}, [ssh, redis]);
+    const hook = first.find('Secret', '-webhook');
+    const again = await render({}, [ssh, redis, hook]);
     assert.deepEqual(again.find('Secret', '-ssh').data, ssh.data);
     assert.deepEqual(again.find('Secret', '-redis').data, redis.data);
+    assert.deepEqual(again.find('Secret', '-webhook').data, hook.data);
+    assert.equal(
+      again.find('MutatingWebhookConfiguration').webhooks[0].clientConfig.caBundle,
+      hook.data['ca.crt'],
+    );
     // A fresh install generates new ones.
     assert.notDeepEqual((await render()).find('Secret', '-ssh').data, ssh.data);
   });
 
-  it('follows its switches: CRD, external Redis, existing SSH secret, ServiceMonitor, Grafana', async () => {
+  it('follows its switches: CRD, external Redis, existing SSH secret, webhook, ServiceMonitor, Grafana', async () => {
     const off = await render({
       crds: { install: false },
       redis: { enabled: false, externalUrl: 'redis://redis.infra:6379/0' },
       ssh: { existingSecret: 'my-ssh' },
+      webhook: { enabled: false },
     });
+    assert.ok(!off.objects.some((o) => o.kind === 'MutatingWebhookConfiguration'));
+    assert.ok(
+      !off
+        .find('Deployment', '-controller')
+        .spec.template.spec.containers[0].args.some((a: string) => a.startsWith('--webhook')),
+    );
     assert.ok(!off.objects.some((o) => o.kind === 'CustomResourceDefinition'));
     assert.ok(!off.objects.some((o) => o.metadata.name.includes('redis')));
     assert.ok(!off.objects.some((o) => o.kind === 'Secret'));

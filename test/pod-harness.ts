@@ -12,7 +12,13 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, type V1Pod, type V1Volume, type V1VolumeMount } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  type KubeConfig,
+  type V1Pod,
+  type V1Volume,
+  type V1VolumeMount,
+} from '@kubernetes/client-node';
 import { API_VERSION, TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import type { Client } from '../cli/client.ts';
 import { kubeletFiles, nodeImageStore } from '../cluster/cluster.ts';
@@ -38,6 +44,7 @@ export interface PodHarness {
   store: KubeMigrationStore;
   kubelets: Record<string, FakeKubelet>;
   kubeconfigFile: string;
+  kc: KubeConfig;
   /** Creates a pod in "default" and writes its status, as its kubelet would have. */
   createPod(body: V1Pod, status: V1Pod['status']): Promise<void>;
   /**
@@ -107,11 +114,18 @@ export async function startPodHarness(
     });
     await kubelets[node].start();
   }
+  // The controller serves the pods' admission webhook over TLS; the fake API server calls it for
+  // StatefulSet pods, trusting its certificate (the chart: templates/webhook.yaml).
+  const webhookTls = selfSignedCert('127.0.0.1');
+  const webhookPort = o.portBase + 150;
+  const dir = path.dirname(kubeconfigFile);
+  await writeFile(path.join(dir, 'webhook.pem'), webhookTls.cert, { mode: 0o600 });
+  await writeFile(path.join(dir, 'webhook.key'), webhookTls.key, { mode: 0o600 });
+  api.webhook = { url: `https://127.0.0.1:${webhookPort}/mutate-pods`, ca: webhookTls.cert };
   const [cmd, ...args] = nodeEntry('controller/main.ts', [
-    '--cluster',
-    o.cluster,
-    '--kubeconfig',
-    kubeconfigFile,
+    ...['--cluster', o.cluster, '--kubeconfig', kubeconfigFile],
+    ...['--webhook-port', String(webhookPort), '--webhook-host', '127.0.0.1'],
+    ...['--webhook-cert', path.join(dir, 'webhook.pem'), '--webhook-key', path.join(dir, 'webhook.key')],
   ]);
   const controller: ChildProcess = spawn(cmd!, args, { cwd: REPO_ROOT, stdio: 'ignore' });
 
@@ -212,6 +226,7 @@ export async function startPodHarness(
     store,
     kubelets,
     kubeconfigFile,
+    kc,
     createPod,
     runningPod,
     applyAndWait,

@@ -189,6 +189,18 @@ export const MigrationStateSchema = z
       .describe('Node chosen: spec.target.node, or the pick among spec.target.nodeSelector matches.'),
     sourcePod: z.string().optional().describe('Pod the workload left (Kubernetes only).'),
     targetPod: z.string().optional().describe('Pod the workload runs in now (Kubernetes only).'),
+    sourcePodUid: z
+      .string()
+      .optional()
+      .describe(
+        "The source pod's uid: a StatefulSet's replacement has the same name, so the uid tells them apart.",
+      ),
+    statefulSet: z
+      .string()
+      .optional()
+      .describe(
+        "A StatefulSet pod: its StatefulSet, which recreates it under its name once ferry deleted the frozen source; ferry's admission webhook places the new pod and starts it from the checkpoint.",
+      ),
     mode: ModeSchema.optional().describe('Strategy used.'),
     modeReason: z.string().optional().describe('Why that strategy: requested, or what Auto weighed.'),
     iterations: z.number().int().optional().describe('Pre-copy rounds run before the final freeze.'),

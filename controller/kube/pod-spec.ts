@@ -146,6 +146,39 @@ export function ungated(pod: V1Pod | undefined): V1Pod | undefined {
   return out;
 }
 
+/** The StatefulSet that controls a pod, if one does. */
+export const statefulSetOwner = (pod: V1Pod | undefined): V1OwnerReference | undefined =>
+  pod?.metadata?.ownerReferences?.find((o) => o.controller && o.kind === 'StatefulSet');
+
+/**
+ * A StatefulSet's pod as it is being created again under its name, made the replacement (ferry's
+ * admission webhook: admission.ts): its name, labels and owner kept, its spec the replacement's
+ * (checkpoint images, held by the volumes gate, placed on `node`). Pure.
+ */
+export function restoredStatefulSetPod(
+  pod: V1Pod,
+  opts: { node: string; from: string; migration: string; migrationUid: string },
+): V1Pod {
+  const images = Object.fromEntries(
+    (pod.spec?.containers ?? []).map((c) => [c.name, checkpointImageRef(opts.migrationUid, c.name)]),
+  );
+  const r = replacementPod(pod, {
+    targetNode: opts.node,
+    images,
+    migration: opts.migration,
+    migrationUid: opts.migrationUid,
+    gated: true,
+  });
+  return {
+    ...pod,
+    metadata: {
+      ...pod.metadata,
+      annotations: { ...pod.metadata?.annotations, [MIGRATED_FROM]: opts.from, [MIGRATION]: opts.migration },
+    },
+    spec: r.spec!,
+  };
+}
+
 /** The ReplicaSet that controls a pod, if one does. */
 export const replicaSetOwner = (pod: V1Pod | undefined): V1OwnerReference | undefined =>
   pod?.metadata?.ownerReferences?.find((o) => o.controller && o.kind === 'ReplicaSet');

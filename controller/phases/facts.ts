@@ -26,6 +26,10 @@ export const STEP_KIND = {
   podImport: 'podImport',
   podVolumes: 'podVolumes',
   podRemoveImages: 'podRemoveImages',
+  // A StatefulSet pod's steps on the source (pod-statefulset.ts): ready to be restored there.
+  podImportSource: 'podImport',
+  podVolumesSource: 'podVolumes',
+  podRemoveImagesSource: 'podRemoveImages',
   podThaw: 'podThaw',
   podCleanupSource: 'podCleanup',
   podCleanupTarget: 'podCleanup',

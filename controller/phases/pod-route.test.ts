@@ -77,12 +77,12 @@ describe('the pod route', () => {
       {},
       {
         ownerReferences: [
-          { apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', uid: 'x', controller: true },
+          { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'db', uid: 'x', controller: true },
         ],
       },
     );
     const cases: Array<[PodFacts, RegExp]> = [
-      [{ source: owned }, /^Preflight: UnsupportedWorkload: .*is a pod of StatefulSet db/],
+      [{ source: owned, claims: SHARED }, /^Preflight: UnsupportedWorkload: .*is a pod of DaemonSet db/],
       [{}, /^Preflight: ContainerNotFound: pod shop\/db does not exist/],
       [
         { source: runningPod({ nodeName: 'node3' }) },

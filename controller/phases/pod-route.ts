@@ -19,11 +19,13 @@ import {
   replacementPod,
   replacementPodName,
   runtimeContainers,
+  statefulSetOwner,
   ungated,
   withDeletionCost,
 } from '../kube/pod-spec.ts';
 import type { Action, Decision, Facts, StepName } from './facts.ts';
 import { stepSpec, type Gate, type Route, type StepSpec } from './route.ts';
+import { statefulSetGate, statefulSetSteps } from './pod-statefulset.ts';
 import { transition } from './steps.ts';
 
 type PodStep =
@@ -35,7 +37,10 @@ type PodStep =
   | 'podRemoveImages'
   | 'podThaw'
   | 'podCleanupSource'
-  | 'podCleanupTarget';
+  | 'podCleanupTarget'
+  | 'podImportSource'
+  | 'podVolumesSource'
+  | 'podRemoveImagesSource';
 
 const s = stepSpec<PodStep>;
 
@@ -73,9 +78,11 @@ const names = (pod: V1Pod | undefined): string[] => (pod?.spec?.containers ?? []
 function build(step: StepName, m: StoredMigration, facts: Facts, targetNode: string): Job {
   const migration = { uid: m.metadata.uid, name: m.metadata.name, workload: 'container' as const };
   const source = facts.pods?.source;
-  const runtime = runtimeOf(source);
-  const emptyDirs = emptyDirsOf(source);
-  const images = names(source).map((c) => ({
+  // A StatefulSet's source is gone after the hand-over: its pod created again has the same spec.
+  const basis = source ?? facts.pods?.replacement;
+  const runtime = runtimeOf(basis);
+  const emptyDirs = emptyDirsOf(basis);
+  const images = names(basis).map((c) => ({
     container: c,
     file: `pod-images/${c}.tar`,
     ref: checkpointImageRef(m.metadata.uid, c),
@@ -109,13 +116,21 @@ function build(step: StepName, m: StoredMigration, facts: Facts, targetNode: str
       };
     }
     case 'podImport':
-      return { kind: step, migration, images: images.map((i) => ({ file: i.file, ref: i.ref })), ...runtime };
+    case 'podImportSource':
+      return {
+        kind: 'podImport',
+        migration,
+        images: images.map((i) => ({ file: i.file, ref: i.ref })),
+        ...runtime,
+      };
     case 'podRemoveImages':
-      return { kind: step, migration, refs: images.map((i) => i.ref), ...runtime };
-    case 'podVolumes': {
+    case 'podRemoveImagesSource':
+      return { kind: 'podRemoveImages', migration, refs: images.map((i) => i.ref), ...runtime };
+    case 'podVolumes':
+    case 'podVolumesSource': {
       const uid = facts.pods?.replacement?.metadata?.uid;
       if (!uid) throw new FerryError('Internal', `replacement pod ${targetPodOf(m)} has no uid yet`);
-      return { kind: step, migration, podUid: uid, emptyDirs };
+      return { kind: 'podVolumes', migration, podUid: uid, emptyDirs };
     }
     case 'podCleanupSource':
       return { kind: 'podCleanup', migration, rollback: false };
@@ -221,6 +236,8 @@ function rollBackGate(m: StoredMigration, facts: Facts): Gate {
 }
 
 function gate(m: StoredMigration, facts: Facts, state: MigrationState): Gate | undefined {
+  const sts = state.statefulSet ? statefulSetGate(m, facts, state, (why) => fail(m, why)) : undefined;
+  if (sts) return sts;
   switch (m.status.phase) {
     case 'Preflight':
       return preflightGate(m, facts, state);
@@ -253,12 +270,17 @@ export function podStrategyWarnings(strategy: StoredMigration['spec']['strategy'
 
 function afterPreflight(m: StoredMigration, facts: Facts, state: MigrationState): Decision {
   const warnings = podStrategyWarnings(m.spec.strategy);
+  const source = facts.pods?.source;
+  const statefulSet = statefulSetOwner(source)?.name;
   return {
     status: transition(m.status, 'Checkpointing', facts.now, {
       migrationState: {
         ...state,
         sourcePod: m.spec.source.pod!,
-        targetPod: targetPodOf(m),
+        // A StatefulSet's pod keeps its name: the uid tells the source from its replacement.
+        targetPod: statefulSet ? m.spec.source.pod! : targetPodOf(m),
+        ...(source?.metadata?.uid ? { sourcePodUid: source.metadata.uid } : {}),
+        ...(statefulSet ? { statefulSet } : {}),
         mode: 'StopAndCopy',
         modeReason: `pods move StopAndCopy: freeze, checkpoint, copy, restore by the node's runtime; maxDowntime (${m.spec.strategy.maxDowntime}) is not estimated for them`,
       },
@@ -273,6 +295,8 @@ function record(phase: Phase, state: MigrationState, facts: Facts): MigrationSta
   const sent = facts.jobs.podSend?.result;
   if (phase === 'Checkpointing' && frozen) return { ...state, frozenAt: frozen.frozenAt };
   if (phase === 'Transferring' && sent) return { ...state, bytesDuringFreeze: sent.bytes };
+  // Both nodes hold the images: a StatefulSet's source may go (pod-statefulset.ts).
+  if (phase === 'Restoring' && state.statefulSet) return { ...state, handedOver: true };
   if (phase === 'Verifying') {
     // Running and ready, as the controller saw it: the freeze ends here.
     const downtimeMs = state.frozenAt ? Date.parse(facts.now) - Date.parse(state.frozenAt) : undefined;
@@ -282,7 +306,8 @@ function record(phase: Phase, state: MigrationState, facts: Facts): MigrationSta
 }
 
 export const podRoute: Route = {
-  steps: (_m, phase) => POD_STEPS[phase] ?? [],
+  steps: (m, phase) =>
+    (m.status.migrationState?.statefulSet ? statefulSetSteps(m, phase) : undefined) ?? POD_STEPS[phase] ?? [],
   next: {
     Preflight: 'Checkpointing',
     Checkpointing: 'Transferring',

@@ -13,6 +13,8 @@ export interface StepSpec {
   after?: readonly StepName[];
   /** Waits until the controller's own work in the phase (the route's gate) is done. */
   afterGate?: boolean;
+  /** Waits until what the controller observed allows it (a pod it needs exists). */
+  ready?: (facts: Facts, m: StoredMigration) => boolean;
 }
 
 /** A step of a route's table: `step(name, side, [steps it waits for])`. */

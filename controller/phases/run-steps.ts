@@ -52,7 +52,7 @@ export function walkSteps(m: StoredMigration, facts: Facts, state: MigrationStat
     allDone: gate?.done ?? true,
   };
   const skipped = new Set<StepName>();
-  for (const { step, side, after = [], afterGate } of route.steps(m, phase)) {
+  for (const { step, side, after = [], afterGate, ready } of route.steps(m, phase)) {
     const fact = facts.jobs[step] as JobFact | undefined;
     const node = side === 'source' ? src : target;
     const jobId = keyspace.jobId(m.metadata.uid, step);
@@ -83,7 +83,7 @@ export function walkSteps(m: StoredMigration, facts: Facts, state: MigrationStat
       continue;
     }
     const waiting = after.some((a) => facts.jobs[a]?.state !== 'completed' && !skipped.has(a));
-    if (!fact && (waiting || (afterGate && !gate?.done))) {
+    if (!fact && (waiting || (afterGate && !gate?.done) || (ready && !ready(facts, m)))) {
       w.allDone = false; // waits for the step (or the controller's work) whose result it needs
     } else if (!fact) {
       try {

@@ -12,7 +12,9 @@ export function ownerProblem(kind: string, name: string): string | undefined {
     case 'Job':
       return `is a pod of Job ${name}, which counts its pods by uid and would start the work again; let it finish, or delete and rerun it where it should run`;
     case 'StatefulSet':
-      return `is a pod of StatefulSet ${name}, whose pods keep their name, which a replacement cannot take while the source exists; ferry does not move StatefulSet pods yet`;
+      // Its identity moves: the StatefulSet recreates the pod under its name once ferry deleted
+      // the frozen source, and ferry's admission webhook places it (controller/kube/admission.ts).
+      return undefined;
     case 'DaemonSet':
       return `is a pod of DaemonSet ${name}, which runs one on every node by design`;
     default:
@@ -51,13 +53,16 @@ export function podProblem(pod: V1Pod): string | undefined {
  */
 export function claimProblem(pod: V1Pod, claims: Record<string, string[] | undefined>): string | undefined {
   const where = `pod ${pod.metadata?.namespace}/${pod.metadata?.name}`;
+  // A StatefulSet pod's claims follow its identity: the source pod is deleted before the StatefulSet
+  // recreates it on the target, so a ReadWriteOnce volume detaches from the one to attach to the other.
+  const statefulSet = pod.metadata?.ownerReferences?.some((o) => o.controller && o.kind === 'StatefulSet');
   for (const v of pod.spec?.volumes ?? []) {
     const name = v.persistentVolumeClaim?.claimName;
     if (!name) continue;
     const modes = claims[name];
     if (!modes) return `${where}: volume ${v.name}: PersistentVolumeClaim ${name} is not found`;
-    if (modes.includes('ReadWriteMany') || modes.includes('ReadOnlyMany')) continue;
-    return `${where}: volume ${v.name} is PersistentVolumeClaim ${name} (${modes.join(', ') || 'no access mode'}), which attaches to one node at a time; ferry does not detach it from the frozen source to attach it on the target, so the pod is refused before anything is frozen (a ReadWriteMany claim stays attached and moves)`;
+    if (modes.includes('ReadWriteMany') || modes.includes('ReadOnlyMany') || statefulSet) continue;
+    return `${where}: volume ${v.name} is PersistentVolumeClaim ${name} (${modes.join(', ') || 'no access mode'}), which attaches to one node at a time; ferry does not detach it from the frozen source to attach it on the target, so the pod is refused before anything is frozen (a ReadWriteMany claim stays attached and moves; a StatefulSet's pod hands its claims over with its name)`;
   }
   return undefined;
 }
