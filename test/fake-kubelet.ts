@@ -12,7 +12,8 @@
 //   sandbox and its containers over CRI, a checkpoint image restored; the fake CRI-O: only pods of
 //   checkpoint images, restored from the node's containers-storage with the agent's import job) and
 //   its status written through the API server's status subresource; a failed start shows as
-//   CreateContainerError; the containers of a pod deleted from the API server are removed. Pods
+//   CreateContainerError and is tried again every RETRY_MS (the kubelet retries with back-off);
+//   the containers of a pod deleted from the API server are removed, and its folder. Pods
 //   the fake CRI-O does not start are the test's: it runs their containers itself and writes
 //   their status.
 import { randomBytes } from 'node:crypto';
