@@ -5,10 +5,10 @@ FROM node:20-bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       runc iptables btrfs-progs iproute2 zstd tar openssl ca-certificates util-linux busybox-static \
-      containerd skopeo umoci \
+      containerd skopeo umoci attr \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY scripts/install-criu.sh scripts/
+COPY scripts/install-criu.sh scripts/unstable-debs.sh scripts/
 RUN FERRY_IMAGE_BUILD=1 bash scripts/install-criu.sh
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error
