@@ -37,6 +37,7 @@ import {
   DIFF_TAR,
   checkTreeTar,
   memberName,
+  packTreeTar,
   safeRelative,
   unpackTreeTar,
 } from './snapshot/overlay.ts';
@@ -85,12 +86,6 @@ async function readSmall(file: string): Promise<string> {
   return readFile(file, 'utf8');
 }
 
-/** A tree as tar: owners as numbers, extended attributes kept. */
-function packTree(from: string, file: string): Promise<string> {
-  const args = ['--create', '--file', file, '--directory', from, '--xattrs', '--xattrs-include=*'];
-  return run('tar', [...args, '--numeric-owner', '.'], 'SnapshotFailed');
-}
-
 /** Checkpoints a container into an archive on this node; it keeps running unless asked to stop. */
 export async function exportCheckpoint(ctx: AgentContext, job: JobOf<'export'>) {
   const { layout, runc } = ctx;
@@ -120,12 +115,12 @@ export async function exportCheckpoint(ctx: AgentContext, job: JobOf<'export'>) 
     await runc.checkpointLeavingStopped(job.container, images, path.join(dir, 'work'));
     // Taken while frozen, like the images: the trees the restored processes expect. Node-local
     // volumes go where Podman puts them, volumes/<name>.tar.
-    await packTree(layout.rootfs(job.container), path.join(dir, DIFF_TAR));
+    await packTreeTar(layout.rootfs(job.container), path.join(dir, DIFF_TAR));
     deleted = await deletedFrom(base.tree, layout.rootfs(job.container));
     // Node-local volumes and the self-service folder go as Podman's named volumes: volumes/<name>.tar.
     await mkdir(path.join(dir, 'volumes'), { mode: 0o700 });
     for (const v of carried.volumes)
-      await packTree(
+      await packTreeTar(
         v.name ? layout.volume(job.container, v.name) : emptyDir,
         path.join(dir, 'volumes', `${v.volume}.tar`),
       );

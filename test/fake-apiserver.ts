@@ -136,17 +136,7 @@ export class FakeApiServer {
           if (!admitted || this.objects.has(`Pod/${ns}/${String(pod.metadata.name)}`)) continue;
           const invalid = validatePod(admitted);
           if (invalid) continue;
-          const created: Obj = {
-            ...admitted,
-            metadata: {
-              ...admitted.metadata,
-              uid: randomUUID(),
-              creationTimestamp: new Date().toISOString(),
-              resourceVersion: String(++this.rv),
-            },
-          };
-          this.objects.set(`Pod/${ns}/${String(pod.metadata.name)}`, created);
-          this.emit('ADDED', 'Pod', created);
+          this.addPod(admitted);
         }
       }
     } finally {
@@ -289,23 +279,27 @@ export class FakeApiServer {
     }
   }
 
+  /** Stores a pod an emulated controller made, as the API server does with a created one. */
+  private addPod(pod: Obj): void {
+    const created: Obj = {
+      ...pod,
+      metadata: {
+        ...pod.metadata,
+        uid: randomUUID(),
+        creationTimestamp: new Date().toISOString(),
+        resourceVersion: String(++this.rv),
+      },
+    };
+    this.objects.set(`Pod/${String(pod.metadata.namespace)}/${String(pod.metadata.name)}`, created);
+    this.emit('ADDED', 'Pod', created);
+  }
+
   private applyReplicaSetChange(c: ReplicaSetChange): void {
     const m = c.pod.metadata;
     if (c.type === 'create') {
       const name = `${String(m.generateName)}${randomUUID().slice(0, 5)}`;
-      const pod: Obj = {
-        ...c.pod,
-        metadata: {
-          ...m,
-          name,
-          uid: randomUUID(),
-          creationTimestamp: new Date().toISOString(),
-          resourceVersion: String(++this.rv),
-        },
-      };
-      this.objects.set(`Pod/${String(m.namespace)}/${name}`, pod);
       this.replicaSetLog.push({ type: 'create', pod: name });
-      return this.emit('ADDED', 'Pod', pod);
+      return this.addPod({ ...c.pod, metadata: { ...m, name } });
     }
     const key = `Pod/${String(m.namespace)}/${String(m.name)}`;
     if (c.type === 'delete') {

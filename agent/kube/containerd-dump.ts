@@ -14,14 +14,15 @@
 //   status             containerd's own record of the container (checkpointctl reads it)
 //   rootfs-diff.tar    the overlay snapshot's upper layer, whiteouts as OCI .wh. entries
 //   stats-dump         CRIU's dump statistics
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { KubeNode } from '../../api/v1alpha1/cluster.ts';
 import { FerryError } from '../../lib/errors.ts';
-import { exec, run } from '../../lib/exec.ts';
+import { run } from '../../lib/exec.ts';
 import { CriClient, type ContainerStatus } from '../../lib/kube/cri.ts';
 import type { Runc } from '../runtime/runc.ts';
 import { exists } from '../snapshot/btrfs.ts';
+import { writeOciLayer } from '../snapshot/overlay.ts';
 
 /** The CRI's ContainerState numbers, as Go writes them in status.dump. */
 const STATE = { CONTAINER_CREATED: 0, CONTAINER_RUNNING: 1, CONTAINER_EXITED: 2, CONTAINER_UNKNOWN: 3 };
@@ -84,63 +85,6 @@ export function configDump(
 }
 
 /**
- * The overlay upper layer as a tar of an OCI layer: overlay's whiteouts (0:0 character devices)
- * become empty `.wh.NAME` files and opaque directories get `.wh..wh..opq`, as containerd applies.
- */
-async function packUpperDir(upper: string, out: string): Promise<void> {
-  const marks = await mkdtemp(`${out}.wh-`);
-  try {
-    const found = await run('find', [
-      upper,
-      '-mindepth',
-      '1',
-      '(',
-      '-type',
-      'c',
-      '-o',
-      '-type',
-      'd',
-      ')',
-      '-printf',
-      '%y %P\\0',
-    ]);
-    const whiteouts: string[] = [];
-    for (const entry of found.split('\0').filter(Boolean)) {
-      const type = entry[0];
-      const rel = entry.slice(2);
-      if (type === 'c') {
-        const st = await stat(path.join(upper, rel));
-        if (st.rdev !== 0) continue;
-        whiteouts.push(rel);
-        await mkdir(path.join(marks, path.dirname(rel)), { recursive: true });
-        await writeFile(path.join(marks, path.dirname(rel), `.wh.${path.basename(rel)}`), '');
-      } else {
-        const opaque = await exec('getfattr', [
-          '--only-values',
-          '-n',
-          'trusted.overlay.opaque',
-          path.join(upper, rel),
-        ]);
-        if (opaque.code === 0 && opaque.stdout.trim() === 'y') {
-          await mkdir(path.join(marks, rel), { recursive: true });
-          await writeFile(path.join(marks, rel, '.wh..wh..opq'), '');
-        }
-      }
-    }
-    const excludes = whiteouts.map((w) => `--exclude=./${w}`);
-    await run(
-      'tar',
-      ['--create', '--file', out, '--numeric-owner', '--xattrs', '--xattrs-include=user.*']
-        .concat(['--directory', upper, ...excludes, '.'])
-        .concat((await readdir(marks)).length ? ['--directory', marks, '.'] : []),
-      'SnapshotFailed',
-    );
-  } finally {
-    await rm(marks, { recursive: true, force: true });
-  }
-}
-
-/**
  * Dumps one frozen container of a containerd pod into `dir`.tar; it stays frozen (podThaw or the
  * pod's deletion decides). Resolves to the archive's path.
  */
@@ -172,7 +116,7 @@ export async function dumpContainerdContainer(
   const work = path.join(dir, 'work');
   await runc.checkpointLeavingStopped(id, path.join(dir, 'checkpoint'), work);
   // Taken while frozen, like the images: the files the restored processes expect.
-  await packUpperDir(upper, path.join(dir, 'rootfs-diff.tar'));
+  await writeOciLayer(upper, path.join(dir, 'rootfs-diff.tar'));
   if (await exists(path.join(work, 'stats-dump')))
     await copyFile(path.join(work, 'stats-dump'), path.join(dir, 'stats-dump'));
   await rm(work, { recursive: true, force: true });

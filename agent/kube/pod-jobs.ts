@@ -232,8 +232,8 @@ export async function podVolumes(ctx: AgentContext, job: JobOf<'podVolumes'>) {
 
 export async function podCleanup(ctx: AgentContext, job: JobOf<'podCleanup'>) {
   const record = path.join(ctx.layout.images(job.migration.uid), WRITTEN);
-  const written = await readFile(record, 'utf8').catch(() => undefined);
-  if (job.rollback && written) {
+  const written = job.rollback ? await readFile(record, 'utf8').catch(() => undefined) : undefined;
+  if (written) {
     const w = JSON.parse(written) as { podUid: string; emptyDirs: string[] };
     await removeEmptyDirs(kubeOf(ctx), w.podUid, w.emptyDirs);
   }

@@ -7,14 +7,14 @@ import path from 'node:path';
 import type { KubeNode } from '../../api/v1alpha1/cluster.ts';
 import { podVolumeFile } from '../../api/v1alpha1/jobs.ts';
 import { FerryError } from '../../lib/errors.ts';
-import { run } from '../../lib/exec.ts';
 import { exists } from '../snapshot/btrfs.ts';
+import { checkTreeTar, packTreeTar, unpackTreeTar } from '../snapshot/overlay.ts';
 
 /** An emptyDir's folder on a node, as the kubelet lays it out. Pure. */
 export const emptyDirPath = (kube: KubeNode, podUid: string, volume: string): string =>
   path.join(kube.kubeletDir, 'pods', podUid, 'volumes', 'kubernetes.io~empty-dir', volume);
 
-/** Packs each emptyDir of pod `podUid` into `base`/volumeFile(name). */
+/** Packs each emptyDir of pod `podUid` into `base`/podVolumeFile(name). */
 export async function packEmptyDirs(
   kube: KubeNode,
   podUid: string,
@@ -27,15 +27,7 @@ export async function packEmptyDirs(
     if (!(await exists(from)))
       throw new FerryError('SnapshotFailed', `emptyDir ${v} of pod ${podUid} is not at ${from}`);
     const file = podVolumeFile(v);
-    await run(
-      'tar',
-      ['--create', '--file', path.join(base, file), '--directory', from, '--numeric-owner'].concat([
-        '--xattrs',
-        '--xattrs-include=*',
-        '.',
-      ]),
-      'SnapshotFailed',
-    );
+    await packTreeTar(from, path.join(base, file));
     files.push(file);
   }
   return files;
@@ -51,19 +43,12 @@ export async function unpackEmptyDirs(
   const written = [];
   for (const v of volumes) {
     const to = emptyDirPath(kube, podUid, v);
+    // Sent by the source agent: checked, as any tree ferry unpacks, before it is written anywhere.
+    const tar = path.join(base, podVolumeFile(v));
+    await checkTreeTar(tar, `emptyDir ${v}`);
     await rm(to, { recursive: true, force: true });
     await mkdir(to, { recursive: true });
-    await run(
-      'tar',
-      ['--extract', '--file', path.join(base, podVolumeFile(v)), '--directory', to].concat([
-        '--same-owner',
-        '--same-permissions',
-        '--numeric-owner',
-        '--xattrs',
-        '--xattrs-include=*',
-      ]),
-      'SnapshotFailed',
-    );
+    await unpackTreeTar(tar, to);
     written.push(to);
   }
   return written;

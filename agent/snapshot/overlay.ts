@@ -3,7 +3,7 @@
 // CRI-O write it into their checkpoint archives: a tar of the upper directory's files and a list of
 // the paths the container deleted (overlay's whiteouts). The target mounts the same image with a
 // fresh upper directory and applies the diff through the merged view.
-import { lstat, readdir, rm, writeFile, readFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, rm, writeFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FerryError } from '../../lib/errors.ts';
 import { exec, run } from '../../lib/exec.ts';
@@ -45,33 +45,64 @@ export async function upperChanges(upper: string): Promise<UpperChanges> {
   return { files, deleted };
 }
 
+/**
+ * Tars listed trees into `file`, each `names` relative to its `dir`, without recursion: an upper
+ * directory's files as upperChanges listed them (owners as numbers, extended attributes kept but
+ * overlayfs's own bookkeeping: origin, impure, opaque), and any files made to go with them.
+ */
+async function tarListed(file: string, trees: { dir: string; names: string[] }[]): Promise<void> {
+  const lists = await mkdtemp(`${file}.lists-`);
+  try {
+    const args = ['--create', '--file', file, '--no-recursion', '--xattrs', '--xattrs-include=*'].concat([
+      '--xattrs-exclude=trusted.overlay.*',
+      '--numeric-owner',
+      '--null',
+    ]);
+    for (const [i, t] of trees.entries()) {
+      const list = path.join(lists, String(i));
+      await writeFile(list, t.names.map((f) => `${f}\0`).join(''), { mode: 0o600 });
+      args.push('--directory', t.dir, '--files-from', list);
+    }
+    await run('tar', args, 'SnapshotFailed');
+  } finally {
+    await rm(lists, { recursive: true, force: true });
+  }
+}
+
 /** Writes rootfs-diff.tar and deleted.files for an upper directory into `out`. */
 export async function writeRootfsDiff(upper: string, out: string): Promise<UpperChanges> {
   const changes = await upperChanges(upper);
   await writeFile(path.join(out, DELETED_FILES), changes.deleted.map((d) => `${d}\n`).join(''), {
     mode: 0o600,
   });
-  const list = path.join(out, '.diff-list');
-  await writeFile(list, changes.files.map((f) => `${f}\0`).join(''), { mode: 0o600 });
-  try {
-    await run(
-      'tar',
-      ['--create', '--file', path.join(out, DIFF_TAR), '--directory', upper, '--no-recursion'].concat([
-        '--xattrs',
-        '--xattrs-include=*',
-        // overlayfs's own bookkeeping on the upper directory (origin, impure, opaque): never carried.
-        '--xattrs-exclude=trusted.overlay.*',
-        '--numeric-owner',
-        '--null',
-        '--files-from',
-        list,
-      ]),
-      'SnapshotFailed',
-    );
-  } finally {
-    await rm(list, { force: true });
-  }
+  await tarListed(path.join(out, DIFF_TAR), [{ dir: upper, names: changes.files }]);
   return changes;
+}
+
+/**
+ * Writes an upper directory as an OCI layer into `file`, the rootfs diff containerd writes and
+ * applies: its deletions as whiteout files (`.wh.NAME`), an opaque directory marked `.wh..wh..opq`.
+ */
+export async function writeOciLayer(upper: string, file: string): Promise<void> {
+  const changes = await upperChanges(upper);
+  const kept = new Set(changes.files);
+  // upperChanges lists an opaque directory among the deleted paths and the files both.
+  const marks = changes.deleted.map((d) =>
+    kept.has(d) ? path.join(d, '.wh..wh..opq') : path.join(path.dirname(d), `.wh.${path.basename(d)}`),
+  );
+  const markDir = await mkdtemp(`${file}.wh-`);
+  try {
+    for (const m of marks) {
+      await mkdir(path.join(markDir, path.dirname(m)), { recursive: true });
+      await writeFile(path.join(markDir, m), '');
+    }
+    await tarListed(file, [
+      { dir: upper, names: changes.files },
+      { dir: markDir, names: marks },
+    ]);
+  } finally {
+    await rm(markDir, { recursive: true, force: true });
+  }
 }
 
 /** A path from a diff that stays inside the root: relative, no "..", no empty part. Pure. */
@@ -112,6 +143,12 @@ export async function checkTreeTar(file: string, what: string): Promise<void> {
     if (link !== undefined && !safeRelative(link.replace(/^\.\//, '')))
       throw new FerryError('StreamRejected', `${what}: hard link ${name} points outside the root`);
   }
+}
+
+/** A whole tree as tar: owners as numbers, extended attributes kept. */
+export function packTreeTar(from: string, file: string): Promise<string> {
+  const args = ['--create', '--file', file, '--directory', from, '--xattrs', '--xattrs-include=*'];
+  return run('tar', [...args, '--numeric-owner', '.'], 'SnapshotFailed');
 }
 
 /** Unpacks a checked tree tar into `into`, owners, modes and extended attributes as they were. */

@@ -69,7 +69,6 @@ describe('the pod path: which pods move, and their replacement', () => {
     assert.equal(images.db, 'localhost/ferry-checkpoint/db:9f1c2d3eaaaa');
     const r = replacementPod(runningPod(), {
       targetNode: 'node2',
-      images,
       migration: 'move-db',
       migrationUid: '9f1c2d3e-aaaa',
     });
@@ -123,7 +122,6 @@ describe('the pod path: which pods move, and their replacement', () => {
     source.metadata!.annotations = { [DELETION_COST]: '5' };
     const r = replacementPod(source, {
       targetNode: 'node2',
-      images: { db: 'a', exporter: 'b' },
       migration: 'm',
       migrationUid: 'u-1',
     });
@@ -139,7 +137,6 @@ describe('the pod path: which pods move, and their replacement', () => {
       adopted(
         replacementPod(runningPod(), {
           targetNode: 'n',
-          images: { db: 'a', exporter: 'b' },
           migration: 'm',
           migrationUid: 'u',
         }),

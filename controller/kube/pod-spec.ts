@@ -79,7 +79,6 @@ export function replacementPod(
   source: V1Pod,
   opts: {
     targetNode: string;
-    images: Record<string, string>;
     migration: string;
     migrationUid: string;
     /** Held by VOLUMES_GATE until its emptyDirs are written. */
@@ -89,9 +88,7 @@ export function replacementPod(
   const meta = source.metadata ?? {};
   const spec = structuredClone(source.spec ?? { containers: [] });
   for (const c of spec.containers) {
-    const image = opts.images[c.name];
-    if (!image) throw new FerryError('Internal', `no checkpoint image for container ${c.name}`);
-    c.image = image;
+    c.image = checkpointImageRef(opts.migrationUid, c.name);
     c.imagePullPolicy = 'Never';
   }
   delete spec.initContainers;
@@ -159,12 +156,8 @@ export function restoredStatefulSetPod(
   pod: V1Pod,
   opts: { node: string; from: string; migration: string; migrationUid: string },
 ): V1Pod {
-  const images = Object.fromEntries(
-    (pod.spec?.containers ?? []).map((c) => [c.name, checkpointImageRef(opts.migrationUid, c.name)]),
-  );
   const r = replacementPod(pod, {
     targetNode: opts.node,
-    images,
     migration: opts.migration,
     migrationUid: opts.migrationUid,
     gated: true,

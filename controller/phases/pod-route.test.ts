@@ -263,7 +263,6 @@ describe('the pod route', () => {
     const source = runningPod({}, { ownerReferences: [owner] });
     const held = replacementPod(source, {
       targetNode: 'node2',
-      images: { db: 'a', exporter: 'b' },
       migration: 'mp',
       migrationUid: UID,
     });

@@ -178,7 +178,6 @@ function restoringGate(m: StoredMigration, facts: Facts, state: MigrationState):
   if (!source) return fail(m, `ContainerNotFound: ${where(m)} is gone`);
   const pod = replacementPod(source, {
     targetNode: state.targetNode!,
-    images: Object.fromEntries(names(source).map((c) => [c, checkpointImageRef(m.metadata.uid, c)])),
     migration: m.metadata.name,
     migrationUid: m.metadata.uid,
     gated: emptyDirsOf(source).length > 0,
