@@ -47,6 +47,7 @@ export const handlers: Handlers = {
   rollbackTarget: target.rollbackTarget,
   podFreeze: pods.podFreeze,
   podThaw: pods.podThaw,
+  podSync: pods.podSync,
   podCheckpoint: pods.podCheckpoint,
   podSend: pods.podSend,
   podImport: pods.podImport,

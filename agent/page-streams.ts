@@ -18,7 +18,7 @@ export async function startDumpReceiver(
   peerNode: string,
   into: { dir: string; parent?: string | undefined } = { dir: 'checkpoint' },
 ): Promise<PageServer> {
-  // `into` was checked against ImageDirSchema: "checkpoint" or "pre-N", never a path.
+  // `into` was checked against ImageDirSchema: "checkpoint", "pre-N" or "pod-N", never a path.
   const dir = path.join(ctx.layout.images(uid), into.dir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const port = await freePort();

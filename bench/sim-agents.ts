@@ -44,6 +44,7 @@ const DELAY: Record<Job['kind'], number> = {
   cleanupTarget: 5,
   podFreeze: 1,
   podThaw: 1,
+  podSync: 20,
   podCheckpoint: 30,
   podSend: 50,
   podImport: 10,

@@ -1,9 +1,10 @@
 // Pods on a REAL containerd (2.1, one per test node, driven over CRI by the fake kubelet: the API
 // server and the kubelet are the fakes here, test/pod-harness.ts). A pod moves between the test
-// cluster's nodes: the source agent freezes its container under containerd's runc root and dumps it
-// into containerd's checkpoint archive layout (agent/kube/containerd-dump.ts), the image goes over
-// SSH and into node2's containerd with ctr, and node2's containerd restores it when the kubelet
-// creates the replacement pod from that image. Also: an archive containerd's CheckpointContainer
+// cluster's nodes: its emptyDirs go ahead while it runs, the source agent freezes its container
+// under containerd's runc root and dumps it into containerd's checkpoint archive layout
+// (agent/kube/containerd-dump.ts) with its pages streamed to node2 as CRIU dumps, node2's agent
+// builds the image from what arrived and imports it with ctr, and node2's containerd restores it
+// when the kubelet creates the replacement pod from that image. Also: an archive containerd's CheckpointContainer
 // wrote (the kubelet's checkpoint API) is read by ferry and restored by containerd from ferry's
 // image of it, checkpointctl reads ferry's archive, and a restore containerd refuses rolls back.
 import { after, before, test } from 'node:test';
@@ -98,7 +99,11 @@ test('a containerd pod moves to node2 with its memory and files; containerd rest
   const before = await counter('node1', id);
   const m = await h.applyAndWait(unique('mc'), pod);
   assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
-  const moved = await podOn(m.status.migrationState!.targetPod!);
+  // Its memory crossed while CRIU dumped: the page stream alone carried more than the 32 MiB.
+  const st = m.status.migrationState!;
+  assert.match(st.modeReason!, /memory streamed to the target while CRIU dumps/);
+  assert.ok((st.bytesDuringFreeze ?? 0) > 32 * 2 ** 20, `${st.bytesDuringFreeze} bytes while frozen`);
+  const moved = await podOn(st.targetPod!);
   assert.equal(moved.spec!.nodeName, 'node2');
   const cid = moved.status!.containerStatuses![0]!.containerID!;
   assert.match(cid, /^containerd:\/\/[0-9a-f]{64}$/);
@@ -127,6 +132,14 @@ test('an emptyDir moves with its pod: written into the replacement’s folder be
   const source = await podOn(pod);
   const m = await h.applyAndWait(unique('me'), pod);
   assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  // Sent whole while it ran (Syncing), then what changed while it was frozen.
+  const phases = m.status.phaseTransitionTimestamps.map((t) => t.phase);
+  assert.deepEqual(phases.slice(phases.indexOf('Preflight'), phases.indexOf('Checkpointing') + 1), [
+    'Preflight',
+    'Syncing',
+    'Checkpointing',
+  ]);
+  assert.ok((m.status.migrationState!.bytesBeforeFreeze ?? 0) > 0, 'the emptyDir went ahead of the freeze');
   const moved = await podOn(m.status.migrationState!.targetPod!);
   assert.equal(moved.spec!.nodeName, 'node2', 'bound once its gate was lifted');
   assert.equal(moved.spec!.schedulingGates, undefined);
@@ -384,6 +397,7 @@ test('containerd’s checkpoint archive is read by ferry, and ferry’s by conta
       KubeNodeSchema.parse({ ...kube, criSocket: nodeContainerd(CLUSTER, 'node1').socket }),
       id,
       path.join(work, 'dump'),
+      { criuVersion: 'test', arch: 'amd64', kernel: 'test' },
     );
     assert.equal((await runc('node1').state(id))?.status, 'paused', 'the dump leaves it frozen');
     await runc('node1').resume(id);

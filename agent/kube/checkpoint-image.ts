@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, link, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { z } from 'zod';
 import { FerryError } from '../../lib/errors.ts';
 import { run } from '../../lib/exec.ts';
 
@@ -45,11 +46,15 @@ export interface ConfigDump {
   runtime?: string;
 }
 
-export interface HostFacts {
-  criuVersion: string;
-  arch: string;
-  kernel: string;
-}
+/** Where a checkpoint was taken, as its image's annotations say. */
+export const HostFactsSchema = z.strictObject({
+  criuVersion: z.string().max(64),
+  arch: z.string().max(32),
+  kernel: z.string().max(128),
+});
+export type HostFacts = z.infer<typeof HostFactsSchema>;
+/** The file of a ferry-made containerd archive that holds its HostFacts (containerd-dump.ts). */
+export const HOST_FILE = 'ferry-host.json';
 
 /**
  * The image's annotations, from the archive's config.dump and spec.dump. The engine and the pod

@@ -14,6 +14,8 @@
 //   status             containerd's own record of the container (checkpointctl reads it)
 //   rootfs-diff.tar    the overlay snapshot's upper layer, whiteouts as OCI .wh. entries
 //   stats-dump         CRIU's dump statistics
+//   ferry-host.json    where it was dumped (CRIU version, architecture, kernel): a streamed dump's
+//                      image is built on the target, whose annotations must still name the source
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { KubeNode } from '../../api/v1alpha1/cluster.ts';
@@ -23,6 +25,7 @@ import { CriClient, type ContainerStatus } from '../../lib/kube/cri.ts';
 import type { Runc } from '../runtime/runc.ts';
 import { exists } from '../snapshot/btrfs.ts';
 import { writeOciLayer } from '../snapshot/overlay.ts';
+import { HOST_FILE, type HostFacts } from './checkpoint-image.ts';
 
 /** The CRI's ContainerState numbers, as Go writes them in status.dump. */
 const STATE = { CONTAINER_CREATED: 0, CONTAINER_RUNNING: 1, CONTAINER_EXITED: 2, CONTAINER_UNKNOWN: 3 };
@@ -86,13 +89,18 @@ export function configDump(
 
 /**
  * Dumps one frozen container of a containerd pod into `dir`.tar; it stays frozen (podThaw or the
- * pod's deletion decides). Resolves to the archive's path.
+ * pod's deletion decides). `dump` runs CRIU (through runc) into the images folder it is given: by
+ * default whole, there; a streamed dump sends the pages to the target's page server instead, and
+ * the archive holds the rest. Resolves to the archive's path.
  */
 export async function dumpContainerdContainer(
   runc: Runc,
   kube: KubeNode,
   id: string,
   dir: string,
+  host: HostFacts,
+  dump: (images: string, work: string) => Promise<void> = (images, work) =>
+    runc.checkpointLeavingStopped(id, images, work),
 ): Promise<string> {
   const st = await runc.state(id);
   if (st?.status !== 'paused' || !st.pid)
@@ -114,7 +122,7 @@ export async function dumpContainerdContainer(
     );
   await mkdir(path.join(dir, 'checkpoint'), { recursive: true, mode: 0o700 });
   const work = path.join(dir, 'work');
-  await runc.checkpointLeavingStopped(id, path.join(dir, 'checkpoint'), work);
+  await dump(path.join(dir, 'checkpoint'), work);
   // Taken while frozen, like the images: the files the restored processes expect.
   await writeOciLayer(upper, path.join(dir, 'rootfs-diff.tar'));
   if (await exists(path.join(work, 'stats-dump')))
@@ -136,6 +144,7 @@ export async function dumpContainerdContainer(
       Message: '',
       Restore: false,
     },
+    [HOST_FILE]: host,
   };
   for (const [name, value] of Object.entries(files))
     await writeFile(path.join(dir, name), JSON.stringify(value), { mode: 0o600 });

@@ -2,7 +2,7 @@
 // containers under the runtime's runc root, checkpoint them through the kubelet and make each a
 // checkpoint OCI image, send the images to the target agent, import them into the target runtime's
 // image store, and clean up. Each job works inside its migration's own folder.
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { JobOf } from '../../api/v1alpha1/jobs.ts';
@@ -17,11 +17,15 @@ import {
   importCommand,
   removeImageCommand,
   type ConfigDump,
+  HOST_FILE,
+  HostFactsSchema,
+  type HostFacts,
 } from './checkpoint-image.ts';
 import { checkpointContainer } from './kubelet.ts';
 import { dumpContainerdContainer } from './containerd-dump.ts';
 import { packEmptyDirs, removeEmptyDirs, unpackEmptyDirs } from './pod-volumes.ts';
 import { Runc } from '../runtime/runc.ts';
+import { checkTreeTar, unpackTreeTar } from '../snapshot/overlay.ts';
 import type { NodeRuntime } from './checkpoint-image.ts';
 
 function kubeOf(ctx: AgentContext): KubeNode {
@@ -76,6 +80,13 @@ export async function podThaw(ctx: AgentContext, job: JobOf<'podThaw'>) {
   return { thawed: job.ids };
 }
 
+/** config.dump and spec.dump of an unpacked checkpoint archive. */
+async function metadataIn(dir: string) {
+  const read = async (name: string) =>
+    JSON.parse(await readFile(path.join(dir, name), 'utf8')) as Record<string, unknown>;
+  return { config: (await read('config.dump')) as ConfigDump, spec: await read('spec.dump') };
+}
+
 /** Reads config.dump and spec.dump out of a checkpoint archive. */
 async function archiveMetadata(archive: string) {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'ferry-ckpt-'));
@@ -95,12 +106,34 @@ async function archiveMetadata(archive: string) {
         'StreamRejected',
         `${archive} is not a checkpoint archive: ${r.stderr.trim().split('\n').pop()}`,
       );
-    const read = async (name: string) =>
-      JSON.parse(await readFile(path.join(tmp, name), 'utf8')) as Record<string, unknown>;
-    return { config: (await read('config.dump')) as ConfigDump, spec: await read('spec.dump') };
+    return await metadataIn(tmp);
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/** This node's CRIU, architecture and kernel, as a checkpoint image's annotations name them. */
+const hostFacts = (ctx: AgentContext): HostFacts => ({
+  criuVersion: ctx.criuVersion,
+  arch: process.arch === 'x64' ? 'amd64' : process.arch,
+  kernel: os.release(),
+});
+
+/** `archive` made an OCI checkpoint image at `out`, annotated from its own metadata. */
+async function imageOf(
+  archive: string,
+  out: string,
+  ref: string,
+  host: HostFacts,
+  meta = archiveMetadata(archive),
+) {
+  const { config, spec } = await meta;
+  const annotations = checkpointAnnotations(
+    config,
+    spec.annotations as Record<string, string> | undefined,
+    host,
+  );
+  return buildCheckpointImage({ archive, out, ref, annotations });
 }
 
 /**
@@ -116,7 +149,13 @@ async function checkpointArchive(
   const kube = kubeOf(ctx);
   if (runtimeOf(ctx, job) === 'containerd') {
     if (!c.id) throw new FerryError('InvalidInput', `podCheckpoint: container ${c.name} has no runtime id`);
-    return dumpContainerdContainer(runcFor(ctx, 'containerd'), kube, c.id, path.join(dir, `dump-${c.name}`));
+    return dumpContainerdContainer(
+      runcFor(ctx, 'containerd'),
+      kube,
+      c.id,
+      path.join(dir, `dump-${c.name}`),
+      hostFacts(ctx),
+    );
   }
   // Read on every use: service account tokens are rotated under the agent's feet.
   const token = (await readFile(kube.tokenFile, 'utf8')).trim();
@@ -132,42 +171,111 @@ async function checkpointArchive(
   );
 }
 
+/**
+ * A containerd pod's container dumped with its pages streamed to the target's page server (folder
+ * `pages` there) while CRIU runs; the archive of the rest is sent afterwards (podSend), and the
+ * target builds the checkpoint image from both (podImport). Resolves to the bytes streamed.
+ */
+async function streamedDump(
+  ctx: AgentContext,
+  job: JobOf<'podCheckpoint'> & { stream: NonNullable<JobOf<'podCheckpoint'>['stream']> },
+  id: string,
+  dir: string,
+  pages: string,
+): Promise<{ archive: string; streamed: number }> {
+  const runc = runcFor(ctx, 'containerd');
+  let streamed = 0;
+  const archive = await dumpContainerdContainer(runc, kubeOf(ctx), id, dir, hostFacts(ctx), (images, work) =>
+    withSession(
+      ctx,
+      job.stream.targetNode,
+      job.migration.uid,
+      async (s) => {
+        await s.streamDump(
+          (port) => runc.checkpointLeavingStopped(id, images, work, { pageServerPort: port }),
+          {
+            dir: pages,
+          },
+        );
+        streamed = s.bytes;
+      },
+      { bandwidth: job.stream.bandwidth },
+    ),
+  );
+  return { archive, streamed };
+}
+
 export async function podCheckpoint(ctx: AgentContext, job: JobOf<'podCheckpoint'>) {
-  const dir = path.join(ctx.layout.images(job.migration.uid), 'pod-images');
+  const base = ctx.layout.images(job.migration.uid);
+  const dir = path.join(base, 'pod-images');
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  const started = Date.now();
   const images = [];
-  for (const c of job.containers) {
+  let streamedBytes = 0;
+  for (const [i, c] of job.containers.entries()) {
+    const file = `pod-images/${c.name}.tar`;
+    if (job.stream) {
+      if (!c.id || runtimeOf(ctx, job) !== 'containerd')
+        throw new FerryError(
+          'InvalidInput',
+          `podCheckpoint: only a containerd pod's container streams (${c.name})`,
+        );
+      const pages = `pod-${i}`;
+      const dumped = await streamedDump(
+        ctx,
+        { ...job, stream: job.stream },
+        c.id,
+        path.join(dir, `dump-${c.name}`),
+        pages,
+      );
+      await rename(dumped.archive, path.join(base, file));
+      streamedBytes += dumped.streamed;
+      images.push({
+        container: c.name,
+        ref: c.ref,
+        file,
+        bytes: (await stat(path.join(base, file))).size,
+        pages,
+      });
+      continue;
+    }
     const archive = await checkpointArchive(ctx, job, c, dir);
     try {
-      const { config, spec } = await archiveMetadata(archive);
-      const annotations = checkpointAnnotations(
-        config,
-        spec.annotations as Record<string, string> | undefined,
-        {
-          criuVersion: ctx.criuVersion,
-          arch: process.arch === 'x64' ? 'amd64' : process.arch,
-          kernel: os.release(),
-        },
-      );
-      const file = `pod-images/${c.name}.tar`;
-      const built = await buildCheckpointImage({
-        archive,
-        out: path.join(ctx.layout.images(job.migration.uid), file),
-        ref: c.ref,
-        annotations,
-      });
+      const built = await imageOf(archive, path.join(base, file), c.ref, hostFacts(ctx));
       images.push({ container: c.name, ref: c.ref, file, bytes: built.bytes });
     } finally {
       // The kubelet keeps every checkpoint it makes; ferry's copy is in the image now.
       await rm(archive, { force: true });
     }
   }
-  // Still frozen: the emptyDirs as the processes left them.
+  const dumpMs = Date.now() - started;
+  // Still frozen: what changed in the emptyDirs since podSync packed them whole.
   if (job.emptyDirs.length) {
     if (!job.podUid) throw new FerryError('InvalidInput', 'podCheckpoint: emptyDirs without the pod uid');
-    await packEmptyDirs(kubeOf(ctx), job.podUid, job.emptyDirs, ctx.layout.images(job.migration.uid));
+    await packEmptyDirs(kubeOf(ctx), job.podUid, job.emptyDirs, base, 1);
   }
-  return { images };
+  return { images, dumpMs, ...(job.stream ? { streamedBytes } : {}) };
+}
+
+/** While the pod runs: its emptyDirs whole, sent ahead so that the freeze sends only what changed. */
+export async function podSync(ctx: AgentContext, job: JobOf<'podSync'>) {
+  const base = ctx.layout.images(job.migration.uid);
+  const started = Date.now();
+  const files = await packEmptyDirs(kubeOf(ctx), job.podUid, job.emptyDirs, base, 0);
+  let total = 0;
+  for (const f of files) total += (await stat(path.join(base, f))).size;
+  const bytes = await withSession(
+    ctx,
+    job.targetNode,
+    job.migration.uid,
+    async (s) => {
+      // Not resumed: a retry packs the folders anew, and an earlier part would no longer match.
+      for (const f of files) await s.sendFile(path.join(base, f), f, { compress: job.compress });
+      return s.bytes;
+    },
+    { totalBytes: total, bandwidth: job.bandwidth },
+  );
+  return { bytes, durationMs: Date.now() - started };
 }
 
 export async function podSend(ctx: AgentContext, job: JobOf<'podSend'>) {
@@ -189,15 +297,54 @@ export async function podSend(ctx: AgentContext, job: JobOf<'podSend'>) {
   return { bytes };
 }
 
+/**
+ * The checkpoint image of a streamed dump, built here from what arrived: the archive the source
+ * sent, with the pages its page server wrote (folder `pages`) linked into its checkpoint/ folder.
+ * Idempotent: a retry builds it again from the same files.
+ */
+async function imageFromStream(
+  base: string,
+  img: JobOf<'podImport'>['images'][number] & { pages: string },
+): Promise<string> {
+  const archive = path.join(base, img.file);
+  const work = `${archive}.merge`;
+  const merged = `${archive}.merged`;
+  const out = `${archive}.oci`;
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { mode: 0o700 });
+  try {
+    // Sent by the source agent: checked, as any tree ferry unpacks, before it is written anywhere.
+    await checkTreeTar(archive, `the checkpoint archive of ${img.ref}`);
+    await unpackTreeTar(archive, work);
+    const pages = path.join(base, img.pages);
+    for (const e of await readdir(pages, { withFileTypes: true }))
+      if (e.isFile()) await link(path.join(pages, e.name), path.join(work, 'checkpoint', e.name));
+    await run('tar', ['--create', '--file', merged, '--directory', work, '.'], 'SnapshotFailed');
+    // The source's facts, which the archive carries: this node only built the image.
+    const host = HostFactsSchema.safeParse(
+      JSON.parse(await readFile(path.join(work, HOST_FILE), 'utf8').catch(() => 'null')),
+    );
+    if (!host.success)
+      throw new FerryError(
+        'StreamRejected',
+        `the checkpoint archive of ${img.ref} has no valid ${HOST_FILE}`,
+      );
+    await imageOf(merged, out, img.ref, host.data, metadataIn(work));
+    return out;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+    await rm(merged, { force: true });
+  }
+}
+
 export async function podImport(ctx: AgentContext, job: JobOf<'podImport'>) {
   const kube = kubeOf(ctx);
+  const base = ctx.layout.images(job.migration.uid);
   for (const img of job.images) {
-    const [cmd, ...args] = importCommand(
-      runtimeOf(ctx, job),
-      path.join(ctx.layout.images(job.migration.uid), img.file),
-      img.ref,
-      kube,
-    );
+    const file = img.pages
+      ? await imageFromStream(base, { ...img, pages: img.pages })
+      : path.join(base, img.file);
+    const [cmd, ...args] = importCommand(runtimeOf(ctx, job), file, img.ref, kube);
     await run(cmd, args, 'RuntimeFailed');
   }
   return { imported: job.images.map((i) => i.ref) };

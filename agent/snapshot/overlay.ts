@@ -145,16 +145,26 @@ export async function checkTreeTar(file: string, what: string): Promise<void> {
   }
 }
 
-/** A whole tree as tar: owners as numbers, extended attributes kept. */
-export function packTreeTar(from: string, file: string): Promise<string> {
-  const args = ['--create', '--file', file, '--directory', from, '--xattrs', '--xattrs-include=*'];
-  return run('tar', [...args, '--numeric-owner', '.'], 'SnapshotFailed');
+/** GNU tar's listed-incremental mode: its record file when packing, /dev/null when unpacking. */
+const incremental = (record?: string) => (record ? [`--listed-incremental=${record}`] : []);
+
+/**
+ * A whole tree as tar: owners as numbers, extended attributes kept. With `record` (GNU tar's
+ * snapshot file, rewritten by tar), only what changed since the dump that record describes.
+ */
+export function packTreeTar(from: string, file: string, record?: string): Promise<string> {
+  const args = ['--create', ...incremental(record), '--file', file, '--directory', from];
+  return run('tar', [...args, '--xattrs', '--xattrs-include=*', '--numeric-owner', '.'], 'SnapshotFailed');
 }
 
-/** Unpacks a checked tree tar into `into`, owners, modes and extended attributes as they were. */
-export function unpackTreeTar(file: string, into: string): Promise<string> {
-  const args = ['--extract', '--file', file, '--directory', into, '--xattrs', '--xattrs-include=*'];
-  return run('tar', [...args, '--numeric-owner', '--same-permissions'], 'SnapshotFailed');
+/**
+ * Unpacks a checked tree tar into `into`, owners, modes and extended attributes as they were. An
+ * incremental level (`incrementalLevel`) also removes what its folders no longer list.
+ */
+export function unpackTreeTar(file: string, into: string, incrementalLevel = false): Promise<string> {
+  const args = ['--extract', ...incremental(incrementalLevel ? '/dev/null' : undefined), '--file', file];
+  const keep = ['--xattrs', '--xattrs-include=*', '--numeric-owner', '--same-permissions'];
+  return run('tar', [...args, '--directory', into, ...keep], 'SnapshotFailed');
 }
 
 /** The member name of a `tar -tv` line ("-rw-r--r-- 0/0 5 2026-01-01 00:00 a/b -> c"). Pure. */

@@ -27,8 +27,8 @@ export const RelativePathSchema = z
     message: 'path must stay inside the migration folder',
   });
 
-/** The final dump's folder, or one of PreCopy's pre-dump rounds. */
-export const ImageDirSchema = z.string().regex(/^(checkpoint|pre-[0-9]{1,2})$/);
+/** The final dump's folder, one of PreCopy's pre-dump rounds, or a pod container's (pod-N). */
+export const ImageDirSchema = z.string().regex(/^(checkpoint|pre-[0-9]{1,2}|pod-[0-9]{1,2})$/);
 
 export const BeginSchema = z.strictObject({
   type: z.literal('begin'),

@@ -103,7 +103,14 @@ export const VerifyTargetResultSchema = z.object({
   lazyMs: ms.optional(),
 });
 
-const CheckpointedImageSchema = z.object({ container: z.string(), ref: z.string(), file: z.string(), bytes });
+const CheckpointedImageSchema = z.object({
+  container: z.string(),
+  ref: z.string(),
+  file: z.string(),
+  bytes,
+  /** Streamed: the file is the archive without its pages, which went to the target's pod-N folder. */
+  pages: z.string().optional(),
+});
 
 /** One schema per job kind; `satisfies` makes a kind without one a type error. */
 export const JOB_RESULTS = {
@@ -148,7 +155,13 @@ export const JOB_RESULTS = {
   }),
   podFreeze: z.object({ frozen: z.array(z.string()), frozenAt: time }),
   podThaw: z.object({ thawed: z.array(z.string()) }),
-  podCheckpoint: z.object({ images: z.array(CheckpointedImageSchema) }),
+  podSync: z.object({ bytes, durationMs: z.number().int().min(0) }),
+  podCheckpoint: z.object({
+    images: z.array(CheckpointedImageSchema),
+    /** Pages streamed to the target during the dump. */
+    streamedBytes: bytes.optional(),
+    dumpMs: z.number().int().min(0).optional(),
+  }),
   podSend: z.object({ bytes }),
   podImport: z.object({ imported: z.array(z.string()) }),
   podRemoveImages: z.object({ removed: z.array(z.string()) }),

@@ -32,10 +32,20 @@ const RuntimeIdSchema = z.string().regex(/^[0-9a-f]{12,64}$/, 'a runtime contain
 export const PodRuntime = z.enum(['containerd', 'cri-o']);
 /** A checkpoint image reference ferry makes: localhost/ferry-checkpoint/CONTAINER:TAG. */
 const ImageRefSchema = z.string().regex(/^localhost\/ferry-checkpoint\/[a-z0-9-]{1,63}:[a-z0-9]{1,32}$/);
-/** A checkpoint image's file inside the migration's folder on a node: pod-images/CONTAINER.tar. */
-export const PodImageFileSchema = z.string().regex(/^pod-images\/[a-z0-9-]{1,80}\.tar$/);
-/** The file a pod's emptyDir travels in, beside its checkpoint images. Pure. */
-export const podVolumeFile = (volume: string): string => `pod-images/volume-${volume}.tar`;
+/**
+ * A file a pod's move sends, inside the migration's folder on a node: pod-images/CONTAINER.tar (a
+ * checkpoint image or archive) or an emptyDir's tar (podVolumeFile). No slash past the folder.
+ */
+export const PodImageFileSchema = z.string().regex(/^pod-images\/[a-z0-9][a-z0-9.-]{0,79}\.tar$/);
+/**
+ * The tars a pod's emptyDir travels in, beside its checkpoint images (GNU tar's listed-incremental
+ * levels): 0, the whole folder while the pod runs; 1, what changed since, taken while it is frozen.
+ * Pure.
+ */
+export const podVolumeFile = (volume: string, level: 0 | 1): string =>
+  `pod-images/volume-${volume}.${level}.tar`;
+/** The folder a container's streamed pages land in on the target: pod-N, N its index in the pod. */
+export const PageDirSchema = z.string().regex(/^pod-[0-9]{1,2}$/);
 /** A pod's uid, as the API server gives it. */
 const PodUidSchema = z.string().regex(/^[0-9a-f-]{1,64}$/, "a pod's uid");
 
@@ -286,6 +296,16 @@ export const JobSchema = z.discriminatedUnion('kind', [
     ids: z.array(RuntimeIdSchema).min(1),
     runtime: PodRuntime.optional(),
   }),
+  /** While the pod runs: each emptyDir whole (level 0), sent to the target ahead of the freeze. */
+  z.strictObject({
+    kind: z.literal('podSync'),
+    migration: MigrationRef,
+    targetNode: NameSchema,
+    podUid: PodUidSchema,
+    emptyDirs: z.array(NameSchema).min(1),
+    bandwidth: z.number().int().min(1).optional(),
+    compress: z.boolean().default(false),
+  }),
   z.strictObject({
     kind: z.literal('podCheckpoint'),
     migration: MigrationRef,
@@ -298,6 +318,13 @@ export const JobSchema = z.discriminatedUnion('kind', [
     /** The pod's emptyDir volumes, packed while it is frozen from the kubelet's folder of pod `podUid`. */
     podUid: PodUidSchema.optional(),
     emptyDirs: z.array(NameSchema).default([]),
+    /**
+     * A containerd pod's memory streamed to this node's page server while CRIU dumps (the target
+     * builds each checkpoint image from what arrived); absent, each archive is built whole here.
+     */
+    stream: z
+      .strictObject({ targetNode: NameSchema, bandwidth: z.number().int().min(1).optional() })
+      .optional(),
   }),
   z.strictObject({
     kind: z.literal('podSend'),
@@ -312,7 +339,16 @@ export const JobSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('podImport'),
     migration: MigrationRef,
-    images: z.array(z.strictObject({ file: PodImageFileSchema, ref: ImageRefSchema })).min(1),
+    images: z
+      .array(
+        z.strictObject({
+          file: PodImageFileSchema,
+          ref: ImageRefSchema,
+          /** The file is an archive without its pages, which arrived in this folder (a streamed dump). */
+          pages: PageDirSchema.optional(),
+        }),
+      )
+      .min(1),
     runtime: PodRuntime.optional(),
   }),
   z.strictObject({

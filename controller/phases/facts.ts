@@ -20,6 +20,7 @@ export const STEP_KIND = {
   cleanupTarget: 'cleanupTarget',
   rollbackTarget: 'rollbackTarget',
   resumeSource: 'resumeSource',
+  podSync: 'podSync',
   podFreeze: 'podFreeze',
   podCheckpoint: 'podCheckpoint',
   podSend: 'podSend',

@@ -113,7 +113,10 @@ describe('the pod route', () => {
     assert.equal(s.sourcePod, 'db');
     assert.match(s.targetPod!, /^db-[a-z0-9]{5}$/);
     assert.equal(s.mode, 'StopAndCopy');
-    assert.match(s.modeReason!, /maxDowntime \(2s\) is not estimated/);
+    assert.match(
+      s.modeReason!,
+      /memory streamed to the target while CRIU dumps.*maxDowntime \(2s\) is not estimated/,
+    );
     assert.equal(d.status.warnings, undefined, 'the defaults all apply');
   });
 
@@ -145,21 +148,50 @@ describe('the pod route', () => {
       ['db', 'exporter'],
     );
     assert.match(job.containers[0]!.ref, /^localhost\/ferry-checkpoint\/db:/);
+    // A containerd pod's pages go to the target while CRIU dumps.
+    assert.deepEqual((job as { stream?: unknown }).stream, { targetNode: 'node2' });
     d = decide(
       m,
-      facts({ podFreeze: done({ frozen: [], frozenAt: T0 }), podCheckpoint: done({ images: [] }) }),
+      facts({
+        podFreeze: done({ frozen: [], frozenAt: T0 }),
+        podCheckpoint: done({ images: [], streamedBytes: 1000, dumpMs: 700 }),
+      }),
     );
     assert.equal(d.status.phase, 'Transferring');
     assert.equal(d.status.migrationState!.frozenAt, T0);
+    assert.deepEqual(
+      [d.status.migrationState!.bytesDuringFreeze, d.status.migrationState!.dumpMs],
+      [1000, 700],
+    );
+  });
+
+  it('streams the pages of containerd pods, but checkpoints a StatefulSet’s pod whole (both nodes keep it)', () => {
+    const frozen = facts({ podFreeze: done({ frozen: [], frozenAt: T0 }) });
+    const job = (m: ReturnType<typeof podMigration>) =>
+      (decide(m, frozen).actions[0] as { job: { kind: string; stream?: unknown } }).job;
+    assert.ok(job(podMigration('Checkpointing')).stream);
+    const sts = job(podMigration('Checkpointing', { statefulSet: 'db', sourcePodUid: 'u1' }));
+    assert.equal(sts.kind, 'podCheckpoint');
+    assert.equal(sts.stream, undefined);
   });
 
   it('sends the images, imports them on the target, then creates the replacement bound there', () => {
     let d = decide(podMigration('Transferring'), facts({}));
     assert.deepEqual(what(d.actions), ['podSend@node1']);
-    d = decide(podMigration('Transferring'), facts({ podSend: done({ bytes: 4096 }) }));
-    assert.equal(d.status.migrationState!.bytesDuringFreeze, 4096);
+    d = decide(
+      podMigration('Transferring', { bytesDuringFreeze: 1000 }),
+      facts({ podSend: done({ bytes: 4096 }) }),
+    );
+    assert.equal(d.status.migrationState!.bytesDuringFreeze, 5096, 'streamed pages, then the rest');
     const m = podMigration('Restoring');
-    assert.deepEqual(what(decide(m, facts({})).actions), ['podImport@node2']);
+    // A streamed dump's image is built on the target from the archive and the pages that came.
+    d = decide(m, facts({}));
+    assert.deepEqual(what(d.actions), ['podImport@node2']);
+    const imp = (d.actions[0] as { job: { images: { pages?: string }[] } }).job;
+    assert.deepEqual(
+      imp.images.map((i) => i.pages),
+      ['pod-0', 'pod-1'],
+    );
     d = decide(m, facts({ podImport: done({ imported: [] }) }));
     assert.deepEqual(what(d.actions), ['createPod']);
     const pod = (d.actions[0] as { pod: V1Pod }).pod;
@@ -176,9 +208,21 @@ describe('the pod route', () => {
     assert.equal(d.status.phase, 'Verifying');
   });
 
-  it('moves a pod’s emptyDirs: packed frozen, sent, written into the gated replacement, which is released then', () => {
+  it('moves a pod’s emptyDirs: whole while it runs, the rest packed frozen and sent, written into the gated replacement, which is released then', () => {
     const withCache = () => runningPod({ volumes: [{ name: 'cache', emptyDir: {} }] }, { uid: 'src-uid-1' });
     const pods = { source: withCache(), claims: SHARED };
+    const pre = decide(podMigration('Preflight', { targetPod: undefined }), facts({}, pods));
+    assert.equal(pre.status.phase, 'Syncing', 'sent whole while the pod runs');
+    let sync = decide(podMigration('Syncing'), facts({}, pods));
+    assert.deepEqual(what(sync.actions), ['podSync@node1']);
+    const syncJob = (sync.actions[0] as { job: Record<string, unknown> }).job;
+    assert.deepEqual(
+      [syncJob.podUid, syncJob.emptyDirs, syncJob.targetNode],
+      ['src-uid-1', ['cache'], 'node2'],
+    );
+    sync = decide(podMigration('Syncing'), facts({ podSync: done({ bytes: 8192, durationMs: 40 }) }, pods));
+    assert.equal(sync.status.phase, 'Checkpointing');
+    assert.equal(sync.status.migrationState!.bytesBeforeFreeze, 8192);
     const ck = decide(
       podMigration('Checkpointing', { frozenAt: T0 }),
       facts({ podFreeze: done({ frozen: [], frozenAt: T0 }) }, pods),
@@ -189,7 +233,7 @@ describe('the pod route', () => {
     const send = decide(podMigration('Transferring'), facts({}, pods)).actions[0] as {
       job: { files: string[] };
     };
-    assert.ok(send.job.files.includes('pod-images/volume-cache.tar'), send.job.files.join(' '));
+    assert.ok(send.job.files.includes('pod-images/volume-cache.1.tar'), send.job.files.join(' '));
 
     const m = podMigration('Restoring');
     let d = decide(m, facts({ podImport: done({ imported: [] }) }, pods));

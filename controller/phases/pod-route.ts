@@ -29,6 +29,7 @@ import { statefulSetGate, statefulSetSteps } from './pod-statefulset.ts';
 import { transition } from './steps.ts';
 
 type PodStep =
+  | 'podSync'
   | 'podFreeze'
   | 'podCheckpoint'
   | 'podSend'
@@ -46,6 +47,8 @@ const s = stepSpec<PodStep>;
 
 /** The agents' steps; the phases without one are the controller's own (their gates below). */
 export const POD_STEPS: Partial<Record<Phase, readonly StepSpec[]>> = {
+  // While the pod runs: its emptyDirs whole to the target (a pod without any skips the phase).
+  Syncing: [s('podSync', 'source')],
   Checkpointing: [s('podFreeze', 'source'), s('podCheckpoint', 'source', ['podFreeze'])],
   Transferring: [s('podSend', 'source')],
   // The replacement's emptyDirs, once the gate created it (its uid names their folders).
@@ -75,6 +78,18 @@ function runtimeOf(pod: V1Pod | undefined): { runtime?: 'containerd' | 'cri-o' }
 /** The source pod's container names, from its spec (there whether or not it is frozen). */
 const names = (pod: V1Pod | undefined): string[] => (pod?.spec?.containers ?? []).map((c) => c.name);
 
+const bandwidthOf = (m: StoredMigration) =>
+  m.spec.strategy.bandwidth ? { bandwidth: parseQuantity(m.spec.strategy.bandwidth) } : {};
+
+/**
+ * Whether the dump streams its pages to the target: a containerd pod's, which the agent dumps
+ * itself. Not a StatefulSet's: after its hand-over the source has no pod left, and the checkpoint
+ * the source holds too (podImportSource) is what a rollback restores there, so it must be whole on
+ * both nodes. Not CRI-O's: the kubelet's checkpoint API writes the archive whole. Pure.
+ */
+export const streamsPages = (m: StoredMigration, runtime: string | undefined): boolean =>
+  runtime === 'containerd' && !m.status.migrationState?.statefulSet;
+
 function build(step: StepName, m: StoredMigration, facts: Facts, targetNode: string): Job {
   const migration = { uid: m.metadata.uid, name: m.metadata.name, workload: 'container' as const };
   const source = facts.pods?.source;
@@ -91,6 +106,16 @@ function build(step: StepName, m: StoredMigration, facts: Facts, targetNode: str
     case 'podFreeze':
     case 'podThaw':
       return { kind: step, migration, ids: runtimeContainers(source ?? {}).map((c) => c.id), ...runtime };
+    case 'podSync':
+      return {
+        kind: step,
+        migration,
+        targetNode,
+        podUid: source?.metadata?.uid ?? '',
+        emptyDirs,
+        ...bandwidthOf(m),
+        compress: m.spec.strategy.compression === 'Zstd',
+      };
     case 'podCheckpoint': {
       const ids = new Map(runtimeContainers(source ?? {}).map((c) => [c.name, c.id]));
       return {
@@ -102,20 +127,33 @@ function build(step: StepName, m: StoredMigration, facts: Facts, targetNode: str
         ...runtime,
         podUid: source?.metadata?.uid,
         emptyDirs,
+        ...(streamsPages(m, runtime.runtime) ? { stream: { targetNode, ...bandwidthOf(m) } } : {}),
       };
     }
-    case 'podSend': {
-      const bandwidth = m.spec.strategy.bandwidth ? parseQuantity(m.spec.strategy.bandwidth) : undefined;
+    case 'podSend':
       return {
         kind: step,
         migration,
         targetNode,
-        files: [...images.map((i) => i.file), ...emptyDirs.map(podVolumeFile)],
-        ...(bandwidth ? { bandwidth } : {}),
+        files: [...images.map((i) => i.file), ...emptyDirs.map((v) => podVolumeFile(v, 1))],
+        ...bandwidthOf(m),
         compress: m.spec.strategy.compression === 'Zstd',
       };
+    case 'podImport': {
+      // A streamed dump's pages came into pod-N (N the container's place in the pod): the target
+      // builds its image from them and the archive.
+      const streamed = streamsPages(m, runtime.runtime);
+      return {
+        kind: 'podImport',
+        migration,
+        images: images.map((img, i) => ({
+          file: img.file,
+          ref: img.ref,
+          ...(streamed ? { pages: `pod-${i}` } : {}),
+        })),
+        ...runtime,
+      };
     }
-    case 'podImport':
     case 'podImportSource':
       return {
         kind: 'podImport',
@@ -272,7 +310,8 @@ function afterPreflight(m: StoredMigration, facts: Facts, state: MigrationState)
   const source = facts.pods?.source;
   const statefulSet = statefulSetOwner(source)?.name;
   return {
-    status: transition(m.status, 'Checkpointing', facts.now, {
+    // emptyDirs go whole while the pod runs (Syncing), so that the freeze sends what changed.
+    status: transition(m.status, emptyDirsOf(source).length ? 'Syncing' : 'Checkpointing', facts.now, {
       migrationState: {
         ...state,
         sourcePod: m.spec.source.pod!,
@@ -281,7 +320,13 @@ function afterPreflight(m: StoredMigration, facts: Facts, state: MigrationState)
         ...(source?.metadata?.uid ? { sourcePodUid: source.metadata.uid } : {}),
         ...(statefulSet ? { statefulSet } : {}),
         mode: 'StopAndCopy',
-        modeReason: `pods move StopAndCopy: freeze, checkpoint, copy, restore by the node's runtime; maxDowntime (${m.spec.strategy.maxDowntime}) is not estimated for them`,
+        modeReason: `pods move StopAndCopy (${
+          streamsPages(m, runtimeOf(source).runtime) && !statefulSet
+            ? 'memory streamed to the target while CRIU dumps, the checkpoint image built there'
+            : statefulSet
+              ? 'a StatefulSet pod: its checkpoint is made whole and kept on both nodes, since a rollback after the hand-over restores it on the source'
+              : 'checkpointed whole through the kubelet, then copied'
+        }); maxDowntime (${m.spec.strategy.maxDowntime}) is not estimated for them`,
       },
       ...(warnings.length ? { warnings: [...(m.status.warnings ?? []), ...warnings] } : {}),
     }),
@@ -290,10 +335,20 @@ function afterPreflight(m: StoredMigration, facts: Facts, state: MigrationState)
 }
 
 function record(phase: Phase, state: MigrationState, facts: Facts): MigrationState {
+  const synced = facts.jobs.podSync?.result;
   const frozen = facts.jobs.podFreeze?.result;
+  const dumped = facts.jobs.podCheckpoint?.result;
   const sent = facts.jobs.podSend?.result;
-  if (phase === 'Checkpointing' && frozen) return { ...state, frozenAt: frozen.frozenAt };
-  if (phase === 'Transferring' && sent) return { ...state, bytesDuringFreeze: sent.bytes };
+  if (phase === 'Syncing' && synced) return { ...state, bytesBeforeFreeze: synced.bytes };
+  if (phase === 'Checkpointing' && frozen)
+    return {
+      ...state,
+      frozenAt: frozen.frozenAt,
+      ...(dumped?.dumpMs !== undefined ? { dumpMs: dumped.dumpMs } : {}),
+      ...(dumped?.streamedBytes !== undefined ? { bytesDuringFreeze: dumped.streamedBytes } : {}),
+    };
+  if (phase === 'Transferring' && sent)
+    return { ...state, bytesDuringFreeze: (state.bytesDuringFreeze ?? 0) + sent.bytes };
   // Both nodes hold the images: a StatefulSet's source may go (pod-statefulset.ts).
   if (phase === 'Restoring' && state.statefulSet) return { ...state, handedOver: true };
   if (phase === 'Verifying') {
@@ -309,13 +364,14 @@ export const podRoute: Route = {
     (m.status.migrationState?.statefulSet ? statefulSetSteps(m, phase) : undefined) ?? POD_STEPS[phase] ?? [],
   next: {
     Preflight: 'Checkpointing',
+    Syncing: 'Checkpointing',
     Checkpointing: 'Transferring',
     Transferring: 'Restoring',
     Restoring: 'Verifying',
     Verifying: 'CleaningUp',
     CleaningUp: 'Succeeded',
   },
-  sending: { Transferring: 'podSend' },
+  sending: { Syncing: 'podSync', Checkpointing: 'podCheckpoint', Transferring: 'podSend' },
   build,
   gate,
   refuse: (facts) =>
