@@ -39,6 +39,18 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
+/** The phases a pod spends frozen, from the freeze to the replacement found running. */
+const FROZEN = ['Checkpointing', 'Transferring', 'Restoring', 'Verifying'] as const;
+
+/** How long each frozen phase lasted, from the Migration's phase timestamps. Pure. */
+function frozenPhases(ts: Array<{ phase: string; time: string }>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let i = 0; i + 1 < ts.length; i++)
+    if ((FROZEN as readonly string[]).includes(ts[i]!.phase))
+      out[ts[i]!.phase] = Date.parse(ts[i + 1]!.time) - Date.parse(ts[i]!.time);
+  return out;
+}
+
 async function main() {
   const runtime = values.runtime;
   if (runtime !== 'containerd' && runtime !== 'cri-o')
@@ -51,11 +63,19 @@ async function main() {
     portBase: BENCH_KUBELET_PORT_BASE,
     runtime,
   });
-  const results: Array<{ memoryMiB: number; containerMs: number[]; podMs: number[]; ratio: number }> = [];
+  const results: Array<{
+    memoryMiB: number;
+    containerMs: number[];
+    podMs: number[];
+    ratio: number;
+    /** Each pod move's frozen phases, in ms: where its downtime went. */
+    podPhases: Array<Record<string, number>>;
+  }> = [];
   try {
     for (const mib of values.sizes.split(',').map(Number)) {
       const containerMs: number[] = [];
       const podMs: number[] = [];
+      const podPhases: Array<Record<string, number>> = [];
       for (let i = 0; i < Number(values.runs); i++) {
         const id = unique('ct');
         await runWorkload(c, 'node1', id, mib);
@@ -71,9 +91,16 @@ async function main() {
         const p = await h.applyAndWait(unique('m-pod'), pod);
         if (p.status.phase !== 'Succeeded') throw new Error(`pod move: ${p.status.failureReason}`);
         podMs.push(p.status.migrationState!.downtimeMs!);
+        podPhases.push(frozenPhases(p.status.phaseTransitionTimestamps));
         await h.core.deleteNamespacedPod({ namespace: 'default', name: p.status.migrationState!.targetPod! });
       }
-      results.push({ memoryMiB: mib, containerMs, podMs, ratio: median(podMs) / median(containerMs) });
+      results.push({
+        memoryMiB: mib,
+        containerMs,
+        podMs,
+        ratio: median(podMs) / median(containerMs),
+        podPhases,
+      });
     }
   } finally {
     await h.stop();
@@ -88,6 +115,16 @@ async function main() {
         ms(median(r.containerMs)),
         ms(median(r.podMs)),
         r.ratio.toFixed(2),
+      ]),
+    ),
+  );
+  console.log('\nwhere the pod downtime went (median ms of each frozen phase, as the controller saw it):');
+  console.log(
+    table(
+      ['MEMORY', ...FROZEN],
+      results.map((r) => [
+        `${r.memoryMiB} MiB`,
+        ...FROZEN.map((f) => String(median(r.podPhases.map((p) => p[f] ?? 0)))),
       ]),
     ),
   );

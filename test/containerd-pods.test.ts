@@ -15,6 +15,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppsV1Api, type CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { connect, type Client } from '../cli/client.ts';
+import { drainPods } from '../cli/drain-pods.ts';
 import { kubeletFiles, nodeContainerd } from '../cluster/cluster.ts';
 import {
   buildCheckpointImage,
@@ -26,6 +27,8 @@ import { checkpointContainer } from '../agent/kube/kubelet.ts';
 import { Runc } from '../agent/runtime/runc.ts';
 import { KubeNodeSchema } from '../api/v1alpha1/cluster.ts';
 import { exec, run } from '../lib/exec.ts';
+import { podRunning } from '../lib/kube/pod-rules.ts';
+import { KubePodApi } from '../lib/kube/pods.ts';
 import { FERRY_OPT } from '../lib/paths.ts';
 import { startPodHarness, type PodHarness } from './pod-harness.ts';
 import { CLUSTER, KUBELET_PORT_BASE, unique, upTestCluster } from './helpers.ts';
@@ -157,6 +160,87 @@ test('an emptyDir moves with its pod: written into the replacement’s folder be
   assert.ok(source.metadata!.uid !== moved.metadata!.uid);
   for (let i = 0; i < 100 && (await runc('node1').state(id)); i++) await sleep(100);
   await core.deleteNamespacedPod({ namespace: 'default', name: moved.metadata!.name! });
+});
+
+test('a ReplicaSet’s pod moves: the replacement joins it once it runs, the ReplicaSet removes the source, never fewer ready pods, none made', async () => {
+  const app = unique('rs');
+  const [moved, peer] = [`${app}-a`, `${app}-b`];
+  const labels = { app };
+  const id = await h.runningPod(moved, { labels });
+  await h.runningPod(peer, { labels });
+  // The ReplicaSet (apps/v1, its controller emulated by the fake API server) adopts both.
+  const apps = h.kc.makeApiClient(AppsV1Api);
+  const template = { metadata: { labels }, spec: { containers: [{ name: 'app', image: COUNTER_IMAGE }] } };
+  const rs = await apps.createNamespacedReplicaSet({
+    namespace: 'default',
+    body: { metadata: { name: app }, spec: { replicas: 2, selector: { matchLabels: labels }, template } },
+  });
+  const members = async () =>
+    (await pods()).filter(
+      (p) =>
+        p.metadata!.labels?.app === app &&
+        p.metadata!.ownerReferences?.some((o) => o.uid === rs.metadata!.uid),
+    );
+  assert.deepEqual((await members()).map((p) => p.metadata!.name).sort(), [moved, peer]);
+  const logged = h.api.replicaSetLog.length;
+
+  // The ReplicaSet's ready members, watched throughout the move.
+  let fewest = Infinity;
+  let watching = true;
+  const watcher = (async () => {
+    for (; watching; await sleep(20))
+      fewest = Math.min(fewest, (await members()).filter((p) => podRunning(p).running).length);
+  })();
+  const m = await h.applyAndWait(unique('mprs'), moved);
+  watching = false;
+  await watcher;
+  assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  const target = m.status.migrationState!.targetPod!;
+  assert.ok(fewest >= 2, `ready members never fewer than 2 (fewest seen: ${fewest})`);
+  assert.deepEqual(
+    h.api.replicaSetLog.slice(logged),
+    [{ type: 'delete', pod: moved }],
+    'the ReplicaSet removed the source, and made no pod',
+  );
+  const now = await members();
+  assert.deepEqual(now.map((p) => p.metadata!.name).sort(), [peer, target].sort());
+  const r = now.find((p) => p.metadata!.name === target)!;
+  assert.deepEqual(r.metadata!.labels, labels);
+  assert.equal(r.metadata!.annotations!['ferry.dev/adopt'], undefined);
+  assert.equal(r.spec!.nodeName, 'node2');
+  const v = await selfCheck(
+    'node2',
+    r.status!.containerStatuses![0]!.containerID!.replace('containerd://', ''),
+  );
+  assert.ok(v.pass, v.line);
+  for (let i = 0; i < 100 && (await runc('node1').state(id)); i++) await sleep(100);
+  assert.equal(await runc('node1').state(id), undefined, 'the source container is gone');
+  await apps.deleteNamespacedReplicaSet({ namespace: 'default', name: app });
+  for (const p of [peer, target]) await core.deleteNamespacedPod({ namespace: 'default', name: p });
+});
+
+test('a pod with a ReadWriteMany claim moves with it, its pages streamed and its files sent under the bandwidth limit, compressed', async () => {
+  const claim = unique('rwx');
+  await core.createNamespacedPersistentVolumeClaim({
+    namespace: 'default',
+    body: {
+      metadata: { name: claim },
+      spec: { accessModes: ['ReadWriteMany'], resources: { requests: { storage: '1Gi' } } },
+    },
+  });
+  const pod = unique('ctrd');
+  await h.runningPod(pod, { volumes: [{ name: 'data', persistentVolumeClaim: { claimName: claim } }] });
+  const moved = await h.applyAndWait(unique('mpc'), pod, { bandwidth: '50Mi', compression: 'Zstd' });
+  assert.equal(moved.status.phase, 'Succeeded', moved.status.failureReason);
+  const r = await podOn(moved.status.migrationState!.targetPod!);
+  assert.equal(r.spec!.volumes?.find((v) => v.name === 'data')?.persistentVolumeClaim?.claimName, claim);
+  assert.equal(moved.status.warnings, undefined, 'bandwidth and Zstd apply to a pod’s move');
+  const v = await selfCheck(
+    'node2',
+    r.status!.containerStatuses![0]!.containerID!.replace('containerd://', ''),
+  );
+  assert.ok(v.pass, v.line);
+  await core.deleteNamespacedPod({ namespace: 'default', name: r.metadata!.name! });
 });
 
 /** A StatefulSet of one pod on node1, ferry's test workload keeping its log in an emptyDir. */
@@ -324,6 +408,59 @@ test('a restore containerd refuses rolls back: the source pod thawed and intact,
     await h.registry!.start();
   }
   await core.deleteNamespacedPod({ namespace: 'default', name: pod });
+});
+
+test('ferry drain on Kubernetes moves the node’s pods, leaves its DaemonSet pods, and reports what cannot move', async () => {
+  const movable = unique('ctrd');
+  await h.runningPod(movable);
+  // Pods the kubelet runs too, that cannot move: a folder of the node's own, a DaemonSet's.
+  const stuck = unique('scratch');
+  await h.runningPod(stuck, { volumes: [{ name: 'logs', hostPath: { path: '/var/log' } }] });
+  const daemon = unique('agent');
+  const owner = { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: 'd', controller: true };
+  await core.createNamespacedPod({
+    namespace: 'default',
+    body: {
+      metadata: { name: daemon, ownerReferences: [owner] },
+      spec: { nodeName: 'node1', containers: [{ name: 'app', image: COUNTER_IMAGE }] },
+    },
+  });
+  const client = await connect(CLUSTER, h.kubeconfigFile);
+  const lines: string[] = [];
+  try {
+    const podApi = new KubePodApi(h.kc);
+    const all = await podApi.onNode('node1');
+    const report = await drainPods(
+      {
+        client,
+        // Only this test's pods: earlier tests' pods are gone or elsewhere, but be exact.
+        listPods: async () => all.filter((p) => [movable, stuck, daemon].includes(p.metadata!.name!)),
+        podRunning: async (ns, name) => podRunning(await podApi.get(ns, name)).running,
+      },
+      'node1',
+      { say: (l) => lines.push(l) },
+    );
+    assert.deepEqual(
+      report.moved.map((m) => [m.container, m.to]),
+      [[`default/${movable}`, 'node2']],
+    );
+    assert.deepEqual(
+      report.failed.map((f) => f.container),
+      [`default/${stuck}`],
+    );
+    assert.match(report.failed[0]!.reason, /volume logs is a hostPath/);
+    assert.ok(
+      lines.some((l) => l.includes(daemon) && /stays: part of DaemonSet agent/.test(l)),
+      lines.join('\n'),
+    );
+    const left = (await podApi.onNode('node1')).map((p) => p.metadata!.name);
+    assert.ok(left.includes(stuck) && left.includes(daemon) && !left.includes(movable));
+  } finally {
+    await client.close();
+    for (const p of await pods())
+      if ([stuck, daemon].includes(p.metadata!.name!) || p.metadata!.name!.startsWith(`${movable}-`))
+        await core.deleteNamespacedPod({ namespace: 'default', name: p.metadata!.name! });
+  }
 });
 
 test('containerd’s checkpoint archive is read by ferry, and ferry’s by containerd and checkpointctl', async () => {

@@ -116,6 +116,7 @@ describe('checkpoint OCI images', () => {
       'k8s.io',
       'images',
       'import',
+      '--local',
       '--base-name',
       'localhost/ferry-checkpoint/db',
       '/x/db.tar',

@@ -341,11 +341,14 @@ export async function podImport(ctx: AgentContext, job: JobOf<'podImport'>) {
   const kube = kubeOf(ctx);
   const base = ctx.layout.images(job.migration.uid);
   for (const img of job.images) {
+    const started = Date.now();
     const file = img.pages
       ? await imageFromStream(base, { ...img, pages: img.pages })
       : path.join(base, img.file);
+    const built = Date.now();
     const [cmd, ...args] = importCommand(runtimeOf(ctx, job), file, img.ref, kube);
     await run(cmd, args, 'RuntimeFailed');
+    ctx.log.info({ ref: img.ref, buildMs: built - started, importMs: Date.now() - built }, 'image imported');
   }
   return { imported: job.images.map((i) => i.ref) };
 }
