@@ -1,8 +1,9 @@
-// The agent's side of the pod path (controller/kube/pod-migration.ts): freeze and thaw a pod's
-// containers under the runtime's runc root, checkpoint them through the kubelet and make each a
-// checkpoint OCI image, send the images to the target agent, import them into the target runtime's
-// image store, and clean up. Each job works inside its migration's own folder.
-import { link, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+// The agent's side of the pod path (controller/phases/pod-route.ts): send a pod's emptyDirs while
+// it runs, freeze and thaw its containers under the runtime's runc root, checkpoint them (containerd:
+// dumped here, the pages streamed to the target; CRI-O: through the kubelet) into checkpoint OCI
+// images, send what is left to the target agent, build and import the images into the target
+// runtime's store, and clean up. Each job works inside its migration's own folder.
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { JobOf } from '../../api/v1alpha1/jobs.ts';
@@ -11,22 +12,12 @@ import { FerryError } from '../../lib/errors.ts';
 import { exec, run } from '../../lib/exec.ts';
 import type { AgentContext } from '../context.ts';
 import { withSession } from '../peers.ts';
-import {
-  buildCheckpointImage,
-  checkpointAnnotations,
-  importCommand,
-  removeImageCommand,
-  type ConfigDump,
-  HOST_FILE,
-  HostFactsSchema,
-  type HostFacts,
-} from './checkpoint-image.ts';
+import { importCommand, removeImageCommand, type HostFacts, type NodeRuntime } from './checkpoint-image.ts';
 import { checkpointContainer } from './kubelet.ts';
 import { dumpContainerdContainer } from './containerd-dump.ts';
+import { imageFromStream, imageOf } from './archive-image.ts';
 import { packEmptyDirs, removeEmptyDirs, unpackEmptyDirs } from './pod-volumes.ts';
 import { Runc } from '../runtime/runc.ts';
-import { checkTreeTar, unpackTreeTar } from '../snapshot/overlay.ts';
-import type { NodeRuntime } from './checkpoint-image.ts';
 
 function kubeOf(ctx: AgentContext): KubeNode {
   if (!ctx.config.kube)
@@ -80,61 +71,12 @@ export async function podThaw(ctx: AgentContext, job: JobOf<'podThaw'>) {
   return { thawed: job.ids };
 }
 
-/** config.dump and spec.dump of an unpacked checkpoint archive. */
-async function metadataIn(dir: string) {
-  const read = async (name: string) =>
-    JSON.parse(await readFile(path.join(dir, name), 'utf8')) as Record<string, unknown>;
-  return { config: (await read('config.dump')) as ConfigDump, spec: await read('spec.dump') };
-}
-
-/** Reads config.dump and spec.dump out of a checkpoint archive. */
-async function archiveMetadata(archive: string) {
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'ferry-ckpt-'));
-  try {
-    const r = await exec('tar', [
-      '--extract',
-      '--file',
-      archive,
-      '--directory',
-      tmp,
-      '--no-anchored',
-      'config.dump',
-      'spec.dump',
-    ]);
-    if (r.code !== 0)
-      throw new FerryError(
-        'StreamRejected',
-        `${archive} is not a checkpoint archive: ${r.stderr.trim().split('\n').pop()}`,
-      );
-    return await metadataIn(tmp);
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
-  }
-}
-
 /** This node's CRIU, architecture and kernel, as a checkpoint image's annotations name them. */
 const hostFacts = (ctx: AgentContext): HostFacts => ({
   criuVersion: ctx.criuVersion,
   arch: process.arch === 'x64' ? 'amd64' : process.arch,
   kernel: os.release(),
 });
-
-/** `archive` made an OCI checkpoint image at `out`, annotated from its own metadata. */
-async function imageOf(
-  archive: string,
-  out: string,
-  ref: string,
-  host: HostFacts,
-  meta = archiveMetadata(archive),
-) {
-  const { config, spec } = await meta;
-  const annotations = checkpointAnnotations(
-    config,
-    spec.annotations as Record<string, string> | undefined,
-    host,
-  );
-  return buildCheckpointImage({ archive, out, ref, annotations });
-}
 
 /**
  * A checkpoint archive of one pod container, on this node: containerd's are dumped by the agent
@@ -295,46 +237,6 @@ export async function podSend(ctx: AgentContext, job: JobOf<'podSend'>) {
     { totalBytes: total, bandwidth: job.bandwidth },
   );
   return { bytes };
-}
-
-/**
- * The checkpoint image of a streamed dump, built here from what arrived: the archive the source
- * sent, with the pages its page server wrote (folder `pages`) linked into its checkpoint/ folder.
- * Idempotent: a retry builds it again from the same files.
- */
-async function imageFromStream(
-  base: string,
-  img: JobOf<'podImport'>['images'][number] & { pages: string },
-): Promise<string> {
-  const archive = path.join(base, img.file);
-  const work = `${archive}.merge`;
-  const merged = `${archive}.merged`;
-  const out = `${archive}.oci`;
-  await rm(work, { recursive: true, force: true });
-  await mkdir(work, { mode: 0o700 });
-  try {
-    // Sent by the source agent: checked, as any tree ferry unpacks, before it is written anywhere.
-    await checkTreeTar(archive, `the checkpoint archive of ${img.ref}`);
-    await unpackTreeTar(archive, work);
-    const pages = path.join(base, img.pages);
-    for (const e of await readdir(pages, { withFileTypes: true }))
-      if (e.isFile()) await link(path.join(pages, e.name), path.join(work, 'checkpoint', e.name));
-    await run('tar', ['--create', '--file', merged, '--directory', work, '.'], 'SnapshotFailed');
-    // The source's facts, which the archive carries: this node only built the image.
-    const host = HostFactsSchema.safeParse(
-      JSON.parse(await readFile(path.join(work, HOST_FILE), 'utf8').catch(() => 'null')),
-    );
-    if (!host.success)
-      throw new FerryError(
-        'StreamRejected',
-        `the checkpoint archive of ${img.ref} has no valid ${HOST_FILE}`,
-      );
-    await imageOf(merged, out, img.ref, host.data, metadataIn(work));
-    return out;
-  } finally {
-    await rm(work, { recursive: true, force: true });
-    await rm(merged, { force: true });
-  }
 }
 
 export async function podImport(ctx: AgentContext, job: JobOf<'podImport'>) {

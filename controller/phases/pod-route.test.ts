@@ -385,7 +385,31 @@ describe('the pod route', () => {
     assert.equal(d.status.failureReason, 'podCheckpoint on node1 failed: CriuDumpFailed: kubelet said 500');
   });
 
-  it('shows the images’ progress while they are sent', () => {
+  it('a failed running pass over the emptyDirs rolls back with nothing frozen: the folders go, the source is left running', () => {
+    const d = decide(podMigration('Syncing'), facts({ podSync: failed('TransferFailed: link broke') }));
+    assert.equal(d.status.phase, 'RollingBack');
+    assert.equal(d.status.failureReason, 'podSync on node1 failed: TransferFailed: link broke');
+    // podThaw at the end finds the container running and leaves it so (agent/kube/pod-jobs.ts).
+    assert.deepEqual(what(decide(podMigration('RollingBack'), facts({})).actions), [
+      'podRemoveImages@node2',
+      'podCleanupSource@node1',
+    ]);
+  });
+
+  it('shows the images’ progress while they are sent, and the emptyDirs’ and the pages’ while they go', () => {
+    for (const [phase, step] of [
+      ['Syncing', 'podSync'],
+      ['Checkpointing', 'podCheckpoint'],
+    ] as const) {
+      const d = decide(
+        podMigration(phase),
+        facts({
+          podFreeze: done({ frozen: [], frozenAt: T0 }),
+          [step]: { state: 'active', progress: { bytes: 7 } },
+        }),
+      );
+      assert.deepEqual([d.status.progress?.step, d.status.progress?.bytes], [step, 7]);
+    }
     const sending = { podSend: { state: 'active' as const, progress: { bytes: 1024, totalBytes: 4096 } } };
     const d = decide(podMigration('Transferring'), facts(sending));
     assert.equal(d.status.progress?.step, 'podSend');
