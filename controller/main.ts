@@ -88,12 +88,19 @@ function storeAndElector(
 
 /** The dashboard and /metrics; a port already taken is logged, not fatal: they are for watching. */
 async function serveDashboard(
-  deps: { store: MigrationStore; controller: Controller; redis: Redis; cluster: string; log: Logger },
+  deps: {
+    store: MigrationStore;
+    controller: Controller;
+    redis: Redis;
+    cluster: string;
+    log: Logger;
+    isLeader: () => boolean;
+  },
   port: number,
   host: string,
 ) {
-  const { store, controller, redis, cluster, log } = deps;
-  const metrics = new ControllerMetrics({ store, bus: controller.bus, redis, cluster });
+  const { store, controller, redis, cluster, log, isLeader } = deps;
+  const metrics = new ControllerMetrics({ store, bus: controller.bus, redis, cluster, isLeader });
   const feed = new DashboardFeed({ store, bus: controller.bus, redis, cluster });
   await serveHttp({ metrics, feed, log }, port, host)
     .then(({ port: p }) => log.info({ port: p }, 'dashboard at /, metrics at /metrics'))
@@ -153,7 +160,7 @@ async function main() {
   const metricsPort = Number(values['metrics-port'] ?? (kube ? 0 : (cfg?.metricsPort ?? 0)));
   if (metricsPort)
     metrics = await serveDashboard(
-      { store, controller, redis, cluster: values.cluster, log },
+      { store, controller, redis, cluster: values.cluster, log, isLeader: elector.isLeader },
       metricsPort,
       values['metrics-host'],
     );

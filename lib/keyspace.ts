@@ -13,6 +13,8 @@ export const keyspace = {
 
   /** The node registry: one key per node, refreshed by its agent's heartbeat, with an expiry. */
   node: (cluster: string, node: string): string => `${base(cluster)}:node:${node}`,
+  /** Every node whose agent ever beat, and when it last did: a hash that outlives the expiry. */
+  nodesSeen: (cluster: string): string => `${base(cluster)}:nodes-seen`,
   /** Marks of running migrations (lib/live-migrations.ts). */
   live: (cluster: string, uid: string): string => `${base(cluster)}:live:${uid}`,
   /** How a migration ended, kept a week for nodes that return late (lib/live-migrations.ts). */

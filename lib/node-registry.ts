@@ -28,14 +28,32 @@ export async function requireLiveNode(redis: Redis, cluster: string, node: strin
   throw new FerryError('NodeNotFound', `node ${node} has no live agent (no heartbeat); live nodes: ${known}`);
 }
 
-/** An agent's heartbeat: its entry, kept for `ttlMs` unless refreshed. */
+/**
+ * An agent's heartbeat: its entry, kept for `ttlMs` unless refreshed, and the time it beat, kept
+ * for good (seenNodes): a node that stops beating is down, not forgotten.
+ */
 export async function registerNode(
   redis: Redis,
   cluster: string,
   info: NodeInfo,
   ttlMs: number,
 ): Promise<void> {
-  await redis.set(keyspace.node(cluster, info.node), JSON.stringify(info), 'PX', ttlMs);
+  await redis
+    .multi()
+    .set(keyspace.node(cluster, info.node), JSON.stringify(info), 'PX', ttlMs)
+    .hset(keyspace.nodesSeen(cluster), info.node, String(Date.now()))
+    .exec();
+}
+
+/** Every node whose agent ever beat here, live or not, with when it last did (ms since the epoch). */
+export async function seenNodes(redis: Redis, cluster: string): Promise<Map<string, number>> {
+  const all = await redis.hgetall(keyspace.nodesSeen(cluster));
+  return new Map(Object.entries(all).map(([node, ms]) => [node, Number(ms)]));
+}
+
+/** Forgets a node taken out of the cluster for good; it comes back if its agent beats again. */
+export async function forgetNode(redis: Redis, cluster: string, node: string): Promise<boolean> {
+  return (await redis.hdel(keyspace.nodesSeen(cluster), node)) === 1;
 }
 
 /** An agent that stops cleanly leaves the registry at once rather than when its entry expires. */

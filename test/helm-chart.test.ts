@@ -60,10 +60,15 @@ describe('the Helm chart', () => {
     ) as {
       panels: { targets: { expr: string }[] }[];
     };
-    // Every series the dashboard asks for is one the controller exports.
+    // Every series the dashboard asks for is one the controller exports (its own, or prom-client's
+    // process metrics under the prefix it gives them).
     const exported = [
-      ...(await readFile('controller/metrics.ts', 'utf8')).matchAll(/name: '(ferry_\w+)'/g),
-    ].map((m) => m[1]!);
+      ...[...(await readFile('controller/metrics.ts', 'utf8')).matchAll(/name: '(ferry_\w+)'/g)].map(
+        (m) => m[1]!,
+      ),
+      'ferry_controller_process',
+      'ferry_controller_nodejs',
+    ];
     for (const expr of grafana.panels.flatMap((p) => p.targets.map((t) => t.expr)))
       for (const [name] of expr.matchAll(/ferry_\w+/g))
         assert.ok(
@@ -90,6 +95,7 @@ describe('the Helm chart', () => {
       [{ image: { pullPolicy: 'Sometimes' } }, '/image/pullPolicy'],
       [{ redis: { enabled: false, externalUrl: '' } }, '/redis/externalUrl'],
       [{ redis: { externalUrl: 'http://redis:6379' } }, '/redis/externalUrl'],
+      [{ redis: { persistence: { size: 'big' } } }, '/redis/persistence/size'],
       [{ metrics: { serviceMonitor: { interval: 'often' } } }, '/metrics/serviceMonitor/interval'],
       [{ controller: { resources: { limits: { memory: 'lots' } } } }, '/controller/resources/limits/memory'],
       [{ unknownTopLevel: true }, ''],
@@ -215,10 +221,20 @@ describe('the Helm chart', () => {
       'the controller updates pods (adoption, the volumes gate)',
     );
 
-    // Redis, bundled: a Deployment, a Service and a generated password.
-    assert.ok(find('Deployment', '-redis'));
+    // Redis, bundled: a Deployment, a Service and a generated password; what it holds goes to its
+    // append-only file on a claim of its own, one pod at a time.
+    const redis = find('Deployment', '-redis');
     assert.ok(find('Service', '-redis'));
     assert.equal(Buffer.from(find('Secret', '-redis').data['redis-password'], 'base64').length, 32);
+    const redisArgs = redis.spec.template.spec.containers[0].args as string[];
+    assert.equal(redisArgs[redisArgs.indexOf('--appendonly') + 1], 'yes');
+    assert.equal(redis.spec.strategy.type, 'Recreate');
+    const claim = find('PersistentVolumeClaim', '-redis-data');
+    assert.equal(claim.spec.resources.requests.storage, '1Gi');
+    assert.equal(claim.spec.storageClassName, undefined, 'the cluster default');
+    assert.deepEqual(redis.spec.template.spec.volumes, [
+      { name: 'data', persistentVolumeClaim: { claimName: claim.metadata.name } },
+    ]);
 
     // The CRD: the generated one, kept on uninstall.
     const crd = find('CustomResourceDefinition');
@@ -264,6 +280,20 @@ describe('the Helm chart', () => {
     );
     // A fresh install generates new ones.
     assert.notDeepEqual((await render()).find('Secret', '-ssh').data, ssh.data);
+  });
+
+  it('keeps Redis on an emptyDir when persistence is off, and on the named StorageClass when asked', async () => {
+    const ephemeral = await render({ redis: { persistence: { enabled: false } } });
+    assert.ok(!ephemeral.objects.some((o) => o.kind === 'PersistentVolumeClaim'));
+    assert.deepEqual(ephemeral.find('Deployment', '-redis').spec.template.spec.volumes, [
+      { name: 'data', emptyDir: {} },
+    ]);
+    const fast = await render({ redis: { persistence: { size: '5Gi', storageClass: 'fast-ssd' } } });
+    const claim = fast.find('PersistentVolumeClaim', '-redis-data');
+    assert.deepEqual(
+      [claim.spec.storageClassName, claim.spec.resources.requests.storage],
+      ['fast-ssd', '5Gi'],
+    );
   });
 
   it('follows its switches: CRD, external Redis, existing SSH secret, webhook, ServiceMonitor, Grafana', async () => {
