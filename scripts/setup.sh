@@ -18,10 +18,12 @@ APT_PKGS=(runc iptables btrfs-progs redis-server redis-tools iproute2 busybox-st
 # psql and pg_amcheck, the clients of the PostgreSQL a test moves (pgbench ships in the server's
 # package; the host's own database is not used). The pod tests run a real containerd per node
 # (scripts/install-containerd.sh) with what a node gives it: CNI plugins for pod networks and a
-# registry its images are pulled from (Debian's docker-registry, started by the tests).
+# registry its images are pulled from (Debian's docker-registry, started by the tests). Prometheus
+# scrapes the test cluster's controllers and answers the Grafana dashboard's queries
+# (test/prometheus.test.ts; Debian's package, its service not started here).
 if [ "${1:-}" = "--test" ]; then
   APT_PKGS+=(chromium fonts-dejavu-core golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev python3-minimal podman postgresql-15)
-  APT_PKGS+=(docker-registry containernetworking-plugins)
+  APT_PKGS+=(docker-registry containernetworking-plugins prometheus)
 fi
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
