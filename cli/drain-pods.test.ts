@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runningPod } from '../test/fixtures/pods.ts';
-import { sortPods } from './drain-pods.ts';
+import { blockedBy, sortPods } from './drain-pods.ts';
 
 test('a Kubernetes drain moves what can move, leaves the node’s own pods, and says why the rest stay', () => {
   const plain = runningPod({}, { name: 'cache-0' });
@@ -39,4 +39,19 @@ test('a Kubernetes drain moves what can move, leaves the node’s own pods, and 
     ],
   );
   assert.match(stay[2]!.reason, /volume logs is a hostPath/);
+});
+
+test('a budget that allows no disruption is named with its counts; one that allows one does not block', () => {
+  const budget = (name: string, allowed: number) => ({
+    name,
+    disruptionsAllowed: allowed,
+    currentHealthy: 2,
+    desiredHealthy: 2 - allowed,
+  });
+  assert.equal(blockedBy('shop', [budget('web', 1)]), undefined);
+  assert.equal(blockedBy('shop', []), undefined);
+  assert.equal(
+    blockedBy('shop', [budget('web', 1), budget('db', 0)]),
+    'PodDisruptionBudget shop/db allows no disruption now (2 healthy, 2 required)',
+  );
 });

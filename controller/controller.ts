@@ -13,9 +13,11 @@ import { Bus } from '../lib/bus.ts';
 import { addLoad, isRunning, loadOf } from './load.ts';
 import { markEnded, markLive } from '../lib/live-migrations.ts';
 import type { PodApi } from '../lib/kube/pods.ts';
+import type { NodeApi, NodeFacts } from '../lib/kube/nodes.ts';
 import { targetPodOf } from './phases/pod-route.ts';
 import { readyNodes, type NodeInfo } from '../lib/node-registry.ts';
 import { fencedNodes } from '../lib/fences.ts';
+import { errorMessage } from '../lib/errors.ts';
 import { performance } from 'node:perf_hooks';
 import {
   DEFAULT_LIMITS,
@@ -57,7 +59,12 @@ export interface ControllerOptions {
   onPhaseChange?: (next: StoredMigration['status']) => void;
   /** Pods through the Kubernetes API (Kubernetes only): without it, pod Migrations are refused. */
   pods?: PodApi;
+  /** Nodes through the Kubernetes API (Kubernetes only): their labels place, a cordon excludes. */
+  nodes?: NodeApi;
 }
+
+/** How long the Nodes read from the API serve before they are read again. */
+const NODES_FRESH_MS = 2000;
 
 /** Equal as documents: key order and undefined fields do not count (stores reorder keys). */
 export function sameStatus(a: StoredMigration['status'], b: StoredMigration['status']): boolean {
@@ -73,6 +80,8 @@ export class Controller {
   private readonly limits: Limits;
   /** When each node was last seen in the registry, on the monotonic clock; from this start at least. */
   private readonly lastSeen = new Map<string, { at: number; info: NodeInfo }>();
+  /** The Kubernetes Nodes as last read, and when (monotonic). */
+  private kubeNodes: { at: number; nodes: Map<string, NodeFacts> } | undefined;
   private readonly started = performance.now();
   /** When this controller saw each migration enter its phase and Preflight, on its monotonic clock. */
   private readonly clocks = new Map<string, { phase: string; phaseAt: number; preflightAt?: number }>();
@@ -190,13 +199,31 @@ export class Controller {
     ]);
     const now = performance.now();
     for (const [n, info] of ready) this.lastSeen.set(n, { at: now, info });
+    const kube = await this.readKubeNodes(now);
     const nodes = new Map<string, NodeFact>();
     for (const [n, seen] of this.lastSeen) {
       const silentFor = now - Math.max(seen.at, this.started);
       if (fences.has(n) || (!ready.has(n) && silentFor > NODE_GRACE_MS)) continue;
-      nodes.set(n, { labels: seen.info.labels });
+      // On Kubernetes the Node's own labels count too, and its cordon.
+      const k = kube?.get(n);
+      nodes.set(n, {
+        labels: { ...seen.info.labels, ...k?.labels },
+        ...(k?.unschedulable ? { unschedulable: true } : {}),
+      });
     }
     return { nodes, fenced: new Set(fences.keys()) };
+  }
+
+  /** The Kubernetes Nodes, read at most every NODES_FRESH_MS; the last read if the API fails. */
+  private async readKubeNodes(now: number): Promise<Map<string, NodeFacts> | undefined> {
+    if (!this.opts.nodes) return undefined;
+    if (this.kubeNodes && now - this.kubeNodes.at < NODES_FRESH_MS) return this.kubeNodes.nodes;
+    try {
+      this.kubeNodes = { at: now, nodes: await this.opts.nodes.list() };
+    } catch (err) {
+      this.opts.log.warn({ err: errorMessage(err) }, 'cannot read the Nodes: placing by the agents’ labels');
+    }
+    return this.kubeNodes?.nodes;
   }
 
   /**

@@ -13,6 +13,7 @@ import { connectRedis, logOutages } from '../lib/redis.ts';
 import { Controller } from './controller.ts';
 import { DashboardFeed } from './dashboard/collect.ts';
 import { KubePodApi } from '../lib/kube/pods.ts';
+import { KubeNodeApi } from '../lib/kube/nodes.ts';
 import { keyspace } from '../lib/keyspace.ts';
 import { announceVersion } from '../lib/version.ts';
 import { serveHttp } from './http.ts';
@@ -127,8 +128,11 @@ async function main() {
   let metrics: ControllerMetrics | undefined;
   // Pods move only on Kubernetes: the controller reads and writes them through the API.
   const pods = kc ? new KubePodApi(kc) : undefined;
+  // Placement reads the Nodes' labels and cordons there.
+  const nodes = kc ? new KubeNodeApi(kc) : undefined;
   const controller: Controller = new Controller({
     ...(pods ? { pods } : {}),
+    ...(nodes ? { nodes } : {}),
     onPhaseChange: (next) => metrics?.observe(next),
     cluster: values.cluster,
     redis,

@@ -44,6 +44,8 @@ interface Row {
   next: Phase;
   actions: Array<string[]>;
   reason?: RegExp;
+  /** Where Pending placed it. */
+  target?: string;
 }
 
 const LATE = { ...facts({}), now: '2026-01-01T01:00:00.000Z' }; // an hour after T0: every timeout passed
@@ -107,7 +109,37 @@ const table: Row[] = [
     facts: facts({}),
     next: 'Failed',
     actions: [],
-    reason: /no live node other than node1 matches disk=ssd/,
+    reason: /no live, uncordoned node other than node1 matches disk=ssd/,
+  },
+  {
+    name: 'a selector places by the Node labels, never on a cordoned Node',
+    phase: 'Pending',
+    spec: { target: { nodeSelector: { pool: 'stateful' } } },
+    facts: facts(
+      {},
+      new Map([
+        ['node1', { labels: { pool: 'stateful' } }],
+        ['node2', { labels: { pool: 'stateful' }, unschedulable: true }],
+        ['node3', { labels: { pool: 'stateful' } }],
+      ]),
+    ),
+    next: 'Preflight',
+    actions: [],
+    target: 'node3',
+  },
+  {
+    name: 'a cordoned target node is refused while Pending',
+    phase: 'Pending',
+    facts: facts(
+      {},
+      new Map([
+        ['node1', { labels: {} }],
+        ['node2', { labels: {}, unschedulable: true }],
+      ]),
+    ),
+    next: 'Failed',
+    actions: [],
+    reason: /^NodeNotFound: target node node2 is cordoned/,
   },
   // Preflight: checks, then the mode.
   {
@@ -411,6 +443,7 @@ for (const row of table) {
     for (const a of d.actions)
       if ('jobId' in a) assert.equal(a.jobId, keyspace.jobId('abcdef12-0000', a.step));
     if (row.reason) assert.match(d.status.failureReason ?? '', row.reason);
+    if (row.target) assert.equal(d.status.migrationState?.targetNode, row.target);
     if (row.next !== row.phase)
       assert.deepEqual(d.status.phaseTransitionTimestamps.at(-1), { phase: row.next, time: row.facts.now });
     else assert.equal(d.status.phaseTransitionTimestamps.length, 1);

@@ -9,11 +9,11 @@
 // image of it, checkpointctl reads ferry's archive, and a restore containerd refuses rolls back.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppsV1Api, type CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, PolicyV1Api, type CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { connect, type Client } from '../cli/client.ts';
 import { drainPods } from '../cli/drain-pods.ts';
 import { kubeletFiles, nodeContainerd } from '../cluster/cluster.ts';
@@ -29,6 +29,8 @@ import { KubeNodeSchema } from '../api/v1alpha1/cluster.ts';
 import { exec, run } from '../lib/exec.ts';
 import { podRunning } from '../lib/kube/pod-rules.ts';
 import { KubePodApi } from '../lib/kube/pods.ts';
+import { KubeNodeApi } from '../lib/kube/nodes.ts';
+import { API_VERSION, TERMINAL_PHASES } from '../api/v1alpha1/migration.ts';
 import { FERRY_OPT } from '../lib/paths.ts';
 import { startPodHarness, type PodHarness } from './pod-harness.ts';
 import { CLUSTER, KUBELET_PORT_BASE, unique, upTestCluster } from './helpers.ts';
@@ -244,9 +246,13 @@ test('a pod with a ReadWriteMany claim moves with it, its pages streamed and its
 });
 
 /** A StatefulSet of one pod on node1, ferry's test workload keeping its log in an emptyDir. */
-async function statefulSet(name: string): Promise<{ pod: string; id: string }> {
+async function statefulSet(
+  name: string,
+  where: { namespace?: string; container?: string } = {},
+): Promise<{ pod: string; id: string }> {
+  const namespace = where.namespace ?? 'default';
   await h.kc.makeApiClient(AppsV1Api).createNamespacedStatefulSet({
-    namespace: 'default',
+    namespace,
     body: {
       metadata: { name },
       spec: {
@@ -267,7 +273,7 @@ async function statefulSet(name: string): Promise<{ pod: string; id: string }> {
             },
             containers: [
               {
-                name: 'app',
+                name: where.container ?? 'app',
                 image: COUNTER_IMAGE,
                 args: ['--mem-mib', '16', '--dir', '/data'],
                 volumeMounts: [{ name: 'state', mountPath: '/data' }],
@@ -281,7 +287,8 @@ async function statefulSet(name: string): Promise<{ pod: string; id: string }> {
   });
   const pod = `${name}-0`;
   for (let i = 0; i < 300; i++) {
-    const st = (await podOn(pod).catch(() => undefined))?.status?.containerStatuses?.[0];
+    const st = (await core.readNamespacedPod({ namespace, name: pod }).catch(() => undefined))?.status
+      ?.containerStatuses?.[0];
     if (st?.state?.running && st.containerID) return { pod, id: st.containerID.replace('containerd://', '') };
     await sleep(100);
   }
@@ -410,9 +417,22 @@ test('a restore containerd refuses rolls back: the source pod thawed and intact,
   await core.deleteNamespacedPod({ namespace: 'default', name: pod });
 });
 
-test('ferry drain on Kubernetes moves the node’s pods, leaves its DaemonSet pods, and reports what cannot move', async () => {
+test('ferry drain on Kubernetes, as kubectl drain: the Node cordoned, its pods moved, DaemonSet pods left, budgets waited for or named, the Node given back as asked', async () => {
   const movable = unique('ctrd');
   await h.runningPod(movable);
+  // Two pods under budgets that allow no disruption: one the test relaxes while the drain waits,
+  // one that stays blocked until the drain's timeout.
+  const [waits, blocked] = [unique('ctrd'), unique('ctrd')];
+  await h.runningPod(waits);
+  await h.runningPod(blocked);
+  const policy = h.kc.makeApiClient(PolicyV1Api);
+  const budget = (name: string, app: string) =>
+    policy.createNamespacedPodDisruptionBudget({
+      namespace: 'default',
+      body: { metadata: { name }, spec: { minAvailable: 1, selector: { matchLabels: { app } } } },
+    });
+  await budget(`${waits}-pdb`, waits);
+  await budget(`${blocked}-pdb`, blocked);
   // Pods the kubelet runs too, that cannot move: a folder of the node's own, a DaemonSet's.
   const stuck = unique('scratch');
   await h.runningPod(stuck, { volumes: [{ name: 'logs', hostPath: { path: '/var/log' } }] });
@@ -425,42 +445,155 @@ test('ferry drain on Kubernetes moves the node’s pods, leaves its DaemonSet po
       spec: { nodeName: 'node1', containers: [{ name: 'app', image: COUNTER_IMAGE }] },
     },
   });
+  const ours = [movable, waits, blocked, stuck, daemon];
   const client = await connect(CLUSTER, h.kubeconfigFile);
   const lines: string[] = [];
+  const nodes = new KubeNodeApi(h.kc);
+  const cordoned = async () => (await core.readNode({ name: 'node1' })).spec?.unschedulable === true;
   try {
     const podApi = new KubePodApi(h.kc);
     const all = await podApi.onNode('node1');
+    let cordonedWhileDraining = false;
+    const relax = (async () => {
+      // Once the drain says it waits for the first budget: the budget allows one.
+      while (!lines.some((l) => l.includes(`${waits}: waiting: PodDisruptionBudget default/${waits}-pdb`)))
+        await sleep(100);
+      cordonedWhileDraining = await cordoned();
+      await policy.replaceNamespacedPodDisruptionBudget({
+        namespace: 'default',
+        name: `${waits}-pdb`,
+        body: {
+          metadata: { name: `${waits}-pdb` },
+          spec: { minAvailable: 0, selector: { matchLabels: { app: waits } } },
+        },
+      });
+    })();
     const report = await drainPods(
       {
         client,
         // Only this test's pods: earlier tests' pods are gone or elsewhere, but be exact.
-        listPods: async () => all.filter((p) => [movable, stuck, daemon].includes(p.metadata!.name!)),
+        listPods: async () => all.filter((p) => ours.includes(p.metadata!.name!)),
         podRunning: async (ns, name) => podRunning(await podApi.get(ns, name)).running,
+        nodes,
       },
       'node1',
-      { say: (l) => lines.push(l) },
+      { say: (l) => lines.push(l), timeoutMs: 25_000, budgetPollMs: 200, uncordon: 'failed' },
     );
+    await relax;
+    const said = lines.join('\n');
+    assert.ok(cordonedWhileDraining, 'node1 was cordoned while it was drained');
+    assert.match(said, /^node node1 cordoned$/m);
+    assert.deepEqual(report.moved.map((m) => [m.container, m.to]).sort(), [
+      [`default/${movable}`, 'node2'],
+      [`default/${waits}`, 'node2'],
+    ]);
     assert.deepEqual(
-      report.moved.map((m) => [m.container, m.to]),
-      [[`default/${movable}`, 'node2']],
+      report.failed.map((f) => f.container).sort(),
+      [`default/${blocked}`, `default/${stuck}`].sort(),
     );
-    assert.deepEqual(
-      report.failed.map((f) => f.container),
-      [`default/${stuck}`],
+    assert.match(
+      report.failed.find((f) => f.container === `default/${blocked}`)!.reason,
+      new RegExp(
+        `PodDisruptionBudget default/${blocked}-pdb allows no disruption now \\(1 healthy, 1 required\\); waited until the drain's timeout`,
+      ),
     );
-    assert.match(report.failed[0]!.reason, /volume logs is a hostPath/);
+    assert.match(
+      report.failed.find((f) => f.container === `default/${stuck}`)!.reason,
+      /volume logs is a hostPath/,
+    );
     assert.ok(
       lines.some((l) => l.includes(daemon) && /stays: part of DaemonSet agent/.test(l)),
-      lines.join('\n'),
+      said,
     );
+    // Something could not move and --uncordon failed was asked: node1 is given back.
+    assert.match(said, /^node node1 uncordoned$/m);
+    assert.equal(await cordoned(), false);
     const left = (await podApi.onNode('node1')).map((p) => p.metadata!.name);
-    assert.ok(left.includes(stuck) && left.includes(daemon) && !left.includes(movable));
+    for (const p of [stuck, daemon, blocked]) assert.ok(left.includes(p), `${p} still on node1`);
+    assert.ok(!left.includes(movable) && !left.includes(waits));
   } finally {
+    await nodes.cordon('node1', false);
     await client.close();
     for (const p of await pods())
-      if ([stuck, daemon].includes(p.metadata!.name!) || p.metadata!.name!.startsWith(`${movable}-`))
+      if (ours.some((o) => p.metadata!.name === o || p.metadata!.name!.startsWith(`${o}-`)))
         await core.deleteNamespacedPod({ namespace: 'default', name: p.metadata!.name! });
   }
+});
+
+test('a Migration that names a cordoned node is refused while Pending; a nodeSelector finds the Nodes’ own labels', async () => {
+  const nodes = new KubeNodeApi(h.kc);
+  const pod = unique('ctrd');
+  await h.runningPod(pod);
+  await nodes.cordon('node2', true);
+  try {
+    const refused = await h.applyAndWait(unique('mcord'), pod);
+    assert.equal(refused.status.phase, 'Failed');
+    assert.match(refused.status.failureReason ?? '', /target node node2 is cordoned/);
+  } finally {
+    await nodes.cordon('node2', false);
+  }
+  // node2's Node, labelled by the cluster's owner (no agent advertises it): the selector finds it.
+  const n = await core.readNode({ name: 'node2' });
+  n.metadata!.labels = { ...n.metadata!.labels, pool: 'stateful' };
+  await core.replaceNode({ name: 'node2', body: n });
+  const name = unique('msel');
+  await h.store.create({
+    apiVersion: API_VERSION,
+    kind: 'Migration',
+    metadata: { name, namespace: 'default' },
+    spec: {
+      source: { node: 'node1', pod, container: 'app' },
+      target: { nodeSelector: { pool: 'stateful' } },
+    },
+  });
+  let placed = await h.store.get('default', name);
+  for (let i = 0; i < 1200 && !TERMINAL_PHASES.includes(placed!.status.phase); i++) {
+    await sleep(100);
+    placed = await h.store.get('default', name);
+  }
+  assert.ok(placed);
+  assert.equal(placed.status.phase, 'Succeeded', placed.status.failureReason);
+  assert.equal(placed.status.migrationState!.targetNode, 'node2');
+  await core.deleteNamespacedPod({ namespace: 'default', name: placed.status.migrationState!.targetPod! });
+});
+
+test('examples/pod-migration.yaml, applied with ferry as written (its source node named node1 here), moves cache-0 to the node labelled pool=stateful', async () => {
+  // The example's StatefulSet: cache, in namespace shop, its container redis, on node1.
+  const { pod } = await statefulSet('cache', { namespace: 'shop', container: 'redis' });
+  const n = await core.readNode({ name: 'node2' });
+  n.metadata!.labels = { ...n.metadata!.labels, pool: 'stateful' };
+  await core.replaceNode({ name: 'node2', body: n });
+  const text = (await readFile('examples/pod-migration.yaml', 'utf8')).replace(
+    'node: worker-1',
+    'node: node1',
+  );
+  const file = path.join(await mkdtemp(path.join(tmpdir(), 'ferry-example-')), 'pod-migration.yaml');
+  await writeFile(file, text);
+  const applied = await exec(process.execPath, [
+    '--import',
+    'tsx',
+    'cli/main.ts',
+    '--cluster',
+    CLUSTER,
+    '--kubeconfig',
+    h.kubeconfigFile,
+    'apply',
+    '-f',
+    file,
+    '--wait',
+  ]);
+  const m = await h.store.get('shop', 'move-cache');
+  assert.equal(
+    m?.status.phase,
+    'Succeeded',
+    `${m?.status.failureReason}\n${applied.stdout}${applied.stderr}`,
+  );
+  assert.equal(applied.code, 0);
+  assert.equal(m!.status.migrationState!.targetNode, 'node2');
+  const moved = await core.readNamespacedPod({ namespace: 'shop', name: pod });
+  assert.equal(moved.spec?.nodeName, 'node2', 'cache-0 made again on the labelled node');
+  await h.kc.makeApiClient(AppsV1Api).deleteNamespacedStatefulSet({ namespace: 'shop', name: 'cache' });
+  await core.deleteNamespacedPod({ namespace: 'shop', name: pod });
 });
 
 test('containerd’s checkpoint archive is read by ferry, and ferry’s by containerd and checkpointctl', async () => {

@@ -18,7 +18,9 @@
 // binding ungated pods whose node affinity names their node (test/fake-scheduler.ts); pod spec
 // validation of what ferry's pods meet (scheduling gates: never with spec.nodeName, only removed
 // on update; spec.nodeName not changed on update); PersistentVolumeClaims (v1), stored as given
-// (no binding, no provisioning).
+// (no binding, no provisioning); Nodes (v1, cluster-scoped), stored as given (the tests make them:
+// no kubelet registers them); PodDisruptionBudgets (policy/v1), their status computed on each read
+// by an EMULATED disruption controller (test/fake-pdb.ts).
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer, request as httpsRequest } from 'node:https';
 import { randomUUID } from 'node:crypto';
@@ -27,6 +29,7 @@ import { MigrationSchema } from '../api/v1alpha1/migration.ts';
 import { specChange } from '../lib/store/migration-store.ts';
 import { replicaSetChanges, type ReplicaSetChange } from './fake-replicaset.ts';
 import { bindingFor } from './fake-scheduler.ts';
+import { budgetStatus } from './fake-pdb.ts';
 import { missingPods } from './fake-statefulset.ts';
 import jsonPatch, { type Operation } from 'fast-json-patch';
 import { selfSignedCert } from './self-signed.ts';
@@ -46,6 +49,8 @@ interface Kind {
   group: string;
   plural: string;
   statusSubresource: boolean;
+  /** Not in a namespace (Nodes): at GROUP/PLURAL/NAME, stored under the namespace ''. */
+  clusterScoped?: boolean;
 }
 
 const KINDS: Kind[] = [
@@ -84,6 +89,21 @@ const KINDS: Kind[] = [
     apiVersion: 'apps/v1',
     group: '/apis/apps/v1',
     plural: 'statefulsets',
+    statusSubresource: true,
+  },
+  {
+    kind: 'Node',
+    apiVersion: 'v1',
+    group: '/api/v1',
+    plural: 'nodes',
+    statusSubresource: true,
+    clusterScoped: true,
+  },
+  {
+    kind: 'PodDisruptionBudget',
+    apiVersion: 'policy/v1',
+    group: '/apis/policy/v1',
+    plural: 'poddisruptionbudgets',
     statusSubresource: true,
   },
 ];
@@ -316,10 +336,19 @@ export class FakeApiServer {
     this.emit('MODIFIED', 'Pod', pod);
   }
 
+  /** An object as read: a PodDisruptionBudget with the status its emulated controller computes now. */
+  private withStatus(o: Obj): Obj {
+    if (o.kind !== 'PodDisruptionBudget') return o;
+    const pods = [...this.objects.values()].filter((p) => p.kind === 'Pod');
+    return { ...o, status: budgetStatus(o, pods) };
+  }
+
   private route(path: string): { kind: Kind; ns?: string; name?: string; sub?: string } | undefined {
     for (const kind of KINDS) {
       if (!path.startsWith(kind.group + '/')) continue;
       const rest = path.slice(kind.group.length + 1).split('/');
+      if (kind.clusterScoped && rest[0] === kind.plural)
+        return { kind, ns: '', ...(rest[1] ? { name: rest[1] } : {}), ...(rest[2] ? { sub: rest[2] } : {}) };
       if (rest[0] === kind.plural) return { kind };
       if (rest[0] === 'namespaces' && rest[2] === kind.plural) {
         return {
@@ -366,10 +395,10 @@ export class FakeApiServer {
         apiVersion: kind.apiVersion,
         kind: `${kind.kind}List`,
         metadata: { resourceVersion: String(this.rv) },
-        items,
+        items: items.map((o) => this.withStatus(o)),
       });
     }
-    if (!ns) return fail(res, 405, 'MethodNotAllowed', 'cluster-wide writes are not supported');
+    if (ns === undefined) return fail(res, 405, 'MethodNotAllowed', 'cluster-wide writes are not supported');
 
     if (req.method === 'POST' && !name) {
       const obj = body as Obj;
@@ -385,7 +414,7 @@ export class FakeApiServer {
         kind: kind.kind,
         metadata: {
           ...obj.metadata,
-          namespace: ns,
+          ...(kind.clusterScoped ? {} : { namespace: ns }),
           uid: randomUUID(),
           creationTimestamp: new Date().toISOString(),
           resourceVersion: String(++this.rv),
@@ -400,7 +429,7 @@ export class FakeApiServer {
 
     const cur = name ? this.objects.get(key(ns, name)) : undefined;
     if (!cur) return fail(res, 404, 'NotFound', `${kind.plural} "${name}" not found`);
-    if (req.method === 'GET') return json(res, 200, cur);
+    if (req.method === 'GET') return json(res, 200, this.withStatus(cur));
 
     if (req.method === 'PUT') {
       const obj = body as Obj;

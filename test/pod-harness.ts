@@ -87,6 +87,9 @@ export async function startPodHarness(
   const kc = loadKubeConfig(kubeconfigFile);
   const core = kc.makeApiClient(CoreV1Api);
   const store = new KubeMigrationStore(kc, createLogger('test', '/dev/null'));
+  // The Nodes, as each kubelet would register its own: the controller places by their labels.
+  for (const name of ['node1', 'node2'])
+    await core.createNode({ body: { metadata: { name, labels: { 'kubernetes.io/hostname': name } } } });
   // The agents present this token and trust this certificate (cluster/cluster.ts kubeletFiles).
   const token = randomBytes(16).toString('hex');
   const tls = selfSignedCert(o.bridge);

@@ -61,6 +61,8 @@ export interface PodFacts {
 
 export interface NodeFact {
   labels: Record<string, string>;
+  /** A cordoned Kubernetes Node (spec.unschedulable): no migration goes there. */
+  unschedulable?: boolean;
 }
 
 export interface Load {
