@@ -1,4 +1,5 @@
 // What CLI commands talk to: the cluster's Redis, its Migration store and its work bus.
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Redis } from 'ioredis';
 import type { ClusterConfig } from '../api/v1alpha1/cluster.ts';
 import { readClusterConfig } from '../cluster/cluster.ts';
@@ -14,7 +15,50 @@ export interface Client {
   redis: Redis;
   store: MigrationStore;
   bus: Bus;
+  /** Kubernetes: its client configuration, and the namespace its current context names. */
+  kube?: { kc: KubeConfig; namespace: string };
   close(): Promise<void>;
+}
+
+/**
+ * A client of a Kubernetes cluster alone, from anywhere (a laptop with no local cluster): the
+ * Migrations through the API. ferry's Redis and work bus live inside that cluster, so what needs
+ * them (a local cluster's containers, fences) is refused with where to run it instead.
+ */
+export function connectKube(kubeconfig?: string, context?: string): Client {
+  const kc = loadKubeConfig(kubeconfig);
+  if (context) {
+    if (!kc.getContexts().some((c) => c.name === context))
+      throw new FerryError(
+        'InvalidInput',
+        `--context: no context ${JSON.stringify(context)} in the kubeconfig (it has: ${
+          kc
+            .getContexts()
+            .map((c) => c.name)
+            .join(', ') || 'none'
+        })`,
+      );
+    kc.setCurrentContext(context);
+  }
+  const current = kc.getContextObject(kc.getCurrentContext());
+  const unavailable = (what: string) => (): never => {
+    throw new FerryError(
+      'FeatureUnsupported',
+      `this command needs ${what}, which on Kubernetes lives inside the cluster: run it there (kubectl exec into the ferry controller's pod), or against a local cluster with --cluster NAME`,
+    );
+  };
+  const client = {
+    store: new KubeMigrationStore(kc),
+    kube: { kc, namespace: current?.namespace ?? 'default' },
+    async close() {},
+  };
+  for (const [field, what] of [
+    ['config', "a local cluster's configuration"],
+    ['redis', "ferry's Redis"],
+    ['bus', "ferry's work bus (the node agents)"],
+  ] as const)
+    Object.defineProperty(client, field, { get: unavailable(what), enumerable: false });
+  return client as unknown as Client;
 }
 
 /** The cluster's bus, and its Redis store, or the Kubernetes store when a kubeconfig is given. */
@@ -43,12 +87,14 @@ export async function connect(cluster: string, kubeconfig?: string): Promise<Cli
     );
   }
   const bus = new Bus(redis, config.redis, config.name, { down: () => undefined, up: () => undefined });
+  const kc = kubeconfig ? loadKubeConfig(kubeconfig) : undefined;
   return {
     config,
     redis,
-    store: kubeconfig
-      ? new KubeMigrationStore(loadKubeConfig(kubeconfig))
-      : new RedisMigrationStore(redis, config.name),
+    store: kc ? new KubeMigrationStore(kc) : new RedisMigrationStore(redis, config.name),
+    ...(kc
+      ? { kube: { kc, namespace: kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default' } }
+      : {}),
     bus,
     async close() {
       await bus.close();

@@ -3,28 +3,12 @@
 // `ferry COMMAND --help`.
 import { CommanderError } from 'commander';
 import { errorMessage } from '../lib/errors.ts';
-import { clusterCommands } from './commands/cluster.ts';
-import { createCommands } from './commands/create.ts';
-import { drainCommand } from './commands/drain.ts';
-import { nodeCommands } from './commands/nodes.ts';
-import { resourceCommands } from './commands/resources.ts';
-import { versionCommand } from './commands/version.ts';
-import { workloadCommands } from './commands/workloads.ts';
+import { addCommands } from './commands/index.ts';
 import { exitCodeFor } from './exit-codes.ts';
 import { Cli, rootCommand } from './program.ts';
 
 const cli = new Cli(rootCommand());
-// The order here is the order `ferry --help` lists them in.
-for (const add of [
-  clusterCommands,
-  workloadCommands,
-  drainCommand,
-  nodeCommands,
-  createCommands,
-  resourceCommands,
-  versionCommand,
-])
-  add(cli);
+addCommands(cli);
 
 // Exit codes: cli/exit-codes.ts (commander has printed its own usage errors already).
 cli.program

@@ -2,7 +2,13 @@
 // connection to the chosen cluster (its Redis store and bus, or Kubernetes with --kubeconfig).
 import { Command, Option } from 'commander';
 import type { UpOptions } from '../cluster/cluster.ts';
-import { connect, type Client } from './client.ts';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { readClusterConfig } from '../cluster/cluster.ts';
+import { FerryError } from '../lib/errors.ts';
+import { connect, connectKube, type Client } from './client.ts';
+import { chooseTarget, type Target } from './target.ts';
 
 export const say = (line: string): void => console.log(line);
 
@@ -16,9 +22,10 @@ export function rootCommand(): Command {
       .addOption(
         new Option(
           '--kubeconfig <file>',
-          'read and write Migrations in Kubernetes instead of the local cluster',
+          'talk to Kubernetes through this kubeconfig (without it: KUBECONFIG, then a local cluster that is up, then ~/.kube/config)',
         ),
       )
+      .addOption(new Option('--context <name>', 'the kubeconfig context to use (Kubernetes)'))
       .showHelpAfterError()
       // Usage errors reach main.ts, which exits 2 (cli/exit-codes.ts); subcommands inherit this.
       .exitOverride()
@@ -33,17 +40,35 @@ export class Cli {
     return this.program.opts<{ cluster: string }>().cluster;
   }
 
-  kubeconfig(): string | undefined {
-    return this.program.opts<{ kubeconfig?: string }>().kubeconfig;
+  /** The cluster this command talks to (cli/target.ts says how it is chosen). */
+  async target(): Promise<Target> {
+    const o = this.program.opts<{ kubeconfig?: string; context?: string; cluster: string }>();
+    const source = this.program.getOptionValueSource('cluster');
+    const t = chooseTarget(
+      { ...o, clusterChosen: source === 'cli' || source === 'env' },
+      { KUBECONFIG: process.env.KUBECONFIG },
+      {
+        localUp: (await readClusterConfig(o.cluster)) !== undefined,
+        homeKubeconfig: existsSync(path.join(os.homedir(), '.kube', 'config')),
+      },
+    );
+    if ('error' in t) throw new FerryError('ClusterUnavailable', t.error);
+    return t;
   }
 
   async withClient<T>(fn: (c: Client) => Promise<T>): Promise<T> {
-    const c = await connect(this.cluster(), this.kubeconfig());
+    const t = await this.target();
+    const c = t.kind === 'kube' ? connectKube(t.kubeconfig, t.context) : await connect(t.cluster);
     try {
       return await fn(c);
     } finally {
       await c.close();
     }
+  }
+
+  /** A command's namespace: -n, else the kubeconfig context's, else default (as kubectl). */
+  static namespace(flag: string | undefined, c: Client): string {
+    return flag ?? c.kube?.namespace ?? 'default';
   }
 
   upOptions(o: {

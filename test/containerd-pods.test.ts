@@ -245,6 +245,24 @@ test('a pod with a ReadWriteMany claim moves with it, its pages streamed and its
   await core.deleteNamespacedPod({ namespace: 'default', name: r.metadata!.name! });
 });
 
+test('ferry migrate POD from a laptop (KUBECONFIG alone) finds the pod’s node and moves it, as virtctl migrate does', async () => {
+  const pod = unique('ctrd');
+  await h.runningPod(pod);
+  const env: NodeJS.ProcessEnv = { ...process.env, KUBECONFIG: h.kubeconfigFile };
+  delete env.FERRY_CLUSTER;
+  const r = await exec(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'migrate', pod, '--wait'], {
+    env,
+  });
+  assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+  const m = (await h.store.list('default')).find((x) => x.spec.source.pod === pod)!;
+  assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);
+  assert.deepEqual(
+    [m.spec.source.node, m.spec.source.container, m.status.migrationState!.targetNode],
+    ['node1', 'app', 'node2'],
+  );
+  await core.deleteNamespacedPod({ namespace: 'default', name: m.status.migrationState!.targetPod! });
+});
+
 /** A StatefulSet of one pod on node1, ferry's test workload keeping its log in an emptyDir. */
 async function statefulSet(
   name: string,

@@ -6,7 +6,8 @@
 // stale resourceVersion and 409 AlreadyExists; 404 NotFound; 422 Invalid with field causes; the
 // status subresource (a main-resource update ignores status, a /status update ignores everything
 // else); metadata.generation bumped on spec changes; deletionTimestamp held by finalizers; Leases
-// (coordination.k8s.io/v1) and Events (v1), with fieldSelector on involvedObject.name; Pods (v1),
+// (coordination.k8s.io/v1) and Events (v1), with fieldSelector on involvedObject.name; a create with
+// dryRun=All checked and answered but not stored; Pods (v1),
 // with fieldSelector on spec.nodeName
 // with their status subresource, which the fake kubelets (test/fake-kubelet.ts) write; ReplicaSets
 // (apps/v1), with an EMULATED ReplicaSet controller run after every pod or ReplicaSet write
@@ -422,6 +423,8 @@ export class FakeApiServer {
         },
       };
       if (kind.statusSubresource) delete created.status; // status is ignored on create
+      // dryRun=All: every check made, nothing stored, the object answered as it would be.
+      if (url.searchParams.get('dryRun') === 'All') return json(res, 201, created);
       this.objects.set(key(ns, n), created);
       this.emit('ADDED', kind.kind, created);
       return json(res, 201, created);

@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { API_VERSION, TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import type { Client } from '../cli/client.ts';
 import { nodeEntry, REPO_ROOT } from '../cluster/processes.ts';
+import { readClusterConfig } from '../cluster/cluster.ts';
 import { KubeMigrationStore, loadKubeConfig } from '../lib/store/kube-store.ts';
 import { createLogger } from '../lib/logger.ts';
 import { CustomObjectsApi, Watch } from '@kubernetes/client-node';
@@ -181,4 +182,76 @@ test('a missing container is refused with a Warning event and nothing frozen', a
   assert.equal(events.at(-1)?.type, 'Warning');
   assert.equal(events.at(-1)?.reason, 'MigrationFailed');
   assert.match(events.at(-1)?.message ?? '', /ContainerNotFound/);
+});
+
+test('the CLI from a laptop: KUBECONFIG alone (no --cluster), -A, -l, a context, dry runs, and what needs the cluster’s inside refused', async () => {
+  const labelled = unique('kl');
+  await store.create({
+    apiVersion: API_VERSION,
+    kind: 'Migration',
+    metadata: { name: labelled, namespace: 'default', labels: { team: 'cache' } },
+    spec: { source: { node: 'node1', container: 'absent' }, target: { node: 'node2' } },
+  });
+  await waitEnded(labelled);
+  // No local cluster named, none chosen by FERRY_CLUSTER, no ~/.kube/config: KUBECONFIG alone.
+  const home = await mkdtemp(path.join(tmpdir(), 'ferry-home-'));
+  const env: NodeJS.ProcessEnv = { ...process.env, KUBECONFIG: kubeconfig, HOME: home };
+  delete env.FERRY_CLUSTER;
+  const ferry = (args: string[]) =>
+    promisify(execFile)(path.join(REPO_ROOT, 'bin/ferry'), args, { env }).then(
+      (r) => ({ code: 0, out: r.stdout, err: r.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({
+        code: e.code,
+        out: e.stdout,
+        err: e.stderr,
+      }),
+    );
+  const all = await ferry(['get', 'migrations', '-A']);
+  assert.equal(all.code, 0, all.err);
+  assert.match(all.out, /^NAMESPACE\s+NAME\s+PHASE/m);
+  assert.match(all.out, new RegExp(`^default\\s+${labelled}\\s+Failed`, 'm'));
+  const selected = await ferry(['get', 'migrations', '-l', 'team=cache', '-o', 'json']);
+  assert.deepEqual(
+    (JSON.parse(selected.out) as { items: StoredMigration[] }).items.map((m) => m.metadata.name),
+    [labelled],
+  );
+  const none = await ferry(['get', 'migrations', '-l', 'team!=cache', '-o', 'json']);
+  assert.ok(
+    !(JSON.parse(none.out) as { items: StoredMigration[] }).items.some((m) => m.metadata.name === labelled),
+  );
+
+  // Dry runs: checked (the server's too), nothing stored.
+  const file = path.join(home, 'm.yaml');
+  const dry = unique('kd');
+  await writeFile(
+    file,
+    `apiVersion: ferry.dev/v1alpha1\nkind: Migration\nmetadata: {name: ${dry}}\nspec: {source: {node: node1, container: web}, target: {node: node2}}\n`,
+  );
+  for (const mode of ['client', 'server']) {
+    const r = await ferry(['apply', '-f', file, `--dry-run=${mode}`]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, new RegExp(`migration.ferry.dev/${dry} created \\(${mode} dry run\\)`));
+  }
+  assert.equal(await store.get('default', dry), undefined, 'a dry run stores nothing');
+  await writeFile(
+    file,
+    `apiVersion: ferry.dev/v1alpha1\nkind: Migration\nmetadata: {name: ${dry}}\nspec: {source: {node: node1}}\n`,
+  );
+  const bad = await ferry(['apply', '-f', file, '--dry-run=client']);
+  assert.equal(bad.code, 2, 'invalid input: usage');
+  assert.match(bad.err, /spec\.source/);
+
+  const lost = await ferry(['--context', 'nowhere', 'get', 'migrations']);
+  assert.equal(lost.code, 2);
+  assert.match(lost.err, /--context: no context "nowhere" in the kubeconfig/);
+  const ps = await ferry(['ps']);
+  assert.equal(ps.code, 1);
+  assert.match(ps.err, /needs ferry's work bus .* lives inside the cluster/);
+  // And with nothing at all (unless this machine has a local cluster named local up): what to do.
+  if (await readClusterConfig('local')) return;
+  const bare = await promisify(execFile)(path.join(REPO_ROOT, 'bin/ferry'), ['get', 'migrations'], {
+    env: { ...env, KUBECONFIG: '' },
+  }).catch((e: { code: number; stderr: string }) => e);
+  assert.equal((bare as { code: number }).code, 1);
+  assert.match((bare as { stderr: string }).stderr, /no local cluster is up .*KUBECONFIG/);
 });

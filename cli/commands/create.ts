@@ -6,10 +6,11 @@ import { Option } from 'commander';
 import { API_VERSION, COMPRESSIONS, MODES, type Migration, type Mode } from '../../api/v1alpha1/migration.ts';
 import { FerryError } from '../../lib/errors.ts';
 import { requireLiveNode } from '../../lib/node-registry.ts';
+import { KubePodApi } from '../../lib/kube/pods.ts';
 import type { Client } from '../client.ts';
 import { describe } from '../format.ts';
 import { parseManifest } from '../manifest.ts';
-import { say, type Cli } from '../program.ts';
+import { Cli, say } from '../program.ts';
 import { waitForMigration } from '../watch.ts';
 
 /** Follows a Migration to its end with its progress, then describes it; a failure exits 1. */
@@ -25,6 +26,17 @@ async function readStdin(): Promise<string> {
   return s;
 }
 
+/** kubectl's --dry-run: none (do it), client (check here, send nothing), server (the store checks, keeps nothing). */
+const dryRunOption = () =>
+  new Option(
+    '--dry-run <strategy>',
+    'client: check here and send nothing; server: the cluster checks it too and keeps nothing',
+  )
+    .choices(['none', 'client', 'server'])
+    .default('none');
+type DryRun = 'none' | 'client' | 'server';
+const dryNote = (d: DryRun) => (d === 'none' ? '' : ` (${d} dry run)`);
+
 function applyCommand(cli: Cli): void {
   cli.program
     .command('apply')
@@ -33,15 +45,27 @@ function applyCommand(cli: Cli): void {
     )
     .requiredOption('-f, --filename <file>', 'YAML or JSON manifest, or - for standard input')
     .option('--wait', 'follow the migration until it ends')
-    .action(async (o: { filename: string; wait?: boolean }) => {
+    .addOption(dryRunOption())
+    .action(async (o: { filename: string; wait?: boolean; dryRun: DryRun }) => {
       const text = o.filename === '-' ? await readStdin() : await readFile(o.filename, 'utf8');
       const docs = parseManifest(text, o.filename);
+      if (o.dryRun === 'client') {
+        for (const m of docs) say(`migration.ferry.dev/${m.metadata.name} created${dryNote(o.dryRun)}`);
+        return;
+      }
       await cli.withClient(async (c) => {
+        const dryRun = o.dryRun === 'server';
         for (const m of docs) {
           const existing = await c.store.get(m.metadata.namespace, m.metadata.name);
           if (!existing) {
-            await c.store.create(m);
-            say(`migration.ferry.dev/${m.metadata.name} created`);
+            await c.store.create(m, { dryRun });
+            say(`migration.ferry.dev/${m.metadata.name} created${dryNote(o.dryRun)}`);
+            continue;
+          }
+          if (dryRun) {
+            say(
+              `migration.ferry.dev/${m.metadata.name} exists: only spec.abort may change${dryNote(o.dryRun)}`,
+            );
             continue;
           }
           // Only spec.abort may change once created; the store names any other field that differs.
@@ -49,13 +73,13 @@ function applyCommand(cli: Cli): void {
           const changed = updated.metadata.generation !== existing.metadata.generation;
           say(`migration.ferry.dev/${m.metadata.name} ${changed ? 'configured' : 'unchanged'}`);
         }
-        if (o.wait) for (const m of docs) await follow(c, m.metadata.namespace, m.metadata.name);
+        if (o.wait && !dryRun) for (const m of docs) await follow(c, m.metadata.namespace, m.metadata.name);
       });
     });
 }
 
 interface MigrateFlags {
-  from: string;
+  from?: string;
   to?: string;
   pod?: string;
   pid?: string;
@@ -65,12 +89,13 @@ interface MigrateFlags {
   bandwidth?: string;
   compression?: string;
   name?: string;
-  namespace: string;
+  namespace?: string;
   wait?: boolean;
+  dryRun: DryRun;
 }
 
 /** The Migration the flags describe, before any check: the manifest reader checks it. */
-function migrationFromFlags(container: string, o: MigrateFlags) {
+function migrationFromFlags(container: string, o: MigrateFlags & { from: string; namespace: string }) {
   const strategy = {
     ...(o.strategy ? { mode: o.strategy } : {}),
     ...(o.maxDowntime ? { maxDowntime: o.maxDowntime } : {}),
@@ -114,15 +139,31 @@ async function precheck(c: Client, m: Migration): Promise<void> {
     );
 }
 
+/**
+ * On Kubernetes, `ferry migrate POD`: the pod (the argument, or --pod) read from the API gives the
+ * source node when --from is not given, and its first container when the argument named the pod,
+ * as `virtctl migrate VM` finds the VM's node.
+ */
+async function podSource(c: Client, arg: string, o: MigrateFlags, namespace: string) {
+  const name = o.pod ?? arg;
+  const pod = await new KubePodApi(c.kube!.kc).get(namespace, name);
+  if (!pod) throw new FerryError('ContainerNotFound', `no pod ${name} in namespace ${namespace}`);
+  const node = pod.spec?.nodeName;
+  if (!node) throw new FerryError('ContainerNotFound', `pod ${namespace}/${name} is not on a node yet`);
+  if (o.from && o.from !== node)
+    throw new FerryError('InvalidInput', `--from ${o.from}: pod ${namespace}/${name} runs on ${node}`);
+  return { from: node, pod: name, container: o.pod ? arg : pod.spec!.containers[0]!.name };
+}
+
 function migrateCommand(cli: Cli): void {
   cli.program
-    .command('migrate <container>')
+    .command('migrate <name>')
     .description(
-      'move a workload now: a Migration from flags, validated like a manifest (the imperative twin of apply -f)',
+      'move a workload now: a Migration from flags, validated like a manifest (the imperative twin of apply -f). <name> is a container of a local cluster, or on Kubernetes a pod, whose node ferry finds',
     )
-    .requiredOption('--from <node>', 'node the workload runs on')
+    .option('--from <node>', 'node the workload runs on (required on a local cluster; a pod says its own)')
     .option('--to <node>', 'target node (default: the least busy other node)')
-    .option('--pod <pod>', 'Kubernetes: move this pod, all its containers (<container> names its main one)')
+    .option('--pod <pod>', 'Kubernetes: move this pod, all its containers (<name> then names its main one)')
     .option('--pid <pid>', 'move the bare process tree rooted at this PID instead of a container')
     .addOption(new Option('--strategy <mode>', 'memory strategy').choices(MODES))
     .option('--max-downtime <duration>', 'longest acceptable freeze, used by Auto (e.g. 2s)')
@@ -134,17 +175,50 @@ function migrateCommand(cli: Cli): void {
     )
     .option('--bandwidth <quantity>', 'transfer rate limit per second (e.g. 200Mi)')
     .addOption(new Option('--compression <c>', 'zstd on images and filesystem streams').choices(COMPRESSIONS))
-    .option('--name <name>', "the Migration's name (default: <container>-<random>)")
-    .option('-n, --namespace <ns>', "the Migration's namespace", 'default')
+    .option('--name <name>', "the Migration's name (default: <name>-<random>)")
+    .option(
+      '-n, --namespace <ns>',
+      "the Migration's namespace (default: the kubeconfig context's, else default)",
+    )
     .option('--wait', 'follow the migration until it ends, with its progress')
-    .action(async (container: string, o: MigrateFlags) => {
-      // The same checks as a manifest, so a bad flag is refused naming the field it sets.
-      const [m] = parseManifest(JSON.stringify(migrationFromFlags(container, o)), 'ferry migrate');
+    .addOption(dryRunOption())
+    .action(async (arg: string, o: MigrateFlags) => {
+      const parse = (from: string, namespace: string, extra: { container?: string; pod?: string } = {}) => {
+        const flags = { ...o, from, namespace, ...(extra.pod ? { pod: extra.pod } : {}) };
+        // The same checks as a manifest, so a bad flag is refused naming the field it sets.
+        return parseManifest(
+          JSON.stringify(migrationFromFlags(extra.container ?? arg, flags)),
+          'ferry migrate',
+        )[0]!;
+      };
+      if (o.dryRun === 'client') {
+        if (!o.from)
+          throw new FerryError(
+            'InvalidInput',
+            "--dry-run=client needs --from (finding a pod's node asks the cluster: use --dry-run=server)",
+          );
+        const m = parse(o.from, o.namespace ?? 'default');
+        say(`migration.ferry.dev/${m.metadata.name} created${dryNote(o.dryRun)}`);
+        return;
+      }
       await cli.withClient(async (c) => {
-        await precheck(c, m!);
-        await c.store.create(m!);
-        say(`migration.ferry.dev/${m!.metadata.name} created`);
-        if (o.wait) await follow(c, m!.metadata.namespace, m!.metadata.name);
+        const namespace = Cli.namespace(o.namespace, c);
+        let m;
+        if (c.kube && !o.pid) {
+          const src = await podSource(c, arg, o, namespace);
+          m = parse(src.from, namespace, { container: src.container, pod: src.pod });
+        } else {
+          if (!o.from)
+            throw new FerryError(
+              'InvalidInput',
+              '--from: which node the workload runs on (required on a local cluster)',
+            );
+          m = parse(o.from, namespace);
+          await precheck(c, m);
+        }
+        await c.store.create(m, { dryRun: o.dryRun === 'server' });
+        say(`migration.ferry.dev/${m.metadata.name} created${dryNote(o.dryRun)}`);
+        if (o.wait && o.dryRun === 'none') await follow(c, m.metadata.namespace, m.metadata.name);
       });
     });
 }

@@ -1,4 +1,5 @@
 // `ferry drain NODE`: every workload off a node, or with --kubeconfig every pod of a Kubernetes node.
+import type { KubeConfig } from '@kubernetes/client-node';
 import { Option } from 'commander';
 import { MODES, type Mode } from '../../api/v1alpha1/migration.ts';
 import { podRunning } from '../../lib/kube/pod-rules.ts';
@@ -6,15 +7,13 @@ import { KubePodApi } from '../../lib/kube/pods.ts';
 import { KubeNodeApi } from '../../lib/kube/nodes.ts';
 import { parseDuration } from '../../api/v1alpha1/quantity.ts';
 import { FerryError } from '../../lib/errors.ts';
-import { loadKubeConfig } from '../../lib/store/kube-store.ts';
 import type { Client } from '../client.ts';
 import { drainPods, UNCORDON, type PodDrainDeps, type Uncordon } from '../drain-pods.ts';
 import { drain } from '../drain.ts';
 import { say, type Cli } from '../program.ts';
 
 /** What a Kubernetes drain reads and writes: pods, the Node (its cordon), the budgets. */
-function podDrainDeps(client: Client, kubeconfigFile: string): PodDrainDeps {
-  const kc = loadKubeConfig(kubeconfigFile);
+function podDrainDeps(client: Client, kc: KubeConfig): PodDrainDeps {
   const pods = new KubePodApi(kc);
   return {
     client,
@@ -28,7 +27,7 @@ export function drainCommand(cli: Cli): void {
   cli.program
     .command('drain <node>')
     .description(
-      'move every workload off a node (one Migration each, within the controller limits); those that cannot move say why and keep running there. With --kubeconfig, as kubectl drain: the Node cordoned first, every pod on it moved but DaemonSet and static pods, a pod under a PodDisruptionBudget only while the budget allows a disruption',
+      'move every workload off a node (one Migration each, within the controller limits); those that cannot move say why and keep running there. On Kubernetes, as kubectl drain: the Node cordoned first, every pod on it moved but DaemonSet and static pods, a pod under a PodDisruptionBudget only while the budget allows a disruption',
     )
     .option('--to <node>', 'move everything to this node (default: the least busy other node, each)')
     .addOption(new Option('--strategy <mode>', 'memory strategy for every move').choices(MODES))
@@ -53,9 +52,8 @@ export function drainCommand(cli: Cli): void {
             `--timeout: ${JSON.stringify(o.timeout)} is not a duration (e.g. 90s, 10m)`,
           );
         await cli.withClient(async (c) => {
-          const kc = cli.kubeconfig();
-          const r = kc
-            ? await drainPods(podDrainDeps(c, kc), node, {
+          const r = c.kube
+            ? await drainPods(podDrainDeps(c, c.kube.kc), node, {
                 to: o.to,
                 mode: o.strategy,
                 say,

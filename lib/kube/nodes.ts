@@ -2,7 +2,8 @@
 // controller places migrations by the Nodes' labels and never onto a cordoned Node; `ferry drain`
 // cordons the Node it drains and moves a pod only while every budget selecting it allows a
 // disruption (a move freezes the pod, however briefly: it counts as one, as an eviction does).
-import { CoreV1Api, PolicyV1Api, type KubeConfig, type V1LabelSelector } from '@kubernetes/client-node';
+import { CoreV1Api, PolicyV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { selects } from './selectors.ts';
 
 /** What placement reads of a Node. */
 export interface NodeFacts {
@@ -25,34 +26,6 @@ export interface NodeApi {
   cordon(node: string, unschedulable: boolean): Promise<boolean>;
   /** The budgets of `namespace` whose selector selects a pod with `labels`. */
   budgets(namespace: string, labels: Record<string, string>): Promise<Budget[]>;
-}
-
-/**
- * Whether a label selector selects `labels`: every matchLabels pair and every matchExpression (In,
- * NotIn, Exists, DoesNotExist); an empty selector selects everything, an absent one nothing, as
- * policy/v1 budgets read them. Pure.
- */
-export function selects(selector: V1LabelSelector | undefined, labels: Record<string, string>): boolean {
-  if (!selector) return false;
-  const pairs = Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
-  return (
-    pairs &&
-    (selector.matchExpressions ?? []).every((e) => {
-      const has = Object.hasOwn(labels, e.key);
-      switch (e.operator) {
-        case 'In':
-          return has && (e.values ?? []).includes(labels[e.key]!);
-        case 'NotIn':
-          return !has || !(e.values ?? []).includes(labels[e.key]!);
-        case 'Exists':
-          return has;
-        case 'DoesNotExist':
-          return !has;
-        default:
-          return false;
-      }
-    })
-  );
 }
 
 const status = (err: unknown): number | undefined =>

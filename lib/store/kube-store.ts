@@ -200,7 +200,7 @@ export class KubeMigrationStore implements MigrationStore {
     }
   }
 
-  async create(input: MigrationInput): Promise<StoredMigration> {
+  async create(input: MigrationInput, opts: { dryRun?: boolean } = {}): Promise<StoredMigration> {
     const m = MigrationSchema.parse(input);
     const body = {
       apiVersion: API_VERSION,
@@ -221,7 +221,9 @@ export class KubeMigrationStore implements MigrationStore {
         namespace: m.metadata.namespace,
         plural: PLURAL,
         body,
+        ...(opts.dryRun ? { dryRun: 'All' } : {}),
       })) as Raw;
+      if (opts.dryRun) return this.toStored(raw);
       this.remember(raw);
       return this.toStored(raw);
     } catch (err) {

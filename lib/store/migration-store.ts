@@ -20,8 +20,11 @@ export interface MigrationEvent {
 }
 
 export interface MigrationStore {
-  /** Stores a new Migration (defaults filled in) with a fresh uid and a Pending status. */
-  create(m: MigrationInput): Promise<StoredMigration>;
+  /**
+   * Stores a new Migration (defaults filled in) with a fresh uid and a Pending status. With
+   * dryRun, every check the store makes (the API server's, on Kubernetes) and nothing stored.
+   */
+  create(m: MigrationInput, opts?: { dryRun?: boolean }): Promise<StoredMigration>;
   get(namespace: string, name: string): Promise<StoredMigration | undefined>;
   list(namespace?: string): Promise<StoredMigration[]>;
   /** Replaces the spec; only `abort` may differ. Bumps metadata.generation when it changed. */

@@ -70,11 +70,16 @@ export class RedisMigrationStore implements MigrationStore {
     await this.redis.publish(this.channel, name);
   }
 
-  async create(input: MigrationInput): Promise<StoredMigration> {
+  async create(input: MigrationInput, opts: { dryRun?: boolean } = {}): Promise<StoredMigration> {
     const now = new Date().toISOString();
     const m = prepareNew(input, randomUUID(), now);
     const field = this.field(m.metadata.namespace, m.metadata.name);
     const status = initialStatus(now);
+    if (opts.dryRun) {
+      if (await this.redis.hexists(this.key, field))
+        throw new AlreadyExistsError(`migration ${field} already exists`);
+      return { ...m, status } as StoredMigration;
+    }
     const ok = await this.redis.hsetnx(this.key, field, JSON.stringify(m));
     if (!ok) throw new AlreadyExistsError(`migration ${field} already exists`);
     await this.redis.hset(this.statusKey, field, JSON.stringify(status));

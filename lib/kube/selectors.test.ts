@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { selects } from './nodes.ts';
+import { parseSelector, selects } from './selectors.ts';
 
 test('a label selector selects as Kubernetes reads it: pairs, expressions, empty selects all, absent none', () => {
   const web = { app: 'web', tier: 'front' };
@@ -18,4 +18,15 @@ test('a label selector selects as Kubernetes reads it: pairs, expressions, empty
   assert.ok(selects(expr('Exists'), web));
   assert.ok(!selects(expr('DoesNotExist'), web));
   assert.ok(!selects(expr('Sometimes'), web), 'an unknown operator selects nothing');
+});
+
+test('a selector as kubectl -l writes it: pairs, inequality, existence; set forms refused', () => {
+  const s = parseSelector('app=web, tier!=back,canary,!legacy');
+  assert.ok(selects(s, { app: 'web', tier: 'front', canary: '' }));
+  assert.ok(!selects(s, { app: 'web', tier: 'back', canary: '' }));
+  assert.ok(!selects(s, { app: 'web', canary: '', legacy: 'y' }));
+  assert.ok(!selects(s, { app: 'web' }), 'canary must exist');
+  assert.ok(selects(parseSelector('app==web'), { app: 'web' }));
+  assert.throws(() => parseSelector('tier in (a,b)'), /set-based selectors/);
+  assert.throws(() => parseSelector('app=web,=x'), /is not a label requirement/);
 });
