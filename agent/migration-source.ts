@@ -12,7 +12,7 @@ import type { AgentContext } from './context.ts';
 import { AFFINITY_FILE } from './criu/affinity.ts';
 import { stopBackground } from './page-streams.ts';
 import { withSession } from './peers.ts';
-import { checkCriu, dumpableBytes, readMemoryPolicies, unsupportedFds } from './preflight.ts';
+import { checkCriu, dumpableTotal, readMemoryPolicies, unsupportedFds } from './preflight.ts';
 import { allVolumeDrivers, volumeDriver } from './snapshot/drivers.ts';
 import { dropMigrationFiles, KEPT } from './migration-files.ts';
 import type { Outbound, VolumeAt } from './snapshot/volume-driver.ts';
@@ -33,12 +33,6 @@ const sourceRecord = (job: JobOf<'checkpoint' | 'transfer'>, state: 'frozen' | '
 
 /** Enough to see the link's rate past the SSH handshake, little enough to cost tens of ms. */
 const LINK_PROBE_BYTES = 16 * 1024 * 1024;
-
-/** About what CRIU will dump of a process (preflight.ts, dumpableBytes). */
-async function residentBytes(pid: number): Promise<number | undefined> {
-  const read = (f: string) => readFile(`/proc/${pid}/${f}`, 'utf8').catch(() => '');
-  return dumpableBytes(await read('smaps_rollup'), await read('status'));
-}
 
 const at = (job: { container: string; migration: { uid: string } }, v: VolumeRef): VolumeAt => ({
   name: v.name,
@@ -74,10 +68,7 @@ export async function preflightSource(
     const what = kind.name === 'process' ? `process ${st.pid}` : `container ${job.container}`;
     throw new FerryError('UnsupportedWorkload', `${what} holds ${problems.slice(0, 3).join('; ')}`);
   }
-  const memoryBytes = (await Promise.all(st.pids.map(residentBytes))).reduce<number>(
-    (a, b) => a + (b ?? 0),
-    0,
-  );
+  const memoryBytes = await dumpableTotal(st.pids);
   const policies = await readMemoryPolicies(st.pids);
   const warnings = policies.length
     ? [

@@ -84,6 +84,15 @@ export function dumpableBytes(rollup: string, status: string): number | undefine
   return kb(status, 'VmRSS');
 }
 
+/** About what CRIU will dump of these processes, together (dumpableBytes of each). */
+export async function dumpableTotal(pids: number[]): Promise<number> {
+  const one = async (pid: number) => {
+    const read = (f: string) => readFile(`/proc/${pid}/${f}`, 'utf8').catch(() => '');
+    return dumpableBytes(await read('smaps_rollup'), await read('status')) ?? 0;
+  };
+  return (await Promise.all(pids.map(one))).reduce((a, b) => a + b, 0);
+}
+
 /** Refuses a target without room for what the source will send, with a margin. Pure. */
 export function spaceProblem(what: string, freeBytes: number, needBytes: number): FerryError | undefined {
   const need = Math.ceil(needBytes * 1.1) + 16 * 1024 * 1024;

@@ -63,8 +63,8 @@ export interface ControllerOptions {
   nodes?: NodeApi;
 }
 
-/** How long the Nodes read from the API serve before they are read again. */
-const NODES_FRESH_MS = 2000;
+/** How long the Nodes read from the API serve before they are read again (a cordon or a label counts after this). */
+const NODES_FRESH_MS = 1000;
 
 /** Equal as documents: key order and undefined fields do not count (stores reorder keys). */
 export function sameStatus(a: StoredMigration['status'], b: StoredMigration['status']): boolean {

@@ -38,6 +38,8 @@ import { COUNTER_IMAGE } from './containerd-node.ts';
 import type { ContainerdRuntime } from './cri-runtime.ts';
 
 const BRIDGE = '10.78.0.1';
+/** Longer than the controller keeps the Nodes it read (controller/controller.ts, NODES_FRESH_MS). */
+const NODES_SEEN_MS = 1500;
 const CRIU = path.join(FERRY_OPT, 'bin/criu');
 let c: Client;
 let h: PodHarness;
@@ -543,6 +545,7 @@ test('a Migration that names a cordoned node is refused while Pending; a nodeSel
   const pod = unique('ctrd');
   await h.runningPod(pod);
   await nodes.cordon('node2', true);
+  await sleep(NODES_SEEN_MS); // the controller reads the Nodes at most once a second
   try {
     const refused = await h.applyAndWait(unique('mcord'), pod);
     assert.equal(refused.status.phase, 'Failed');
@@ -554,6 +557,7 @@ test('a Migration that names a cordoned node is refused while Pending; a nodeSel
   const n = await core.readNode({ name: 'node2' });
   n.metadata!.labels = { ...n.metadata!.labels, pool: 'stateful' };
   await core.replaceNode({ name: 'node2', body: n });
+  await sleep(NODES_SEEN_MS);
   const name = unique('msel');
   await h.store.create({
     apiVersion: API_VERSION,
@@ -581,6 +585,7 @@ test('examples/pod-migration.yaml, applied with ferry as written (its source nod
   const n = await core.readNode({ name: 'node2' });
   n.metadata!.labels = { ...n.metadata!.labels, pool: 'stateful' };
   await core.replaceNode({ name: 'node2', body: n });
+  await sleep(NODES_SEEN_MS);
   const text = (await readFile('examples/pod-migration.yaml', 'utf8')).replace(
     'node: worker-1',
     'node: node1',

@@ -246,7 +246,7 @@ test('the CLI from a laptop: KUBECONFIG alone (no --cluster), -A, -l, a context,
   assert.match(lost.err, /--context: no context "nowhere" in the kubeconfig/);
   const ps = await ferry(['ps']);
   assert.equal(ps.code, 1);
-  assert.match(ps.err, /needs ferry's work bus .* lives inside the cluster/);
+  assert.match(ps.err, /this command needs .* which on Kubernetes lives inside the cluster/);
   // And with nothing at all (unless this machine has a local cluster named local up): what to do.
   if (await readClusterConfig('local')) return;
   const bare = await promisify(execFile)(path.join(REPO_ROOT, 'bin/ferry'), ['get', 'migrations'], {

@@ -18,6 +18,7 @@ import { dumpContainerdContainer } from './containerd-dump.ts';
 import { imageFromStream, imageOf } from './archive-image.ts';
 import { packEmptyDirs, removeEmptyDirs, unpackEmptyDirs } from './pod-volumes.ts';
 import { Runc } from '../runtime/runc.ts';
+import { dumpableTotal } from '../preflight.ts';
 
 function kubeOf(ctx: AgentContext): KubeNode {
   if (!ctx.config.kube)
@@ -127,6 +128,8 @@ async function streamedDump(
 ): Promise<{ archive: string; streamed: number }> {
   const runc = runcFor(ctx, 'containerd');
   let streamed = 0;
+  // What the page stream will carry, about: progress can say how much is left while frozen.
+  const totalBytes = await dumpableTotal(await runc.pids(id));
   const archive = await dumpContainerdContainer(runc, kubeOf(ctx), id, dir, hostFacts(ctx), (images, work) =>
     withSession(
       ctx,
@@ -141,7 +144,7 @@ async function streamedDump(
         );
         streamed = s.bytes;
       },
-      { bandwidth: job.stream.bandwidth },
+      { bandwidth: job.stream.bandwidth, totalBytes },
     ),
   );
   return { archive, streamed };

@@ -11,6 +11,7 @@ import type { AgentContext } from '../context.ts';
 import { AFFINITY_FILE, applyAffinity, captureAffinity, type AffinityMap } from '../criu/affinity.ts';
 import { keepLazyServer, startLazyDaemon, stopBackground } from '../page-streams.ts';
 import { withSession } from '../peers.ts';
+import { dumpableTotal } from '../preflight.ts';
 import { preDumpRounds } from '../precopy.ts';
 import {
   addressOf,
@@ -203,6 +204,8 @@ export const containerKind: WorkloadKind = {
       extra.lazyPagesPort = port;
     } else {
       const cut = await ctx.hooks.take('source.duringTransfer', job.migration.name);
+      // What the page stream will carry, about: progress can say how much is left while frozen.
+      const totalBytes = await dumpableTotal(await runc.pids(job.container));
       extra.streamedBytes = await withSession(
         ctx,
         job.targetNode,
@@ -217,7 +220,7 @@ export const containerKind: WorkloadKind = {
           );
           return s.bytes;
         },
-        { bandwidth: job.bandwidth },
+        { bandwidth: job.bandwidth, totalBytes },
       );
     }
     const dumpMs = Date.now() - started;
