@@ -503,10 +503,10 @@ test('ferry drain on Kubernetes, as kubectl drain: the Node cordoned, its pods m
     const said = lines.join('\n');
     assert.ok(cordonedWhileDraining, 'node1 was cordoned while it was drained');
     assert.match(said, /^node node1 cordoned$/m);
-    assert.deepEqual(report.moved.map((m) => [m.container, m.to]).sort(), [
-      [`default/${movable}`, 'node2'],
-      [`default/${waits}`, 'node2'],
-    ]);
+    assert.deepEqual(
+      report.moved.map((m) => `${m.container}→${m.to}`).sort(),
+      [`default/${movable}→node2`, `default/${waits}→node2`].sort(),
+    );
     assert.deepEqual(
       report.failed.map((f) => f.container).sort(),
       [`default/${blocked}`, `default/${stuck}`].sort(),
