@@ -184,7 +184,7 @@ test('a missing container is refused with a Warning event and nothing frozen', a
   assert.match(events.at(-1)?.message ?? '', /ContainerNotFound/);
 });
 
-test('the CLI from a laptop: KUBECONFIG alone (no --cluster), -A, -l, a context, dry runs, and what needs the cluster’s inside refused', async () => {
+test('the CLI from a laptop: KUBECONFIG alone (no --cluster), -A, -l, -w, a context, dry runs, and what needs the cluster’s inside refused', async () => {
   const labelled = unique('kl');
   await store.create({
     apiVersion: API_VERSION,
@@ -240,6 +240,26 @@ test('the CLI from a laptop: KUBECONFIG alone (no --cluster), -A, -l, a context,
   const bad = await ferry(['apply', '-f', file, '--dry-run=client']);
   assert.equal(bad.code, 2, 'invalid input: usage');
   assert.match(bad.err, /spec\.source/);
+
+  // -w: the list, then each Migration again as it changes.
+  const watch = spawn(path.join(REPO_ROOT, 'bin/ferry'), ['get', 'migrations', '-w'], { env });
+  let seen = '';
+  watch.stdout.on('data', (d: Buffer) => (seen += d.toString()));
+  try {
+    for (let i = 0; i < 100 && !seen.includes('NAME'); i++) await sleep(100);
+    const watched = unique('kw');
+    await store.create({
+      apiVersion: API_VERSION,
+      kind: 'Migration',
+      metadata: { name: watched, namespace: 'default' },
+      spec: { source: { node: 'node1', container: 'absent' }, target: { node: 'node2' } },
+    });
+    const failedRow = new RegExp(`^${watched}\\s+Failed`, 'm');
+    for (let i = 0; i < 300 && !failedRow.test(seen); i++) await sleep(100);
+    assert.match(seen, failedRow, 'the watch printed it again once it failed');
+  } finally {
+    watch.kill('SIGTERM');
+  }
 
   const lost = await ferry(['--context', 'nowhere', 'get', 'migrations']);
   assert.equal(lost.code, 2);
