@@ -6,11 +6,12 @@
 // Migration is deleted, as an operator's clean-up would, so the store does not grow with the run.
 // Writes bench/results/soak.json.
 //
-//   node --import tsx bench/soak.ts [--rounds 100] [--memory-mib 32] [--warmup 5]
+//   node --import tsx bench/soak.ts [--rounds 100] [--memory-mib 32] [--warmup 5] [--keep]
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { connect } from '../cli/client.ts';
+import { connect, type Client } from '../cli/client.ts';
+import { clusterDown } from '../cluster/cluster.ts';
 import { bytes, ms, table } from '../cli/format.ts';
 import { REPO_ROOT } from '../cluster/processes.ts';
 import { clusterDir, nodePaths } from '../lib/paths.ts';
@@ -22,6 +23,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '100' },
     'memory-mib': { type: 'string', default: '32' },
     warmup: { type: 'string', default: '5' },
+    keep: { type: 'boolean', default: false },
   },
 });
 const rounds = Number(values.rounds);
@@ -56,6 +58,16 @@ async function main() {
   console.log(`ferry soak: ${rounds} migrations back and forth, ${values['memory-mib']} MiB workload`);
   await upBenchCluster();
   const c = await connect(CLUSTER);
+  try {
+    await soak(c);
+  } finally {
+    await c.close();
+    // The bench cluster goes with the run (--keep leaves it up), so it loads nothing measured next.
+    if (!values.keep) await clusterDown(CLUSTER);
+  }
+}
+
+async function soak(c: Client) {
   const container = unique('soak');
   await runWorkload(c, 'node1', container, Number(values['memory-mib']));
   const outcomes: { round: number; phase: string; from: string; downtimeMs?: number; reason?: string }[] = [];
