@@ -24,6 +24,8 @@ import { exec } from '../lib/exec.ts';
 import { FERRY_OPT, nodePaths } from '../lib/paths.ts';
 import { list, migrate, runWorkload, unique, verify } from '../test/helpers.ts';
 import type { Mode } from '../api/v1alpha1/migration.ts';
+import { Job as BullJob } from 'bullmq';
+import { keyspace } from '../lib/keyspace.ts';
 
 const { values } = parseArgs({
   options: {
@@ -43,6 +45,38 @@ interface Sample {
   transfer: number;
   restore: number;
   bytes: number;
+  /** The freeze's critical path, segment by segment: they add up to the downtime. */
+  path: Record<string, number>;
+}
+
+/** The segments of a StopAndCopy freeze, in order (criticalPath). */
+const SEGMENTS = [
+  'freeze+dump (pages streamed)',
+  'hand-off to transfer',
+  'transfer (other images)',
+  'hand-off to restore',
+  'restore (to running)',
+] as const;
+
+/**
+ * Where a freeze's time went, from the agent's frozenAt and restoredAt and the jobs' start and end
+ * times as BullMQ recorded them (the agents' clocks: one machine here): each segment ends where
+ * the next begins, so they add up to the downtime. Pure.
+ */
+export function criticalPath(
+  frozenAt: number,
+  jobs: { checkpoint: { end: number }; transfer: { start: number; end: number }; restore: { start: number } },
+  restoredAt: number,
+): Record<string, number> {
+  const marks = [
+    frozenAt,
+    jobs.checkpoint.end,
+    jobs.transfer.start,
+    jobs.transfer.end,
+    jobs.restore.start,
+    restoredAt,
+  ];
+  return Object.fromEntries(SEGMENTS.map((name, i) => [name, marks[i + 1]! - marks[i]!]));
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -147,7 +181,24 @@ async function main() {
     await c.bus.call('node2', { kind: 'remove', container: mid });
     const s = m.status.migrationState!;
     const ts = m.status.phaseTransitionTimestamps;
+    const job = async (node: string, step: string) => {
+      const j = await BullJob.fromId(c.bus.queue(node), keyspace.jobId(m.metadata.uid, step));
+      return { start: j?.processedOn ?? NaN, end: j?.finishedOn ?? NaN };
+    };
+    const path =
+      mode === 'StopAndCopy'
+        ? criticalPath(
+            Date.parse(s.frozenAt!),
+            {
+              checkpoint: await job('node1', 'checkpoint'),
+              transfer: await job('node1', 'transfer'),
+              restore: await job('node2', 'restore'),
+            },
+            Date.parse(s.restoredAt!),
+          )
+        : {};
     return {
+      path,
       downtime: s.downtimeMs!,
       total: Date.parse(ts.at(-1)!.time) - Date.parse(ts[0]!.time),
       dump: s.dumpMs!,
@@ -184,7 +235,7 @@ async function main() {
           );
         }
         if (!ferry.length) continue;
-        const pick = (k: keyof Sample) => median(ferry.map((f) => f[k]));
+        const pick = (k: Exclude<keyof Sample, 'path'>) => median(ferry.map((f) => f[k]));
         rows.push({
           memoryMiB: size,
           mode,
@@ -199,6 +250,8 @@ async function main() {
           transferMs: pick('transfer'),
           restoreMs: pick('restore'),
           bytesSent: pick('bytes'),
+          // The median run's critical path (the run whose downtime is the median).
+          criticalPathMs: ferry.find((f) => f.downtime === pick('downtime'))?.path ?? {},
           baselineRunsMs: baseline.map(Math.round),
           ferryDowntimeRunsMs: ferry.map((f) => f.downtime),
         });
@@ -247,6 +300,20 @@ async function main() {
     ),
   );
   for (const [mode, why] of unavailable) console.log(`${mode}: not measured: ${why}`);
+  const paths = rows.filter((r) => Object.keys(r.criticalPathMs).length);
+  if (paths.length) {
+    console.log('\nwhere a StopAndCopy freeze goes (the median run; the segments add up to its downtime):');
+    console.log(
+      table(
+        ['MEMORY', ...SEGMENTS, 'DOWNTIME'],
+        paths.map((r) => [
+          `${r.memoryMiB} MiB`,
+          ...SEGMENTS.map((seg) => ms(r.criticalPathMs[seg])),
+          ms(r.ferryDowntimeMs),
+        ]),
+      ),
+    );
+  }
   const criu = (await exec(path.join(FERRY_OPT, 'bin/criu'), ['--version'])).stdout.match(
     /Version: (\S+)/,
   )?.[1];
@@ -260,7 +327,7 @@ async function main() {
       criu,
     },
     method:
-      'median of runs; baseline = bare criu dump + criu restore of the same workload program as a plain process in node1 (images on tmpfs); runc baseline = runc checkpoint + runc restore of the workload container in place on node1; downtime = freeze on node1 to running on node2; total = Migration created to Succeeded; ratios are downtime and total over the bare baseline',
+      "median of runs; baseline = bare criu dump + criu restore of the same workload program as a plain process in node1 (images on tmpfs); runc baseline = runc checkpoint + runc restore of the workload container in place on node1; downtime = freeze on node1 to running on node2; total = Migration created to Succeeded; ratios are downtime and total over the bare baseline; criticalPathMs = the median run's freeze split at the agents' frozenAt and restoredAt and the checkpoint, transfer and restore jobs' start and end as BullMQ recorded them (hand-offs are the controller's turns between jobs)",
     runs,
     rows,
     unavailable: Object.fromEntries(unavailable),
