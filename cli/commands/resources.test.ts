@@ -5,41 +5,16 @@ import { changedRows } from './resources.ts';
 test('a watch prints a row once, and again only when it changed', () => {
   const seen = new Map<string, string>();
   const key = (r: string[]) => r[0]!;
-  assert.deepEqual(
-    changedRows(
-      seen,
-      [
-        ['a', 'Pending'],
-        ['b', 'Pending'],
-      ],
-      key,
-    ),
-    [
-      ['a', 'Pending'],
-      ['b', 'Pending'],
-    ],
-  );
-  assert.deepEqual(
-    changedRows(
-      seen,
-      [
-        ['a', 'Pending'],
-        ['b', 'Syncing'],
-      ],
-      key,
-    ),
-    [['b', 'Syncing']],
-  );
-  assert.deepEqual(
-    changedRows(
-      seen,
-      [
-        ['a', 'Pending'],
-        ['b', 'Syncing'],
-      ],
-      key,
-    ),
-    [],
-  );
+  const first = [
+    ['a', 'Pending'],
+    ['b', 'Pending'],
+  ];
+  const later = [
+    ['a', 'Pending'],
+    ['b', 'Syncing'],
+  ];
+  assert.deepEqual(changedRows(seen, first, key), first);
+  assert.deepEqual(changedRows(seen, later, key), [['b', 'Syncing']]);
+  assert.deepEqual(changedRows(seen, later, key), [], 'nothing changed since');
   assert.deepEqual(changedRows(seen, [['c', 'Pending']], key), [['c', 'Pending']], 'a new one');
 });
