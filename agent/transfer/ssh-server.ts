@@ -29,7 +29,11 @@ export async function loadPeers(file: string): Promise<Peer[]> {
 
 export async function startSshServer(opts: SshServerOptions): Promise<{ port: number; close(): void }> {
   const { log } = opts;
-  const server = new Server({ hostKeys: [opts.hostKey] }, (client, info) => {
+  // A client that vanished without closing (its link cut, its node gone) would leave its session
+  // established here for good: with no packet from it for three 10 s pings, the session ends. A
+  // live client answers, and pings every 5 s itself (ssh-client.ts); a paused one has 30 s or more.
+  const keepalive = { keepaliveInterval: 10_000, keepaliveCountMax: 3 };
+  const server = new Server({ hostKeys: [opts.hostKey], ...keepalive }, (client, info) => {
     let peer: Peer | undefined;
     client.on('authentication', (ctx) => {
       if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
