@@ -85,11 +85,7 @@ export async function imageFromStream(
     // Sent by the source agent: checked, as any tree ferry unpacks, before it is written anywhere.
     await checkTreeTar(archive, `the checkpoint archive of ${img.ref}`);
     await unpackTreeTar(archive, work);
-    const pages = path.join(base, img.pages);
-    for (const e of await readdir(pages, { withFileTypes: true }))
-      if (e.isFile()) await link(path.join(pages, e.name), path.join(work, 'checkpoint', e.name));
-    await run('tar', ['--create', '--file', merged, '--directory', work, '.'], 'SnapshotFailed');
-    // The source's facts, which the archive carries: this node only built the image.
+    // The source's facts, which the archive carries: this node only builds the image.
     const host = HostFactsSchema.safeParse(
       JSON.parse(await readFile(path.join(work, HOST_FILE), 'utf8').catch(() => 'null')),
     );
@@ -98,6 +94,10 @@ export async function imageFromStream(
         'StreamRejected',
         `the checkpoint archive of ${img.ref} has no valid ${HOST_FILE}`,
       );
+    const pages = path.join(base, img.pages);
+    for (const e of await readdir(pages, { withFileTypes: true }))
+      if (e.isFile()) await link(path.join(pages, e.name), path.join(work, 'checkpoint', e.name));
+    await run('tar', ['--create', '--file', merged, '--directory', work, '.'], 'SnapshotFailed');
     await imageOf(merged, out, img.ref, host.data, metadataIn(work));
     return out;
   } finally {

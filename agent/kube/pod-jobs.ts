@@ -121,7 +121,8 @@ async function checkpointArchive(
  */
 async function streamedDump(
   ctx: AgentContext,
-  job: JobOf<'podCheckpoint'> & { stream: NonNullable<JobOf<'podCheckpoint'>['stream']> },
+  uid: string,
+  stream: NonNullable<JobOf<'podCheckpoint'>['stream']>,
   id: string,
   dir: string,
   pages: string,
@@ -133,8 +134,8 @@ async function streamedDump(
   const archive = await dumpContainerdContainer(runc, kubeOf(ctx), id, dir, hostFacts(ctx), (images, work) =>
     withSession(
       ctx,
-      job.stream.targetNode,
-      job.migration.uid,
+      stream.targetNode,
+      uid,
       async (s) => {
         await s.streamDump(
           (port) => runc.checkpointLeavingStopped(id, images, work, { pageServerPort: port }),
@@ -144,7 +145,7 @@ async function streamedDump(
         );
         streamed = s.bytes;
       },
-      { bandwidth: job.stream.bandwidth, totalBytes },
+      { bandwidth: stream.bandwidth, totalBytes },
     ),
   );
   return { archive, streamed };
@@ -168,7 +169,8 @@ export async function podCheckpoint(ctx: AgentContext, job: JobOf<'podCheckpoint
       const pages = `pod-${i}`;
       const dumped = await streamedDump(
         ctx,
-        { ...job, stream: job.stream },
+        job.migration.uid,
+        job.stream,
         c.id,
         path.join(dir, `dump-${c.name}`),
         pages,
@@ -202,44 +204,48 @@ export async function podCheckpoint(ctx: AgentContext, job: JobOf<'podCheckpoint
   return { images, dumpMs, ...(job.stream ? { streamedBytes } : {}) };
 }
 
-/** While the pod runs: its emptyDirs whole, sent ahead so that the freeze sends only what changed. */
-export async function podSync(ctx: AgentContext, job: JobOf<'podSync'>) {
+/**
+ * Sends files of the migration's folder to the target agent, progress counted against their total
+ * size; resolves to the bytes sent. Resumed, a file goes on from what an earlier session delivered.
+ */
+async function sendFiles(
+  ctx: AgentContext,
+  job: { migration: { uid: string }; targetNode: string; bandwidth?: number | undefined; compress: boolean },
+  files: string[],
+  resume: boolean,
+): Promise<number> {
   const base = ctx.layout.images(job.migration.uid);
-  const started = Date.now();
-  const files = await packEmptyDirs(kubeOf(ctx), job.podUid, job.emptyDirs, base, 0);
   let total = 0;
   for (const f of files) total += (await stat(path.join(base, f))).size;
-  const bytes = await withSession(
+  return withSession(
     ctx,
     job.targetNode,
     job.migration.uid,
     async (s) => {
-      // Not resumed: a retry packs the folders anew, and an earlier part would no longer match.
-      for (const f of files) await s.sendFile(path.join(base, f), f, { compress: job.compress });
+      for (const f of files) await s.sendFile(path.join(base, f), f, { resume, compress: job.compress });
       return s.bytes;
     },
     { totalBytes: total, bandwidth: job.bandwidth },
   );
+}
+
+/** While the pod runs: its emptyDirs whole, sent ahead so that the freeze sends only what changed. */
+export async function podSync(ctx: AgentContext, job: JobOf<'podSync'>) {
+  const started = Date.now();
+  const files = await packEmptyDirs(
+    kubeOf(ctx),
+    job.podUid,
+    job.emptyDirs,
+    ctx.layout.images(job.migration.uid),
+    0,
+  );
+  // Not resumed: a retry packs the folders anew, and an earlier part would no longer match.
+  const bytes = await sendFiles(ctx, job, files, false);
   return { bytes, durationMs: Date.now() - started };
 }
 
 export async function podSend(ctx: AgentContext, job: JobOf<'podSend'>) {
-  const base = ctx.layout.images(job.migration.uid);
-  let total = 0;
-  for (const f of job.files) total += (await stat(path.join(base, f))).size;
-  const bytes = await withSession(
-    ctx,
-    job.targetNode,
-    job.migration.uid,
-    async (s) => {
-      let sent = 0;
-      for (const f of job.files)
-        sent += await s.sendFile(path.join(base, f), f, { resume: true, compress: job.compress });
-      return sent;
-    },
-    { totalBytes: total, bandwidth: job.bandwidth },
-  );
-  return { bytes };
+  return { bytes: await sendFiles(ctx, job, job.files, true) };
 }
 
 export async function podImport(ctx: AgentContext, job: JobOf<'podImport'>) {
