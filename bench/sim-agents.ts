@@ -4,7 +4,9 @@
 //   node --import tsx bench/sim-agents.ts --redis-url URL --cluster NAME --nodes 50
 import { parseArgs } from 'node:util';
 import { Worker } from 'bullmq';
-import { JobSchema, type Job } from '../api/v1alpha1/jobs.ts';
+import { JobSchema } from '../api/v1alpha1/jobs.ts';
+import { parseJobResult } from '../api/v1alpha1/job-results.ts';
+import { DELAY, simResult } from './sim-results.ts';
 import { connectRedis, redisOptions } from '../lib/redis.ts';
 import { keyspace } from '../lib/keyspace.ts';
 
@@ -19,65 +21,6 @@ const redisConfig = { url: values['redis-url']! };
 const cluster = values.cluster!;
 const redis = connectRedis(redisConfig);
 
-/** Milliseconds each step takes here: scaled-down versions of what real agents report. */
-const DELAY: Record<Job['kind'], number> = {
-  run: 1,
-  runImage: 1,
-  runBundle: 1,
-  verify: 1,
-  verifyFeatures: 1,
-  selfRequest: 1,
-  list: 1,
-  export: 1,
-  import: 1,
-  remove: 1,
-  exec: 1,
-  logs: 1,
-  preflightSource: 5,
-  preflightTarget: 5,
-  sync: 20,
-  checkpoint: 30,
-  transfer: 50,
-  restore: 30,
-  verifyTarget: 10,
-  cleanupSource: 5,
-  cleanupTarget: 5,
-  podFreeze: 1,
-  podThaw: 1,
-  podSync: 20,
-  podCheckpoint: 30,
-  podSend: 50,
-  podImport: 10,
-  podRemoveImages: 1,
-  podVolumes: 1,
-  podCleanup: 1,
-  resumeSource: 5,
-  rollbackTarget: 5,
-};
-
-function result(job: Job): unknown {
-  const now = new Date().toISOString();
-  switch (job.kind) {
-    case 'preflightSource':
-      return {
-        status: 'running',
-        pid: 1,
-        memoryBytes: 64 << 20,
-        features: { memDirtyTrack: false, lazyPages: true },
-      };
-    case 'sync':
-      return { bytes: 2 << 20, durationMs: DELAY.sync, files: 1 };
-    case 'checkpoint':
-      return { frozenAt: now, dumpMs: DELAY.checkpoint, imageBytes: 64 << 20 };
-    case 'transfer':
-      return { bytes: 64 << 20, durationMs: DELAY.transfer, files: 20 };
-    case 'restore':
-      return { restoredAt: now, restoreMs: DELAY.restore, pid: 1 };
-    default:
-      return { ok: true };
-  }
-}
-
 const nodes = Array.from({ length: Number(values.nodes) }, (_, i) => `sim${i + 1}`);
 const workers = nodes.map(
   (node) =>
@@ -86,7 +29,11 @@ const workers = nodes.map(
       async (bull) => {
         const job = JobSchema.parse(bull.data);
         await new Promise((r) => setTimeout(r, DELAY[job.kind]));
-        return result(job);
+        const value = simResult(job.kind, 'container' in job ? String(job.container) : 'c');
+        // A result the controller would refuse fails here, loudly, rather than every migration.
+        const parsed = parseJobResult(job.kind, value);
+        if (!parsed.ok) throw new Error(`simulated ${parsed.problem}`);
+        return value;
       },
       { connection: redisOptions(redisConfig), prefix: keyspace.queuePrefix(cluster), concurrency: 8 },
     ),

@@ -63,6 +63,13 @@ export interface ControllerOptions {
   nodes?: NodeApi;
 }
 
+/** What every decision of one pass shares: the nodes present, the fenced ones, the cluster's load. */
+interface Pass {
+  nodes: Map<string, NodeFact>;
+  fenced: Set<string>;
+  load: ReturnType<typeof loadOf>;
+}
+
 /** How long the Nodes read from the API serve before they are read again (a cordon or a label counts after this). */
 const NODES_FRESH_MS = 1000;
 
@@ -275,37 +282,58 @@ export class Controller {
     for (const n of nodes.keys()) this.watchNode(n);
     const all = await this.opts.store.list();
     this.noticeVanished(all);
-    const load = loadOf(all);
-    let changed = 0;
-    let batch = all.filter((m) => !TERMINAL_PHASES.includes(m.status.phase) || m.metadata.deletionTimestamp);
-    // Rounds: a migration that changed phase usually has jobs to enqueue, so it is decided again
-    // at once rather than a pass later. In each round, observing and acting run for all
-    // migrations at once (Redis pipelines the requests); deciding stays sequential, oldest first,
-    // because admission shares the cluster's load.
-    for (let round = 0; round < 4 && batch.length; round++) {
+    const pass: Pass = { nodes, fenced, load: loadOf(all) };
+    const batch = all.filter(
+      (m) => !TERMINAL_PHASES.includes(m.status.phase) || m.metadata.deletionTimestamp,
+    );
+    if (this.opts.isLeader && !this.opts.isLeader()) return 0;
+    // Observing and acting run for all migrations at once (Redis pipelines the requests); deciding
+    // stays sequential, oldest first, because admission shares the cluster's load.
+    const [observed, pods] = await Promise.all([
+      Promise.all(batch.map((m) => this.jobFacts(m))),
+      Promise.all(batch.map((m) => this.podFacts(m))),
+    ]);
+    const decisions = batch.map((m, i) => this.decideOne(m, observed[i]!, pods[i], pass));
+    const moved = await Promise.all(batch.map((m, i) => this.apply(m, decisions[i]!)));
+    // A migration that changed phase usually has jobs to enqueue: each goes on at once, on its
+    // own, rather than waiting for every other migration of the pass (or for the next pass).
+    const follow = batch.map((m, i) => ({ ...m, status: decisions[i]!.status })).filter((m, i) => moved[i]);
+    const more = await Promise.all(follow.map((m) => this.follow(m, pass)));
+    return follow.length + more.reduce((a, b) => a + b, 0);
+  }
+
+  /** Decides for one migration against the pass's facts, keeping the shared load up to date. */
+  private decideOne(m: StoredMigration, jobs: StepFacts, pods: PodFacts | undefined, pass: Pass): Decision {
+    const { load } = pass;
+    if (isRunning(m)) addLoad(load, m, -1); // facts describe the others
+    const facts = {
+      now: new Date().toISOString(),
+      elapsed: this.elapsed(m),
+      nodes: pass.nodes,
+      fenced: pass.fenced,
+      jobs,
+      load,
+      limits: this.limits,
+      kube: this.opts.pods !== undefined,
+    };
+    const d = decide(m, pods ? { ...facts, pods } : facts);
+    if (isRunning({ ...m, status: d.status })) addLoad(load, { ...m, status: d.status }, 1);
+    return d;
+  }
+
+  /** Decides again for a migration that just moved, up to three more times while it keeps moving. */
+  private async follow(m: StoredMigration, pass: Pass): Promise<number> {
+    let moved = 0;
+    for (let round = 0; round < 3; round++) {
       if (this.opts.isLeader && !this.opts.isLeader()) break;
-      const observed = await Promise.all(batch.map((m) => this.jobFacts(m)));
-      const pods = await Promise.all(batch.map((m) => this.podFacts(m)));
-      const now = new Date().toISOString();
-      const kube = this.opts.pods !== undefined;
-      const decisions = batch.map((m, i) => {
-        if (isRunning(m)) addLoad(load, m, -1); // facts describe the others
-        const elapsed = this.elapsed(m);
-        const facts = { now, elapsed, nodes, fenced, jobs: observed[i]!, load, limits: this.limits, kube };
-        const d = decide(m, pods[i] ? { ...facts, pods: pods[i] } : facts);
-        if (isRunning({ ...m, status: d.status })) addLoad(load, { ...m, status: d.status }, 1);
-        return d;
-      });
-      const results = await Promise.all(batch.map((m, i) => this.apply(m, decisions[i]!)));
-      batch = batch
-        .map((m, i) => ({ m: { ...m, status: decisions[i]!.status }, moved: results[i] }))
-        .filter(
-          (x) => x.moved && (!TERMINAL_PHASES.includes(x.m.status.phase) || x.m.metadata.deletionTimestamp),
-        )
-        .map((x) => x.m);
-      changed += results.filter(Boolean).length;
+      if (TERMINAL_PHASES.includes(m.status.phase) && !m.metadata.deletionTimestamp) break;
+      const [jobs, pods] = await Promise.all([this.jobFacts(m), this.podFacts(m)]);
+      const d = this.decideOne(m, jobs, pods, pass);
+      if (!(await this.apply(m, d))) break;
+      m = { ...m, status: d.status };
+      moved++;
     }
-    return changed;
+    return moved;
   }
 
   /**

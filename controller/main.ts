@@ -7,13 +7,10 @@ import { ClusterConfigSchema, type RedisConfig } from '../api/v1alpha1/cluster.t
 import { errorMessage } from '../lib/errors.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import type { Redis } from 'ioredis';
-import type { KubeConfig } from '@kubernetes/client-node';
 import { clusterConfigFile } from '../lib/paths.ts';
 import { connectRedis, logOutages } from '../lib/redis.ts';
 import { Controller } from './controller.ts';
 import { DashboardFeed } from './dashboard/collect.ts';
-import { KubePodApi } from '../lib/kube/pods.ts';
-import { KubeNodeApi } from '../lib/kube/nodes.ts';
 import { keyspace } from '../lib/keyspace.ts';
 import { announceVersion } from '../lib/version.ts';
 import { serveHttp } from './http.ts';
@@ -22,8 +19,6 @@ import { ControllerMetrics } from './metrics.ts';
 import { DEFAULT_LIMITS } from './reconcile.ts';
 import { crashHook } from './crash-hook.ts';
 import { LeaderElector, RedisLease } from './leader.ts';
-import { KubeLease } from './store/kube-lease.ts';
-import { KubeMigrationStore, loadKubeConfig } from '../lib/store/kube-store.ts';
 import { RedisMigrationStore } from '../lib/store/redis-store.ts';
 import { reportOnce, type MigrationStore } from '../lib/store/migration-store.ts';
 
@@ -61,18 +56,20 @@ const OPTIONS = {
 } as const;
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
 
-/** Where Migrations live and who leads: Kubernetes (custom objects, a Lease) or the cluster's Redis. */
-function storeAndElector(
-  values: Values,
-  redis: Redis,
-  log: Logger,
-  leaseMs: number,
-  kc: KubeConfig | undefined,
-) {
-  if (kc) {
-    const store = new KubeMigrationStore(kc, log);
-    const lease = new KubeLease(kc, values['lease-namespace'], 'ferry-controller');
-    return { store, elector: new LeaderElector(lease, log, leaseMs) };
+/**
+ * Where Migrations live and who leads: Kubernetes (custom objects, a Lease; Pods and Nodes through
+ * the API) or the cluster's Redis. The Kubernetes parts are loaded only when asked for.
+ */
+async function storeAndElector(values: Values, kube: boolean, redis: Redis, log: Logger, leaseMs: number) {
+  if (kube) {
+    const { kubeParts } = await import('./kube/wiring.ts');
+    const k = kubeParts({
+      kubeconfig: values.kubeconfig,
+      leaseNamespace: values['lease-namespace'],
+      leaseMs,
+      log,
+    });
+    return { store: k.store as MigrationStore, elector: k.elector, kube: k };
   }
   const store = new RedisMigrationStore(
     redis,
@@ -82,8 +79,9 @@ function storeAndElector(
     ),
   );
   return {
-    store,
+    store: store as MigrationStore,
     elector: new LeaderElector(new RedisLease(redis, keyspace.leader(values.cluster)), log, leaseMs),
+    redisStore: store,
   };
 }
 
@@ -122,14 +120,12 @@ async function main() {
     : ClusterConfigSchema.parse(JSON.parse(await readFile(clusterConfigFile(values.cluster), 'utf8')));
   const redisConfig: RedisConfig = values['redis-url'] ? { url: values['redis-url'] } : cfg!.redis;
   const redis = connectRedis(redisConfig, { report: logOutages(log) });
-  // Without a file, the default chain: KUBECONFIG, ~/.kube/config, or the pod's service account.
-  const kc = kube ? loadKubeConfig(values.kubeconfig) : undefined;
-  const { store, elector } = storeAndElector(values, redis, log, cfg?.leaseMs ?? 15_000, kc);
+  const parts = await storeAndElector(values, kube, redis, log, cfg?.leaseMs ?? 15_000);
+  const { store, elector } = parts;
+  const kubeStore = parts.kube?.store;
+  const pods = parts.kube?.pods;
+  const nodes = parts.kube?.nodes;
   let metrics: ControllerMetrics | undefined;
-  // Pods move only on Kubernetes: the controller reads and writes them through the API.
-  const pods = kc ? new KubePodApi(kc) : undefined;
-  // Placement reads the Nodes' labels and cordons there.
-  const nodes = kc ? new KubeNodeApi(kc) : undefined;
   const controller: Controller = new Controller({
     ...(pods ? { pods } : {}),
     ...(nodes ? { nodes } : {}),
@@ -146,17 +142,17 @@ async function main() {
     },
     ...(cfg?.faultHooks ? { afterStatusWrite: crashHook(redis, values.cluster, log) } : {}),
   });
-  if (store instanceof KubeMigrationStore) await store.startInformer(controller.poke);
-  else {
+  if (kubeStore) await kubeStore.startInformer(controller.poke);
+  if (parts.redisStore) {
     const sub = connectRedis(redisConfig, { report: logOutages(log) });
-    await sub.subscribe(store.channel);
+    await sub.subscribe(parts.redisStore.channel);
     sub.on('message', controller.poke);
   }
   const withdraw = announceVersion(redis, values.cluster, kube ? 'kubernetes' : 'redis');
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => {
       log.info({ sig }, 'stopping');
-      if (store instanceof KubeMigrationStore) store.stopInformer();
+      kubeStore?.stopInformer();
       void Promise.all([withdraw(), controller.stop(), elector.stop()]).finally(() => process.exit(0));
     });
   }

@@ -39,6 +39,16 @@ export class RedisMigrationStore implements MigrationStore {
   private readonly statusKey: string;
   private readonly eventsPrefix: string;
   readonly channel: string;
+  /**
+   * Each document as last parsed, with the text it was parsed from: a list() parses only what
+   * changed since the last one. The controller lists every pass; parsing each Migration through
+   * the schema every time was most of its work, and most of its garbage, with many stored.
+   * The objects handed out are shared between calls: callers treat them as read-only.
+   */
+  private readonly parsed = new Map<
+    string,
+    { raw: string; status: string | undefined; value: StoredMigration }
+  >();
 
   constructor(
     private readonly redis: Redis,
@@ -64,6 +74,14 @@ export class RedisMigrationStore implements MigrationStore {
         `stored Migration is invalid: ${formatIssues(parsed.error.issues).replace(/\n/g, '; ')}`,
       );
     return parsed.data as StoredMigration;
+  }
+
+  private parseOnce(field: string, raw: string, status: string | undefined): StoredMigration {
+    const last = this.parsed.get(field);
+    if (last && last.raw === raw && last.status === status) return last.value;
+    const value = this.parse(raw, status);
+    this.parsed.set(field, { raw, status, value });
+    return value;
   }
 
   private async changed(name: string): Promise<void> {
@@ -101,7 +119,8 @@ export class RedisMigrationStore implements MigrationStore {
       this.redis.hgetall(this.key),
       this.redis.hgetall(this.statusKey),
     ]);
-    const all = validOnly(Object.entries(docs), (r, f) => this.parse(r, statuses[f]), this.onInvalid);
+    const all = validOnly(Object.entries(docs), (r, f) => this.parseOnce(f, r, statuses[f]), this.onInvalid);
+    for (const f of this.parsed.keys()) if (!(f in docs)) this.parsed.delete(f);
     return all.filter((m) => !namespace || m.metadata.namespace === namespace).sort(byCreation);
   }
 
