@@ -76,7 +76,7 @@ async function runOnce(count: number) {
   );
   await once(agents.stdout!, 'data');
   const controller = start(
-    nodeEntry('controller/main.ts', [
+    (process.env.PROFILE_CONTROLLER ? (a: string[]) => [a[0]!, '--cpu-prof', '--cpu-prof-dir=/tmp/cprof', ...a.slice(1)] : (a: string[]) => a)(nodeEntry('controller/main.ts', [
       '--cluster',
       CLUSTER,
       '--redis-url',
@@ -85,7 +85,7 @@ async function runOnce(count: number) {
       values['max-running'],
       '--max-outbound-per-node',
       values['max-outbound-per-node'],
-    ]),
+    ])),
   );
   // Measured from a controller that is up and warm, as a long-running one is: it has said it runs,
   // and moved a few migrations (not counted) through every phase on every node's queue.

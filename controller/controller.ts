@@ -2,7 +2,6 @@
 // decide() choose, then act and write status. All state is in the store and the bus, so a
 // restarted controller carries on where the last one stopped; deterministic job ids make repeated
 // steps no-ops. It acts only while it holds the leader lease.
-import { isDeepStrictEqual } from 'node:util';
 import type { Redis } from 'ioredis';
 import type { RedisConfig } from '../api/v1alpha1/cluster.ts';
 import { TERMINAL_PHASES, type StoredMigration } from '../api/v1alpha1/migration.ts';
@@ -18,6 +17,7 @@ import { targetPodOf } from './phases/pod-route.ts';
 import { readyNodes, type NodeInfo } from '../lib/node-registry.ts';
 import { fencedNodes } from '../lib/fences.ts';
 import { errorMessage } from '../lib/errors.ts';
+import { sameDocument } from '../lib/same-document.ts';
 import { performance } from 'node:perf_hooks';
 import {
   DEFAULT_LIMITS,
@@ -72,12 +72,6 @@ interface Pass {
 
 /** How long the Nodes read from the API serve before they are read again (a cordon or a label counts after this). */
 const NODES_FRESH_MS = 1000;
-
-/** Equal as documents: key order and undefined fields do not count (stores reorder keys). */
-export function sameStatus(a: StoredMigration['status'], b: StoredMigration['status']): boolean {
-  const norm = (x: unknown) => JSON.parse(JSON.stringify(x)) as unknown;
-  return isDeepStrictEqual(norm(a), norm(b));
-}
 
 export class Controller {
   readonly bus: Bus;
@@ -383,7 +377,7 @@ export class Controller {
 
   /** Writes the next status if it changed; true if the phase moved. */
   private async writeStatus(m: StoredMigration, next: StoredMigration['status']): Promise<boolean> {
-    if (sameStatus(next, m.status)) return false;
+    if (sameDocument(next, m.status)) return false;
     await this.markPhase(m, next);
     const written = await this.opts.store.updateStatus(m.metadata.namespace, m.metadata.name, next);
     if (!written || next.phase === m.status.phase) return false;

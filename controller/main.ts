@@ -119,7 +119,7 @@ async function main() {
     ? undefined
     : ClusterConfigSchema.parse(JSON.parse(await readFile(clusterConfigFile(values.cluster), 'utf8')));
   const redisConfig: RedisConfig = values['redis-url'] ? { url: values['redis-url'] } : cfg!.redis;
-  const redis = connectRedis(redisConfig, { report: logOutages(log) });
+  const redis = connectRedis(redisConfig, { report: logOutages(log), autoPipeline: true });
   const parts = await storeAndElector(values, kube, redis, log, cfg?.leaseMs ?? 15_000);
   const { store, elector } = parts;
   const kubeStore = parts.kube?.store;

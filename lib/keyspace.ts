@@ -28,6 +28,8 @@ export const keyspace = {
   /** The local store: Migration documents, their status, events, and a change channel. */
   migrations: (cluster: string): string => `${base(cluster)}:migrations`,
   migrationStatus: (cluster: string): string => `${base(cluster)}:migrations:status`,
+  /** Each Migration's revision, raised by every write of it: a list fetches only what changed. */
+  migrationRevisions: (cluster: string): string => `${base(cluster)}:migrations:revisions`,
   eventsPrefix: (cluster: string): string => `${base(cluster)}:events:`,
   migrationsChanged: (cluster: string): string => `${base(cluster)}:migrations:changed`,
 

@@ -17,6 +17,7 @@ import { KubeMigrationStore, loadKubeConfig } from '../lib/store/kube-store.ts';
 import { KubeLease } from '../controller/store/kube-lease.ts';
 import { LeaderElector } from '../controller/leader.ts';
 import { RedisMigrationStore } from '../lib/store/redis-store.ts';
+import { keyspace } from '../lib/keyspace.ts';
 import { createLogger } from '../lib/logger.ts';
 import type { Client } from '../cli/client.ts';
 import { FakeApiServer } from './fake-apiserver.ts';
@@ -79,6 +80,21 @@ function contract(label: string, make: () => MigrationStore) {
       assert.equal(await s.delete('default', name), 'notfound');
     });
 
+    test('a store that listed before sees what another wrote since, at its next list', async () => {
+      const [reader, writer] = [make(), make()];
+      const name = unique('l');
+      const phaseOf = async () => (await reader.list()).find((m) => m.metadata.name === name)?.status.phase;
+      const m = await writer.create(input(name));
+      assert.equal(await phaseOf(), 'Pending');
+      await writer.updateStatus('default', name, { ...m.status, phase: 'Preflight' });
+      assert.equal(await phaseOf(), 'Preflight');
+      await writer.updateSpec('default', name, { ...m.spec, abort: true });
+      assert.equal((await reader.list()).find((x) => x.metadata.name === name)?.spec.abort, true);
+      assert.equal(await writer.delete('default', name), 'deleting');
+      await writer.release('default', name);
+      assert.equal(await phaseOf(), undefined);
+    });
+
     test('events are recorded against the Migration', async () => {
       const s = make();
       const name = unique('e');
@@ -111,6 +127,25 @@ after(async () => {
 // Its own key space: the test cluster's controller must not act on these Migrations.
 contract('RedisMigrationStore', () => new RedisMigrationStore(cluster.redis, 'store-contract'));
 contract('KubeMigrationStore', () => new KubeMigrationStore(loadKubeConfig(kubeconfig), log));
+
+test('RedisMigrationStore lists a Migration stored before revisions existed, and sees it change', async () => {
+  const cluster_ = 'store-revisions';
+  const s = new RedisMigrationStore(cluster.redis, cluster_);
+  const name = unique('r');
+  const m = await s.create(input(name));
+  // As an older ferry left it: the document and its status, no revision.
+  await cluster.redis.hdel(keyspace.migrationRevisions(cluster_), `default/${name}`);
+  assert.equal((await s.list()).find((x) => x.metadata.name === name)?.status.phase, 'Pending');
+  await cluster.redis.hset(
+    keyspace.migrationStatus(cluster_),
+    `default/${name}`,
+    JSON.stringify({ ...m.status, phase: 'Preflight' }),
+  );
+  assert.equal((await s.list()).find((x) => x.metadata.name === name)?.status.phase, 'Preflight');
+  await s.delete('default', name);
+  await s.release('default', name);
+  assert.equal((await s.list()).find((x) => x.metadata.name === name), undefined);
+});
 
 describe('KubeMigrationStore against the API protocol', () => {
   test('the informer lists, then follows the watch, and relists after 410 Expired', async () => {

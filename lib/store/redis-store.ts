@@ -30,6 +30,7 @@ import {
 const UPDATE_STATUS = `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
 return 1`;
 
 const MAX_EVENTS = 50;
@@ -37,18 +38,17 @@ const MAX_EVENTS = 50;
 export class RedisMigrationStore implements MigrationStore {
   private readonly key: string;
   private readonly statusKey: string;
+  private readonly revisionsKey: string;
   private readonly eventsPrefix: string;
   readonly channel: string;
   /**
-   * Each document as last parsed, with the text it was parsed from: a list() parses only what
-   * changed since the last one. The controller lists every pass; parsing each Migration through
-   * the schema every time was most of its work, and most of its garbage, with many stored.
-   * The objects handed out are shared between calls: callers treat them as read-only.
+   * Each document as last parsed, with the revision it was read at: a list() fetches and parses
+   * only what was written since the last one. The controller lists every pass; fetching and
+   * parsing each Migration every time was most of its work, and most of its garbage, with a
+   * thousand stored. The objects handed out are shared between calls: callers treat them as
+   * read-only.
    */
-  private readonly parsed = new Map<
-    string,
-    { raw: string; status: string | undefined; value: StoredMigration }
-  >();
+  private readonly parsed = new Map<string, { revision: string; value: StoredMigration }>();
 
   constructor(
     private readonly redis: Redis,
@@ -58,6 +58,7 @@ export class RedisMigrationStore implements MigrationStore {
   ) {
     this.key = keyspace.migrations(cluster);
     this.statusKey = keyspace.migrationStatus(cluster);
+    this.revisionsKey = keyspace.migrationRevisions(cluster);
     this.eventsPrefix = keyspace.eventsPrefix(cluster);
     this.channel = keyspace.migrationsChanged(cluster);
   }
@@ -76,14 +77,6 @@ export class RedisMigrationStore implements MigrationStore {
     return parsed.data as StoredMigration;
   }
 
-  private parseOnce(field: string, raw: string, status: string | undefined): StoredMigration {
-    const last = this.parsed.get(field);
-    if (last && last.raw === raw && last.status === status) return last.value;
-    const value = this.parse(raw, status);
-    this.parsed.set(field, { raw, status, value });
-    return value;
-  }
-
   private async changed(name: string): Promise<void> {
     await this.redis.publish(this.channel, name);
   }
@@ -100,7 +93,11 @@ export class RedisMigrationStore implements MigrationStore {
     }
     const ok = await this.redis.hsetnx(this.key, field, JSON.stringify(m));
     if (!ok) throw new AlreadyExistsError(`migration ${field} already exists`);
-    await this.redis.hset(this.statusKey, field, JSON.stringify(status));
+    await this.redis
+      .multi()
+      .hset(this.statusKey, field, JSON.stringify(status))
+      .hincrby(this.revisionsKey, field, 1)
+      .exec();
     await this.changed(m.metadata.name);
     return { ...m, status } as StoredMigration;
   }
@@ -115,18 +112,43 @@ export class RedisMigrationStore implements MigrationStore {
   }
 
   async list(namespace?: string): Promise<StoredMigration[]> {
-    const [docs, statuses] = await Promise.all([
-      this.redis.hgetall(this.key),
-      this.redis.hgetall(this.statusKey),
+    // The names and revisions first, then only the documents that changed: read in this order, a
+    // document is never older than the revision it is kept under. One stored before revisions
+    // existed has none, and is read every time until it is next written.
+    const [names, revisions] = await Promise.all([
+      this.redis.hkeys(this.key),
+      this.redis.hgetall(this.revisionsKey),
     ]);
-    const all = validOnly(Object.entries(docs), (r, f) => this.parseOnce(f, r, statuses[f]), this.onInvalid);
-    for (const f of this.parsed.keys()) if (!(f in docs)) this.parsed.delete(f);
+    const stale = names.filter((f) => !revisions[f] || this.parsed.get(f)?.revision !== revisions[f]);
+    const [docs, statuses] = stale.length
+      ? await Promise.all([this.redis.hmget(this.key, ...stale), this.redis.hmget(this.statusKey, ...stale)])
+      : [[], []];
+    const fresh = new Map(stale.map((f, i) => [f, { raw: docs[i], status: statuses[i] }]));
+    const present = new Set(names);
+    for (const f of this.parsed.keys()) if (!revisions[f] || !present.has(f)) this.parsed.delete(f);
+    const all = validOnly(
+      names.map((f) => [f, f] as const),
+      (f) => {
+        const got = fresh.get(f);
+        if (!got) return this.parsed.get(f)!.value;
+        if (!got.raw) throw new Error('deleted while being listed');
+        const value = this.parse(got.raw, got.status);
+        if (revisions[f]) this.parsed.set(f, { revision: revisions[f], value });
+        return value;
+      },
+      (key, problem) => problem !== 'deleted while being listed' && this.onInvalid?.(key, problem),
+    );
     return all.filter((m) => !namespace || m.metadata.namespace === namespace).sort(byCreation);
   }
 
   private async write(m: StoredMigration): Promise<void> {
     const { status: _status, ...doc } = m;
-    await this.redis.hset(this.key, this.field(m.metadata.namespace, m.metadata.name), JSON.stringify(doc));
+    const field = this.field(m.metadata.namespace, m.metadata.name);
+    await this.redis
+      .multi()
+      .hset(this.key, field, JSON.stringify(doc))
+      .hincrby(this.revisionsKey, field, 1)
+      .exec();
     await this.changed(m.metadata.name);
   }
 
@@ -147,9 +169,10 @@ export class RedisMigrationStore implements MigrationStore {
   async updateStatus(namespace: string, name: string, status: MigrationStatus): Promise<boolean> {
     const n = await this.redis.eval(
       UPDATE_STATUS,
-      2,
+      3,
       this.key,
       this.statusKey,
+      this.revisionsKey,
       this.field(namespace, name),
       JSON.stringify(status),
     );
@@ -180,6 +203,7 @@ export class RedisMigrationStore implements MigrationStore {
       .multi()
       .hdel(this.key, f)
       .hdel(this.statusKey, f)
+      .hdel(this.revisionsKey, f)
       .del(this.eventsPrefix + f)
       .exec();
     await this.changed(name);
