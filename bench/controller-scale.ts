@@ -3,6 +3,7 @@
 // step's job waited in the queue, plus time from its end to the next phase being written),
 // migrations per second, and the controller's peak memory, as a table and as JSON.
 //   node --import tsx bench/controller-scale.ts [--counts 100,1000] [--nodes 50] [--max-running 100]
+//     [--cpu-prof DIR]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -25,6 +26,7 @@ const { values } = parseArgs({
     nodes: { type: 'string', default: '50' },
     'max-running': { type: 'string', default: '100' },
     'max-outbound-per-node': { type: 'string', default: '4' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const NODES = Number(values.nodes);
@@ -75,18 +77,19 @@ async function runOnce(count: number) {
     nodeEntry('bench/sim-agents.ts', ['--redis-url', url, '--cluster', CLUSTER, '--nodes', String(NODES)]),
   );
   await once(agents.stdout!, 'data');
-  const controller = start(
-    (process.env.PROFILE_CONTROLLER ? (a: string[]) => [a[0]!, '--cpu-prof', '--cpu-prof-dir=/tmp/cprof', ...a.slice(1)] : (a: string[]) => a)(nodeEntry('controller/main.ts', [
-      '--cluster',
-      CLUSTER,
-      '--redis-url',
-      url,
-      '--max-running',
-      values['max-running'],
-      '--max-outbound-per-node',
-      values['max-outbound-per-node'],
-    ])),
-  );
+  const [node, ...rest] = nodeEntry('controller/main.ts', [
+    '--cluster',
+    CLUSTER,
+    '--redis-url',
+    url,
+    '--max-running',
+    values['max-running'],
+    '--max-outbound-per-node',
+    values['max-outbound-per-node'],
+  ]);
+  // --cpu-prof DIR: the controller writes a V8 CPU profile there when it exits (where its time went).
+  const prof = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [];
+  const controller = start([node!, ...prof, ...rest]);
   // Measured from a controller that is up and warm, as a long-running one is: it has said it runs,
   // and moved a few migrations (not counted) through every phase on every node's queue.
   await untilLine(controller, 'controller running');

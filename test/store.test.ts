@@ -144,7 +144,10 @@ test('RedisMigrationStore lists a Migration stored before revisions existed, and
   assert.equal((await s.list()).find((x) => x.metadata.name === name)?.status.phase, 'Preflight');
   await s.delete('default', name);
   await s.release('default', name);
-  assert.equal((await s.list()).find((x) => x.metadata.name === name), undefined);
+  assert.equal(
+    (await s.list()).find((x) => x.metadata.name === name),
+    undefined,
+  );
 });
 
 describe('KubeMigrationStore against the API protocol', () => {
