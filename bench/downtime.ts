@@ -13,9 +13,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Runc } from '../agent/runtime/runc.ts';
 import { clusterDown } from '../cluster/cluster.ts';
 import { BENCH_CLUSTER as CLUSTER, upBenchCluster } from './bench-cluster.ts';
+import { runcInPlace } from './runc-baseline.ts';
 import { REPO_ROOT } from '../cluster/processes.ts';
 import { netnsName } from '../cluster/netns.ts';
 import { connect } from '../cli/client.ts';
@@ -87,7 +87,6 @@ async function main() {
   await upBenchCluster();
   const c = await connect(CLUSTER);
   const node1 = nodePaths(CLUSTER, 'node1');
-  const runc = new Runc(node1.runcRoot, path.join(FERRY_OPT, 'bin/criu'));
   const rows = [];
   const unavailable = new Map<Mode, string>();
 
@@ -133,34 +132,6 @@ async function main() {
     process.kill(pid, 'SIGKILL');
     await rm(dir, { recursive: true, force: true });
     if (!line.startsWith('PASS')) throw new Error(`bare CRIU restore broke the workload: ${line}`);
-    return took;
-  }
-
-  /** The container baseline: the same workload checkpointed and restored in place by runc + CRIU. */
-  async function baselineRun(size: number): Promise<number> {
-    const id = unique(`base${size}`);
-    await runWorkload(c, 'node1', id, size);
-    const images = path.join(node1.imagesDir, `baseline-${id}`);
-    const bundle = path.join(node1.fsRoot, 'containers', id);
-    await mkdir(images, { recursive: true, mode: 0o700 });
-    const t0 = performance.now();
-    await exec(
-      'runc',
-      ['--root', node1.runcRoot, '--criu', runc.criuPath, 'checkpoint'].concat([
-        '--image-path',
-        `${images}/img`,
-        '--work-path',
-        `${images}/work`,
-        id,
-      ]),
-      { errorCode: 'CriuDumpFailed' },
-    );
-    await runc.restore(id, bundle, `${images}/img`, `${images}/work-restore`);
-    const took = performance.now() - t0;
-    const v = await verify(c, 'node1', id);
-    if (!v.pass) throw new Error(`baseline restore broke the workload: ${v.line}`);
-    await c.bus.call('node1', { kind: 'remove', container: id });
-    await rm(images, { recursive: true, force: true });
     return took;
   }
 
@@ -214,7 +185,7 @@ async function main() {
       const runcBaseline: number[] = [];
       for (let r = 0; r < runs; r++) {
         baseline.push(await bareCriuRun(size));
-        runcBaseline.push(await baselineRun(size));
+        runcBaseline.push(await runcInPlace(c, CLUSTER, size));
         process.stdout.write(
           `  ${size} MiB baselines run ${r + 1}: bare CRIU ${ms(baseline.at(-1))}, runc ${ms(runcBaseline.at(-1))}\n`,
         );

@@ -4,7 +4,8 @@
 // few warm-up rounds) and at the end, with the end/start ratios: they must not grow. The
 // baseline is the same run's first rounds (downtime) and start (memory, fds). Each finished
 // Migration is deleted, as an operator's clean-up would, so the store does not grow with the run.
-// Writes bench/results/soak.json.
+// The same run first checkpoints and restores the same workload in place with runc five times: the
+// downtime's p50 is given as a ratio to that median too. Writes bench/results/soak.json.
 //
 //   node --import tsx bench/soak.ts [--rounds 100] [--memory-mib 32] [--warmup 5] [--keep]
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
@@ -17,6 +18,7 @@ import { REPO_ROOT } from '../cluster/processes.ts';
 import { clusterDir, nodePaths } from '../lib/paths.ts';
 import { migrate, runWorkload, unique, verify } from '../test/helpers.ts';
 import { BENCH_CLUSTER as CLUSTER, upBenchCluster } from './bench-cluster.ts';
+import { runcInPlace } from './runc-baseline.ts';
 
 const { values } = parseArgs({
   options: {
@@ -68,6 +70,11 @@ async function main() {
 }
 
 async function soak(c: Client) {
+  const mib = Number(values['memory-mib']);
+  const baseline: number[] = [];
+  for (let i = 0; i < 5; i++) baseline.push(await runcInPlace(c, CLUSTER, mib));
+  const runcMs = Math.round(quantile(baseline, 0.5));
+  console.log(`  baseline: runc checkpoint + restore in place, median of 5: ${ms(runcMs)}`);
   const container = unique('soak');
   await runWorkload(c, 'node1', container, Number(values['memory-mib']));
   const outcomes: { round: number; phase: string; from: string; downtimeMs?: number; reason?: string }[] = [];
@@ -105,7 +112,7 @@ async function soak(c: Client) {
   );
   for (const f of failures) console.log(`  failed round ${f.round} (from ${f.from}): ${f.reason}`);
   console.log(
-    `downtime: p50 ${ms(quantile(downtimes, 0.5))}, p90 ${ms(quantile(downtimes, 0.9))}, p99 ${ms(quantile(downtimes, 0.99))}, max ${ms(Math.max(...downtimes))}; last 10 / first 10 (medians): ${(quantile(last, 0.5) / quantile(first, 0.5)).toFixed(2)}`,
+    `downtime: p50 ${ms(quantile(downtimes, 0.5))} (${(quantile(downtimes, 0.5) / runcMs).toFixed(2)}× runc in place), p90 ${ms(quantile(downtimes, 0.9))}, p99 ${ms(quantile(downtimes, 0.99))}, max ${ms(Math.max(...downtimes))}; last 10 / first 10 (medians): ${(quantile(last, 0.5) / quantile(first, 0.5)).toFixed(2)}`,
   );
   console.log(
     table(
@@ -145,6 +152,8 @@ async function soak(c: Client) {
           max: Math.max(...downtimes),
           lastTenOverFirstTen: quantile(last, 0.5) / quantile(first, 0.5),
         },
+        runcInPlaceMs: runcMs,
+        p50OverRuncInPlace: Number((quantile(downtimes, 0.5) / runcMs).toFixed(2)),
         processes: { afterWarmup: start, end },
         finalCheck: check,
       },
