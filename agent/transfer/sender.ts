@@ -246,6 +246,18 @@ export class TransferSession {
     dump: (localPort: number) => Promise<T>,
     into: { dir?: string; parent?: string } = {},
   ): Promise<T> {
+    return (await this.openPageStream(into)).run(dump);
+  }
+
+  /**
+   * The first half of streamDump: the target's page server started and the tunnel to it open, so
+   * that a source can have them ready before it freezes the workload; `run` then dumps through it.
+   * Closed without being run (the freeze failed), the tunnel goes; the session's end then makes the
+   * target stop its page server.
+   */
+  async openPageStream(
+    into: { dir?: string; parent?: string } = {},
+  ): Promise<{ run<T>(dump: (localPort: number) => Promise<T>): Promise<T>; close(): void }> {
     const item: Item = {
       type: 'pageServer',
       dir: into.dir ?? 'checkpoint',
@@ -265,25 +277,30 @@ export class TransferSession {
         if (this.cutAt !== undefined && this.wire + n >= this.cutAt) this.sock?.destroy();
       },
     });
-    try {
-      let result: T;
-      try {
-        result = await dump(fwd.port);
-      } catch (err) {
-        // CRIU only sees its page server vanish; when our link broke under it, say so, and let the
-        // job be retried (the source is still frozen and whole) instead of failing for good.
-        if (this.closedError || this.sock?.destroyed)
-          throw new FerryError(
-            'TransferFailed',
-            `the link broke during the streamed dump: ${errorMessage(err)}`,
-          );
-        throw err;
-      }
-      await this.endItem(item, { bytes: 0, sha256: EMPTY_SHA256, sent: fwd.bytesOut() });
-      return result;
-    } finally {
-      fwd.close();
-    }
+    return {
+      run: async <T>(dump: (localPort: number) => Promise<T>): Promise<T> => {
+        try {
+          let result: T;
+          try {
+            result = await dump(fwd.port);
+          } catch (err) {
+            // CRIU only sees its page server vanish; when our link broke under it, say so, and let
+            // the job be retried (the source is still frozen and whole) instead of failing for good.
+            if (this.closedError || this.sock?.destroyed)
+              throw new FerryError(
+                'TransferFailed',
+                `the link broke during the streamed dump: ${errorMessage(err)}`,
+              );
+            throw err;
+          }
+          await this.endItem(item, { bytes: 0, sha256: EMPTY_SHA256, sent: fwd.bytesOut() });
+          return result;
+        } finally {
+          fwd.close();
+        }
+      },
+      close: () => fwd.close(),
+    };
   }
 
   /**

@@ -187,17 +187,24 @@ export const containerKind: WorkloadKind = {
     await rm(layout.images(uid), { recursive: true, force: true }); // a retry starts clean
     await mkdir(images, { recursive: true, mode: 0o700 });
     const precopy = job.mode === 'PreCopy' ? await preDumpRounds(ctx, job) : undefined;
-    if (st.status === 'running') await runc.pause(job.container);
     // A container with its own address: from now on its namespace neither takes nor sends a
     // packet, and the address is no longer routed here (see runtime/container-net.ts).
     const address = await addressOf(specFile(ctx, job.container));
-    if (address) await lockNet(ctx, job.container, address);
-    const frozenAt = new Date().toISOString();
-    const affinity = await captureAffinity(await runc.pids(job.container));
-    await writeFile(path.join(layout.images(uid), AFFINITY_FILE), JSON.stringify(affinity), { mode: 0o600 });
-    const started = Date.now();
+    let frozenAt = '';
+    const freeze = async () => {
+      if (st.status === 'running') await runc.pause(job.container);
+      if (address) await lockNet(ctx, job.container, address);
+      frozenAt = new Date().toISOString();
+      const affinity = await captureAffinity(await runc.pids(job.container));
+      await writeFile(path.join(layout.images(uid), AFFINITY_FILE), JSON.stringify(affinity), {
+        mode: 0o600,
+      });
+    };
+    let started = Date.now();
     const extra: { streamedBytes?: number; lazyPagesPort?: number } = {};
     if (job.mode === 'PostCopy') {
+      await freeze();
+      started = Date.now();
       const port = await freePort();
       const server = await runc.checkpointLazy(job.container, images, layout.work(uid), port);
       keepLazyServer(ctx, uid, server, port, job.targetNode);
@@ -212,7 +219,18 @@ export const containerKind: WorkloadKind = {
         uid,
         async (s) => {
           s.injectFault(cut);
-          await s.streamDump((port) =>
+          // The target's page server and the tunnel to it are made ready while the workload still
+          // runs: the freeze begins with the dump. A target that cannot receive is found out
+          // before anything is frozen.
+          const stream = await s.openPageStream();
+          try {
+            await freeze();
+          } catch (err) {
+            stream.close();
+            throw err;
+          }
+          started = Date.now();
+          await stream.run((port) =>
             runc.checkpointLeavingStopped(job.container, images, layout.work(uid), {
               pageServerPort: port,
               ...(precopy ? { parent: precopy.parent } : {}),
