@@ -1,7 +1,9 @@
 // Controller scale: the real controller process against 50 simulated agents (bench/sim-agents.ts)
-// and 100, then 1000 migrations, on a private Redis. Reports phase-transition overhead (time a
-// step's job waited in the queue, plus time from its end to the next phase being written),
-// migrations per second, and the controller's peak memory, as a table and as JSON.
+// and 100, then 1000 migrations, on a private Redis, once the controller is up and warm. Reports
+// phase-transition overhead (time a step's job waited in the queue, plus time from its end to the
+// next phase being written), split into the controller's own part (phase written -> jobs
+// enqueued, job done -> next phase written) and the simulated agents' pickup, migrations per
+// second, and the controller's peak memory, as a table and as JSON.
 //   node --import tsx bench/controller-scale.ts [--counts 100,1000] [--nodes 50] [--max-running 100]
 //     [--cpu-prof DIR]
 import { spawn, type ChildProcess } from 'node:child_process';
