@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeNodeSchema } from '../../api/v1alpha1/cluster.ts';
 import { emptyDirPath, packEmptyDirs, removeEmptyDirs, unpackEmptyDirs } from './pod-volumes.ts';
 
@@ -23,6 +24,8 @@ test('an emptyDir is packed whole while the pod runs and its changes while froze
     await writeFile(path.join(from, 'sub', 'log'), 'one\ntwo\n', { mode: 0o640 });
     await writeFile(path.join(from, 'old'), 'deleted while the pod runs');
     await writeFile(path.join(from, 'big'), Buffer.alloc(1 << 20, 7));
+    // Older than level 0's margin (pod-volumes.ts): level 1 is then only what changed after it.
+    await sleep(2200);
     const base = path.join(work, 'images');
     assert.deepEqual(await packEmptyDirs(src, 'uid-a', ['cache'], base, 0), [
       'pod-images/volume-cache.0.tar',
@@ -58,6 +61,32 @@ test('an emptyDir is packed whole while the pod runs and its changes while froze
     assert.equal(await readFile(path.join(to!, 'sub', 'new'), 'utf8'), 'added');
     await removeEmptyDirs(dst, 'uid-b', ['cache']);
     await assert.rejects(stat(to!));
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+});
+
+test('a write right after level 0 began is in level 1, every time (the record is backdated)', async () => {
+  // Unbackdated, GNU tar missed such a write about once in 40 here: file times lag the clock.
+  const work = await mkdtemp(path.join(tmpdir(), 'ferry-vol-'));
+  try {
+    const kube = KubeNodeSchema.parse({
+      kubeletAddress: '10.0.0.1',
+      tokenFile: '/t',
+      runtime: 'containerd',
+      kubeletDir: work,
+    });
+    for (let i = 0; i < 40; i++) {
+      const base = path.join(work, `images-${i}`);
+      const from = emptyDirPath(kube, `uid-${i}`, 'cache');
+      await mkdir(from, { recursive: true });
+      await writeFile(path.join(from, 'log'), 'one\n');
+      await packEmptyDirs(kube, `uid-${i}`, ['cache'], base, 0);
+      await writeFile(path.join(from, 'log'), 'one\ntwo\n');
+      await packEmptyDirs(kube, `uid-${i}`, ['cache'], base, 1);
+      const [to] = await unpackEmptyDirs(kube, `copy-${i}`, ['cache'], base);
+      assert.equal(await readFile(path.join(to!, 'log'), 'utf8'), 'one\ntwo\n', `run ${i}`);
+    }
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -11,7 +11,10 @@ import type { KubeNode } from '../../api/v1alpha1/cluster.ts';
 import { podVolumeFile } from '../../api/v1alpha1/jobs.ts';
 import { FerryError } from '../../lib/errors.ts';
 import { exists } from '../snapshot/btrfs.ts';
-import { checkTreeTar, packTreeTar, unpackTreeTar } from '../snapshot/overlay.ts';
+import { backdateRecord, checkTreeTar, packTreeTar, unpackTreeTar } from '../snapshot/overlay.ts';
+
+/** How much earlier than it began level 0 counts as having begun, for level 1 (seconds). */
+const RECORD_MARGIN_S = 2;
 
 /** An emptyDir's folder on a node, as the kubelet lays it out. Pure. */
 export const emptyDirPath = (kube: KubeNode, podUid: string, volume: string): string =>
@@ -46,6 +49,8 @@ export async function packEmptyDirs(
       await copyFile(snapshotFile(base, v, 0), record);
     const file = podVolumeFile(v, level);
     await packTreeTar(from, path.join(base, file), record);
+    // What the pod writes as level 0 runs must not be missed by level 1 (overlay.ts says why).
+    if (level === 0) await backdateRecord(record, RECORD_MARGIN_S);
     files.push(file);
   }
   return files;
