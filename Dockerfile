@@ -1,6 +1,13 @@
 # The image the Helm chart runs (charts/ferry): the agent and the controller, chosen by the first
 # argument (bin/ferry-image). Not built on the project's machines (no container builder there):
 # what CI checks is the chart that runs it and the code inside it.
+# ferry's CUDA helper (workload/cuda-ckpt.c): libcuda is opened at run time, so it builds without
+# CUDA; on a GPU node the NVIDIA container toolkit puts the driver's libcuda.so.1 into the agent.
+FROM debian:bookworm-slim AS cuda-helper
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
+COPY workload/cuda-ckpt.c /src/
+RUN gcc -O2 -Wall -o /src/ferry-cuda /src/cuda-ckpt.c -ldl
+
 FROM node:20-bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -19,4 +26,5 @@ RUN mkdir -p /opt/ferry/etc \
  && install -m 0755 scripts/run-logged.sh /opt/ferry/bin/ferry-run-logged \
  && install -m 0755 scripts/netns-plumb.sh /opt/ferry/bin/ferry-netns-plumb \
  && echo "action-script /opt/ferry/bin/criu-action" > /opt/ferry/etc/criu.conf
+COPY --from=cuda-helper /src/ferry-cuda /opt/ferry/bin/ferry-cuda
 ENTRYPOINT ["/app/bin/ferry-image"]

@@ -9,6 +9,7 @@ import type { SelfService } from './self-service.ts';
 import type { TunnelPermits } from './transfer/tunnels.ts';
 import type { CriuServer } from './criu/criu-server.ts';
 import type { Lease } from './fencing/lease.ts';
+import type { CudaHelper } from './gpu/cuda-helper.ts';
 
 export interface AgentContext {
   config: AgentConfig;
@@ -40,4 +41,6 @@ export interface AgentContext {
   lease: Lease;
   /** Migrations with a job running here now, by uid (how many): the watchdog leaves them alone. */
   inFlight: Map<string, number>;
+  /** ferry's CUDA helper, for GPU workloads (agent/gpu). */
+  cuda: CudaHelper;
 }

@@ -13,6 +13,7 @@ import { connectRedis, logOutages } from '../lib/redis.ts';
 import { RedisMigrationStore } from '../lib/store/redis-store.ts';
 import type { AgentContext } from './context.ts';
 import { criuFeature, criuProblem, criuVersion, lazyPagesProblem } from './criu/node-checks.ts';
+import { CudaHelper } from './gpu/cuda-helper.ts';
 import { FaultHooks } from './fault-hooks.ts';
 import { Lease } from './fencing/lease.ts';
 import { startWatchdog } from './fencing/watchdog.ts';
@@ -63,6 +64,7 @@ async function createContext(config: AgentConfig, log: Logger, opts: AgentOption
     background: new Map(),
     lease: new Lease(),
     inFlight: new Map(),
+    cuda: new CudaHelper(config.cudaHelper),
     self: new SelfService({
       node: config.node,
       cgroupParent: config.cgroupParent,

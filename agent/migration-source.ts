@@ -9,6 +9,7 @@ import { FerryError } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
 import { dirBytes } from '../lib/space.ts';
 import type { AgentContext } from './context.ts';
+import { describeGpuUse, heldGpuDevices } from './gpu/gpu-node.ts';
 import { AFFINITY_FILE } from './criu/affinity.ts';
 import { stopBackground } from './page-streams.ts';
 import { withSession } from './peers.ts';
@@ -68,6 +69,15 @@ export async function preflightSource(
     const what = kind.name === 'process' ? `process ${st.pid}` : `container ${job.container}`;
     throw new FerryError('UnsupportedWorkload', `${what} holds ${problems.slice(0, 3).join('; ')}`);
   }
+  // A GPU workload: its CUDA state moves through the driver, in a container only (its spec names
+  // the device nodes the target makes); the target checks itself against what is found here.
+  const gpuDevices = await heldGpuDevices(st.pids);
+  if (gpuDevices.length && kind.name !== 'container')
+    throw new FerryError(
+      'UnsupportedWorkload',
+      `process ${st.pid} holds ${gpuDevices.join(', ')}: GPU workloads move as containers (their spec names the GPU nodes)`,
+    );
+  const gpu = gpuDevices.length ? await describeGpuUse(ctx, st.pids, gpuDevices) : undefined;
   const memoryBytes = await dumpableTotal(st.pids);
   const policies = await readMemoryPolicies(st.pids);
   const warnings = policies.length
@@ -95,6 +105,7 @@ export async function preflightSource(
     cpuinfo,
     features: ctx.features,
     ...(ctx.lazyPagesProblem ? { lazyPagesProblem: ctx.lazyPagesProblem } : {}),
+    ...(gpu ? { gpu } : {}),
   };
 }
 

@@ -7,6 +7,7 @@ import type { JobOf } from '../api/v1alpha1/jobs.ts';
 import { FerryError } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
 import type { AgentContext } from './context.ts';
+import { checkGpuTarget } from './gpu/gpu-node.ts';
 import { criuErrorLines } from './criu/criu-log.ts';
 import { stopBackground } from './page-streams.ts';
 import { checkCriu, spaceProblem } from './preflight.ts';
@@ -47,6 +48,7 @@ export async function preflightTarget(ctx: AgentContext, job: JobOf<'preflightTa
   await workloadKind(job).checkFree(ctx, job);
   const req = job.requirements;
   if (req.cpuinfo) await checkCpu(ctx, req.cpuinfo);
+  if (req.gpu) await checkGpuTarget(ctx, req.gpu);
   const [imagesFree, fsFree] = await Promise.all([
     freeBytes(ctx.config.imagesDir),
     freeBytes(ctx.config.fsRoot),

@@ -3,6 +3,7 @@
 import { readFile, readdir, readlink, stat } from 'node:fs/promises';
 import { FerryError } from '../lib/errors.ts';
 import type { AgentContext } from './context.ts';
+import { isGpuDevice } from './gpu/gpu-rules.ts';
 
 /** Devices with no state of their own that every node has: CRIU reopens them by path. */
 export const SAFE_DEVICES = new Set([
@@ -21,6 +22,8 @@ export function fdProblem(target: string, isDevice: boolean): string | undefined
   if (target.startsWith('anon_inode:[') && /perf_event|bpf|kvm|userfaultfd/.test(target)) {
     return `a ${target.slice(12, -1)} instance, which CRIU cannot checkpoint`;
   }
+  // NVIDIA's nodes: a GPU workload's, moved through the CUDA driver (agent/gpu), not by CRIU.
+  if (isDevice && isGpuDevice(target)) return undefined;
   if (isDevice && !SAFE_DEVICES.has(target) && !target.startsWith('/dev/pts/')) {
     return `device ${target}, which ferry does not know to be stateless and present on every node`;
   }

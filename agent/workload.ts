@@ -8,7 +8,9 @@ import type { JobOf } from '../api/v1alpha1/jobs.ts';
 import type { ContainerInfo } from '../api/v1alpha1/job-results.ts';
 import { FerryError } from '../lib/errors.ts';
 import type { AgentContext } from './context.ts';
-import { buildOciSpec, type Device } from './runtime/oci-spec.ts';
+import { buildOciSpec, type Device, DEFAULT_ENV } from './runtime/oci-spec.ts';
+import { gpuDevice } from './gpu/gpu-node.ts';
+import { isGpuDevice } from './gpu/gpu-rules.ts';
 import { createNetns } from './runtime/container-net.ts';
 import {
   cgroupsPathFor,
@@ -63,6 +65,7 @@ async function createBundle(ctx: AgentContext, job: JobOf<'run'>): Promise<void>
   }
   const spec = buildOciSpec({
     selfDir,
+    ...(job.env.length ? { env: [...DEFAULT_ENV, ...job.env] } : {}),
     volumes: job.volumes.map((v) => ({
       source: ctx.layout.volume(job.container, v.name),
       destination: v.path,
@@ -94,7 +97,8 @@ async function createBundle(ctx: AgentContext, job: JobOf<'run'>): Promise<void>
             ],
     cgroupsPath: cgroupsPathFor(ctx, job.container),
     hostname: job.container,
-    devices: await Promise.all(job.devices.map(hostDevice)),
+    // NVIDIA's nodes from where this node keeps them (a test cluster's fakes are elsewhere).
+    devices: await Promise.all(job.devices.map((d) => (isGpuDevice(d) ? gpuDevice(ctx, d) : hostDevice(d)))),
   });
   await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2), { mode: 0o600 });
 }

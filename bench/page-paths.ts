@@ -21,6 +21,22 @@ import { FERRY_OPT, fsLayout, nodePaths } from '../lib/paths.ts';
 import { cpuOf } from './proc-cpu.ts';
 
 const CRIU = path.join(FERRY_OPT, 'bin/criu');
+/** `criu dump` of `pid` into `dir`, its pages to the page server at address:port. */
+export const dumpToPageServer = (pid: string, dir: string, address: string, port: number): string[] => [
+  'dump',
+  '-t',
+  pid,
+  '-D',
+  dir,
+  '-o',
+  'dump.log',
+  '--page-server',
+  '--address',
+  address,
+  '--port',
+  String(port),
+];
+
 interface Sample {
   ms: number;
   /** CPU time in ms. */
@@ -131,18 +147,7 @@ export async function measurePagePaths(opts: {
       await exec('nsenter', [
         ns('node1'),
         CRIU,
-        'dump',
-        '-t',
-        String(pid),
-        '-D',
-        dir,
-        '-o',
-        'dump.log',
-        '--page-server',
-        '--address',
-        nodeAddress(opts.subnet, 2),
-        '--port',
-        String(port),
+        ...dumpToPageServer(String(pid), dir, nodeAddress(opts.subnet, 2), port),
         ...client,
       ]);
       const took = performance.now() - t0;

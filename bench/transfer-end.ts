@@ -14,8 +14,22 @@ import { TransferSession } from '../agent/transfer/sender.ts';
 import { nodePaths, clusterDir } from '../lib/paths.ts';
 import { expectBenchTransfer } from './bench-cluster.ts';
 import { cpuOf } from './proc-cpu.ts';
+import { dumpToPageServer } from './page-paths.ts';
 
 const [mode, ...args] = process.argv.slice(2);
+
+/** A transfer session from `node` to `target` for the made-up migration the benchmarks use. */
+async function benchSession(cluster: string, node: string, target: string, bandwidth?: number) {
+  await expectBenchTransfer(cluster, { target, uid: 'bench-transfer-0001', source: node });
+  const peers = await loadPeers(`${clusterDir(cluster)}/peers.json`);
+  return TransferSession.open({
+    self: node,
+    privateKey: await readFile(nodePaths(cluster, node).keyFile, 'utf8'),
+    peer: peers.find((p) => p.node === target)!,
+    migration: 'bench-transfer-0001',
+    ...(bandwidth ? { bandwidth } : {}),
+  });
+}
 const cpuMs = (since: NodeJS.CpuUsage) => {
   const u = process.cpuUsage(since);
   return (u.user + u.system) / 1000;
@@ -56,15 +70,7 @@ if (mode === 'tcp-sink') {
     string?,
     string?,
   ];
-  await expectBenchTransfer(cluster, { target, uid: 'bench-transfer-0001', source: node });
-  const peers = await loadPeers(`${clusterDir(cluster)}/peers.json`);
-  const session = await TransferSession.open({
-    self: node,
-    privateKey: await readFile(nodePaths(cluster, node).keyFile, 'utf8'),
-    peer: peers.find((p) => p.node === target)!,
-    migration: 'bench-transfer-0001',
-    ...(limit ? { bandwidth: Number(limit) } : {}),
-  });
+  const session = await benchSession(cluster, node, target, limit ? Number(limit) : undefined);
   const t0 = performance.now();
   const cpu = process.cpuUsage();
   await session.sendFile(file, 'bench/payload.bin', { compress: compression === 'zstd' });
@@ -76,31 +82,11 @@ if (mode === 'tcp-sink') {
   console.log(JSON.stringify({ bytes, ms, wire, cpuMs: cpuMs(cpu) }));
 } else if (mode === 'ssh-pages') {
   const [cluster, node, target, pid, dir] = args as [string, string, string, string, string];
-  await expectBenchTransfer(cluster, { target, uid: 'bench-transfer-0001', source: node });
-  const peers = await loadPeers(`${clusterDir(cluster)}/peers.json`);
-  const session = await TransferSession.open({
-    self: node,
-    privateKey: await readFile(nodePaths(cluster, node).keyFile, 'utf8'),
-    peer: peers.find((p) => p.node === target)!,
-    migration: 'bench-transfer-0001',
-  });
+  const session = await benchSession(cluster, node, target);
   const t0 = performance.now();
   const cpu = await cpuOf('self'); // CRIU's, once reaped, included
   await session.streamDump((port) =>
-    exec(`${FERRY_OPT}/bin/criu`, [
-      'dump',
-      '-t',
-      pid,
-      '-D',
-      dir,
-      '-o',
-      'dump.log',
-      '--page-server',
-      '--address',
-      '127.0.0.1',
-      '--port',
-      String(port),
-    ]),
+    exec(`${FERRY_OPT}/bin/criu`, dumpToPageServer(pid, dir, '127.0.0.1', port)),
   );
   await session.finish();
   const ms = performance.now() - t0;

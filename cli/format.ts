@@ -114,6 +114,10 @@ export function describe(m: StoredMigration, events: MigrationEvent[] = []): str
       `Sent:         ${bytes(s.bytesBeforeFreeze)} before the freeze, ${bytes(s.bytesDuringFreeze)} during it in ${ms(s.transferMs)} (${rate(s.throughputBytesPerSecond)})`,
     );
     if (s.linkBytesPerSecond) lines.push(`Link:         ${rate(s.linkBytesPerSecond)} measured in preflight`);
+    if (s.gpu)
+      lines.push(
+        `GPU:          ${s.gpu.processes} process(es), ${bytes(s.gpu.bytes)} of GPU memory; driver checkpoint ${ms(s.gpu.checkpointMs)}, restore ${ms(s.gpu.restoreMs)}`,
+      );
     for (const v of s.volumes ?? [])
       lines.push(
         `Volume:       ${v.name} (${v.driver}): ${bytes(v.bytesBeforeFreeze)} before the freeze, ${bytes(v.bytesDuringFreeze)} during it`,

@@ -56,6 +56,11 @@ export interface UpOptions {
    * this port plus the node's number, with a CRI-O-style image store of its own (test/fake-kubelet.ts).
    */
   kubeletPortBase?: number;
+  /**
+   * Test clusters: the agents' CUDA helper (test/fake-cuda-helper.mjs, through node) and where
+   * their NVIDIA device nodes are (fakes of /dev/null's numbers), so GPU moves run without a GPU.
+   */
+  gpu?: { helper: string[]; devDir: string };
   say?: (line: string) => void;
 }
 
@@ -204,6 +209,7 @@ function agentConfigFor(opts: UpOptions, redis: RedisConfig, peersFile: string, 
     ferryctlBinary: path.join(FERRY_OPT, 'bin/ferryctl'),
     runDir: nodeRunDir(opts.name, node),
     faultHooks: opts.faultHooks,
+    ...(opts.gpu ? { cudaHelper: opts.gpu.helper, gpuDevDir: opts.gpu.devDir } : {}),
     ...kube,
   });
 }

@@ -31,11 +31,8 @@ pkgs=(criu libcompel1 libnet9 libnl-3-200 libc6 libgcc-s1 libgnutls30t64 libnfta
       libbrotli1 libzstd1 checkpointctl)
 . "$(dirname "$0")/unstable-debs.sh"
 unstable_debs "$work/debs" "${pkgs[@]}"
-rm -rf "$PREFIX.new"
-mkdir -p "$PREFIX.new" "$OPT/bin"
-for d in "$work"/debs/*.deb; do dpkg-deb -x "$d" "$PREFIX.new"; done
-rm -rf "$PREFIX"
-mv "$PREFIX.new" "$PREFIX"
+unpack_prefix "$work/debs" "$PREFIX"
+mkdir -p "$OPT/bin"
 cat > "$WRAPPER" <<WRAP
 #!/bin/sh
 # CRIU from Debian unstable, run through its own loader and libraries (see scripts/install-criu.sh).

@@ -20,11 +20,8 @@ trap 'rm -rf "$work"' EXIT
 . "$(dirname "$0")/unstable-debs.sh"
 unstable_debs "$work/debs" crun libcriu2 libyajl2 libsystemd0 libseccomp2 libcap2 libc6 libprotobuf-c1 \
   libgcc-s1 libzstd1 liblz4-1 liblzma5 libgcrypt20 libgpg-error0 libblake3-0
-rm -rf "$PREFIX.new"
-mkdir -p "$PREFIX.new" "$OPT/bin"
-for d in "$work"/debs/*.deb; do dpkg-deb -x "$d" "$PREFIX.new"; done
-rm -rf "$PREFIX"
-mv "$PREFIX.new" "$PREFIX"
+unpack_prefix "$work/debs" "$PREFIX"
+mkdir -p "$OPT/bin"
 cat > "$WRAPPER" <<WRAP
 #!/bin/sh
 # crun from Debian unstable through its own loader (scripts/install-crun.sh), in a mount namespace

@@ -19,3 +19,16 @@ unstable_debs() {
   (cd "$dest" && apt-get -q "${apt[@]}" download "$@" >/dev/null)
   rm -rf "$work"
 }
+
+# Replaces PREFIX with the packages in DEBS unpacked (never installed): a half-made prefix is never
+# in PREFIX's place.
+#
+#   unpack_prefix DEBS PREFIX
+unpack_prefix() {
+  local debs=$1 prefix=$2 d
+  rm -rf "$prefix.new"
+  mkdir -p "$prefix.new"
+  for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$prefix.new"; done
+  rm -rf "$prefix"
+  mv "$prefix.new" "$prefix"
+}

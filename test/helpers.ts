@@ -3,13 +3,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, readlink } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { exec } from '../lib/exec.ts';
 import { VerifyResultSchema, type ContainerInfo } from '../api/v1alpha1/job-results.ts';
 import { API_VERSION, type MigrationInput, type StoredMigration } from '../api/v1alpha1/migration.ts';
 import { clusterUp } from '../cluster/cluster.ts';
+import { REPO_ROOT } from '../cluster/processes.ts';
 import { connect, type Client } from '../cli/client.ts';
 import { waitForMigration } from '../cli/watch.ts';
 import { keyspace } from '../lib/keyspace.ts';
@@ -22,9 +23,25 @@ export const METRICS_PORT = 9478;
 /** Node N's agent finds its fake kubelet at the bridge address, this port + N (pod-migration test). */
 export const KUBELET_PORT_BASE = 10250;
 
+/** The fake CUDA helper's state file on the test cluster (test/fake-cuda-helper.mjs). */
+export const FAKE_CUDA_STATE = '/var/lib/ferry/test/fake-cuda.json';
+/** Where the test cluster's agents find their NVIDIA device nodes: /dev/null's numbers, by name. */
+export const FAKE_GPU_DEV = '/var/lib/ferry/test/fake-dev';
+export const FAKE_GPU_NODES = ['nvidia0', 'nvidiactl', 'nvidia-uvm'];
+
+async function fakeGpuNodes(): Promise<void> {
+  await mkdir(FAKE_GPU_DEV, { recursive: true, mode: 0o700 });
+  for (const n of FAKE_GPU_NODES)
+    if (!existsSync(path.join(FAKE_GPU_DEV, n)))
+      await exec('mknod', ['-m', '0600', path.join(FAKE_GPU_DEV, n), 'c', '1', '3'], {
+        errorCode: 'Internal',
+      });
+}
+
 /** Brings the test cluster up, or repairs it (a killed controller is started again). */
-export const upTestCluster = () =>
-  clusterUp({
+export const upTestCluster = async () => {
+  await fakeGpuNodes();
+  return clusterUp({
     name: CLUSTER,
     nodes: 2,
     subnet: '10.78.0',
@@ -34,7 +51,17 @@ export const upTestCluster = () =>
     leaseMs: 3000,
     metricsPort: METRICS_PORT,
     kubeletPortBase: KUBELET_PORT_BASE,
+    gpu: {
+      helper: [
+        process.execPath,
+        path.join(REPO_ROOT, 'test/fake-cuda-helper.mjs'),
+        '--state',
+        FAKE_CUDA_STATE,
+      ],
+      devDir: FAKE_GPU_DEV,
+    },
   });
+};
 
 export async function testCluster(): Promise<Client> {
   await upTestCluster();

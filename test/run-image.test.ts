@@ -260,7 +260,7 @@ const badBundles: Array<[string, (s: Loose) => void, RegExp]> = [
   [
     'a device',
     (s) => (s.linux.devices = [{ path: '/dev/sda', type: 'b', major: 8, minor: 0 }]),
-    /linux\.devices: /,
+    /linux\.devices\[0\]: /,
   ],
   [
     'a host folder bound in',

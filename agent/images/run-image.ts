@@ -16,6 +16,8 @@ import { allocateRange, makeTraversable, ownByRange } from '../runtime/userns.ts
 import { cgroupsPathFor, refuseTaken, removeContainer, ROOT_MODE } from '../runtime/containers.ts';
 import { buildOciSpec } from '../runtime/oci-spec.ts';
 import { MAX_SPEC_BYTES, specFacts } from '../runtime/restore-spec.ts';
+import type { Device } from '../runtime/oci-spec.ts';
+import { gpuDevice } from '../gpu/gpu-node.ts';
 import { createSubvolume } from '../snapshot/btrfs.ts';
 import { logFile } from '../workloads/container.ts';
 import { ociArch, planRun, resolveUser } from './image-config.ts';
@@ -37,6 +39,8 @@ interface Start {
   image?: string;
   /** Its user namespace (runtime/userns.ts); none: the host's users. */
   userns?: { hostID: number };
+  /** NVIDIA device nodes (a GPU workload's bundle), with this node's numbers. */
+  devices?: Device[];
 }
 
 /** Fills the root filesystem and says what runs; made after its source was checked. */
@@ -181,7 +185,14 @@ export function runBundle(ctx: AgentContext, job: JobOf<'runBundle'>): Promise<C
         ...facts.env.filter((e) => !job.env.some((x) => x.split('=')[0] === e.split('=')[0])),
         ...job.env,
       ];
-      return { args: facts.args, env, cwd: facts.cwd, user: facts.user };
+      const devices = await Promise.all(facts.gpuDevices.map((d) => gpuDevice(ctx, d)));
+      return {
+        args: facts.args,
+        env,
+        cwd: facts.cwd,
+        user: facts.user,
+        ...(devices.length ? { devices } : {}),
+      };
     };
   });
 }

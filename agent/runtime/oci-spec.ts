@@ -2,6 +2,9 @@
 import { FERRY_OPT } from '../../lib/paths.ts';
 import { ADDRESS_ANNOTATION } from './container-net.ts';
 
+/** A container's environment when its spec gives none. */
+export const DEFAULT_ENV = ['PATH=/bin:/usr/bin:/sbin', 'HOME=/'];
+
 export interface Device {
   path: string;
   type: 'c' | 'b';
@@ -225,7 +228,7 @@ export function buildOciSpec(input: SpecInput): Record<string, unknown> {
       terminal: false,
       user: input.user ?? { uid: 0, gid: 0 },
       args: input.args,
-      env: input.env ?? ['PATH=/bin:/usr/bin:/sbin', 'HOME=/'],
+      env: input.env ?? DEFAULT_ENV,
       cwd: input.cwd ?? '/',
       capabilities: { bounding: caps, effective: caps, permitted: caps, ambient: caps },
       // Within the host's hard limit: this kernel cannot raise rlimits (no CAP_SYS_RESOURCE).

@@ -108,12 +108,25 @@ const hostile: Array<[string, (s: Loose) => void, RegExp]> = [
   [
     'a device',
     (s) => (s.linux.devices = [{ path: '/dev/sda', type: 'b', major: 8, minor: 0 }]),
-    /^spec\.dump: linux\.devices: /,
+    /^spec\.dump: linux\.devices\[0\]: \/dev\/sda: a restored container gets no device nodes but NVIDIA's GPUs/,
   ],
   [
     'a device allowed in the cgroup',
     (s) => s.linux.resources.devices.push({ allow: true, access: 'rwm' }),
-    /^spec\.dump: linux\.resources\.devices: /,
+    /^spec\.dump: linux\.resources\.devices\[\d+\]: allows undefined undefined:undefined/,
+  ],
+  [
+    'an NVIDIA name on a block device',
+    (s) => (s.linux.devices = [{ path: '/dev/nvidia0', type: 'b', major: 8, minor: 0 }]),
+    /^spec\.dump: linux\.devices\[0\]: /,
+  ],
+  [
+    'a GPU node and a rule allowing another device',
+    (s) => {
+      s.linux.devices = [{ path: '/dev/nvidia0', type: 'c', major: 195, minor: 0 }];
+      s.linux.resources.devices.push({ allow: true, type: 'c', major: 8, minor: 0, access: 'rwm' });
+    },
+    /^spec\.dump: linux\.resources\.devices\[\d+\]: allows c 8:0/,
   ],
   [
     'the host’s PID namespace',
@@ -182,6 +195,20 @@ function refusesEach(kind: string, base: unknown, table: Array<[string, (s: Loos
 }
 
 refusesEach('spec', valid, hostile);
+
+test('a GPU container’s NVIDIA nodes and their cgroup rules are read as facts, their numbers left behind', () => {
+  const gpu = buildOciSpec({
+    ...input,
+    devices: [
+      { path: '/dev/nvidia0', type: 'c', major: 195, minor: 0 },
+      { path: '/dev/nvidiactl', type: 'c', major: 195, minor: 255 },
+      { path: '/dev/nvidia-uvm', type: 'c', major: 507, minor: 0 },
+    ],
+  });
+  const f = specFacts(JSON.stringify(gpu), 'config.json');
+  assert.deepEqual(f.gpuDevices, ['/dev/nvidia0', '/dev/nvidiactl', '/dev/nvidia-uvm']);
+  assert.deepEqual(specFacts(JSON.stringify(valid), 'config.json').gpuDevices, []);
+});
 
 test('a huge spec is refused before it is parsed', () => {
   const huge = JSON.stringify({ ...valid, annotations: { pad: 'x'.repeat(MAX_SPEC_BYTES) } });

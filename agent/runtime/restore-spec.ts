@@ -2,8 +2,9 @@
 // spec.dump, a migration's config.json): never the file taken whole. Its facts are read (what the
 // process runs, as whom, where; its node-local volumes and address) and checked, and the spec ferry
 // writes is ferry's own, built from them (oci-spec.ts): the root is always the bundle's rootfs, the
-// mounts only those ferry makes, no devices, hooks, host namespaces or namespace paths, no
-// capability ferry would not grant. Anything else is refused naming the field, before anything is
+// mounts only those ferry makes, no devices but NVIDIA's GPU nodes (whose numbers the node looks up
+// in its own /dev), no hooks, host namespaces or namespace paths, no capability ferry would not
+// grant. Anything else is refused naming the field, before anything is
 // unpacked or made. Pure.
 //
 // A Podman archive (annotation io.container.manager=libpod) is read the same way, with what every
@@ -13,6 +14,7 @@
 // with loopback only), Podman's default capabilities (ferry's spec grants its own three), its
 // seccomp filter (CRIU restores each process's from its images) and its ping sysctl.
 import { FerryError } from '../../lib/errors.ts';
+import { isGpuDevice } from '../gpu/gpu-rules.ts';
 import { ADDRESS_ANNOTATION } from './container-net.ts';
 import {
   CAPS,
@@ -55,6 +57,8 @@ export interface SpecFacts {
   /** Paths masked or made read-only beyond ferry's own (only ever more restrictive). */
   masked: string[];
   readonly: string[];
+  /** NVIDIA device nodes it had (/dev/nvidia0, /dev/nvidiactl, …): a GPU workload. */
+  gpuDevices: string[];
 }
 
 /** The manager Podman names in its specs' annotations. */
@@ -78,6 +82,39 @@ const strings = (v: unknown, max: number): v is string[] =>
   Array.isArray(v) && v.length <= max && v.every((s) => typeof s === 'string' && s.length <= 32 * 1024);
 const nonEmpty = (v: unknown): boolean =>
   v !== undefined && v !== null && !(Array.isArray(v) && !v.length) && !(isObj(v) && !Object.keys(v).length);
+
+/**
+ * The device nodes a spec gives its container: NVIDIA's GPU nodes only (character devices), and
+ * device cgroup rules allowing exactly those. The numbers are read for the check, never used: the
+ * node restoring it looks its own up.
+ */
+function gpuDevicesOf(
+  linux: Obj,
+  refuse: (field: string, why: string) => never,
+): Array<{ path: string; major: number; minor: number }> {
+  const list = Array.isArray(linux.devices) ? linux.devices : [];
+  if (list.length > 16) refuse('linux.devices', `${list.length} devices: a GPU workload has a few`);
+  const devices = list.map((d, i) => {
+    if (!isObj(d) || typeof d.path !== 'string' || d.type !== 'c' || !isGpuDevice(d.path))
+      return refuse(
+        `linux.devices[${i}]`,
+        `${isObj(d) ? String(d.path) : 'not a device'}: a restored container gets no device nodes but NVIDIA's GPUs`,
+      );
+    return { path: d.path, major: Number(d.major), minor: Number(d.minor) };
+  });
+  const res = isObj(linux.resources) ? linux.resources : {};
+  const rules = Array.isArray(res.devices) ? res.devices : [];
+  rules.forEach((r, i) => {
+    if (!isObj(r) || r.allow !== true) return;
+    const own = devices.some((d) => r.type === 'c' && r.major === d.major && r.minor === d.minor);
+    if (!own)
+      refuse(
+        `linux.resources.devices[${i}]`,
+        `allows ${String(r.type)} ${String(r.major)}:${String(r.minor)}: a restored container is allowed only its GPU nodes`,
+      );
+  });
+  return devices;
+}
 
 /**
  * A user namespace as ferry makes them, or none: one range for users and groups alike, root inside
@@ -178,11 +215,7 @@ export function specFacts(raw: string, where: string): SpecFacts {
   }
 
   const linux = isObj(spec.linux) ? spec.linux : {};
-  if (nonEmpty(linux.devices)) refuse('linux.devices', 'a restored container gets no device nodes');
-  const res = isObj(linux.resources) ? linux.resources : {};
-  const devRules = Array.isArray(res.devices) ? res.devices : [];
-  if (devRules.some((r) => isObj(r) && r.allow === true))
-    refuse('linux.resources.devices', 'a restored container is allowed no devices');
+  const gpuDevices = gpuDevicesOf(linux, refuse);
   const tolerated = libpod ? ['seccomp'] : [];
   if (libpod && isObj(linux.sysctl) && Object.keys(linux.sysctl).every((k) => ENGINE_SYSCTLS.has(k)))
     tolerated.push('sysctl');
@@ -265,6 +298,7 @@ export function specFacts(raw: string, where: string): SpecFacts {
     joinsNetns,
     masked,
     readonly,
+    gpuDevices: gpuDevices.map((d) => d.path),
     ...(typeof address === 'string' ? { address } : {}),
     ...(typeof image === 'string' ? { image } : {}),
     ...(userns ? { userns } : {}),

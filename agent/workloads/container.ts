@@ -27,6 +27,8 @@ import { makeTraversable, shareImages } from '../runtime/userns.ts';
 import { cgroupsPathFor, removeContainer } from '../runtime/containers.ts';
 import { buildOciSpec, specVolumes } from '../runtime/oci-spec.ts';
 import { specFacts, type SpecFacts } from '../runtime/restore-spec.ts';
+import { checkpointContainerGpu, gpuDevice, isGpuContainer } from '../gpu/gpu-node.ts';
+import { resumeGpu } from '../gpu/cuda-moves.ts';
 import { exists } from '../snapshot/btrfs.ts';
 import { isThinVolume } from '../snapshot/dm-thin-driver.ts';
 import { chooseDriver } from '../snapshot/drivers.ts';
@@ -131,6 +133,8 @@ export async function writeRestoreSpec(
     ...(facts.image ? { image: facts.image } : {}),
     masked: facts.masked,
     readonly: facts.readonly,
+    // NVIDIA's nodes with this node's own numbers; the spec's crossed from another node.
+    devices: await Promise.all(facts.gpuDevices.map((d) => gpuDevice(ctx, d))),
   });
   await writeFile(specFile(ctx, container), JSON.stringify(spec, null, 2), { mode: 0o600 });
   // A user namespace's root must reach its bundle and volumes (runtime/userns.ts).
@@ -191,10 +195,18 @@ export const containerKind: WorkloadKind = {
     // packet, and the address is no longer routed here (see runtime/container-net.ts).
     const address = await addressOf(specFile(ctx, job.container));
     let frozenAt = '';
+    // A GPU container's CUDA state goes first, while it runs (the driver works through a thread of
+    // its processes); its CUDA work stops at the lock, so that is where its freeze begins.
+    const gpuContainer = await isGpuContainer(specFile(ctx, job.container));
+    let gpu: Awaited<ReturnType<typeof checkpointContainerGpu>> | undefined;
     const freeze = async () => {
+      if (gpuContainer) {
+        frozenAt = new Date().toISOString();
+        gpu = await checkpointContainerGpu(ctx, await runc.pids(job.container));
+      }
       if (st.status === 'running') await runc.pause(job.container);
       if (address) await lockNet(ctx, job.container, address);
-      frozenAt = new Date().toISOString();
+      frozenAt ||= new Date().toISOString();
       const affinity = await captureAffinity(await runc.pids(job.container));
       await writeFile(path.join(layout.images(uid), AFFINITY_FILE), JSON.stringify(affinity), {
         mode: 0o600,
@@ -249,6 +261,7 @@ export const containerKind: WorkloadKind = {
       imageBytes: (await dirBytes(images)) + (extra.streamedBytes ?? 0),
       ...extra,
       ...(precopy ? { iterations: precopy.rounds, stopReason: precopy.stopReason } : {}),
+      ...(gpu ? { gpu } : {}),
     };
   },
 
@@ -280,8 +293,13 @@ export const containerKind: WorkloadKind = {
     }
     const address = await addressOf(specFile(ctx, job.container));
     if (address) await unlockNet(ctx, job.container, address);
-    if (st.status !== 'paused') return { resumed: job.container, wasFrozen: false };
-    await ctx.runc.resume(job.container);
+    if (st.status === 'paused') await ctx.runc.resume(job.container);
+    // A GPU container's CUDA state comes back once it runs again (the driver needs its threads),
+    // even when the freeze never came: a lock or checkpoint may have.
+    const gpu = (await isGpuContainer(specFile(ctx, job.container)))
+      ? await resumeGpu(ctx.cuda, await ctx.runc.pids(job.container))
+      : undefined;
+    if (st.status !== 'paused' && !gpu?.pids.length) return { resumed: job.container, wasFrozen: false };
     return { resumed: job.container, wasFrozen: true, resumedAt: new Date().toISOString() };
   },
 
@@ -337,13 +355,17 @@ export const containerKind: WorkloadKind = {
         `restored container is ${after?.status ?? 'absent'}, not running`,
       );
     if (address) await announce(ctx, job.container, address);
+    // A GPU container: its processes' CUDA state back onto this node's GPU, then unlocked.
+    const gpu = facts.gpuDevices.length
+      ? await resumeGpu(ctx.cuda, await runc.pids(job.container))
+      : undefined;
     const restoredAt = new Date().toISOString();
     const restoreMs = Date.now() - started;
     // CRIU does not carry CPU affinity: set what the source recorded while frozen.
     const affinity = await readFile(path.join(layout.images(uid), AFFINITY_FILE), 'utf8').catch(() => '{}');
     const unset = await applyAffinity(await runc.pids(job.container), JSON.parse(affinity) as AffinityMap);
     if (unset.length) ctx.log.warn({ unset }, 'could not restore the CPU affinity of some tasks');
-    return { restoredAt, restoreMs, pid: after.pid };
+    return { restoredAt, restoreMs, pid: after.pid, ...(gpu ? { gpuRestoreMs: gpu.ms } : {}) };
   },
 
   async verify(ctx, job) {

@@ -87,6 +87,13 @@ export const AgentConfigSchema = z.strictObject({
   runDir: z.string().startsWith('/'),
   /** Named fault-injection hooks; off unless a test cluster turns them on. */
   faultHooks: z.boolean().default(false),
+  /**
+   * ferry's CUDA helper, with any arguments before the operation (workload/cuda-ckpt.c; a test
+   * cluster runs its fake through node).
+   */
+  cudaHelper: z.array(z.string()).min(1).default(['/opt/ferry/bin/ferry-cuda']),
+  /** Where this node's NVIDIA device nodes are (a test cluster's fake ones are elsewhere). */
+  gpuDevDir: z.string().startsWith('/').default('/dev'),
   /** Node labels, matched by Migration target node selectors. */
   labels: z.record(z.string(), z.string()).default({}),
   /** Set on Kubernetes nodes (and test clusters with fake kubelets): pods can move. */

@@ -40,6 +40,18 @@ export const ERROR_CODES = {
   },
   FeatureUnsupported: { final: true, doc: 'The strategy needs a kernel or CRIU feature this node lacks.' },
   CpuIncompatible: { final: true, doc: 'The target CPU lacks features the source CPU offered the workload.' },
+  GpuUnavailable: {
+    final: true,
+    doc: "A node has no CUDA driver, or one without the checkpoint API, or not ferry's CUDA helper.",
+  },
+  GpuIncompatible: {
+    final: true,
+    doc: 'The target GPU differs from the source’s (model, driver version) or lacks the free memory.',
+  },
+  GpuCheckpointFailed: {
+    final: true,
+    doc: "The CUDA driver refused to lock, checkpoint, restore or unlock a process's GPU state.",
+  },
   CriuDumpFailed: { final: true, doc: 'CRIU could not checkpoint the workload.' },
   CriuRestoreFailed: { final: true, doc: 'CRIU could not restore the workload.' },
   RuntimeFailed: { final: true, doc: 'runc refused an operation.' },

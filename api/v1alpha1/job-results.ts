@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import type { JobKind } from './jobs.ts';
 import { VolumeDriverSchema } from './migration.ts';
+import { GpuCheckpointSchema, GpuUseSchema } from './gpu.ts';
 
 const bytes = z.number().int().min(0);
 const ms = z.number().min(0);
@@ -54,6 +55,8 @@ export const PreflightSourceResultSchema = z.object({
   warnings: z.array(z.string()).optional(),
   /** Rate of a short probe over the SSH link to the target, bandwidth limit included. */
   linkBytesPerSecond: z.number().min(0).optional(),
+  /** A GPU workload: what the target must have (agent/gpu). */
+  gpu: GpuUseSchema.optional(),
 });
 export type PreflightSourceResult = z.infer<typeof PreflightSourceResultSchema>;
 
@@ -79,6 +82,8 @@ export const CheckpointResultSchema = z.object({
   /** PreCopy: pre-dump rounds run, and why they stopped. */
   iterations: z.number().int().optional(),
   stopReason: z.string().optional(),
+  /** A GPU workload: its CUDA state checkpointed through the driver before the dump. */
+  gpu: GpuCheckpointSchema.optional(),
 });
 
 export const TransferResultSchema = z.object({
@@ -94,6 +99,8 @@ export const RestoreResultSchema = z.object({
   restoredAt: time,
   restoreMs: ms,
   pid: z.number().optional(),
+  /** A GPU workload: the time its CUDA state took to come back (restore and unlock). */
+  gpuRestoreMs: ms.optional(),
 });
 
 export const VerifyTargetResultSchema = z.object({

@@ -1,6 +1,7 @@
 // Jobs the controller (and the CLI) give agents over the work bus, and what agents answer.
 // Every job payload is parsed with these schemas on the agent before anything runs.
 import { z } from 'zod';
+import { GpuUseSchema } from './gpu.ts';
 import { CompressionSchema, ModeSchema, NameSchema, VolumeDriverSchema } from './migration.ts';
 
 /** What moves: a runc container, or a bare process tree (agent/workloads/ has one file each). */
@@ -105,6 +106,11 @@ export const JobSchema = z.discriminatedUnion('kind', [
       .default([]),
     /** Paths the workload keeps open, inside the container. */
     open: z.array(z.string().startsWith('/')).max(8).default([]),
+    /** Environment beyond PATH and HOME (tests: the fake CUDA helper's process identity). */
+    env: z
+      .array(z.string().regex(/^[A-Z_][A-Z0-9_]*=/))
+      .max(8)
+      .default([]),
   }),
   /** A container from an OCI image (agent/images/run-image.ts), as `podman run -d` starts one. */
   z.strictObject({
@@ -184,6 +190,8 @@ export const JobSchema = z.discriminatedUnion('kind', [
         cpuinfo: z.string().max(65536).optional(),
         memoryBytes: z.number().int().min(0).optional(),
         rootfsBytes: z.number().int().min(0).optional(),
+        /** A GPU workload: the target checks its GPUs, driver and device nodes against these. */
+        gpu: GpuUseSchema.optional(),
       })
       .default({}),
   }),

@@ -250,6 +250,15 @@ export const MigrationStateSchema = z
     imageBytes: bytes('Size of the CRIU images, the measure of the workload memory'),
     dumpMs: ms('Time CRIU spent dumping'),
     restoreMs: ms('Time CRIU spent restoring'),
+    gpu: z
+      .strictObject({
+        processes: z.number().int().min(0).describe('Processes whose CUDA state moved.'),
+        checkpointMs: ms('Time the CUDA driver took to lock and checkpoint them on the source'),
+        restoreMs: ms('Time it took to restore and unlock them on the target'),
+        bytes: bytes('GPU memory moved (their host memory grew by it at the checkpoint)'),
+      })
+      .optional()
+      .describe('A GPU workload: its CUDA state, checkpointed and restored through the driver.'),
     estimatedFreezeMs: ms(
       'What a StopAndCopy freeze of this workload was estimated at in Preflight (memory over the measured link); frozen steps get a deadline from it',
     ),

@@ -72,6 +72,7 @@ const BUILDERS: Builders = {
       ...(src?.cpuinfo !== undefined ? { cpuinfo: src.cpuinfo } : {}),
       ...(src?.memoryBytes !== undefined ? { memoryBytes: src.memoryBytes } : {}),
       ...(src?.rootfsBytes !== undefined ? { rootfsBytes: src.rootfsBytes } : {}),
+      ...(src?.gpu ? { gpu: src.gpu } : {}),
     };
     return { kind: 'preflightTarget', ...who(m), requirements };
   },

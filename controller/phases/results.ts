@@ -46,6 +46,7 @@ function afterCheckpointing(state: MigrationState, jobs: StepFacts): MigrationSt
       // StopAndCopy streams the memory while dumping: those bytes crossed during the freeze.
       bytesDuringFreeze: r.streamedBytes,
       iterations: r.iterations,
+      gpu: r.gpu,
     }),
   };
 }
@@ -70,7 +71,9 @@ function afterRestoring(state: MigrationState, jobs: StepFacts): MigrationState 
   const r = jobs.restore?.result;
   if (!r) return state;
   const downtimeMs = state.frozenAt ? Date.parse(r.restoredAt) - Date.parse(state.frozenAt) : undefined;
-  return { ...state, restoredAt: r.restoredAt, restoreMs: r.restoreMs, ...defined({ downtimeMs }) };
+  const gpu =
+    state.gpu && r.gpuRestoreMs !== undefined ? { ...state.gpu, restoreMs: r.gpuRestoreMs } : state.gpu;
+  return { ...state, restoredAt: r.restoredAt, restoreMs: r.restoreMs, ...defined({ downtimeMs, gpu }) };
 }
 
 /** A rollback that thawed a frozen source: the freeze it suffered, from the freeze to running again. */
