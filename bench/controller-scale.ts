@@ -6,9 +6,10 @@
 // second, and the controller's peak memory, as a table and as JSON.
 //   node --import tsx bench/controller-scale.ts [--counts 100,1000] [--nodes 50] [--max-running 100]
 //     [--cpu-prof DIR]
+import { writeResults } from './results-file.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -271,26 +272,17 @@ async function main() {
   console.log(
     `\ngrowth ${growth.from} -> ${growth.to}: overhead p50 x${growth.overheadP50}, p99 x${growth.overheadP99}, throughput x${growth.migrationsPerSecond}, peak RSS x${growth.peakRss}`,
   );
-  const file = path.join(REPO_ROOT, 'bench/results/controller-scale.json');
-  await writeFile(
-    file,
-    JSON.stringify(
-      {
-        benchmark: 'controller-scale',
-        date: new Date().toISOString(),
-        nodes: NODES,
-        limits: {
-          maxRunning: Number(values['max-running']),
-          maxOutboundPerNode: Number(values['max-outbound-per-node']),
-        },
-        rows,
-        growth,
-      },
-      null,
-      2,
-    ) + '\n',
-  );
-  console.log(`results written to ${path.relative(process.cwd(), file)}`);
+  await writeResults('controller-scale', {
+    benchmark: 'controller-scale',
+    date: new Date().toISOString(),
+    nodes: NODES,
+    limits: {
+      maxRunning: Number(values['max-running']),
+      maxOutboundPerNode: Number(values['max-outbound-per-node']),
+    },
+    rows,
+    growth,
+  });
 }
 
 void main().catch((err) => {

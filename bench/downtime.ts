@@ -6,9 +6,10 @@
 // Prints each ratio and writes bench/results/downtime.json.
 //
 //   node --import tsx bench/downtime.ts [--sizes 64,256,1024] [--runs 3] [--modes StopAndCopy,PostCopy,PreCopy]
+import { median, writeResults } from './results-file.ts';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +17,6 @@ import { parseArgs } from 'node:util';
 import { clusterDown } from '../cluster/cluster.ts';
 import { BENCH_CLUSTER as CLUSTER, upBenchCluster } from './bench-cluster.ts';
 import { runcInPlace } from './runc-baseline.ts';
-import { REPO_ROOT } from '../cluster/processes.ts';
 import { netnsName } from '../cluster/netns.ts';
 import { connect } from '../cli/client.ts';
 import { bytes, ms, table } from '../cli/format.ts';
@@ -78,7 +78,6 @@ export function criticalPath(
   ];
   return Object.fromEntries(SEGMENTS.map((name, i) => [name, marks[i + 1]! - marks[i]!]));
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main() {
   console.log(
@@ -303,9 +302,7 @@ async function main() {
     rows,
     unavailable: Object.fromEntries(unavailable),
   };
-  const file = path.join(REPO_ROOT, 'bench/results/downtime.json');
-  await writeFile(file, JSON.stringify(out, null, 2) + '\n');
-  console.log(`\nresults written to ${path.relative(process.cwd(), file)}`);
+  await writeResults('downtime', out);
 }
 
 void main().catch((err) => {

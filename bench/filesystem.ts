@@ -4,6 +4,7 @@
 // (`send -p`) for an idle volume and for 10 MiB and 100 MiB changed since the running send.
 // Writes bench/results/filesystem.json.
 //   node --import tsx bench/filesystem.ts [--mib 256] [--runs 3]
+import { median, writeResults } from './results-file.ts';
 import { randomFillSync } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
@@ -20,7 +21,6 @@ import {
 } from '../agent/snapshot/btrfs.ts';
 import { clusterDown } from '../cluster/cluster.ts';
 import { BENCH_CLUSTER as CLUSTER, expectBenchTransfer, upBenchCluster } from './bench-cluster.ts';
-import { REPO_ROOT } from '../cluster/processes.ts';
 import { bytes, ms, table } from '../cli/format.ts';
 import { clusterDir, fsLayout, nodePaths } from '../lib/paths.ts';
 import { run } from '../lib/exec.ts';
@@ -35,7 +35,6 @@ const { values } = parseArgs({
 const MIB = 2 ** 20;
 const FILE_MIB = 4;
 const MIGRATION = 'bench-fs-00000001';
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Overwrites `mib` MiB of the volume's files with new random bytes (whole 4 MiB files). */
 async function change(volume: string, mib: number, round: number): Promise<void> {
@@ -167,9 +166,7 @@ async function main() {
     ),
   );
   console.log(`\nferry running send / plain btrfs: ${result.runningSend.ratio}`);
-  const out = path.join(REPO_ROOT, 'bench/results/filesystem.json');
-  await writeFile(out, JSON.stringify(result, null, 2) + '\n');
-  console.log(`results written to ${path.relative(process.cwd(), out)}`);
+  await writeResults('filesystem', result);
 }
 
 void main().catch((err) => {

@@ -19,6 +19,7 @@ import { nodeEntry, REPO_ROOT } from '../cluster/processes.ts';
 import { exec } from '../lib/exec.ts';
 import { FERRY_OPT, fsLayout, nodePaths } from '../lib/paths.ts';
 import { cpuOf } from './proc-cpu.ts';
+import { median } from './results-file.ts';
 
 const CRIU = path.join(FERRY_OPT, 'bin/criu');
 /** `criu dump` of `pid` into `dir`, its pages to the page server at address:port. */
@@ -205,7 +206,6 @@ export async function measurePagePaths(opts: {
     );
     await exec('kill', ['-9', String(pid)]).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const gib = opts.mib / 1024;
     const rows = variants.map(([name], i) => {
       const t = median(samples[i]!.map((s) => s.ms));

@@ -9,13 +9,11 @@
 // ratio per size and writes bench/results/pod-downtime.json.
 //
 //   node --import tsx bench/pod-downtime.ts [--sizes 64,256] [--runs 3] [--runtime containerd|cri-o]
-import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { writeResults } from './results-file.ts';
 import { parseArgs } from 'node:util';
 import { connect } from '../cli/client.ts';
 import { ms, table } from '../cli/format.ts';
 import { clusterDown } from '../cluster/cluster.ts';
-import { REPO_ROOT } from '../cluster/processes.ts';
 import { migrate, runWorkload, unique } from '../test/helpers.ts';
 import { startPodHarness } from '../test/pod-harness.ts';
 import {
@@ -128,9 +126,7 @@ async function main() {
       ]),
     ),
   );
-  const file = path.join(REPO_ROOT, 'bench/results/pod-downtime.json');
-  await writeFile(file, JSON.stringify({ date: new Date().toISOString(), runtime, results }, null, 2) + '\n');
-  console.log(`\nresults written to ${path.relative(process.cwd(), file)}`);
+  await writeResults('pod-downtime', { date: new Date().toISOString(), runtime, results });
 }
 
 await main();

@@ -6,8 +6,9 @@
 //
 //   node --import tsx bench/real-workloads.ts [--redis-keys 200000,1000000] [--web-mib 768]
 //     [--pg-scale 10,50] [--runs 1]
+import { writeResults } from './results-file.ts';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -216,9 +217,7 @@ async function main() {
       ]),
     ),
   );
-  const file = path.join(REPO_ROOT, 'bench/results/real-workloads.json');
-  await writeFile(file, JSON.stringify({ date: new Date().toISOString(), results }, null, 2) + '\n');
-  console.log(`\nresults written to ${path.relative(process.cwd(), file)}`);
+  await writeResults('real-workloads', { date: new Date().toISOString(), results });
 }
 
 await main();

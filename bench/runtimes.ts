@@ -4,12 +4,12 @@
 // both through ferry's CRIU 4.2.1, images on the same disk. The workload checks its memory and
 // its file after the last restore. Prints the medians and writes bench/results/runtimes.json.
 //   node --import tsx bench/runtimes.ts [--sizes 32,256] [--runs 5]
+import { median, writeResults } from './results-file.ts';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ms, table } from '../cli/format.ts';
-import { REPO_ROOT } from '../cluster/processes.ts';
 import { exec } from '../lib/exec.ts';
 import { FERRY_OPT } from '../lib/paths.ts';
 
@@ -19,7 +19,6 @@ const { values } = parseArgs({
 const sizes = values.sizes.split(',').map(Number);
 const runs = Number(values.runs);
 const CRIU = path.join(FERRY_OPT, 'bin/criu');
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Each runtime's command line up to the subcommand. */
 const RUNTIMES: Record<string, string[]> = {
@@ -141,24 +140,15 @@ async function main() {
     crun: (await exec(RUNTIMES.crun![0]!, ['--version'])).stdout.split('\n')[0],
     criu: (await exec(CRIU, ['--version'])).stdout.split('\n')[0],
   };
-  const out = path.join(REPO_ROOT, 'bench/results/runtimes.json');
-  await writeFile(
-    out,
-    JSON.stringify(
-      {
-        benchmark: 'runtimes',
-        date: new Date().toISOString(),
-        runs,
-        versions,
-        method:
-          'median of runs; checkpoint = `<runtime> checkpoint` of a running container, restore = `<runtime> restore --detach` of it in place, same bundle and CRIU; the workload verifies its memory and file after the last restore',
-        rows: withRatio,
-      },
-      null,
-      2,
-    ) + '\n',
-  );
-  console.log(`results written to ${path.relative(process.cwd(), out)}`);
+  await writeResults('runtimes', {
+    benchmark: 'runtimes',
+    date: new Date().toISOString(),
+    runs,
+    versions,
+    method:
+      'median of runs; checkpoint = `<runtime> checkpoint` of a running container, restore = `<runtime> restore --detach` of it in place, same bundle and CRIU; the workload verifies its memory and file after the last restore',
+    rows: withRatio,
+  });
 }
 
 void main().catch((err) => {

@@ -8,13 +8,13 @@
 // downtime's p50 is given as a ratio to that median too. Writes bench/results/soak.json.
 //
 //   node --import tsx bench/soak.ts [--rounds 100] [--memory-mib 32] [--warmup 5] [--keep]
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { writeResults } from './results-file.ts';
+import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type Client } from '../cli/client.ts';
 import { clusterDown } from '../cluster/cluster.ts';
 import { bytes, ms, table } from '../cli/format.ts';
-import { REPO_ROOT } from '../cluster/processes.ts';
 import { clusterDir, nodePaths } from '../lib/paths.ts';
 import { migrate, runWorkload, unique, verify } from '../test/helpers.ts';
 import { BENCH_CLUSTER as CLUSTER, upBenchCluster } from './bench-cluster.ts';
@@ -134,34 +134,24 @@ async function soak(c: Client) {
       ]),
     ),
   );
-  const out = path.join(REPO_ROOT, 'bench/results/soak.json');
-  await mkdir(path.dirname(out), { recursive: true });
-  await writeFile(
-    out,
-    JSON.stringify(
-      {
-        when: new Date().toISOString(),
-        rounds,
-        memoryMiB: Number(values['memory-mib']),
-        succeeded: outcomes.length - failures.length,
-        failures,
-        downtimeMs: {
-          p50: quantile(downtimes, 0.5),
-          p90: quantile(downtimes, 0.9),
-          p99: quantile(downtimes, 0.99),
-          max: Math.max(...downtimes),
-          lastTenOverFirstTen: quantile(last, 0.5) / quantile(first, 0.5),
-        },
-        runcInPlaceMs: runcMs,
-        p50OverRuncInPlace: Number((quantile(downtimes, 0.5) / runcMs).toFixed(2)),
-        processes: { afterWarmup: start, end },
-        finalCheck: check,
-      },
-      null,
-      2,
-    ),
-  );
-  console.log(`results: ${path.relative(process.cwd(), out)}`);
+  await writeResults('soak', {
+    when: new Date().toISOString(),
+    rounds,
+    memoryMiB: Number(values['memory-mib']),
+    succeeded: outcomes.length - failures.length,
+    failures,
+    downtimeMs: {
+      p50: quantile(downtimes, 0.5),
+      p90: quantile(downtimes, 0.9),
+      p99: quantile(downtimes, 0.99),
+      max: Math.max(...downtimes),
+      lastTenOverFirstTen: quantile(last, 0.5) / quantile(first, 0.5),
+    },
+    runcInPlaceMs: runcMs,
+    p50OverRuncInPlace: Number((quantile(downtimes, 0.5) / runcMs).toFixed(2)),
+    processes: { afterWarmup: start, end },
+    finalCheck: check,
+  });
 }
 
 void main().catch((err: unknown) => {

@@ -5,6 +5,7 @@
 // together. Then the page stream's paths side by side (bench/page-paths.ts): plain TCP, ferry's SSH
 // tunnel, CRIU's own TLS. Writes bench/results/transfer.json.
 //   node --import tsx bench/transfer.ts [--mib 512] [--runs 3]
+import { median, writeResults } from './results-file.ts';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomFillSync } from 'node:crypto';
@@ -34,7 +35,6 @@ const inNode = (node: string, argv: string[]) => [
   `--net=/run/netns/${netnsName(CLUSTER, node)}`,
   ...argv,
 ];
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Pages as a process's memory often looks: a quarter random, the rest zero or repeated. */
 async function writeCompressible(file: string, mib: number): Promise<void> {
@@ -215,26 +215,17 @@ async function main() {
   console.log(
     `TLS page server, a client certificate it does not trust: ${pages!.refusedForeignCertificate ? 'refused' : 'ACCEPTED'}`,
   );
-  const out = path.join(REPO_ROOT, 'bench/results/transfer.json');
-  await writeFile(
-    out,
-    JSON.stringify(
-      {
-        benchmark: 'transfer',
-        date: new Date().toISOString(),
-        payloadMiB: Number(values.mib),
-        runs: Number(values.runs),
-        method:
-          'median of runs; throughput = payload bytes delivered over wall time, so compression counts as faster when it sends fewer bytes; plain TCP measured in the same run with random data; CPU = user + system time of both ends (sender, receiver or agent, the CRIU they reaped) per GiB of payload; pageStream = CRIU dumping a workload process of payloadMiB on node1 to a page server on node2, time from the dump start to its exit',
-        rows,
-        pageStream: { rows: pageRows, refusedForeignCertificate: pages!.refusedForeignCertificate },
-        runsBytesPerSecond: { tcp, ...Object.fromEntries(VARIANTS.map((v, i) => [v.path, ssh[i]])) },
-      },
-      null,
-      2,
-    ) + '\n',
-  );
-  console.log(`results written to ${path.relative(process.cwd(), out)}`);
+  await writeResults('transfer', {
+    benchmark: 'transfer',
+    date: new Date().toISOString(),
+    payloadMiB: Number(values.mib),
+    runs: Number(values.runs),
+    method:
+      'median of runs; throughput = payload bytes delivered over wall time, so compression counts as faster when it sends fewer bytes; plain TCP measured in the same run with random data; CPU = user + system time of both ends (sender, receiver or agent, the CRIU they reaped) per GiB of payload; pageStream = CRIU dumping a workload process of payloadMiB on node1 to a page server on node2, time from the dump start to its exit',
+    rows,
+    pageStream: { rows: pageRows, refusedForeignCertificate: pages!.refusedForeignCertificate },
+    runsBytesPerSecond: { tcp, ...Object.fromEntries(VARIANTS.map((v, i) => [v.path, ssh[i]])) },
+  });
 }
 
 void main().catch((err) => {
