@@ -9,11 +9,12 @@ import { FerryError } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
 import { dirBytes } from '../lib/space.ts';
 import type { AgentContext } from './context.ts';
-import { describeGpuUse, heldGpuDevices } from './gpu/gpu-node.ts';
+import { describeGpuUse } from './gpu/gpu-node.ts';
+import { gpuDevicesHeld } from './gpu/gpu-rules.ts';
 import { AFFINITY_FILE } from './criu/affinity.ts';
 import { stopBackground } from './page-streams.ts';
 import { withSession } from './peers.ts';
-import { checkCriu, dumpableTotal, readMemoryPolicies, unsupportedFds } from './preflight.ts';
+import { checkCriu, dumpableTotal, openFds, readMemoryPolicies, unsupportedFds } from './preflight.ts';
 import { allVolumeDrivers, volumeDriver } from './snapshot/drivers.ts';
 import { dropMigrationFiles, KEPT } from './migration-files.ts';
 import type { Outbound, VolumeAt } from './snapshot/volume-driver.ts';
@@ -64,14 +65,15 @@ export async function preflightSource(
   checkCriu(ctx);
   const kind = workloadKind(job);
   const st = await kind.inspect(ctx, job);
-  const problems = await unsupportedFds(st.pids);
+  const fds = await openFds(st.pids);
+  const problems = unsupportedFds(fds);
   if (problems.length) {
     const what = kind.name === 'process' ? `process ${st.pid}` : `container ${job.container}`;
     throw new FerryError('UnsupportedWorkload', `${what} holds ${problems.slice(0, 3).join('; ')}`);
   }
   // A GPU workload: its CUDA state moves through the driver, in a container only (its spec names
   // the device nodes the target makes); the target checks itself against what is found here.
-  const gpuDevices = await heldGpuDevices(st.pids);
+  const gpuDevices = gpuDevicesHeld(fds.map((f) => f.target));
   if (gpuDevices.length && kind.name !== 'container')
     throw new FerryError(
       'UnsupportedWorkload',

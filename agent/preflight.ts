@@ -30,19 +30,34 @@ export function fdProblem(target: string, isDevice: boolean): string | undefined
   return undefined;
 }
 
-/** Every open descriptor of the given processes that CRIU cannot move, described. */
-export async function unsupportedFds(pids: number[]): Promise<string[]> {
-  const found: string[] = [];
+/** One open descriptor of a process: what it points at, and whether that is a device. */
+export interface OpenFd {
+  pid: number;
+  fd: string;
+  target: string;
+  isDevice: boolean;
+}
+
+/** Every open descriptor of the given processes, read once for all that preflight asks of them. */
+export async function openFds(pids: number[]): Promise<OpenFd[]> {
+  const found: OpenFd[] = [];
   for (const pid of pids) {
     const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
     for (const fd of fds) {
       const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
       const st = await stat(`/proc/${pid}/fd/${fd}`).catch(() => undefined);
-      const problem = fdProblem(target, Boolean(st?.isCharacterDevice() || st?.isBlockDevice()));
-      if (problem) found.push(`pid ${pid} fd ${fd}: ${problem}`);
+      found.push({ pid, fd, target, isDevice: Boolean(st?.isCharacterDevice() || st?.isBlockDevice()) });
     }
   }
   return found;
+}
+
+/** Every open descriptor that CRIU cannot move, described. Pure. */
+export function unsupportedFds(fds: OpenFd[]): string[] {
+  return fds.flatMap(({ pid, fd, target, isDevice }) => {
+    const problem = fdProblem(target, isDevice);
+    return problem ? [`pid ${pid} fd ${fd}: ${problem}`] : [];
+  });
 }
 
 /**

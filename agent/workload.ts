@@ -1,7 +1,7 @@
 // The test programs ferry runs on its local cluster: the memory-and-file workload, the kernel-feature
 // list and the echo server, each a runc container built from busybox, and their self-checks.
 // Container lifecycle the migration path needs is in runtime/containers.ts.
-import { chmod, copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JobOf } from '../api/v1alpha1/jobs.ts';
@@ -10,6 +10,7 @@ import { FerryError } from '../lib/errors.ts';
 import type { AgentContext } from './context.ts';
 import { buildOciSpec, type Device, DEFAULT_ENV } from './runtime/oci-spec.ts';
 import { gpuDevice } from './gpu/gpu-node.ts';
+import { deviceNode } from './runtime/device-node.ts';
 import { isGpuDevice } from './gpu/gpu-rules.ts';
 import { createNetns } from './runtime/container-net.ts';
 import {
@@ -103,14 +104,11 @@ async function createBundle(ctx: AgentContext, job: JobOf<'run'>): Promise<void>
   await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2), { mode: 0o600 });
 }
 
-/** A host device node as the OCI spec describes it (Linux's major/minor encoding of st_rdev). */
+/** A host device node as the OCI spec describes it. */
 async function hostDevice(p: string): Promise<Device> {
-  const st = await stat(p);
-  if (!st.isCharacterDevice() && !st.isBlockDevice())
-    throw new FerryError('InvalidInput', `${p} is not a device`);
-  const major = (st.rdev >> 8) & 0xfff;
-  const minor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
-  return { path: p, type: st.isCharacterDevice() ? 'c' : 'b', major, minor };
+  const d = await deviceNode(p);
+  if (!d) throw new FerryError('InvalidInput', `${p} is not a device`);
+  return d;
 }
 
 /** Sends SIGUSR1 to a test workload and returns the report it writes to `file` in answer. */

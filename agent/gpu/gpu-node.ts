@@ -1,7 +1,7 @@
-// A GPU workload on this node: the NVIDIA device nodes its processes hold, what the source tells
+// A GPU workload on this node: what the source tells
 // the target about it, the target's check against that, and the device nodes a container gets
 // (this node's own numbers, from its own /dev: never the ones a spec from another node names).
-import { readFile, readdir, readlink, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GpuUse } from '../../api/v1alpha1/gpu.ts';
 import { FerryError } from '../../lib/errors.ts';
@@ -9,30 +9,19 @@ import type { AgentContext } from '../context.ts';
 import type { Device } from '../runtime/oci-spec.ts';
 import { dumpableTotal } from '../preflight.ts';
 import { checkpointGpu } from './cuda-moves.ts';
-import { gpuDevicesHeld, gpuRefusal, isGpuDevice } from './gpu-rules.ts';
-
-/** The NVIDIA device nodes the processes have open, each once. */
-export async function heldGpuDevices(pids: number[]): Promise<string[]> {
-  const targets: string[] = [];
-  for (const pid of pids)
-    for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]))
-      targets.push(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ''));
-  return gpuDevicesHeld(targets);
-}
+import { gpuRefusal, isGpuDevice } from './gpu-rules.ts';
+import { deviceNode } from '../runtime/device-node.ts';
 
 /** A GPU device node as a container spec gives it: `containerPath`, with this node's numbers. */
 export async function gpuDevice(ctx: AgentContext, containerPath: string): Promise<Device> {
   const onNode = path.join(ctx.config.gpuDevDir, path.basename(containerPath));
-  const st = await stat(onNode, { bigint: true }).catch(() => undefined);
-  if (!st?.isCharacterDevice())
+  const d = await deviceNode(onNode, containerPath);
+  if (d?.type !== 'c')
     throw new FerryError(
       'GpuIncompatible',
       `${ctx.config.node} has no ${containerPath} (looked for ${onNode})`,
     );
-  // Linux's dev_t: the major's low 12 bits at 8, its high bits at 32; the minor's low 8 at 0, the rest at 12.
-  const major = Number(((st.rdev >> 8n) & 0xfffn) | ((st.rdev >> 32n) & ~0xfffn));
-  const minor = Number((st.rdev & 0xffn) | ((st.rdev >> 12n) & ~0xffn));
-  return { path: containerPath, type: 'c', major, minor };
+  return d;
 }
 
 /**
