@@ -43,6 +43,8 @@ import {
 } from './snapshot/overlay.ts';
 import { createSubvolume, exists } from './snapshot/btrfs.ts';
 import { refuseTaken, removeContainer, ROOT_MODE } from './runtime/containers.ts';
+import { checkpointContainerGpu, isGpuSpec } from './gpu/gpu-node.ts';
+import { resumeGpu } from './gpu/cuda-moves.ts';
 
 const REQUIRED = ['checkpoint/inventory.img', 'config.dump', 'spec.dump', DIFF_TAR];
 
@@ -110,7 +112,15 @@ export async function exportCheckpoint(ctx: AgentContext, job: JobOf<'export'>) 
   await mkdir(emptyDir, { mode: 0o755 });
   const base = await workloadOciImage(ctx);
   let deleted: string[] | undefined;
-  if (st.status === 'running') await runc.pause(job.container);
+  // A GPU container's CUDA state is checkpointed into its processes' memory first, while they run
+  // (a refusal leaves them as they were); the archive's images then hold their GPU memory.
+  const pids = await runc.pids(job.container);
+  const gpu = isGpuSpec(spec) ? await checkpointContainerGpu(ctx, pids) : undefined;
+  if (st.status === 'running')
+    await runc.pause(job.container).catch(async (err: unknown) => {
+      if (gpu) await resumeGpu(ctx.cuda, pids).catch(() => undefined); // the pause's error is the one to report
+      throw err;
+    });
   try {
     await runc.checkpointLeavingStopped(job.container, images, path.join(dir, 'work'));
     // Taken while frozen, like the images: the trees the restored processes expect. Node-local
@@ -126,7 +136,11 @@ export async function exportCheckpoint(ctx: AgentContext, job: JobOf<'export'>) 
       );
   } finally {
     if (job.stop) await removeContainer(ctx, job.container);
-    else if (st.status === 'running') await runc.resume(job.container);
+    else {
+      if (st.status === 'running') await runc.resume(job.container);
+      // Running again, its processes get their GPU memory back through the driver.
+      if (gpu) await resumeGpu(ctx.cuda, pids);
+    }
   }
   // CRIU writes its statistics into the work folder when runc gives it one.
   for (const from of [path.join(dir, 'work', 'stats-dump'), path.join(images, 'stats-dump')])
@@ -156,6 +170,7 @@ export async function exportCheckpoint(ctx: AgentContext, job: JobOf<'export'>) 
     bytes: (await stat(archive)).size,
     stopped: job.stop,
     baseImage: { name: base.name, id: base.id, ref: `oci:${base.layout}:${base.tag}` },
+    ...(gpu ? { gpu } : {}),
   };
 }
 
@@ -229,8 +244,12 @@ export async function importCheckpoint(ctx: AgentContext, job: JobOf<'import'>) 
     const st = await runc.state(job.container);
     if (st?.status !== 'running')
       throw new FerryError('CriuRestoreFailed', `imported container is ${st?.status ?? 'absent'}`);
+    // A GPU container's processes were checkpointed by the driver: they get their GPU memory back.
+    const gpu = facts.gpuDevices.length
+      ? await resumeGpu(ctx.cuda, await runc.pids(job.container))
+      : undefined;
     if (address) await announce(ctx, job.container, address);
-    return { restored: job.container, pid: st.pid };
+    return { restored: job.container, pid: st.pid, ...(gpu ? { gpuRestoreMs: gpu.ms } : {}) };
   } catch (err) {
     // Nothing half-made stays: no container, no bundle, no root filesystem.
     await removeContainer(ctx, job.container).catch(() => undefined);

@@ -60,7 +60,7 @@ export interface UpOptions {
    * Test clusters: the agents' CUDA helper (test/fake-cuda-helper.mjs, through node) and where
    * their NVIDIA device nodes are (fakes of /dev/null's numbers), so GPU moves run without a GPU.
    */
-  gpu?: { helper: string[]; devDir: string };
+  gpu?: { helper?: string[]; devDir?: string };
   say?: (line: string) => void;
 }
 
@@ -209,7 +209,8 @@ function agentConfigFor(opts: UpOptions, redis: RedisConfig, peersFile: string, 
     ferryctlBinary: path.join(FERRY_OPT, 'bin/ferryctl'),
     runDir: nodeRunDir(opts.name, node),
     faultHooks: opts.faultHooks,
-    ...(opts.gpu ? { cudaHelper: opts.gpu.helper, gpuDevDir: opts.gpu.devDir } : {}),
+    ...(opts.gpu?.helper ? { cudaHelper: opts.gpu.helper } : {}),
+    ...(opts.gpu?.devDir ? { gpuDevDir: opts.gpu.devDir } : {}),
     ...kube,
   });
 }
@@ -260,13 +261,13 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
     metricsPort: opts.metricsPort ?? 0,
   };
   const controllerPid = path.join(dir, 'controller.pid');
-  const marker = `controller/main.ts --cluster ${opts.name}`;
+  const entry = nodeEntry('controller/main.ts', ['--cluster', opts.name]);
+  const marker = controllerMarker(opts.name);
   // A controller started with another configuration is restarted with this one.
   if (prior && JSON.stringify(prior) !== JSON.stringify(config)) await stopProcess(controllerPid, marker);
   await writeFile(clusterConfigFile(opts.name), JSON.stringify(config, null, 2), { mode: 0o600 });
   await ensureAgents(opts, redisCfg, peersFile, nodes);
   if (!(await runningPid(controllerPid, marker))) {
-    const entry = nodeEntry('controller/main.ts', ['--cluster', opts.name]);
     const pid = await startDetached(entry, path.join(dir, 'controller.log'), controllerPid);
     say(`controller started (pid ${pid})`);
   }
@@ -274,6 +275,10 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
   say(`cluster ${opts.name} is up: ${nodes.join(', ')}`);
   return config;
 }
+
+/** What a cluster's controller has in its command line: its script (source or bundled) and cluster. */
+const controllerMarker = (name: string) =>
+  nodeEntry('controller/main.ts', ['--cluster', name]).slice(-3).join(' ');
 
 /** Starts a node's agent inside its network namespace; returns its pid. */
 async function startAgent(cluster: string, node: string): Promise<number> {
@@ -351,7 +356,7 @@ export async function clusterDown(name: string, say: (l: string) => void = () =>
     throw new FerryError('InvalidInput', `cluster ${JSON.stringify(name)}: not a cluster name`);
   const config = await configForDown(name);
   const dir = clusterDir(name);
-  await stopProcess(path.join(dir, 'controller.pid'), `controller/main.ts --cluster ${name}`);
+  await stopProcess(path.join(dir, 'controller.pid'), controllerMarker(name));
   // Nodes on disk count too: a crashed `up` may not have written cluster.json.
   const onDisk = await readdir(path.join(dir, 'nodes')).catch(() => [] as string[]);
   const nodes = [...new Set([...(config?.nodes ?? []), ...onDisk])].sort();

@@ -10,8 +10,22 @@ import { setTimeout as sleep } from 'node:timers/promises';
 /** The repository root, so processes run the same code as the CLI that starts them. */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+/**
+ * Bundled (scripts/bundle.ts), this code runs from a .mjs file in the bundle's dist folder, and the
+ * processes it starts are that bundle's entry points: there is no TypeScript or tsx beside it.
+ */
+const BUNDLE_DIR = import.meta.url.endsWith('.mjs')
+  ? path.dirname(fileURLToPath(import.meta.url))
+  : undefined;
+const BUNDLED: Record<string, string> = { 'agent/main.ts': 'agent', 'controller/main.ts': 'controller' };
+
 /** How to run one of ferry's TypeScript entry points with node. */
 export function nodeEntry(script: string, args: string[]): string[] {
+  if (BUNDLE_DIR) {
+    const name = BUNDLED[script];
+    if (!name) throw new Error(`${script} is not in ferry's bundle (scripts/bundle.ts)`);
+    return [process.execPath, path.join(BUNDLE_DIR, `${name}.mjs`), ...args];
+  }
   return [
     process.execPath,
     '--import',

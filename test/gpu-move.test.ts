@@ -6,7 +6,7 @@
 // test/gpu/check.sh's, on a GPU machine.
 import { after, before, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '../cli/client.ts';
 import { describe as describeMigration } from '../cli/format.ts';
@@ -158,3 +158,42 @@ for (const [what, fake, reason] of [
     assert.ok(v.pass, v.line);
     await c.bus.call('node1', { kind: 'remove', container });
   });
+
+test('a GPU container exported keeps running with its CUDA state back; exported with --stop, it is imported on another node', async () => {
+  const [container, id] = [unique('gpu'), unique('cuda')];
+  const started = await runGpuWorkload('node1', container, id);
+  const kept = await c.bus.call('node1', { kind: 'export', container }, 120_000);
+  assert.equal(kept.gpu?.processes, 1);
+  await rm(kept.archive, { force: true });
+  assert.deepEqual(
+    (await moves()).map(([op, pid]) => `${op} ${pid}`),
+    ['lock', 'checkpoint', 'restore', 'unlock'].map((op) => `${op} ${started.pid}`),
+    'checkpointed into the archive, then given back to the same process',
+  );
+  assert.equal((await fakeState()).cuda?.[id], 'running');
+  let v = await verify(c, 'node1', container);
+  assert.ok(v.pass, v.line);
+
+  await writeFile(`${FAKE_CUDA_STATE}.log`, '');
+  const stopped = await c.bus.call('node1', { kind: 'export', container, stop: true }, 120_000);
+  assert.equal((await fakeState()).cuda?.[id], 'checkpointed', 'the archive holds it checkpointed');
+  const at = path.join(nodePaths(CLUSTER, 'node2').imagesDir, `incoming-${container}.tar`);
+  await copyFile(stopped.archive, at);
+  await rm(stopped.archive, { force: true });
+  try {
+    const r = await c.bus.call('node2', { kind: 'import', container, archive: at }, 120_000);
+    assert.ok(r.gpuRestoreMs !== undefined);
+  } finally {
+    await rm(at, { force: true });
+  }
+  const calls = await moves();
+  assert.deepEqual(
+    calls.map(([op]) => op),
+    ['lock', 'checkpoint', 'restore', 'unlock'],
+  );
+  assert.notEqual(calls[2]![1], calls[0]![1], 'restored and unlocked in the imported process');
+  assert.equal((await fakeState()).cuda?.[id], 'running');
+  v = await verify(c, 'node2', container);
+  assert.ok(v.pass, v.line);
+  await c.bus.call('node2', { kind: 'remove', container });
+});

@@ -12,6 +12,7 @@ import ssh2 from 'ssh2';
 import { parse, parseAllDocuments } from 'yaml';
 import { exec } from '../lib/exec.ts';
 import { renderCrd } from '../scripts/gen-crd.ts';
+import { agentConfigFromEnv } from '../agent/kube/node-env.ts';
 import { CHART_DIR, mergeValues, renderChart } from './helm-render/render.ts';
 
 type Obj = {
@@ -330,6 +331,37 @@ describe('the Helm chart', () => {
     assert.deepEqual(
       crio.containers[0].env.find((e: { name: string }) => e.name === 'FERRY_RUNTIME'),
       { name: 'FERRY_RUNTIME', value: 'cri-o' },
+    );
+
+    // GPU nodes: the node's /dev and its driver's folder, read-only, and the agent told where.
+    assert.ok(!crioMounts.includes('/host/dev'), 'no GPU mounts unless asked for');
+    const driver = '/run/nvidia/driver/usr/lib/x86_64-linux-gnu';
+    const gpu = (await render({ agent: { gpu: { enabled: true, driverLibDir: driver } } })).find('DaemonSet')
+      .spec.template.spec;
+    const gpuMounts = Object.fromEntries(
+      gpu.containers[0].volumeMounts.map((v: { name: string; mountPath: string; readOnly?: boolean }) => [
+        v.mountPath,
+        { name: v.name, readOnly: v.readOnly },
+      ]),
+    );
+    assert.deepEqual(gpuMounts['/host/dev'], { name: 'host-dev', readOnly: true });
+    assert.deepEqual(gpuMounts['/host/nvidia'], { name: 'nvidia-driver', readOnly: true });
+    const hostPathOf = (name: string) =>
+      gpu.volumes.find((v: { name: string }) => v.name === name).hostPath.path;
+    assert.equal(hostPathOf('host-dev'), '/dev');
+    assert.equal(hostPathOf('nvidia-driver'), driver);
+    const gpuEnv = Object.fromEntries(
+      gpu.containers[0].env.map((e: { name: string; value?: string }) => [e.name, e.value]),
+    );
+    assert.equal(gpuEnv.FERRY_LIBCUDA, '/host/nvidia/libcuda.so.1');
+    assert.equal(
+      agentConfigFromEnv({
+        ...gpuEnv,
+        FERRY_NODE: 'n1',
+        FERRY_ADDRESS: '10.0.0.1',
+        FERRY_REDIS_URL: 'redis://r:6379',
+      }).gpuDevDir,
+      '/host/dev',
     );
 
     const unkept = await render({ crds: { keep: false } });

@@ -9,6 +9,7 @@
  *   ferry-cuda checkpoint PID         GPU memory copied into the process's host memory, GPU released
  *   ferry-cuda restore PID            GPU memory put back (the process must be CHECKPOINTED)
  *   ferry-cuda unlock PID             lets the process's CUDA calls go on
+ * The driver is libcuda.so.1 from the loader's path, or the file $FERRY_LIBCUDA names.
  * Exit status: 0 done, 2 usage, 3 no CUDA driver here (libcuda.so.1 not found), 4 the driver lacks
  * the checkpoint API (too old), 5 the driver refused (its error name and text follow).
  *
@@ -147,7 +148,10 @@ int main(int argc, char **argv) {
     }
     const char *op = argv[1];
     int pid = strcmp(op, "probe") == 0 ? 0 : parse_pid(argv[2]);
-    lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    /* FERRY_LIBCUDA: the driver's library by path, where it is not on the loader's path (a node's
+     * driver mounted into the agent's pod, charts/ferry agent.gpu.driverLibDir). */
+    const char *libcuda = getenv("FERRY_LIBCUDA");
+    lib = dlopen(libcuda && *libcuda ? libcuda : "libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
         fprintf(stderr, "ferry-cuda: no CUDA driver on this node: %s\n", dlerror());
         return 3;

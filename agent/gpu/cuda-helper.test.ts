@@ -63,6 +63,12 @@ test('the real helper builds without CUDA and says there is no driver here', asy
     helper.probe(),
     (e: FerryError) => e.code === 'GpuUnavailable' && /no CUDA driver/.test(e.message),
   );
+  // The driver's library by path (the chart's agent.gpu): a wrong one is named as dlopen names it.
+  const byPath = await exec(bin, ['probe'], {
+    env: { ...process.env, FERRY_LIBCUDA: '/nonexistent/libcuda.so.1' },
+  });
+  assert.equal(byPath.code, 3);
+  assert.match(byPath.stderr, /no CUDA driver on this node: \/nonexistent\/libcuda\.so\.1: cannot open/);
   // Bad input is refused before the driver is even looked for.
   const usage = await exec(bin, ['state', 'abc']);
   assert.equal(usage.code, 2);

@@ -64,9 +64,12 @@ export async function checkGpuTarget(ctx: AgentContext, use: GpuUse): Promise<vo
 
 /** Whether a container's spec gives it NVIDIA nodes: its CUDA state moves with it. */
 export async function isGpuContainer(specPath: string): Promise<boolean> {
-  const spec = JSON.parse(await readFile(specPath, 'utf8').catch(() => '{}')) as {
-    linux?: { devices?: Array<{ path?: unknown }> };
-  };
+  return isGpuSpec(await readFile(specPath, 'utf8').catch(() => '{}'));
+}
+
+/** Whether a runtime spec (its text) gives its container NVIDIA device nodes. */
+export function isGpuSpec(text: string): boolean {
+  const spec = JSON.parse(text) as { linux?: { devices?: Array<{ path?: unknown }> } };
   return (spec.linux?.devices ?? []).some((d) => typeof d.path === 'string' && isGpuDevice(d.path));
 }
 

@@ -18,6 +18,7 @@ const ENV: Partial<Record<keyof AgentConfig, string>> = {
   runcRoot: 'FERRY_RUNC_ROOT',
   criuPath: 'FERRY_CRIU',
   keyFile: 'FERRY_SSH_KEY_FILE',
+  gpuDevDir: 'FERRY_GPU_DEV_DIR',
 };
 
 const KUBE_ENV: Record<string, string> = {
@@ -51,6 +52,8 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv): AgentConfig {
     runDir: '/run/ferry',
     faultHooks: false,
     labels: {},
+    // GPU nodes (the chart's agent.gpu): the node's /dev, mounted where the pod's own is not.
+    ...(env.FERRY_GPU_DEV_DIR ? { gpuDevDir: env.FERRY_GPU_DEV_DIR } : {}),
     // The pod path: the kubelet on this node's address, the pod's service account token.
     kube: {
       kubeletAddress: env.FERRY_ADDRESS,

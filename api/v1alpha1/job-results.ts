@@ -135,8 +135,15 @@ export const JOB_RESULTS = {
     stopped: z.boolean(),
     /** The image its rootfs diff is over: name and ID as Podman shows them, and where it is on the node. */
     baseImage: z.object({ name: z.string(), id: z.string(), ref: z.string() }),
+    /** A GPU container: its CUDA state, checkpointed through the driver into the images. */
+    gpu: GpuCheckpointSchema.optional(),
   }),
-  import: z.object({ restored: z.string(), pid: z.number().optional() }),
+  import: z.object({
+    restored: z.string(),
+    pid: z.number().optional(),
+    /** A GPU container: how long the driver took to give its processes their GPU memory back. */
+    gpuRestoreMs: z.number().optional(),
+  }),
   remove: z.object({ removed: z.string() }),
   exec: z.object({ code: z.number(), stdout: z.string(), stderr: z.string() }),
   /** The bytes read (base64: output need not be text), the offset to read on from, the file's size. */

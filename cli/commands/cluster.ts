@@ -14,7 +14,15 @@ export function clusterCommands(cli: Cli): void {
     .description('the local cluster: simulated nodes on this machine');
   addUpOptions(cmd.command('up').description('create or repair the local cluster (idempotent)'))
     .option('--fault-hooks', 'enable named fault-injection hooks (tests only)')
-    .action(async (o) => void (await clusterUp(cli.upOptions(o))));
+    .option('--cuda-helper <path>', "the agents' CUDA helper (default: /opt/ferry/bin/ferry-cuda)")
+    .option('--gpu-dev-dir <dir>', "where the agents find the nodes' NVIDIA device nodes (default: /dev)")
+    .action(async (o: { cudaHelper?: string; gpuDevDir?: string } & Parameters<Cli['upOptions']>[0]) => {
+      const gpu = {
+        ...(o.cudaHelper ? { helper: [o.cudaHelper] } : {}),
+        ...(o.gpuDevDir ? { devDir: o.gpuDevDir } : {}),
+      };
+      await clusterUp({ ...cli.upOptions(o), gpu });
+    });
   cmd
     .command('down')
     .description('remove every namespace, mount, process and file the cluster made (idempotent)')

@@ -181,6 +181,10 @@ function exportCommand(cli: Cli): void {
         say(
           `${container} on ${o.node} checkpointed to ${o.output} (${r.bytes} bytes)${o.stop ? '; container removed' : ''}`,
         );
+        if (r.gpu)
+          say(
+            `its CUDA state is in the archive: ${r.gpu.processes} process(es) checkpointed by the driver in ${r.gpu.checkpointMs} ms`,
+          );
         say(
           `its root is a diff over ${r.baseImage.name}; for Podman: skopeo copy ${r.baseImage.ref} containers-storage:${r.baseImage.name}`,
         );
@@ -208,16 +212,19 @@ function importCommand(cli: Cli): void {
           throw new Error(`cannot read ${archive}: ${err.message.split(',')[0]}`);
         });
         await chmod(staged, 0o600);
-        try {
-          await c.bus.call(
+        const r = await c.bus
+          .call(
             o.node,
             { kind: 'import', container: o.name, archive: staged, ...(o.image ? { image: o.image } : {}) },
             600_000,
-          );
-        } finally {
-          await rm(staged, { force: true });
-        }
-        say(`${o.name} restored on ${o.node} from ${archive}`);
+          )
+          .finally(() => rm(staged, { force: true }));
+        say(
+          `${o.name} restored on ${o.node} from ${archive}` +
+            (r.gpuRestoreMs !== undefined
+              ? `; its GPU memory given back by the driver in ${r.gpuRestoreMs} ms`
+              : ''),
+        );
       }),
     );
 }

@@ -56,6 +56,14 @@ describe('the pod path: which pods move, and their replacement', () => {
       podProblem(runningPod({ volumes: [{ name: 'logs', hostPath: { path: '/var/log' } }] }))!,
       /hostPath/,
     );
+    // A GPU pod is refused by name until the pod path drives the CUDA driver (README: GPU workloads).
+    const gpu = runningPod();
+    gpu.spec!.containers[0]!.resources = { limits: { 'nvidia.com/gpu': '1' } };
+    assert.match(podProblem(gpu)!, /container db asks for nvidia\.com\/gpu: GPU pods are not moved yet/);
+    gpu.spec!.containers[0]!.resources = { limits: { 'nvidia.com/mig-1g.10gb': '1', memory: '1Gi' } };
+    assert.match(podProblem(gpu)!, /asks for nvidia\.com\/mig-1g\.10gb/);
+    gpu.spec!.containers[0]!.resources = { limits: { memory: '1Gi', cpu: '2' } };
+    assert.equal(podProblem(gpu), undefined);
     const pending = runningPod();
     pending.status!.phase = 'Pending';
     assert.match(podProblem(pending)!, /is Pending, not Running/);
