@@ -2,7 +2,8 @@
 # argument (bin/ferry-image). Not built on the project's machines (no container builder there):
 # what CI checks is the chart that runs it and the code inside it.
 # ferry's CUDA helper (workload/cuda-ckpt.c): libcuda is opened at run time, so it builds without
-# CUDA; on a GPU node the NVIDIA container toolkit puts the driver's libcuda.so.1 into the agent.
+# CUDA; on a GPU node the chart (agent.gpu) mounts the driver's folder and names libcuda.so.1 in
+# FERRY_LIBCUDA, which the helper opens by path.
 FROM debian:bookworm-slim AS cuda-helper
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 COPY workload/cuda-ckpt.c /src/

@@ -8,14 +8,15 @@
 // Prints each step and the ratio of ferry's downtime to the baseline's whole checkpoint+restore,
 // and writes bench/results/gpu.json beside the code that ran.
 //   gpu-bench --bundle DIR [--cluster gpu] [--sizes 1024,4096,16384]   (sizes in MiB of GPU memory)
-import { access, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { AgentConfigSchema } from '../api/v1alpha1/cluster.ts';
 import { CudaHelper } from '../agent/gpu/cuda-helper.ts';
-import { connect, type Client } from '../cli/client.ts';
+import { connect } from '../cli/client.ts';
 import { nodePaths } from '../lib/paths.ts';
-import { migrate, unique, until, verify } from '../test/helpers.ts';
+import { migrate, unique, verify } from '../test/helpers.ts';
+import { startBundle } from '../test/gpu/start-bundle.ts';
 import { writeResults } from './results-file.ts';
 import { inPlace } from './runc-baseline.ts';
 
@@ -51,21 +52,6 @@ async function bundleOf(mib: number): Promise<string> {
   return dir;
 }
 
-/** Starts the workload on node1 and waits until it says its memory is filled. */
-async function start(c: Client, container: string, bundle: string): Promise<void> {
-  await c.bus.call('node1', { kind: 'runBundle', container, bundle, env: [], volumes: [] }, 600_000);
-  const ready = path.join(nodePaths(cluster, 'node1').fsRoot, 'containers', container, 'rootfs/data/ready');
-  const ok = await until(
-    () =>
-      access(ready).then(
-        () => true,
-        () => false,
-      ),
-    300_000,
-  );
-  if (!ok) throw new Error(`${container} did not fill its GPU memory within 5 minutes`);
-}
-
 const c = await connect(cluster);
 const config = AgentConfigSchema.parse(
   JSON.parse(await readFile(nodePaths(cluster, 'node1').configFile, 'utf8')),
@@ -79,7 +65,7 @@ try {
   for (const mib of sizes) {
     const bundle = await bundleOf(mib);
     const base = unique(`gpu-base-${mib}`);
-    await start(c, base, bundle);
+    await startBundle(c, cluster, base, bundle);
     const b = await inPlace(c, cluster, base, {
       beforeDump: async (pid) => {
         await helper.lock(pid, 60_000);
@@ -91,8 +77,10 @@ try {
       },
     });
     const moved = unique(`gpu-move-${mib}`);
-    await start(c, moved, bundle);
-    const m = await migrate(c, unique(`gpu-bench-${mib}`), { node: 'node1', container: moved }, 'node2');
+    await startBundle(c, cluster, moved, bundle);
+    const m = await migrate(c, unique(`gpu-bench-${mib}`), { node: 'node1', container: moved }, 'node2', {
+      strategy: { mode: 'StopAndCopy' },
+    });
     if (m.status.phase !== 'Succeeded')
       throw new Error(`the move of ${mib} MiB failed: ${m.status.failureReason}`);
     await rm(bundle, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 // ferry as plain JavaScript for a machine that has node and nothing else of ferry's: the command
-// line, the agent, the controller and the GPU benchmark bundled by esbuild into OUT/dist, so they
+// line, the agent, the controller and the GPU check's own programs bundled by esbuild into OUT/dist, so they
 // run without node_modules or tsx (the GPU check carries them, test/gpu/pack.sh). Each entry point
 // is OUT/dist/NAME.mjs; cluster/processes.ts starts the agents and the controller from there when
 // it runs bundled. Usage: node --import tsx scripts/bundle.ts OUT
@@ -13,6 +13,7 @@ export const BUNDLE_ENTRIES = {
   agent: 'agent/main.ts',
   controller: 'controller/main.ts',
   'gpu-bench': 'bench/gpu.ts',
+  'gpu-rollback': 'test/gpu/rollback.ts',
 } as const;
 
 export async function bundle(out: string): Promise<void> {

@@ -2,6 +2,7 @@
 // limits, and crash safety (the controller killed right after each phase change and restarted).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '../cli/client.ts';
@@ -178,7 +179,15 @@ for (const phase of boundaries) {
     );
     await start(name, container);
     for (let i = 0; i < 600 && (await runningPid(controllerPid, marker)); i++) await sleep(50);
-    assert.equal(await runningPid(controllerPid, marker), undefined, 'the controller crashed');
+    if (await runningPid(controllerPid, marker)) {
+      // Say where the migration stands and what the controller did, for a failure seen once in CI.
+      const now = await c.store.get('default', name);
+      const log = await readFile(path.join(clusterDir(CLUSTER), 'controller.log'), 'utf8').catch(() => '');
+      assert.fail(
+        `the controller did not crash after writing ${phase}: the migration is ${now?.status.phase} ` +
+          `(${now ? phases(now).join(' ') : 'absent'}); the controller's log ends:\n${log.split('\n').slice(-20).join('\n')}`,
+      );
+    }
     await upTestCluster();
     const m = await waitForMigration(c, 'default', name, () => undefined);
     assert.equal(m.status.phase, 'Succeeded', m.status.failureReason);

@@ -57,6 +57,8 @@ test('the GPU check brings everything the GPU machine lacks, and passes there on
     assert.match(said, /before the move: PASS/);
     assert.match(said, /after the move, on node2: PASS/);
     assert.match(said, /GPU: +1 process\(es\)/);
+    assert.match(said, /rollback: Failed \(.*RollingBack.*\): .*CriuRestoreFailed/);
+    assert.match(said, /rollback: back on node1: PASS/);
     assert.match(
       said,
       /32 MiB of GPU memory\n +baseline: .*total [\d.]+ s\n +ferry: .*downtime [\d.]+ s = [\d.]+x/,

@@ -5,6 +5,7 @@
 # the program then checks every word of it on the GPU, its device counter and its log. What that
 # machine lacks (node, runc, Redis, ip, btrfs-progs, zstd, iptables, CRIU) comes in .gpu-carry/,
 # packed by test/gpu/pack.sh where those are installed.
+# Then a move made to fail at the restore rolls back, and the program checks itself on node1.
 #   --bench [--sizes MiB,...]  then GPU checkpoint + restore time against GPU memory size
 #                              (bench/gpu.ts; default 1024,4096,16384)
 #   --fake                     a rehearsal on a machine without a GPU: the fake CUDA helper
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
     --gpu-mib) MIB=$2; shift ;;
     --carry) CARRY=$2; shift ;;
     --out) OUT=$2; shift ;;
-    *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2 ;;
   esac
   shift
 done
@@ -88,7 +89,10 @@ copy_libs() { ldd "$1" | awk '$3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | whi
   esac
 done; }
 if [ "$FAKE" = 1 ]; then
-  cp /opt/ferry/bin/workload "$R/usr/bin/workload"
+  # The CPU test workload, linked dynamically as the CUDA one is, so its root is made the same way.
+  gcc -O2 -Wall -pthread -o "$W/workload" workload/workload.c
+  cp "$W/workload" "$R/usr/bin/workload"
+  copy_libs "$W/workload"
   ARGS='["/usr/bin/workload","--mem-mib","'"$MIB"'","--interval-ms","20","--dir","/data","--open","/dev/nvidia0"]'
   ENV='"FERRY_FAKE_CUDA_ID=gpu-check"'
 else
@@ -99,7 +103,7 @@ else
   cp -L "$LIBCUDA" "$R/usr/lib/x86_64-linux-gnu/libcuda.so.1"
   copy_libs "$LIBCUDA"
   ARGS='["/usr/bin/cuda-workload","--gpu-mib","'"$MIB"'","--interval-ms","100","--dir","/data"]'
-  ENV='"LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu"'
+  ENV=
 fi
 DEVICES=() RULES=()
 for d in "$DEV"/nvidia*; do
@@ -112,14 +116,15 @@ done
 join() { local IFS=,; echo "$*"; }
 cat > "$B/config.json" <<EOF
 {"ociVersion":"1.0.2","root":{"path":"rootfs"},
- "process":{"args":$ARGS,"env":["PATH=/usr/bin",$ENV],"cwd":"/","user":{"uid":0,"gid":0}},
+ "process":{"args":$ARGS,"env":["PATH=/usr/bin","LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu"${ENV:+,$ENV}],"cwd":"/","user":{"uid":0,"gid":0}},
  "linux":{"namespaces":[{"type":"pid"},{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"network"}],
   "devices":[$(join "${DEVICES[@]}")],
   "resources":{"devices":[{"allow":false,"access":"rwm"},$(join "${RULES[@]}")]}}}
 EOF
 say "bundle: $(du -sh "$R" | cut -f1), devices $(cd "$DEV" && echo nvidia*)"
 
-# 4. The cluster, the program on node1, its move to node2, its own check there.
+# 4. The cluster (fault hooks on, for step 5), the program on node1, its move to node2, its own
+# check there.
 cleanup() {
   if [ -n "$OUT" ]; then
     mkdir -p "$OUT"
@@ -132,7 +137,7 @@ cleanup() {
 trap cleanup EXIT
 ferry cluster down >/dev/null 2>&1 || true
 IMAGES=$((BENCH == 1 ? 2 * ${SIZES##*,} / 1024 + 4 : 8))
-ferry cluster up --nodes 2 --subnet 10.80.0 --metrics-port 0 --disk-gib 16 --images-gib "$IMAGES" "${UP[@]}" | sed 's/^/  /'
+ferry cluster up --nodes 2 --subnet 10.80.0 --metrics-port 0 --disk-gib 16 --images-gib "$IMAGES" --fault-hooks "${UP[@]}" | sed 's/^/  /'
 ferry run gpu-check --node node1 --bundle "$B" | sed 's/^/  /'
 ready=/var/lib/ferry/$CLUSTER/nodes/node1/fs/containers/gpu-check/rootfs/data/ready
 for _ in $(seq 600); do [ -e "$ready" ] && break; sleep 0.2; done
@@ -148,6 +153,12 @@ after=$(ferry verify gpu-check --node node2) || { echo "check: FAIL: the moved p
 say "after the move, on node2: $after"
 ferry rm gpu-check --node node2 >/dev/null
 say "PASS: moved from node1 to node2 with its GPU memory intact"
+
+# 5. A move that fails on the target after the GPU checkpoint rolls back: the driver gives the
+# source its GPU memory back, and the program's own check passes there.
+node "$W/ferry/dist/gpu-rollback.mjs" --cluster "$CLUSTER" --bundle "$B" | sed 's/^/  /' ||
+  { echo "check: FAIL: the rolled-back move did not leave the program intact on node1" >&2; exit 1; }
+say "PASS: a move failed at the restore rolled back, the program intact on node1"
 
 if [ "$BENCH" = 1 ]; then
   node "$W/ferry/dist/gpu-bench.mjs" --cluster "$CLUSTER" --bundle "$B" --sizes "$SIZES"
