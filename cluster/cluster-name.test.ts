@@ -2,6 +2,8 @@
 // refuse, in the same words, before it makes anything; `cluster down` takes down whatever a cluster
 // on this machine left, whatever its configuration says.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { ClusterConfigSchema } from '../api/v1alpha1/cluster.ts';
@@ -45,4 +47,17 @@ test('cluster down takes down a cluster whose configuration its schema refuses',
   await clusterDown('interop');
   await assert.rejects(stat(clusterDir('interop')), { code: 'ENOENT' });
   await assert.rejects(clusterDown('../etc'), /not a cluster name/);
+});
+
+test('cluster down stops the controller an up from another checkout, or a bundled ferry, started', async () => {
+  for (const script of ['/elsewhere/controller/main.ts', '/opt/x/dist/controller.mjs']) {
+    await mkdir(clusterDir('intrb'), { recursive: true, mode: 0o700 });
+    const p = spawn('bash', ['-c', `exec -a "node ${script} --cluster intrb" sleep 60`], { stdio: 'ignore' });
+    await new Promise((r) => p.once('spawn', r));
+    await writeFile(path.join(clusterDir('intrb'), 'controller.pid'), String(p.pid));
+    const exited = new Promise((r) => p.once('exit', r));
+    await clusterDown('intrb');
+    assert.equal(await exited, null, `${script}: stopped`);
+    await assert.rejects(stat(clusterDir('intrb')), { code: 'ENOENT' });
+  }
 });

@@ -276,9 +276,12 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
   return config;
 }
 
-/** What a cluster's controller has in its command line: its script (source or bundled) and cluster. */
+/**
+ * What a cluster's controller has in its command line: its script, from source or bundled, from
+ * any checkout (a `down` must stop the controller an `up` from elsewhere started), and cluster.
+ */
 const controllerMarker = (name: string) =>
-  nodeEntry('controller/main.ts', ['--cluster', name]).slice(-3).join(' ');
+  new RegExp(`(controller/main\\.ts|/controller\\.mjs) --cluster ${name}( |$)`);
 
 /** Starts a node's agent inside its network namespace; returns its pid. */
 async function startAgent(cluster: string, node: string): Promise<number> {

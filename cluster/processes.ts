@@ -40,12 +40,12 @@ async function readPid(pidFile: string): Promise<number | undefined> {
   return pid > 0 ? pid : undefined;
 }
 
-/** The pid in `pidFile` if that process still runs and its command line contains `marker`. */
-export async function runningPid(pidFile: string, marker: string): Promise<number | undefined> {
+/** The pid in `pidFile` if that process still runs and its command line contains (matches) `marker`. */
+export async function runningPid(pidFile: string, marker: string | RegExp): Promise<number | undefined> {
   const pid = await readPid(pidFile);
   if (!pid) return undefined;
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  return cmdline.replaceAll('\0', ' ').includes(marker) ? pid : undefined;
+  const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ');
+  return (typeof marker === 'string' ? cmdline.includes(marker) : marker.test(cmdline)) ? pid : undefined;
 }
 
 export async function startDetached(argv: string[], logFile: string, pidFile: string): Promise<number> {
@@ -59,7 +59,7 @@ export async function startDetached(argv: string[], logFile: string, pidFile: st
   return child.pid;
 }
 
-export async function stopProcess(pidFile: string, marker: string): Promise<void> {
+export async function stopProcess(pidFile: string, marker: string | RegExp): Promise<void> {
   const pid = await runningPid(pidFile, marker);
   if (pid) {
     process.kill(pid, 'SIGTERM');
