@@ -2,7 +2,7 @@
 // test/gpu/check.sh --bench, on the cluster it brought up, with the CUDA workload's bundle it made.
 // For each size, in the same run:
 //  - baseline: the workload checkpointed and restored in place on node1 by the driver's own API
-//    (ferry's CUDA helper: lock + checkpoint, then restore + unlock) around bare `runc checkpoint`
+//    (ferry's CUDA helper: lock + checkpoint, then restore + unlock, as the agent calls them) around bare `runc checkpoint`
 //    and `runc restore`, no transfer and no controller;
 //  - ferry: the same workload moved from node1 to node2 by a Migration.
 // Prints each step and the ratio of ferry's downtime to the baseline's whole checkpoint+restore,
@@ -13,6 +13,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { AgentConfigSchema } from '../api/v1alpha1/cluster.ts';
 import { CudaHelper } from '../agent/gpu/cuda-helper.ts';
+import { checkpointGpu, resumeGpu } from '../agent/gpu/cuda-moves.ts';
+import { GPU_LOCK_TIMEOUT_MS } from '../agent/gpu/gpu-node.ts';
 import { connect } from '../cli/client.ts';
 import { nodePaths } from '../lib/paths.ts';
 import { migrate, unique, verify } from '../test/helpers.ts';
@@ -66,15 +68,10 @@ try {
     const bundle = await bundleOf(mib);
     const base = unique(`gpu-base-${mib}`);
     await startBundle(c, cluster, base, bundle);
+    // The driver's calls as ferry makes them (agent/gpu/cuda-moves.ts), with nothing else around.
     const b = await inPlace(c, cluster, base, {
-      beforeDump: async (pid) => {
-        await helper.lock(pid, 60_000);
-        await helper.checkpoint(pid);
-      },
-      afterRestore: async (pid) => {
-        await helper.restore(pid);
-        await helper.unlock(pid);
-      },
+      beforeDump: async (pid) => void (await checkpointGpu(helper, [pid], GPU_LOCK_TIMEOUT_MS)),
+      afterRestore: async (pid) => void (await resumeGpu(helper, [pid])),
     });
     const moved = unique(`gpu-move-${mib}`);
     await startBundle(c, cluster, moved, bundle);

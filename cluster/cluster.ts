@@ -261,13 +261,13 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterConfig> {
     metricsPort: opts.metricsPort ?? 0,
   };
   const controllerPid = path.join(dir, 'controller.pid');
-  const entry = nodeEntry('controller/main.ts', ['--cluster', opts.name]);
   const marker = controllerMarker(opts.name);
   // A controller started with another configuration is restarted with this one.
   if (prior && JSON.stringify(prior) !== JSON.stringify(config)) await stopProcess(controllerPid, marker);
   await writeFile(clusterConfigFile(opts.name), JSON.stringify(config, null, 2), { mode: 0o600 });
   await ensureAgents(opts, redisCfg, peersFile, nodes);
   if (!(await runningPid(controllerPid, marker))) {
+    const entry = nodeEntry('controller/main.ts', ['--cluster', opts.name]);
     const pid = await startDetached(entry, path.join(dir, 'controller.log'), controllerPid);
     say(`controller started (pid ${pid})`);
   }

@@ -57,12 +57,8 @@ for prog in workload features ferryctl pause; do
     mv "$OPT/bin/$prog.new" "$OPT/bin/$prog"
   fi
 done
-# ferry's CUDA helper: dynamic (it opens libcuda.so.1 at run time, so it builds and runs without
-# CUDA, saying so), compiled against cuda.h instead of its own declarations where CUDA is installed.
-CUDA_H=$(ls /usr/local/cuda/include/cuda.h /usr/include/cuda.h 2>/dev/null | head -n1 || true)
+# ferry's CUDA helper, against cuda.h where CUDA is installed (scripts/build-cuda-helper.sh).
 if [ ! -x "$OPT/bin/ferry-cuda" ] || [ workload/cuda-ckpt.c -nt "$OPT/bin/ferry-cuda" ]; then
-  echo "setup: building ferry's CUDA helper${CUDA_H:+ against $CUDA_H}"
-  gcc -O2 -Wall ${CUDA_H:+-DFERRY_HAVE_CUDA_H -I"$(dirname "$CUDA_H")"} -o "$OPT/bin/ferry-cuda.new" workload/cuda-ckpt.c -ldl
-  mv "$OPT/bin/ferry-cuda.new" "$OPT/bin/ferry-cuda"
+  echo "setup: $(bash scripts/build-cuda-helper.sh "$OPT/bin/ferry-cuda")"
 fi
 echo "setup: done"

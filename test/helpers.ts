@@ -123,8 +123,14 @@ export async function migrate(
   return waitForMigration(c, 'default', name, () => undefined, 300_000);
 }
 
-export async function armHook(c: Client, node: string, point: HookPoint, action: HookInput): Promise<void> {
-  await c.redis.hset(keyspace.agentHooks(CLUSTER, node), point, JSON.stringify(action));
+export async function armHook(
+  c: Client,
+  node: string,
+  point: HookPoint,
+  action: HookInput,
+  cluster = CLUSTER,
+): Promise<void> {
+  await c.redis.hset(keyspace.agentHooks(cluster, node), point, JSON.stringify(action));
 }
 
 /** What a node still holds for a migration: snapshots, received subvolumes and image folders. */

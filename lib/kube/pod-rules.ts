@@ -51,7 +51,7 @@ export function podProblem(pod: V1Pod): string | undefined {
 }
 
 /** Device plugins' GPU resources: nvidia.com/gpu, its MIG slices (nvidia.com/mig-1g.10gb), amd.com/gpu. */
-const GPU_RESOURCE = /^(nvidia\.com\/(gpu|mig-.+)|[\w.-]+\/gpu)$/;
+const GPU_RESOURCE = /^(nvidia\.com\/mig-.+|[\w.-]+\/gpu)$/;
 
 /**
  * Why a claim the pod mounts keeps it from moving, or undefined: given each claim's access modes

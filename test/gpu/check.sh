@@ -68,9 +68,7 @@ if [ "$FAKE" = 1 ]; then
   HELPER=$W/bin/ferry-cuda DEV=$W/dev
   UP=(--cuda-helper "$HELPER" --gpu-dev-dir "$DEV")
 else
-  CUDA_H=$(ls /usr/local/cuda/include/cuda.h /usr/include/cuda.h 2>/dev/null | head -n1 || true)
-  [ -n "$CUDA_H" ] || { echo "check: no cuda.h (is CUDA installed?)" >&2; exit 1; }
-  gcc -O2 -Wall -DFERRY_HAVE_CUDA_H -I"$(dirname "$CUDA_H")" -o /opt/ferry/bin/ferry-cuda workload/cuda-ckpt.c -ldl
+  say "$(bash scripts/build-cuda-helper.sh /opt/ferry/bin/ferry-cuda --need-cuda-h)"
   HELPER=/opt/ferry/bin/ferry-cuda DEV=/dev
   NVCC=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc)
   "$NVCC" -O2 -arch=native -o "$W/cuda-workload" workload/cuda-workload.cu

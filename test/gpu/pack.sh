@@ -50,12 +50,15 @@ echo "pack: tools"
 T=$stage/tools
 mkdir -p "$T/bin" "$T/libexec" "$T/lib" "$T/xtables"
 GLIBC='^(libc|libm|libdl|libpthread|librt|libresolv|libutil|ld-linux-x86-64)\.so'
-tool() { # NAME BINARY
-  cp -L "$2" "$T/libexec/$1"
-  ldd "$2" | awk '$3 ~ /^\// {print $3}' | while read -r lib; do
+libs_of() { # FILE: its libraries beyond glibc into lib/
+  ldd "$1" | awk '$3 ~ /^\// {print $3}' | while read -r lib; do
     base=$(basename "$lib")
     [[ $base =~ $GLIBC ]] || cp -nL "$lib" "$T/lib/$base"
   done
+}
+tool() { # NAME BINARY
+  cp -L "$2" "$T/libexec/$1"
+  libs_of "$2"
   if [ "$1" = runc ]; then
     printf '#!/bin/sh\nT=$(dirname "$(dirname "$(readlink -f "$0")")")\nLD_LIBRARY_PATH=$T/lib exec "$T/libexec/runc" "$@"\n' > "$T/bin/$1"
   else
@@ -71,13 +74,7 @@ tool mkfs.btrfs "$(command -v mkfs.btrfs)"
 tool zstd "$(command -v zstd)"
 for t in iptables iptables-restore iptables-save ip6tables ip6tables-restore ip6tables-save; do tool "$t" "$(command -v $t)"; done
 cp -L /usr/lib/x86_64-linux-gnu/xtables/*.so "$T/xtables/"
-for m in "$T"/xtables/*.so; do
-  ldd "$m" | awk '$3 ~ /^\// {print $3}' | while read -r lib; do
-    base=$(basename "$lib")
-    [[ $base =~ $GLIBC ]] || cp -nL "$lib" "$T/lib/$base"
-  done
-done
-ls "$T/lib" > "$T/LIBS"
+for m in "$T"/xtables/*.so; do libs_of "$m"; done
 tar -C "$stage" -cf - tools | xzc > "$OUT/tools.tar.xz"
 
 total=$(du -cb "$OUT"/*.xz | tail -n1 | cut -f1)

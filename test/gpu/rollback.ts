@@ -5,8 +5,7 @@
 //   gpu-rollback --bundle DIR [--cluster gpu]
 import { parseArgs } from 'node:util';
 import { connect } from '../../cli/client.ts';
-import { keyspace } from '../../lib/keyspace.ts';
-import { migrate, phases, unique, verify } from '../helpers.ts';
+import { armHook, migrate, phases, unique, verify } from '../helpers.ts';
 import { startBundle } from './start-bundle.ts';
 
 const { values: o } = parseArgs({
@@ -20,10 +19,12 @@ const c = await connect(o.cluster);
 try {
   const [container, name] = [unique('gpu-back'), unique('gpu-back')];
   await startBundle(c, o.cluster, container, o.bundle);
-  await c.redis.hset(
-    keyspace.agentHooks(o.cluster, 'node2'),
+  await armHook(
+    c,
+    'node2',
     'target.beforeRestore',
-    JSON.stringify({ action: 'corruptFile', file: 'checkpoint/pstree.img', migration: name }),
+    { action: 'corruptFile', file: 'checkpoint/pstree.img', migration: name },
+    o.cluster,
   );
   const m = await migrate(c, name, { node: 'node1', container }, 'node2', {
     strategy: { mode: 'StopAndCopy' },
